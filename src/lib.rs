@@ -1,0 +1,4 @@
+//! Marina: a test-first implementation of the OCI Distribution Specification.
+
+pub mod oci;
+pub mod cli;
