@@ -1,4 +1,9 @@
 //! Marina: a test-first implementation of the OCI Distribution Specification.
 
-pub mod oci;
+pub mod api;
 pub mod cli;
+pub mod config;
+pub mod oci;
+pub mod registry;
+pub mod server;
+pub mod store;
