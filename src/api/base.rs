@@ -1,12 +1,16 @@
 //! `GET /v2/` (end-1): the API version check every client starts with.
 
-use poem_openapi::payload::PlainText;
-use poem_openapi::{ApiResponse, OpenApi};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 
 /// The base endpoint.
 pub struct BaseApi;
+
+/// The empty JSON object the version check answers with.
+#[derive(Debug, Object)]
+pub struct Empty {}
 
 /// Answer of the version check.
 #[derive(ApiResponse)]
@@ -14,7 +18,7 @@ pub enum BaseResponse {
     /// The registry implements the OCI Distribution API.
     #[oai(status = 200)]
     Ok(
-        PlainText<&'static str>,
+        Json<Empty>,
         #[oai(header = "Docker-Distribution-API-Version")] String,
     ),
 }
@@ -31,6 +35,6 @@ impl BaseApi {
         tag = "ApiTags::Base"
     )]
     async fn version(&self) -> BaseResponse {
-        BaseResponse::Ok(PlainText("{}"), "registry/2.0".to_string())
+        BaseResponse::Ok(Json(Empty {}), "registry/2.0".to_string())
     }
 }
