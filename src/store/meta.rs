@@ -104,7 +104,7 @@ impl std::fmt::Debug for MetaStore {
 
 const READERS: usize = 4;
 
-fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -141,7 +141,7 @@ impl MetaStore {
         })
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let conn = {
             let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
             loop {
@@ -163,7 +163,7 @@ impl MetaStore {
         Ok(result?)
     }
 
-    fn write<T>(
+    pub(crate) fn write<T>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -425,13 +425,13 @@ impl MetaStore {
     }
 }
 
-fn page<T>(mut items: Vec<T>, n: u32) -> Page<T> {
+pub(crate) fn page<T>(mut items: Vec<T>, n: u32) -> Page<T> {
     let more = items.len() > n as usize;
     items.truncate(n as usize);
     Page { items, more }
 }
 
-fn ensure_repo(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<i64, StoreError> {
+pub(crate) fn ensure_repo(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<i64, StoreError> {
     tx.prepare_cached("INSERT OR IGNORE INTO repos (name) VALUES (?1)")?
         .execute(params![name])?;
     Ok(tx
