@@ -289,6 +289,8 @@ impl MetaStore {
             for t in m.tags {
                 tag_q.execute(params![repo_id, t, m.digest, now])?;
             }
+            // listing extension: annotations and namespace push times for `store::listing`.
+            super::listing::index_for_listing(tx, repo_id, m.digest, m.annotations.as_deref())?;
             Ok(())
         })
     }

@@ -6,6 +6,7 @@
 //! subject index, every list paged by keyset). The registry layer composes them.
 
 pub mod blobs;
+pub mod listing;
 pub mod meta;
 mod schema;
 

@@ -4,7 +4,8 @@
 //! brought up to date at open, inside one transaction per step.
 
 /// Migration steps; index `i` upgrades from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE repos (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
@@ -55,4 +56,65 @@ CREATE TABLE tags (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX tags_by_digest ON tags (repo_id, digest);
-"#];
+"#,
+    // Step 2: the listing extension (`_marina`, see `store::listing`). Secondary indexes
+    // so that every sort order and filter of a listing page is one keyset range scan,
+    // manifest annotations one row per key for filtering, and the namespaces each
+    // repository sits under (with its last push time) for namespace listings.
+    r#"
+CREATE INDEX manifests_by_pushed ON manifests (repo_id, pushed_at, digest);
+CREATE INDEX manifests_by_type ON manifests (repo_id, artifact_type, digest)
+    WHERE artifact_type IS NOT NULL;
+CREATE INDEX manifests_by_type_pushed ON manifests (repo_id, artifact_type, pushed_at, digest)
+    WHERE artifact_type IS NOT NULL;
+CREATE INDEX manifests_by_subject_pushed ON manifests (repo_id, subject, pushed_at, digest)
+    WHERE subject IS NOT NULL;
+CREATE INDEX tags_by_pushed ON tags (repo_id, pushed_at, name);
+CREATE INDEX tags_by_digest_pushed ON tags (repo_id, digest, pushed_at, name);
+
+-- One row per annotation of a manifest; `pushed_at` repeats the manifest's so that a
+-- filtered list sorted by push time is still one index range.
+CREATE TABLE manifest_annotations (
+    repo_id   INTEGER NOT NULL,
+    digest    TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    pushed_at INTEGER NOT NULL,
+    PRIMARY KEY (repo_id, digest, key),
+    FOREIGN KEY (repo_id, digest) REFERENCES manifests (repo_id, digest) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+CREATE INDEX annotations_by_value ON manifest_annotations (repo_id, key, value, digest);
+CREATE INDEX annotations_by_value_pushed ON manifest_annotations (repo_id, key, value, pushed_at, digest);
+CREATE INDEX annotations_by_key ON manifest_annotations (repo_id, key, digest);
+CREATE INDEX annotations_by_key_pushed ON manifest_annotations (repo_id, key, pushed_at, digest);
+
+-- Each repository under the registry root ('') and under every namespace above it
+-- (`a/b/c` under '', 'a' and 'a/b'), with the time of its last manifest push.
+CREATE TABLE repo_namespaces (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    repo_id   INTEGER NOT NULL REFERENCES repos(id),
+    pushed_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX repo_namespaces_by_pushed ON repo_namespaces (namespace, pushed_at, name);
+
+-- Backfill from what earlier versions stored.
+INSERT INTO manifest_annotations (repo_id, digest, key, value, pushed_at)
+SELECT m.repo_id, m.digest, j.key, CAST(j.value AS TEXT), m.pushed_at
+FROM manifests m, json_each(m.annotations) j
+WHERE m.annotations IS NOT NULL AND json_valid(m.annotations) AND j.type = 'text';
+
+INSERT INTO repo_namespaces (namespace, name, repo_id, pushed_at)
+WITH RECURSIVE cut (repo_id, name, pos) AS (
+    SELECT id, name, 0 FROM repos
+    UNION ALL
+    SELECT repo_id, name, pos + instr(substr(name, pos + 1), '/') FROM cut
+    WHERE instr(substr(name, pos + 1), '/') > 0
+)
+SELECT CASE WHEN pos = 0 THEN '' ELSE substr(name, 1, pos - 1) END, name, repo_id,
+       (SELECT max(m.pushed_at) FROM manifests m WHERE m.repo_id = cut.repo_id)
+FROM cut
+WHERE EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = cut.repo_id);
+"#,
+];
