@@ -8,6 +8,7 @@
 
 pub mod body;
 pub mod error;
+pub mod extensions;
 pub mod headers;
 pub mod path;
 
@@ -74,6 +75,7 @@ pub fn openapi_service(
         manifests::ManifestsApi,
         listing::ListingApi,
         referrers::ReferrersApi,
+        extensions::ExtensionApis,
     ),
     (),
 > {
@@ -84,7 +86,8 @@ pub fn openapi_service(
             uploads::UploadsApi(registry.clone()),
             manifests::ManifestsApi(registry.clone()),
             listing::ListingApi(registry.clone()),
-            referrers::ReferrersApi(registry),
+            referrers::ReferrersApi(registry.clone()),
+            extensions::apis(registry),
         ),
         "Marina — OCI Distribution API",
         env!("CARGO_PKG_VERSION"),

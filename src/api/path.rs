@@ -13,7 +13,13 @@ pub struct Rewritten {
     pub repo: Option<String>,
 }
 
-const MARKERS: [&str; 4] = ["/manifests/", "/blobs/", "/referrers/", "/_oci/"];
+const MARKERS: [&str; 5] = [
+    "/manifests/",
+    "/blobs/",
+    "/referrers/",
+    "/_oci/",
+    "/_marina/",
+];
 
 /// Rewrites one request path (without query). Pure, so it is tested from a table.
 pub fn rewrite(path: &str) -> Rewritten {
@@ -128,6 +134,32 @@ mod tests {
                 "/v2/org%2Fapp/manifests/v1",
                 "/v2/org%2Fapp/manifests/v1",
                 Some("org/app"),
+            ),
+            (
+                "/v2/org/app/_oci/ext/discover",
+                "/v2/org%2Fapp/_oci/ext/discover",
+                Some("org/app"),
+            ),
+            ("/v2/_oci/ext/discover", "/v2/_oci/ext/discover", None),
+            (
+                "/v2/a/b/_marina/list/tags",
+                "/v2/a%2Fb/_marina/list/tags",
+                Some("a/b"),
+            ),
+            (
+                "/v2/a/manifests/b/_marina/list/manifests",
+                "/v2/a%2Fmanifests%2Fb/_marina/list/manifests",
+                Some("a/manifests/b"),
+            ),
+            (
+                "/v2/a/_marina/list/referrers",
+                "/v2/a/_marina/list/referrers",
+                Some("a"),
+            ),
+            (
+                "/v2/_marina/list/repositories",
+                "/v2/_marina/list/repositories",
+                None,
             ),
             ("/v2/manifests/v1", "/v2/manifests/v1", None),
             ("/docs", "/docs", None),

@@ -1,0 +1,51 @@
+//! Registry extensions, following the distribution-spec's extension rules:
+//! `GET /v2/_oci/ext/discover` and `GET /v2/<name>/_oci/ext/discover` announce them,
+//! and Marina's own extension lives under `_marina`:
+//!
+//! - `GET /v2/_marina/list/repositories` (registry level)
+//! - `GET /v2/<name>/_marina/list/{tags,manifests,referrers}` (repository level)
+//!
+//! `_marina` is the project's name, as the spec asks (`_<extension>` "aligning with
+//! the project"); it is neither reserved (`_oci`, `_catalog`) nor taken in the
+//! spec's table (`_chainguard`, `_docker`), and it cannot clash with a repository
+//! path since repository name components never start with `_`. Responses are
+//! versioned JSON with the extension's own media types (see [`model`]).
+
+mod discover;
+mod listing;
+pub mod model;
+pub mod params;
+pub mod payload;
+
+use std::sync::Arc;
+
+use poem_openapi::Tags;
+
+pub use discover::{registry_endpoints, repository_endpoints, Extension, ExtensionList};
+
+use crate::registry::Registry;
+
+/// The extension's name in URL paths.
+pub const NAME: &str = "_marina";
+
+/// Where `_oci/ext/discover` says the extension is documented: the registry's own
+/// interactive API documentation, which lists every operation of it.
+pub const DOCS_URL: &str = "/docs";
+
+/// Operation groups of the extensions in the OpenAPI document and `/docs`.
+#[derive(Tags)]
+pub enum ExtensionTags {
+    /// Discovering the registry's extensions (`_oci/ext/discover`).
+    Extensions,
+    /// The `_marina` listing extension: repositories, tags, manifests and referrers,
+    /// filtered, sorted and paged.
+    Listing,
+}
+
+/// The extension operations, to merge into the OpenAPI service.
+pub type ExtensionApis = (discover::DiscoverApi, listing::ListingExtApi);
+
+/// Builds [`ExtensionApis`] over a registry.
+pub fn apis(registry: Arc<Registry>) -> ExtensionApis {
+    (discover::DiscoverApi, listing::ListingExtApi(registry))
+}
