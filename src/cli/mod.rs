@@ -1,6 +1,7 @@
 //! Command-line entry points. Each subcommand lives in its own module and returns
 //! the process exit code; this module only parses arguments and dispatches.
 
+pub mod list;
 pub mod serve;
 
 use std::process::ExitCode;
@@ -23,6 +24,14 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Print the OpenAPI document of the registry's HTTP API.
     Openapi,
+    /// List the repositories of a registry, or of one namespace and everything under it.
+    List(list::ListArgs),
+    /// List the tags of a repository with their digests and push times.
+    ListTags(list::ListTagsArgs),
+    /// List the manifests of a repository, tagged and untagged.
+    ListManifests(list::ListManifestsArgs),
+    /// List the artifacts that refer to a digest (signatures, SBOMs, …).
+    ListReferrers(list::ListReferrersArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -31,6 +40,10 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Openapi => print_openapi(),
+        Command::List(args) => list::list(args),
+        Command::ListTags(args) => list::list_tags(args),
+        Command::ListManifests(args) => list::list_manifests(args),
+        Command::ListReferrers(args) => list::list_referrers(args),
     }
 }
 
