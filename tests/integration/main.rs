@@ -12,3 +12,5 @@ mod api_referrers; // referrers index, filters, pagination, tag-schema upgrade
 mod durability; // restarts, concurrent identical pushes, upload expiry
 mod openapi; // the generated document, spec/openapi.json, /docs
 mod properties; // proptest: blob round trips under random chunkings
+mod listing_fixture; // the listing extension's scenario registry
+mod listing_api; // the _marina listing extension over HTTP: scenarios, paging, filters, sorting
