@@ -14,3 +14,4 @@ mod openapi; // the generated document, spec/openapi.json, /docs
 mod properties; // proptest: blob round trips under random chunkings
 mod listing_fixture; // the listing extension's scenario registry
 mod listing_api; // the _marina listing extension over HTTP: scenarios, paging, filters, sorting
+mod listing_client; // marina list* and its client: via the extension, and via fallbacks on docker-registry
