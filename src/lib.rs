@@ -1,4 +1,5 @@
 //! Marina: a test-first implementation of the OCI Distribution Specification.
 
-pub mod oci;
 pub mod cli;
+pub mod conformance;
+pub mod oci;

@@ -1,6 +1,8 @@
 //! Command-line entry points. Each subcommand lives in its own module and returns
 //! the process exit code; this module only parses arguments and dispatches.
 
+pub mod conformance;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -17,10 +19,14 @@ pub struct Cli {
 /// The subcommands of `marina`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the official OCI conformance suite and summarise its results.
+    Conformance(conformance::ConformanceArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Conformance(args) => conformance::run(args),
+    }
 }
