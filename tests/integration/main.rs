@@ -1,1 +1,3 @@
+//! Marina's integration tests: one binary, a module per area.
 
+mod conformance; // marina conformance: suite doubles, report parsing, verdicts, server lifecycle
