@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::switches::{OptionSet, Profile};
 use super::target::{Credentials, Endpoint};
+use super::v111::AutoMount;
 
 /// The suite-independent description of a run.
 #[derive(Clone, Debug)]
@@ -23,6 +24,8 @@ pub struct Plan {
     pub profile: Profile,
     /// Every optional test, on or off.
     pub options: OptionSet,
+    /// Whether the v1.1.x suite must see automatic cross-mounts.
+    pub automatic_mount: AutoMount,
 }
 
 /// A fully prepared suite process: program, arguments, the complete

@@ -22,6 +22,7 @@ use super::reference_server::ReferenceServer;
 use super::summary::{self, Context};
 use super::switches::{OptionSet, Profile, Switch};
 use super::target::{Credentials, Endpoint};
+use super::v111::AutoMount;
 use super::verdict::{self, Verdict};
 use super::{current, env, reports, v111};
 
@@ -195,13 +196,19 @@ async fn run_inner(
         }
         (None, None) => unreachable!("a server is started when no registry is given"),
     };
+    let option_set = OptionSet::resolve(options.profile, server.is_some(), &options.switches);
     let plan = Plan {
         endpoint,
         credentials: options.credentials.clone(),
         repo1: options.repo1.clone(),
         repo2: options.repo2.clone(),
         profile: options.profile,
-        options: OptionSet::resolve(options.profile, server.is_some(), &options.switches),
+        automatic_mount: AutoMount::decide(
+            option_set.get("apis.blobs.mountAnonymous"),
+            server.is_some(),
+            &options.switches,
+        ),
+        options: option_set,
     };
     if kind == SuiteKind::Current {
         let off = plan.options.off();
@@ -251,11 +258,7 @@ async fn run_inner(
     }
     let judged = match kind {
         SuiteKind::Current => current::judge(&reports_dir, &finished.exit),
-        SuiteKind::V111 => v111::judge(
-            &reports_dir,
-            &finished.exit,
-            v111::Workflows::of(&plan).automatic_crossmount,
-        ),
+        SuiteKind::V111 => v111::judge(&reports_dir, &finished.exit, plan.automatic_mount),
     };
     // The copies in out_dir are what the user reads; judge from the private
     // directory the suite wrote, which no earlier run can have touched.

@@ -103,6 +103,7 @@ mod tests {
                 true,
                 &[Switch::parse("apis.referrer", false).unwrap()],
             ),
+            automatic_mount: crate::conformance::v111::AutoMount::Required,
         }
     }
 

@@ -22,6 +22,7 @@ use super::kind::SuiteKind;
 use super::outcome::{message_lines, Outcome, Row, Status, TestCase};
 use super::plan::{Invocation, Plan, REDACTED};
 use super::process::Exit;
+use super::switches::Switch;
 
 /// Name of the JUnit file the suite writes.
 pub const JUNIT_FILE: &str = "junit.xml";
@@ -42,8 +43,39 @@ pub struct Workflows {
     pub discovery: bool,
     /// `OCI_TEST_CONTENT_MANAGEMENT` (apis.tags/manifests/blobs.delete).
     pub management: bool,
-    /// `OCI_AUTOMATIC_CROSSMOUNT=1` (apis.blobs.mountAnonymous).
-    pub automatic_crossmount: bool,
+    /// Whether the automatic cross-mount specs run (`OCI_AUTOMATIC_CROSSMOUNT`).
+    pub automatic_mount: AutoMount,
+}
+
+/// What the v1.1.x suite is told about mounts without `from`.
+///
+/// A registry MAY mount a blob found elsewhere when `from` is missing (201) or
+/// answer 202. With `OCI_AUTOMATIC_CROSSMOUNT=1` the suite requires 201, which
+/// would turn an optional behaviour into a failure for a conformant registry,
+/// so it is required only of a target known to do it (the reference server) or
+/// when the user asks with `--on apis.blobs.mountAnonymous`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoMount {
+    /// Set `OCI_AUTOMATIC_CROSSMOUNT=1`: the registry must mount (201).
+    Required,
+    /// Leave it unset: the optional behaviour is not asserted (specs are n/a).
+    Untested,
+    /// Leave it unset because `apis.blobs.mountAnonymous` is off (Disabled).
+    Off,
+}
+
+impl AutoMount {
+    /// Decides from the option, the target and the user's switches.
+    pub fn decide(option_on: bool, reference_target: bool, switches: &[Switch]) -> AutoMount {
+        let asked = switches
+            .iter()
+            .any(|s| s.on && s.option.path == "apis.blobs.mountAnonymous");
+        match (option_on, reference_target || asked) {
+            (false, _) => AutoMount::Off,
+            (true, true) => AutoMount::Required,
+            (true, false) => AutoMount::Untested,
+        }
+    }
 }
 
 impl Workflows {
@@ -57,7 +89,7 @@ impl Workflows {
             management: o.get("apis.tags.delete")
                 && o.get("apis.manifests.delete")
                 && o.get("apis.blobs.delete"),
-            automatic_crossmount: o.get("apis.blobs.mountAnonymous"),
+            automatic_mount: plan.automatic_mount,
         }
     }
 }
@@ -92,7 +124,7 @@ pub fn variables(plan: &Plan, report_dir: &Path, redact: bool) -> Vec<(String, S
             vars.push((name.to_string(), "1".to_string()));
         }
     }
-    if w.automatic_crossmount {
+    if w.automatic_mount == AutoMount::Required {
         vars.push((env::OCI_AUTOMATIC_CROSSMOUNT.to_string(), "1".to_string()));
     }
     vars.push((
@@ -153,12 +185,12 @@ pub fn prepare(
 }
 
 /// Reads `junit.xml` from `results_dir` and checks it against the exit status.
-/// `automatic_crossmount` says whether the automatic cross-mount specs were
-/// asked for; when not, their skips are reported as Disabled.
+/// `automatic_mount` says whether the automatic cross-mount specs were asked
+/// for; when not, their skips are reported as Disabled or n/a.
 pub fn judge(
     results_dir: &Path,
     exit: &Exit,
-    automatic_crossmount: bool,
+    automatic_mount: AutoMount,
 ) -> anyhow::Result<Outcome> {
     let path = results_dir.join(JUNIT_FILE);
     if !path.is_file() {
@@ -202,14 +234,22 @@ pub fn judge(
         });
     }
     specs::mark_alternatives(&mut rows);
-    if !automatic_crossmount {
+    let (status, note) = match automatic_mount {
+        AutoMount::Required => (Status::Skip, ""),
+        AutoMount::Off => (Status::Disabled, "apis.blobs.mountAnonymous is off"),
+        AutoMount::Untested => (
+            Status::NotApplicable,
+            "optional behaviour, required only of the reference server or with --on apis.blobs.mountAnonymous",
+        ),
+    };
+    if automatic_mount != AutoMount::Required {
         for row in rows.iter_mut().filter(|r| {
             r.status == Status::Skip
                 && r.name
                     .contains("Cross-mounting without from, and automatic")
         }) {
-            row.status = Status::Disabled;
-            row.note = Some("apis.blobs.mountAnonymous is off".to_string());
+            row.status = status;
+            row.note = Some(note.to_string());
         }
     }
     for (test, row) in tests.iter_mut().zip(&rows) {
@@ -243,5 +283,20 @@ fn pick(text: &str, message: &str) -> String {
         message.to_string()
     } else {
         text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn automatic_mounts_are_required_only_of_known_or_willing_targets() {
+        let on = Switch::parse("apis.blobs.mountAnonymous", true).unwrap();
+        let off = Switch::parse("apis.blobs.mountAnonymous", false).unwrap();
+        assert_eq!(AutoMount::decide(true, true, &[]), AutoMount::Required);
+        assert_eq!(AutoMount::decide(true, false, &[]), AutoMount::Untested);
+        assert_eq!(AutoMount::decide(true, false, &[on]), AutoMount::Required);
+        assert_eq!(AutoMount::decide(false, true, &[off]), AutoMount::Off);
     }
 }
