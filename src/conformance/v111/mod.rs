@@ -154,11 +154,11 @@ pub fn prepare(
         .iter()
         .map(|(k, v)| format!("{k}={v}\n"))
         .collect();
-    let mut notes = vec![format!(
-        "the v1.1.x suite has no version profile and no data-set options; \
-         --profile and data.* options do not apply (profile {} ignored)",
-        plan.profile
-    )];
+    let mut notes = vec![
+        "the v1.1.x suite has no version profile and no data-set options: \
+         --profile and data.* switches do not apply"
+            .to_string(),
+    ];
     let w = Workflows::of(plan);
     let off: Vec<&str> = [
         ("pull", w.pull),
