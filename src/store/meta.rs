@@ -141,7 +141,10 @@ impl MetaStore {
         })
     }
 
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let conn = {
             let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
             loop {
