@@ -172,7 +172,7 @@ async fn buildah_builds_and_pushes_podman_pulls_and_pushes() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     let runroot = work.path().join("runroot");
-    let storage = vec![
+    let storage = [
         "--storage-driver".to_string(),
         "vfs".into(),
         "--root".into(),
