@@ -129,12 +129,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
             }
         };
         let url = server.url();
-        println!("Marina registry listening on {url}");
-        println!("  data directory: {}", data_dir.display());
-        println!("  API docs:       {url}/docs");
-        println!("  OpenAPI:        {url}/openapi.json");
+        // A closed stdout (a supervisor that stopped reading) must not stop the server.
+        let say = |line: String| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+        };
+        say(format!("Marina registry listening on {url}"));
+        say(format!("  data directory: {}", data_dir.display()));
+        say(format!("  API docs:       {url}/docs"));
+        say(format!("  OpenAPI:        {url}/openapi.json"));
         let _ = tokio::signal::ctrl_c().await;
-        println!("shutting down");
+        say("shutting down".to_string());
         server.stop().await;
         ExitCode::SUCCESS
     })

@@ -297,8 +297,9 @@ impl UploadSessions {
     }
 }
 
-/// Streams `body` into the staging file on a blocking thread, so hashing and disk
-/// writes run beside the network reads instead of stalling the async runtime.
+/// Streams `body` into the staging file: the async side hashes each chunk as it
+/// arrives and hands it to a blocking thread that writes it, so on two cores the
+/// hash and the copy into the page cache run side by side instead of in turn.
 async fn write_stream<S>(
     staged: StagedBlob,
     mut body: S,
@@ -306,24 +307,25 @@ async fn write_stream<S>(
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
 {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (mut sink, mut hasher) = staged.into_parts();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let writer = tokio::task::spawn_blocking(move || {
-        let mut staged = staged;
         let mut written = 0u64;
         let mut err = None;
         while let Some(chunk) = rx.blocking_recv() {
-            if let Err(e) = staged.write(&chunk) {
+            if let Err(e) = sink.append(&chunk) {
                 err = Some(e);
                 break;
             }
             written += chunk.len() as u64;
         }
-        (staged, written, err)
+        (sink, written, err)
     });
     let mut read_err = None;
     while let Some(item) = body.next().await {
         match item {
             Ok(chunk) => {
+                hasher.update(&chunk);
                 if tx.send(chunk).await.is_err() {
                     break; // writer failed; its error is reported below
                 }
@@ -335,14 +337,14 @@ where
         }
     }
     drop(tx);
-    let (staged, written, write_err) = match writer.await {
+    let (sink, written, write_err) = match writer.await {
         Ok(v) => v,
-        Err(e) => panic!("upload writer thread panicked: {e}"),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
     let result = match (write_err, read_err) {
         (Some(e), _) => Err(RegistryError::Internal(e.to_string())),
         (None, Some(e)) => Err(RegistryError::BodyIncomplete(e.to_string())),
         (None, None) => Ok(written),
     };
-    (staged, result)
+    (StagedBlob::from_parts(sink, hasher), result)
 }

@@ -21,37 +21,104 @@ pub struct BlobStore {
 /// A staging file being filled by an upload, with the hash of what it holds.
 #[derive(Debug)]
 pub struct StagedBlob {
+    sink: StagingFile,
+    hasher: Hasher,
+}
+
+/// The file half of a [`StagedBlob`]: appends bytes and starts their writeback early,
+/// so that the `fsync` at publication waits only for the tail of a large blob.
+#[derive(Debug)]
+pub struct StagingFile {
     /// Where the bytes are being written.
     pub path: PathBuf,
     file: File,
-    hasher: Hasher,
     size: u64,
+    writeback_from: u64,
 }
 
-impl StagedBlob {
+/// Start writeback of every this many appended bytes.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+impl StagingFile {
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size
     }
 
+    /// Appends bytes (without hashing them).
+    pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.size += bytes.len() as u64;
+        if self.size - self.writeback_from >= WRITEBACK_EVERY {
+            start_writeback(
+                &self.file,
+                self.writeback_from,
+                self.size - self.writeback_from,
+            );
+            self.writeback_from = self.size;
+        }
+        Ok(())
+    }
+}
+
+/// Asks the kernel to start writing a range to disk now, without waiting for it.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is open for the lifetime of `file`; the call only
+    // schedules I/O and reads no memory of ours.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
+impl StagedBlob {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.sink.size
+    }
+
+    /// Where the bytes are being written.
+    pub fn path(&self) -> &Path {
+        &self.sink.path
+    }
+
     /// Appends bytes, hashing them on the way.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
         self.hasher.update(bytes);
-        self.size += bytes.len() as u64;
-        Ok(())
+        self.sink.append(bytes)
+    }
+
+    /// Splits the file from the hash, so that hashing and writing can run on
+    /// different threads; [`StagedBlob::from_parts`] joins them again.
+    pub fn into_parts(self) -> (StagingFile, Hasher) {
+        (self.sink, self.hasher)
+    }
+
+    /// Joins a file and the hash of exactly the bytes it holds.
+    pub fn from_parts(sink: StagingFile, hasher: Hasher) -> StagedBlob {
+        StagedBlob { sink, hasher }
     }
 
     /// A checkpoint to roll back to if the rest of a request fails.
     pub fn checkpoint(&self) -> (u64, Hasher) {
-        (self.size, self.hasher.clone())
+        (self.sink.size, self.hasher.clone())
     }
 
     /// Restores a checkpoint: truncates the file and the hash state.
     pub fn rollback(&mut self, (size, hasher): (u64, Hasher)) -> io::Result<()> {
-        self.file.set_len(size)?;
-        self.file.seek(SeekFrom::Start(size))?;
-        self.size = size;
+        self.sink.file.set_len(size)?;
+        self.sink.file.seek(SeekFrom::Start(size))?;
+        self.sink.size = size;
+        self.sink.writeback_from = self.sink.writeback_from.min(size);
         self.hasher = hasher;
         Ok(())
     }
@@ -64,7 +131,7 @@ impl StagedBlob {
             return Ok(self.hasher.clone().finish());
         }
         let mut h = algorithm.hasher();
-        let mut f = File::open(&self.path)?;
+        let mut f = File::open(&self.sink.path)?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = f.read(&mut buf)?;
@@ -128,10 +195,13 @@ impl BlobStore {
             .write(true)
             .open(&path)?;
         Ok(StagedBlob {
-            path,
-            file,
+            sink: StagingFile {
+                path,
+                file,
+                size: 0,
+                writeback_from: 0,
+            },
             hasher: algorithm.hasher(),
-            size: 0,
         })
     }
 
@@ -152,10 +222,13 @@ impl BlobStore {
             size += n as u64;
         }
         Ok(StagedBlob {
-            path,
-            file,
+            sink: StagingFile {
+                path,
+                file,
+                size,
+                writeback_from: size,
+            },
             hasher,
-            size,
         })
     }
 
@@ -163,18 +236,19 @@ impl BlobStore {
     /// exists (an identical concurrent push won), the staging file is discarded.
     pub fn publish(&self, staged: StagedBlob, digest: &Digest) -> io::Result<()> {
         let target = self.path_of(digest);
+        let StagingFile { path, file, .. } = staged.sink;
         if target.is_file() {
-            drop(staged.file);
-            let _ = fs::remove_file(&staged.path);
+            drop(file);
+            let _ = fs::remove_file(&path);
             return Ok(());
         }
         // Data must be on disk before the name points at it, or a crash could
         // leave a complete-looking name over missing bytes.
-        staged.file.sync_all()?;
-        drop(staged.file);
+        file.sync_all()?;
+        drop(file);
         let dir = target.parent().expect("blob paths have a parent");
         fs::create_dir_all(dir)?;
-        fs::rename(&staged.path, &target)?;
+        fs::rename(&path, &target)?;
         // The rename is a directory update; sync the directory so it is durable.
         File::open(dir)?.sync_all()?;
         Ok(())

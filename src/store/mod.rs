@@ -9,7 +9,7 @@ pub mod blobs;
 pub mod meta;
 mod schema;
 
-pub use blobs::{BlobStore, StagedBlob};
+pub use blobs::{BlobStore, StagedBlob, StagingFile};
 pub use meta::{
     CatalogPage, ManifestRecord, MetaStore, NewManifest, Page, ReferrerRecord, StoreError,
 };

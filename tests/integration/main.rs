@@ -10,6 +10,7 @@ mod api_referrers; // referrers index, filters, pagination, tag-schema upgrade
 mod api_uploads; // every upload method, chunk rules, mounts, sessions
 mod clients; // skopeo, buildah, podman against the server (skipped when absent)
 mod conformance;
+mod crash; // SIGKILL during pushes: acknowledged writes survive, no corrupt blob
 mod durability; // restarts, concurrent identical pushes, upload expiry
 mod openapi; // the generated document, spec/openapi.json, /docs
 mod properties; // proptest: blob round trips under random chunkings // marina conformance: suite doubles, report parsing, verdicts, server lifecycle
