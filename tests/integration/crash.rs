@@ -175,7 +175,7 @@ async fn acknowledged_writes_survive_sigkill_and_no_blob_is_corrupt() {
     }
     let server = Process::start(dir.path());
     let client = reqwest::Client::new();
-    let acked = acked.lock().unwrap();
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
     assert!(
         !acked.blobs.is_empty(),
         "the pushers got nothing acknowledged before the kills"
