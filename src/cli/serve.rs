@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// Seconds before an idle upload session and its staging file are removed [default: 3600].
     #[arg(long, env = "MARINA_UPLOAD_EXPIRY_SECS", value_name = "SECS")]
     pub upload_expiry_secs: Option<u64>,
+    /// Seconds between garbage collections of blobs no repository links; 0 = never [default: 600].
+    #[arg(long, env = "MARINA_GC_INTERVAL_SECS", value_name = "SECS")]
+    pub gc_interval_secs: Option<u64>,
     /// Deprecation notice for matching repositories, as PATTERN=MESSAGE (repeatable),
     /// sent as `Warning: 299 - "MESSAGE"`. Adds to the file's `[[warnings]]`.
     #[arg(long = "warning", value_name = "PATTERN=MESSAGE")]
@@ -87,6 +90,7 @@ impl ServeArgs {
         set!(referrers_page_size = self.referrers_page_size);
         set!(max_list_page = self.max_list_page);
         set!(upload_expiry_secs = self.upload_expiry_secs);
+        set!(gc_interval_secs = self.gc_interval_secs);
         set!(log_format = self.log_format);
         for w in &self.warnings {
             let (pattern, message) = w

@@ -34,6 +34,9 @@ pub struct Registry {
     blobs: BlobStore,
     uploads: UploadSessions,
     warnings: Vec<(GlobMatcher, String)>,
+    /// Publishing or linking a blob holds this shared; garbage collection holds it
+    /// exclusively, so it never deletes a file that a push is about to link.
+    gc_lock: tokio::sync::RwLock<()>,
 }
 
 /// How a mount request ended.
@@ -77,6 +80,7 @@ impl Registry {
             meta: Arc::new(meta),
             blobs,
             warnings,
+            gc_lock: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -172,6 +176,7 @@ impl Registry {
         from: Option<&RepoName>,
         algorithm: Algorithm,
     ) -> Result<MountOutcome, RegistryError> {
+        let _no_gc = self.gc_lock.read().await;
         let meta = self.meta.clone();
         let d = digest.to_string();
         let source = from.map(|f| f.to_string());
@@ -233,8 +238,39 @@ impl Registry {
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
     {
         self.uploads.append(repo, id, range, length, body).await?;
+        let _no_gc = self.gc_lock.read().await;
         let size = self.uploads.finish(repo, id, digest).await?;
         self.link(repo, digest, size).await
+    }
+
+    /// Deletes the files of blobs that no repository links any more. Returns how
+    /// many were removed.
+    pub async fn collect_garbage(&self) -> Result<usize, RegistryError> {
+        const BATCH: u32 = 500;
+        const MAX_BATCHES: usize = 10_000;
+        let mut removed = 0;
+        for _ in 0..MAX_BATCHES {
+            let _exclusive = self.gc_lock.write().await;
+            let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
+            let n = blocking(move || {
+                let mut n = 0;
+                for d in meta.orphan_blobs(BATCH)? {
+                    if meta.forget_blob(&d)? {
+                        if let Ok(digest) = d.parse::<Digest>() {
+                            blobs.remove(&digest)?;
+                        }
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })
+            .await?;
+            removed += n;
+            if n < BATCH as usize {
+                break;
+            }
+        }
+        Ok(removed)
     }
 
     /// Single-request upload (`POST ?digest=` with a body).

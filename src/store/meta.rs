@@ -232,6 +232,31 @@ impl MetaStore {
         })
     }
 
+    /// Blobs no repository links any more (candidates for garbage collection).
+    pub fn orphan_blobs(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT b.digest FROM blobs b \
+                 WHERE NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest) LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit as i64], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Forgets a blob if it is still unlinked; true when the caller may delete its file.
+    pub fn forget_blob(&self, digest: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM blobs WHERE digest = ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = ?1)",
+                )?
+                .execute(params![digest])?;
+            Ok(n > 0)
+        })
+    }
+
     /// Whether the repository has ever been written to.
     pub fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
         self.read(|c| {

@@ -186,3 +186,49 @@ async fn idle_uploads_expire_and_their_files_are_removed() {
     );
     s.get(&loc).await.expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
 }
+
+#[tokio::test]
+async fn garbage_collection_removes_only_unlinked_blob_files() {
+    let s = TestServer::start_with(|c| c.gc_interval_secs = 1).await;
+    let gone = s.push_blob("a", b"delete me").await;
+    let shared = s.push_blob("a", b"shared blob").await;
+    s.push_blob("b", b"shared blob").await;
+    let file = |d: &marina::oci::Digest| {
+        s.data_dir()
+            .join("blobs/sha256")
+            .join(&d.hex()[..2])
+            .join(d.hex())
+    };
+    s.delete(&format!("/v2/a/blobs/{gone}"))
+        .await
+        .expect(202, None);
+    s.delete(&format!("/v2/a/blobs/{shared}"))
+        .await
+        .expect(202, None);
+    let mut removed = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if !file(&gone).exists() {
+            removed = true;
+            break;
+        }
+    }
+    assert!(
+        removed,
+        "the unlinked blob's file was not collected within 10 s"
+    );
+    assert!(
+        file(&shared).exists(),
+        "a blob still linked elsewhere was collected"
+    );
+    assert_eq!(
+        s.get(&format!("/v2/b/blobs/{shared}")).await.body,
+        b"shared blob"
+    );
+    // Pushing the collected content again works.
+    s.push_blob("a", b"delete me").await;
+    assert_eq!(
+        s.get(&format!("/v2/a/blobs/{gone}")).await.body,
+        b"delete me"
+    );
+}
