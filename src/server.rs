@@ -89,7 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
             if removed > 0 {
                 tracing::info!(removed, "expired idle upload sessions");
             }
-            if let Some(every) = gc_every.filter(|e| last_gc.elapsed() >= *e) {
+            if gc_every.is_some_and(|e| last_gc.elapsed() >= e) {
                 last_gc = tokio::time::Instant::now();
                 match registry.collect_garbage().await {
                     Ok(0) => {}
