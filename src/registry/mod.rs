@@ -7,6 +7,7 @@
 
 mod error;
 mod manifests;
+mod staged;
 pub mod uploads;
 
 use std::io;
@@ -24,14 +25,17 @@ pub use uploads::ChunkRange;
 
 use crate::config::Config;
 use crate::oci::{Algorithm, Digest, RepoName};
-use crate::store::{BlobStore, CatalogPage, MetaStore, Page, ReferrerRecord};
+use crate::store::{
+    BlobReader, BlobStore, CatalogPage, FsBlobStore, MetadataStore, Page, ReferrerRecord,
+    SqliteMetaStore,
+};
 use uploads::UploadSessions;
 
 /// The registry: configuration plus the two stores and the open upload sessions.
 pub struct Registry {
     config: Arc<Config>,
-    meta: Arc<MetaStore>,
-    blobs: BlobStore,
+    meta: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
     uploads: UploadSessions,
     warnings: Vec<(GlobMatcher, String)>,
     /// Publishing or linking a blob holds this shared; garbage collection holds it
@@ -60,12 +64,21 @@ where
 }
 
 impl Registry {
-    /// Opens the stores under `config.data_dir`.
+    /// Opens the SQLite and filesystem stores under `config.data_dir`.
     pub fn open(config: Config) -> Result<Self, RegistryError> {
         let dir: &Path = &config.data_dir;
         std::fs::create_dir_all(dir)?;
-        let blobs = BlobStore::open(dir)?;
-        let meta = MetaStore::open(&dir.join("meta.db"))?;
+        let blobs = Arc::new(FsBlobStore::open(dir)?);
+        let meta = Arc::new(SqliteMetaStore::open(&dir.join("meta.db"))?);
+        Ok(Self::with_stores(config, meta, blobs))
+    }
+
+    /// A registry over the given stores (`config.data_dir` is not used).
+    pub fn with_stores(
+        config: Config,
+        meta: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Self {
         let warnings = config
             .warnings
             .iter()
@@ -74,14 +87,14 @@ impl Registry {
                 Some((glob.compile_matcher(), w.message.clone()))
             })
             .collect();
-        Ok(Registry {
+        Registry {
             uploads: UploadSessions::new(blobs.clone()),
             config: Arc::new(config),
-            meta: Arc::new(meta),
+            meta,
             blobs,
             warnings,
             gc_lock: tokio::sync::RwLock::new(()),
-        })
+        }
     }
 
     /// The configuration in force.
@@ -128,17 +141,16 @@ impl Registry {
         }
     }
 
-    /// Opens a blob for streaming, with its size.
-    pub async fn open_blob(
+    /// Streams `len` bytes of a blob from `offset` (the caller checked the size).
+    pub async fn read_blob(
         &self,
-        repo: &RepoName,
         digest: &Digest,
-    ) -> Result<(std::fs::File, u64), RegistryError> {
-        let size = self.blob_size(repo, digest).await?;
+        offset: u64,
+        len: u64,
+    ) -> Result<BlobReader, RegistryError> {
         let blobs = self.blobs.clone();
         let d = digest.clone();
-        let file = blocking(move || Ok(blobs.open_blob(&d)?)).await?;
-        Ok((file, size))
+        blocking(move || Ok(blobs.open(&d, offset, len)?)).await
     }
 
     /// Unlinks a blob from a repository.
@@ -188,7 +200,7 @@ impl Registry {
         })
         .await?;
         match size {
-            Some(size) if self.blobs.exists(digest) => {
+            Some(size) if self.blobs.size_of(digest)?.is_some() => {
                 self.link(repo, digest, size).await?;
                 Ok(MountOutcome::Mounted)
             }

@@ -13,4 +13,5 @@ mod conformance;
 mod crash; // SIGKILL during pushes: acknowledged writes survive, no corrupt blob
 mod durability; // restarts, concurrent identical pushes, upload expiry
 mod openapi; // the generated document, spec/openapi.json, /docs
-mod properties; // proptest: blob round trips under random chunkings // marina conformance: suite doubles, report parsing, verdicts, server lifecycle
+mod properties;
+mod storage_contract; // every storage backend against the shared contract // proptest: blob round trips under random chunkings // marina conformance: suite doubles, report parsing, verdicts, server lifecycle
