@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use marina::store::listing::{
-    AnnotationFilter, ManifestFilter, PageRequest, Position, Sort, SortField, SortOrder,
+    AnnotationFilter, ListingStore, ManifestFilter, PageRequest, Position, Sort, SortField, SortOrder,
 };
-use marina::store::{MetaStore, NewManifest, Page};
+use marina::store::{MetadataStore, NewManifest, Page, SqliteMetaStore};
 
 const REPOS: usize = 10_000;
 const BIG_REPO: &str = "big/app";
@@ -37,7 +37,7 @@ fn manifest<'a>(
     }
 }
 
-fn seed(store: &MetaStore) -> usize {
+fn seed(store: &SqliteMetaStore) -> usize {
     let mut tags = 0;
     let v1 = vec!["v1".to_string()];
     for i in 0..REPOS - 1 {
@@ -85,7 +85,7 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let repeats = if quick { 5 } else { 31 };
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = MetaStore::open(&dir.path().join("meta.db")).expect("store");
+    let store = SqliteMetaStore::open(&dir.path().join("meta.db")).expect("store");
     let started = Instant::now();
     let tags = seed(&store);
     println!(

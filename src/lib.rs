@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod listing_client;
 pub mod oci;
 pub mod registry;

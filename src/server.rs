@@ -49,6 +49,8 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     config.validate()?;
     let listen = config.listen.clone();
     let expiry = Duration::from_secs(config.upload_expiry_secs.max(1));
+    let gc_every =
+        (config.gc_interval_secs > 0).then(|| Duration::from_secs(config.gc_interval_secs));
     let registry = Arc::new(Registry::open(config)?);
     let acceptor = TcpListener::bind(listen.clone())
         .into_acceptor()
@@ -77,6 +79,8 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     });
     let sweeper = tokio::spawn(async move {
         let period = (expiry / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let period = gc_every.map_or(period, |g| period.min(g));
+        let mut last_gc = tokio::time::Instant::now();
         loop {
             let r = registry.clone();
             let removed = tokio::task::spawn_blocking(move || r.expire_uploads())
@@ -84,6 +88,14 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
                 .unwrap_or(0);
             if removed > 0 {
                 tracing::info!(removed, "expired idle upload sessions");
+            }
+            if gc_every.is_some_and(|e| last_gc.elapsed() >= e) {
+                last_gc = tokio::time::Instant::now();
+                match registry.collect_garbage().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "garbage-collected unlinked blobs"),
+                    Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+                }
             }
             tokio::time::sleep(period).await;
         }

@@ -1,6 +1,7 @@
 //! Command-line entry points. Each subcommand lives in its own module and returns
 //! the process exit code; this module only parses arguments and dispatches.
 
+pub mod conformance;
 pub mod list;
 pub mod serve;
 
@@ -22,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry.
     Serve(serve::ServeArgs),
+    /// Run the official OCI conformance suite and summarise its results.
+    Conformance(conformance::ConformanceArgs),
     /// Print the OpenAPI document of the registry's HTTP API.
     Openapi,
     /// List the repositories of a registry, or of one namespace and everything under it.
@@ -39,6 +42,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Conformance(args) => conformance::run(args),
         Command::Openapi => print_openapi(),
         Command::List(args) => list::list(args),
         Command::ListTags(args) => list::list_tags(args),

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
-use super::meta::{page, MetaStore, Page, StoreError};
+use super::meta::{page, Page, SqliteMetaStore, StoreError};
 
 /// What a list is ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub(crate) fn namespaces_of(name: &str) -> Vec<&str> {
 }
 
 /// Keeps the listing tables in step with a manifest push; called at the end of the
-/// push transaction (`MetaStore::put_manifest`), after the manifest row is written.
+/// push transaction (`SqliteMetaStore::put_manifest`), after the manifest row is written.
 /// Records its annotations one row per key and the repository's last push time
 /// under every namespace above it. Deleting the manifest removes its annotation rows
 /// through `ON DELETE CASCADE`.
@@ -380,11 +380,43 @@ fn manifests_query(
     (q.sql(columns, &order), q.args)
 }
 
-impl MetaStore {
+/// The listing extension's queries: a part of every metadata backend
+/// (`MetadataStore` requires it). Blocking, like the rest of the store.
+pub trait ListingStore {
     /// One page of the repositories under `namespace` (`""`: the whole registry;
     /// `"a/b"`: every repository whose name starts with `a/b/`), holding at least one
     /// manifest.
-    pub fn list_repositories(
+    fn list_repositories(
+        &self,
+        namespace: &str,
+        req: &PageRequest,
+    ) -> Result<Page<RepositoryRecord>, StoreError>;
+
+    /// One page of the tags of `repo` (only those pointing at `digest`, when given)
+    /// whose manifests pass `filter` (`tagged` is ignored); `None` if the repository
+    /// is unknown.
+    fn list_tag_records(
+        &self,
+        repo: &str,
+        digest: Option<&str>,
+        filter: &ManifestFilter,
+        req: &PageRequest,
+    ) -> Result<Option<Page<TagRecord>>, StoreError>;
+
+    /// One page of the manifests of `repo` passing `filter`, tagged or not; with
+    /// `subject`, only the manifests that refer to it (its referrers). `None` if the
+    /// repository is unknown.
+    fn list_manifest_summaries(
+        &self,
+        repo: &str,
+        subject: Option<&str>,
+        filter: &ManifestFilter,
+        req: &PageRequest,
+    ) -> Result<Option<Page<ManifestSummary>>, StoreError>;
+}
+
+impl ListingStore for SqliteMetaStore {
+    fn list_repositories(
         &self,
         namespace: &str,
         req: &PageRequest,
@@ -402,10 +434,7 @@ impl MetaStore {
         })
     }
 
-    /// One page of the tags of `repo` (only those pointing at `digest`, when given)
-    /// whose manifests pass `filter` (`tagged` is ignored); `None` if the repository
-    /// is unknown.
-    pub fn list_tag_records(
+    fn list_tag_records(
         &self,
         repo: &str,
         digest: Option<&str>,
@@ -432,10 +461,7 @@ impl MetaStore {
         })
     }
 
-    /// One page of the manifests of `repo` passing `filter`, tagged or not; with
-    /// `subject`, only the manifests that refer to it (its referrers). `None` if the
-    /// repository is unknown.
-    pub fn list_manifest_summaries(
+    fn list_manifest_summaries(
         &self,
         repo: &str,
         subject: Option<&str>,

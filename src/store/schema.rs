@@ -57,7 +57,12 @@ CREATE TABLE tags (
 
 CREATE INDEX tags_by_digest ON tags (repo_id, digest);
 "#,
-    // Step 2: the listing extension (`_marina`, see `store::listing`). Secondary indexes
+    // 2: find the repositories linking a blob without scanning every link
+    // (anonymous mounts, garbage collection).
+    r#"
+CREATE INDEX repo_blobs_by_digest ON repo_blobs (digest);
+"#,
+    // 3: the listing extension (`_marina`, see `store::listing`). Secondary indexes
     // so that every sort order and filter of a listing page is one keyset range scan,
     // manifest annotations one row per key for filtering, and the namespaces each
     // repository sits under (with its last push time) for namespace listings.

@@ -2,16 +2,19 @@
 
 mod support;
 
-mod clients; // skopeo, buildah, podman against the server (skipped when absent)
 mod api_base; // GET /v2/, unknown routes, error envelopes, warnings
 mod api_blobs; // blob pull, range, delete
-mod api_uploads; // every upload method, chunk rules, mounts, sessions
-mod api_manifests; // manifest push/pull/delete, tag params, sparse, limits
 mod api_listing; // tag list, catalog, pagination
+mod api_manifests; // manifest push/pull/delete, tag params, sparse, limits
 mod api_referrers; // referrers index, filters, pagination, tag-schema upgrade
+mod api_uploads; // every upload method, chunk rules, mounts, sessions
+mod clients; // skopeo, buildah, podman against the server (skipped when absent)
+mod conformance;
+mod crash; // SIGKILL during pushes: acknowledged writes survive, no corrupt blob
 mod durability; // restarts, concurrent identical pushes, upload expiry
 mod openapi; // the generated document, spec/openapi.json, /docs
-mod properties; // proptest: blob round trips under random chunkings
+mod properties;
+mod storage_contract; // every storage backend against the shared contract // proptest: blob round trips under random chunkings // marina conformance: suite doubles, report parsing, verdicts, server lifecycle
 mod listing_fixture; // the listing extension's scenario registry
 mod listing_api; // the _marina listing extension over HTTP: scenarios, paging, filters, sorting
 mod listing_client; // marina list* and its client: via the extension, and via fallbacks on docker-registry

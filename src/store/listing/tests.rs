@@ -2,11 +2,11 @@
 //! (every page one index range, never a scan or a sort).
 
 use super::*;
-use crate::store::NewManifest;
+use crate::store::{MetadataStore, NewManifest};
 
-fn store() -> (tempfile::TempDir, MetaStore) {
+fn store() -> (tempfile::TempDir, SqliteMetaStore) {
     let dir = tempfile::tempdir().unwrap();
-    let s = MetaStore::open(&dir.path().join("meta.db")).unwrap();
+    let s = SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
     (dir, s)
 }
 
@@ -19,7 +19,7 @@ struct Seed<'a> {
     annotations: &'a [(&'a str, &'a str)],
 }
 
-fn put(s: &MetaStore, m: Seed<'_>) {
+fn put(s: &SqliteMetaStore, m: Seed<'_>) {
     let tags: Vec<String> = m.tags.iter().map(|t| t.to_string()).collect();
     let annotations = (!m.annotations.is_empty()).then(|| {
         serde_json::to_string(&m.annotations.iter().cloned().collect::<BTreeMap<_, _>>()).unwrap()
@@ -264,7 +264,7 @@ fn tags_with_digest_and_push_time_in_every_order_and_by_digest() {
 }
 
 /// The issue's scenario repository plus referrers with artifact types and annotations.
-fn artifacts(s: &MetaStore) {
+fn artifacts(s: &SqliteMetaStore) {
     put(&s, plain("r", "sha256:img1", &["v1"]));
     put(&s, plain("r", "sha256:img2", &[]));
     let sig = |d, a: &'static [(&str, &str)]| Seed {
@@ -641,7 +641,7 @@ fn upgrading_an_older_database_backfills_annotations_and_namespaces() {
         )
         .unwrap();
     }
-    let s = MetaStore::open(&path).unwrap();
+    let s = SqliteMetaStore::open(&path).unwrap();
     let r = req(SortField::Name, SortOrder::Asc, 10);
     for ns in ["", "a", "a/b"] {
         assert_eq!(
