@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use marina::store::listing::{
-    AnnotationFilter, ListingStore, ManifestFilter, PageRequest, Position, Sort, SortField, SortOrder,
+    AnnotationFilter, ListingStore, ManifestFilter, PageRequest, Position, Sort, SortField,
+    SortOrder,
 };
 use marina::store::{MetadataStore, NewManifest, Page, SqliteMetaStore};
 

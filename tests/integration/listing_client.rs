@@ -25,10 +25,14 @@ fn opts() -> Options {
 async fn marina(args: &[&str]) -> (i32, String, String) {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let shown = format!("marina {}", args.join(" "));
-    let out = tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_marina")).args(&args).output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_marina"))
+            .args(&args)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -46,24 +50,61 @@ async fn client_lists_the_scenarios_through_the_extension() {
     let all = c.repositories(None, &opts()).await.unwrap();
     assert_eq!(all.source, Source::Extension);
     assert!(all.not_honoured.is_empty());
-    assert_eq!(all.items.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), REPOS);
+    assert_eq!(
+        all.items
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        REPOS
+    );
     assert!(all.items.iter().all(|r| r.pushed_at.is_some()));
     let team_a = c.repositories(Some("org2/team-a"), &opts()).await.unwrap();
     assert_eq!(team_a.items.len(), 2);
     // Limits stop early; sorting by push time is honoured.
     let latest = c
-        .repositories(None, &Options { sort: Sorting { key: SortKey::Pushed, descending: true }, limit: Some(1), ..opts() })
+        .repositories(
+            None,
+            &Options {
+                sort: Sorting {
+                    key: SortKey::Pushed,
+                    descending: true,
+                },
+                limit: Some(1),
+                ..opts()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(latest.items.len(), 1);
     assert_eq!(latest.items[0].name, "hello-world");
 
-    let tags = c.tags("hello-world", Some(&sc.hello.to_string()), &opts()).await.unwrap();
-    assert_eq!(tags.items.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["latest", "v1"]);
-    assert!(tags.items.iter().all(|t| t.digest == sc.hello.to_string() && t.pushed_at.is_some()));
+    let tags = c
+        .tags("hello-world", Some(&sc.hello.to_string()), &opts())
+        .await
+        .unwrap();
+    assert_eq!(
+        tags.items
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["latest", "v1"]
+    );
+    assert!(tags
+        .items
+        .iter()
+        .all(|t| t.digest == sc.hello.to_string() && t.pushed_at.is_some()));
 
     let untagged = c
-        .manifests("hello-world", &Options { filters: Filters { tagged: Some(false), ..Default::default() }, ..opts() })
+        .manifests(
+            "hello-world",
+            &Options {
+                filters: Filters {
+                    tagged: Some(false),
+                    ..Default::default()
+                },
+                ..opts()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(untagged.items.len(), 3);
@@ -72,15 +113,34 @@ async fn client_lists_the_scenarios_through_the_extension() {
             "hello-world",
             &sc.hello.to_string(),
             &Options {
-                filters: Filters { artifact_type: Some(SIGNATURE.into()), annotations: vec!["org.example.signer=bob".into()], tagged: None },
+                filters: Filters {
+                    artifact_type: Some(SIGNATURE.into()),
+                    annotations: vec!["org.example.signer=bob".into()],
+                    tagged: None,
+                },
                 ..opts()
             },
         )
         .await
         .unwrap();
-    assert_eq!(refs.items.iter().map(|m| m.digest.clone()).collect::<Vec<_>>(), [sc.sig_bob.to_string()]);
+    assert_eq!(
+        refs.items
+            .iter()
+            .map(|m| m.digest.clone())
+            .collect::<Vec<_>>(),
+        [sc.sig_bob.to_string()]
+    );
     // Many pages: the client follows Link.
-    let many = c.manifests("org2/team-a/image-a1", &Options { limit: Some(2), ..opts() }).await.unwrap();
+    let many = c
+        .manifests(
+            "org2/team-a/image-a1",
+            &Options {
+                limit: Some(2),
+                ..opts()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(many.items.len(), 2);
 }
 
@@ -92,17 +152,33 @@ async fn marina_list_commands_print_tables_and_json() {
     let (code, out, err) = marina(&["list", &format!("{h}/org2/")]).await;
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("REPOSITORY") && lines[0].contains("PUSHED"), "{out}");
+    assert!(
+        lines[0].starts_with("REPOSITORY") && lines[0].contains("PUSHED"),
+        "{out}"
+    );
     assert_eq!(lines.len(), 4, "{out}");
     assert!(lines[1].starts_with("org2/team-a/image-a1 "), "{out}");
     assert!(err.is_empty(), "{err}");
 
-    let (code, out, err) = marina(&["list-tags", &format!("{h}/hello-world@{}", sc.hello), "--sort", "pushed:desc"]).await;
+    let (code, out, err) = marina(&[
+        "list-tags",
+        &format!("{h}/hello-world@{}", sc.hello),
+        "--sort",
+        "pushed:desc",
+    ])
+    .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.lines().nth(1).unwrap().starts_with("v1 "), "{out}");
     assert!(out.contains(&sc.hello.to_string()), "{out}");
 
-    let (code, out, err) = marina(&["list-manifests", &format!("{h}/org1/artifact-a"), "--annotation", "org.opencontainers.image.version=2", "--json"]).await;
+    let (code, out, err) = marina(&[
+        "list-manifests",
+        &format!("{h}/org1/artifact-a"),
+        "--annotation",
+        "org.opencontainers.image.version=2",
+        "--json",
+    ])
+    .await;
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["source"], "extension");
@@ -110,7 +186,15 @@ async fn marina_list_commands_print_tables_and_json() {
     assert_eq!(v["items"][0]["tags"], json!(["v2"]));
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
 
-    let (code, out, err) = marina(&["list-referrers", &format!("{h}/hello-world@{}", sc.hello), "--artifact-type", SIGNATURE, "--limit", "1"]).await;
+    let (code, out, err) = marina(&[
+        "list-referrers",
+        &format!("{h}/hello-world@{}", sc.hello),
+        "--artifact-type",
+        SIGNATURE,
+        "--limit",
+        "1",
+    ])
+    .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 2, "{out}");
     assert!(out.lines().next().unwrap().contains("ANNOTATIONS"), "{out}");
@@ -135,13 +219,21 @@ struct DockerRegistry {
 
 impl DockerRegistry {
     async fn start() -> Option<DockerRegistry> {
-        let installed = Command::new("docker-registry").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+        let installed = Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
         if !installed {
             eprintln!("skipped: `docker-registry` is not installed (apt-get install docker-registry); .ci/run installs it");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
@@ -156,12 +248,20 @@ impl DockerRegistry {
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
-            .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", dir.path().join("root"))
+            .env(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                dir.path().join("root"),
+            )
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))
             .spawn()
             .expect("docker-registry starts");
-        let reg = DockerRegistry { child, url: format!("http://127.0.0.1:{port}"), log, _dir: dir };
+        let reg = DockerRegistry {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(r) = reqwest::get(format!("{}/v2/", reg.url)).await {
@@ -169,7 +269,11 @@ impl DockerRegistry {
                     return Some(reg);
                 }
             }
-            assert!(Instant::now() < deadline, "docker-registry did not start:\n{}", std::fs::read_to_string(&reg.log).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not start:\n{}",
+                std::fs::read_to_string(&reg.log).unwrap_or_default()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -177,17 +281,37 @@ impl DockerRegistry {
     async fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
         let c = reqwest::Client::new();
         let d = Algorithm::Sha256.digest_of(bytes);
-        let r = c.post(format!("{}/v2/{repo}/blobs/uploads/", self.url)).send().await.unwrap();
+        let r = c
+            .post(format!("{}/v2/{repo}/blobs/uploads/", self.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 202, "{:?}", r.text().await);
         let loc = r.headers()["location"].to_str().unwrap().to_string();
-        let loc = if loc.starts_with("http") { loc } else { format!("{}{loc}", self.url) };
+        let loc = if loc.starts_with("http") {
+            loc
+        } else {
+            format!("{}{loc}", self.url)
+        };
         let sep = if loc.contains('?') { '&' } else { '?' };
-        let r = c.put(format!("{loc}{sep}digest={d}")).header("Content-Type", "application/octet-stream").body(bytes.to_vec()).send().await.unwrap();
+        let r = c
+            .put(format!("{loc}{sep}digest={d}"))
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201, "{:?}", r.text().await);
         d
     }
 
-    async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Digest {
+    async fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Digest {
         let r = reqwest::Client::new()
             .put(format!("{}/v2/{repo}/manifests/{reference}", self.url))
             .header("Content-Type", media_type)
@@ -196,24 +320,48 @@ impl DockerRegistry {
             .await
             .unwrap();
         let status = r.status();
-        assert_eq!(status, 201, "PUT {repo}:{reference}: {:?}\nlog:\n{}", r.text().await, std::fs::read_to_string(&self.log).unwrap_or_default());
+        assert_eq!(
+            status,
+            201,
+            "PUT {repo}:{reference}: {:?}\nlog:\n{}",
+            r.text().await,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
         Algorithm::Sha256.digest_of(body)
     }
 
     /// An image (or artifact, with `artifact_type`, `subject` and annotations).
-    async fn push(&self, repo: &str, reference: Option<&str>, seed: &str, artifact_type: Option<&str>, subject: Option<(&Digest, usize)>, annotations: Value) -> (Digest, usize) {
+    async fn push(
+        &self,
+        repo: &str,
+        reference: Option<&str>,
+        seed: &str,
+        artifact_type: Option<&str>,
+        subject: Option<(&Digest, usize)>,
+        annotations: Value,
+    ) -> (Digest, usize) {
         let config = format!("{{\"seed\":\"{seed}\"}}");
         let c = self.push_blob(repo, config.as_bytes()).await;
         let layer = format!("layer {seed}");
         let l = self.push_blob(repo, layer.as_bytes()).await;
-        let mut m: Value = serde_json::from_slice(&image_manifest(&c, config.len(), &[(&l, layer.len())], artifact_type, subject)).unwrap();
+        let mut m: Value = serde_json::from_slice(&image_manifest(
+            &c,
+            config.len(),
+            &[(&l, layer.len())],
+            artifact_type,
+            subject,
+        ))
+        .unwrap();
         if annotations.is_object() {
             m["annotations"] = annotations;
         }
         let body = serde_json::to_vec(&m).unwrap();
         let d = Algorithm::Sha256.digest_of(&body);
-        let reference = reference.map(str::to_string).unwrap_or_else(|| d.to_string());
-        self.push_manifest(repo, &reference, OCI_MANIFEST, &body).await;
+        let reference = reference
+            .map(str::to_string)
+            .unwrap_or_else(|| d.to_string());
+        self.push_manifest(repo, &reference, OCI_MANIFEST, &body)
+            .await;
         (d, body.len())
     }
 }
@@ -230,34 +378,151 @@ async fn client_falls_back_to_the_standard_api_on_docker_registry() {
     let Some(reg) = DockerRegistry::start().await else {
         return;
     };
-    let (hello, hello_len) = reg.push("hello-world", Some("latest"), "hello", None, None, Value::Null).await;
+    let (hello, hello_len) = reg
+        .push(
+            "hello-world",
+            Some("latest"),
+            "hello",
+            None,
+            None,
+            Value::Null,
+        )
+        .await;
     // The same manifest again under v1 (same seed, same bytes).
-    assert_eq!(reg.push("hello-world", Some("v1"), "hello", None, None, Value::Null).await.0, hello);
-    reg.push("hello-world", None, "hello-old", None, None, Value::Null).await;
-    let (v1, _) = reg.push("org1/artifact-a", Some("v1"), "a1", Some("application/vnd.example.chart"), None, json!({"org.example.team": "one", "v": "1"})).await;
-    reg.push("org1/artifact-a", Some("v2"), "a2", Some("application/vnd.example.chart"), None, json!({"v": "2"})).await;
-    reg.push("org2/team-a/image-a1", Some("v1"), "i1", None, None, Value::Null).await;
-    reg.push("org2/team-b/image-b1", Some("v1"), "b1", None, None, Value::Null).await;
+    assert_eq!(
+        reg.push("hello-world", Some("v1"), "hello", None, None, Value::Null)
+            .await
+            .0,
+        hello
+    );
+    reg.push("hello-world", None, "hello-old", None, None, Value::Null)
+        .await;
+    let (v1, _) = reg
+        .push(
+            "org1/artifact-a",
+            Some("v1"),
+            "a1",
+            Some("application/vnd.example.chart"),
+            None,
+            json!({"org.example.team": "one", "v": "1"}),
+        )
+        .await;
+    reg.push(
+        "org1/artifact-a",
+        Some("v2"),
+        "a2",
+        Some("application/vnd.example.chart"),
+        None,
+        json!({"v": "2"}),
+    )
+    .await;
+    reg.push(
+        "org2/team-a/image-a1",
+        Some("v1"),
+        "i1",
+        None,
+        None,
+        Value::Null,
+    )
+    .await;
+    reg.push(
+        "org2/team-b/image-b1",
+        Some("v1"),
+        "b1",
+        None,
+        None,
+        Value::Null,
+    )
+    .await;
     // Referrers of hello through the referrers tag schema, as clients keep them here.
-    let (sig, sig_len) = reg.push("hello-world", None, "sig", Some(SIGNATURE), Some((&hello, hello_len)), json!({"org.example.signer": "alice"})).await;
-    let (sbom, sbom_len) = reg.push("hello-world", None, "sbom", Some("application/spdx+json"), Some((&hello, hello_len)), Value::Null).await;
+    let (sig, sig_len) = reg
+        .push(
+            "hello-world",
+            None,
+            "sig",
+            Some(SIGNATURE),
+            Some((&hello, hello_len)),
+            json!({"org.example.signer": "alice"}),
+        )
+        .await;
+    let (sbom, sbom_len) = reg
+        .push(
+            "hello-world",
+            None,
+            "sbom",
+            Some("application/spdx+json"),
+            Some((&hello, hello_len)),
+            Value::Null,
+        )
+        .await;
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": sig.to_string(), "size": sig_len, "artifactType": SIGNATURE, "annotations": {"org.example.signer": "alice"}},
         {"mediaType": OCI_MANIFEST, "digest": sbom.to_string(), "size": sbom_len, "artifactType": "application/spdx+json"},
     ]});
-    reg.push_manifest("hello-world", &referrers_tag::referrers_tag_for(&hello), OCI_INDEX, &serde_json::to_vec(&index).unwrap()).await;
+    reg.push_manifest(
+        "hello-world",
+        &referrers_tag::referrers_tag_for(&hello),
+        OCI_INDEX,
+        &serde_json::to_vec(&index).unwrap(),
+    )
+    .await;
 
     let c = ListingClient::new(&host(&reg.url), false, false).unwrap();
     // Repositories through _catalog, filtered by namespace.
     let all = c.repositories(None, &opts()).await.unwrap();
     assert_eq!(all.source, Source::Standard);
-    assert_eq!(all.items.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["hello-world", "org1/artifact-a", "org2/team-a/image-a1", "org2/team-b/image-b1"]);
+    assert_eq!(
+        all.items
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "hello-world",
+            "org1/artifact-a",
+            "org2/team-a/image-a1",
+            "org2/team-b/image-b1"
+        ]
+    );
     assert!(all.items.iter().all(|r| r.pushed_at.is_none()));
-    let org2 = c.repositories(Some("org2"), &Options { sort: Sorting { key: SortKey::Name, descending: true }, ..opts() }).await.unwrap();
-    assert_eq!(org2.items.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["org2/team-b/image-b1", "org2/team-a/image-a1"]);
+    let org2 = c
+        .repositories(
+            Some("org2"),
+            &Options {
+                sort: Sorting {
+                    key: SortKey::Name,
+                    descending: true,
+                },
+                ..opts()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        org2.items
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["org2/team-b/image-b1", "org2/team-a/image-a1"]
+    );
     // Push time cannot be honoured, and says so.
-    let by_push = c.repositories(None, &Options { sort: Sorting { key: SortKey::Pushed, descending: false }, ..opts() }).await.unwrap();
-    assert!(by_push.not_honoured.iter().any(|n| n.contains("push time")), "{:?}", by_push.not_honoured);
+    let by_push = c
+        .repositories(
+            None,
+            &Options {
+                sort: Sorting {
+                    key: SortKey::Pushed,
+                    descending: false,
+                },
+                ..opts()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        by_push.not_honoured.iter().any(|n| n.contains("push time")),
+        "{:?}",
+        by_push.not_honoured
+    );
 
     // Tags with digests (HEAD), and the tags pointing at a digest.
     let tags = c.tags("hello-world", None, &opts()).await.unwrap();
@@ -265,37 +530,127 @@ async fn client_falls_back_to_the_standard_api_on_docker_registry() {
     let schema_tag = referrers_tag::referrers_tag_for(&hello);
     assert_eq!(names, ["latest", schema_tag.as_str(), "v1"]);
     assert_eq!(tags.items[0].digest, hello.to_string());
-    let at = c.tags("hello-world", Some(&hello.to_string()), &opts()).await.unwrap();
-    assert_eq!(at.items.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["latest", "v1"]);
-    let typed = c.tags("org1/artifact-a", None, &Options { filters: Filters { annotations: vec!["org.example.team".into()], ..Default::default() }, ..opts() }).await.unwrap();
-    assert_eq!(typed.items.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["v1"]);
+    let at = c
+        .tags("hello-world", Some(&hello.to_string()), &opts())
+        .await
+        .unwrap();
+    assert_eq!(
+        at.items.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["latest", "v1"]
+    );
+    let typed = c
+        .tags(
+            "org1/artifact-a",
+            None,
+            &Options {
+                filters: Filters {
+                    annotations: vec!["org.example.team".into()],
+                    ..Default::default()
+                },
+                ..opts()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        typed
+            .items
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["v1"]
+    );
     assert_eq!(typed.items[0].digest, v1.to_string());
 
     // Manifests: only the tagged ones can be found, and it says so.
     let ms = c.manifests("hello-world", &opts()).await.unwrap();
-    let hello_row = ms.items.iter().find(|m| m.digest == hello.to_string()).unwrap();
+    let hello_row = ms
+        .items
+        .iter()
+        .find(|m| m.digest == hello.to_string())
+        .unwrap();
     assert_eq!(hello_row.tags, ["latest", "v1"]);
     assert_eq!(hello_row.size, hello_len as i64);
     assert_eq!(ms.items.len(), 2, "hello and the referrers index");
-    assert!(ms.not_honoured.iter().any(|n| n.contains("untagged")), "{:?}", ms.not_honoured);
-    let charts = c.manifests("org1/artifact-a", &Options { filters: Filters { annotations: vec!["v=2".into()], ..Default::default() }, ..opts() }).await.unwrap();
+    assert!(
+        ms.not_honoured.iter().any(|n| n.contains("untagged")),
+        "{:?}",
+        ms.not_honoured
+    );
+    let charts = c
+        .manifests(
+            "org1/artifact-a",
+            &Options {
+                filters: Filters {
+                    annotations: vec!["v=2".into()],
+                    ..Default::default()
+                },
+                ..opts()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(charts.items.len(), 1);
-    assert_eq!(charts.items[0].artifact_type.as_deref(), Some("application/vnd.example.chart"));
+    assert_eq!(
+        charts.items[0].artifact_type.as_deref(),
+        Some("application/vnd.example.chart")
+    );
 
     // Referrers: no referrers API (404), so the tag schema; filters applied here.
-    let refs = c.referrers("hello-world", &hello.to_string(), &opts()).await.unwrap();
+    let refs = c
+        .referrers("hello-world", &hello.to_string(), &opts())
+        .await
+        .unwrap();
     let mut want = vec![sig.to_string(), sbom.to_string()];
     want.sort();
-    assert_eq!(refs.items.iter().map(|m| m.digest.clone()).collect::<Vec<_>>(), want);
-    assert!(refs.not_honoured.iter().any(|n| n.contains("referrers API")), "{:?}", refs.not_honoured);
-    let sigs = c.referrers("hello-world", &hello.to_string(), &Options { filters: Filters { artifact_type: Some(SIGNATURE.into()), ..Default::default() }, ..opts() }).await.unwrap();
-    assert_eq!(sigs.items.iter().map(|m| m.digest.clone()).collect::<Vec<_>>(), [sig.to_string()]);
-    let none = c.referrers("hello-world", &v1.to_string(), &opts()).await.unwrap();
+    assert_eq!(
+        refs.items
+            .iter()
+            .map(|m| m.digest.clone())
+            .collect::<Vec<_>>(),
+        want
+    );
+    assert!(
+        refs.not_honoured
+            .iter()
+            .any(|n| n.contains("referrers API")),
+        "{:?}",
+        refs.not_honoured
+    );
+    let sigs = c
+        .referrers(
+            "hello-world",
+            &hello.to_string(),
+            &Options {
+                filters: Filters {
+                    artifact_type: Some(SIGNATURE.into()),
+                    ..Default::default()
+                },
+                ..opts()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sigs.items
+            .iter()
+            .map(|m| m.digest.clone())
+            .collect::<Vec<_>>(),
+        [sig.to_string()]
+    );
+    let none = c
+        .referrers("hello-world", &v1.to_string(), &opts())
+        .await
+        .unwrap();
     assert!(none.items.is_empty());
 
     // The command line says what it could not honour.
-    let (code, out, err) = marina(&["list", &format!("{}/", host(&reg.url)), "--sort", "pushed"]).await;
+    let (code, out, err) =
+        marina(&["list", &format!("{}/", host(&reg.url)), "--sort", "pushed"]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 5, "{out}");
-    assert!(err.contains("standard API") && err.contains("not honoured"), "{err}");
+    assert!(
+        err.contains("standard API") && err.contains("not honoured"),
+        "{err}"
+    );
 }

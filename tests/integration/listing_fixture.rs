@@ -40,7 +40,8 @@ pub const REPOS: [&str; 6] = [
 /// Pushes an image by digest (untagged) and returns its digest.
 pub async fn push_untagged(s: &TestServer, repo: &str, seed: &str) -> Digest {
     let (m, d) = build_image(s, repo, seed).await;
-    s.push_manifest(repo, &d.to_string(), OCI_MANIFEST, &m).await;
+    s.push_manifest(repo, &d.to_string(), OCI_MANIFEST, &m)
+        .await;
     tick().await;
     d
 }
@@ -87,7 +88,10 @@ pub async fn push_artifact(
     let mut v: Value = serde_json::from_slice(&m).unwrap();
     v["config"]["mediaType"] = json!("application/vnd.oci.empty.v1+json");
     if !annotations.is_empty() {
-        let map: serde_json::Map<String, Value> = annotations.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let map: serde_json::Map<String, Value> = annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
         v["annotations"] = Value::Object(map);
     }
     let m = serde_json::to_vec(&v).unwrap();
@@ -115,10 +119,39 @@ pub async fn scenario(s: &TestServer) -> Scenario {
     s.push_manifest("hello-world", "v1", OCI_MANIFEST, &m).await;
     let hello_untagged = push_untagged(s, "hello-world", "hello-old").await;
 
-    let a = |v: &'static str| [("org.opencontainers.image.version", v), ("org.example.team", "one")];
-    let artifact_v1 = push_artifact(s, "org1/artifact-a", Some("v1"), "application/vnd.example.chart", None, &a("1")).await;
-    let artifact_v2 = push_artifact(s, "org1/artifact-a", Some("v2"), "application/vnd.example.chart", None, &a("2")).await;
-    let artifact_untagged = push_artifact(s, "org1/artifact-a", None, "application/vnd.example.chart", None, &a("0")).await;
+    let a = |v: &'static str| {
+        [
+            ("org.opencontainers.image.version", v),
+            ("org.example.team", "one"),
+        ]
+    };
+    let artifact_v1 = push_artifact(
+        s,
+        "org1/artifact-a",
+        Some("v1"),
+        "application/vnd.example.chart",
+        None,
+        &a("1"),
+    )
+    .await;
+    let artifact_v2 = push_artifact(
+        s,
+        "org1/artifact-a",
+        Some("v2"),
+        "application/vnd.example.chart",
+        None,
+        &a("2"),
+    )
+    .await;
+    let artifact_untagged = push_artifact(
+        s,
+        "org1/artifact-a",
+        None,
+        "application/vnd.example.chart",
+        None,
+        &a("0"),
+    )
+    .await;
 
     s.push_image("org2/team-a/image-a1", "v1", "a1-1").await;
     s.push_image("org2/team-a/image-a1", "v2", "a1-2").await;
@@ -130,9 +163,39 @@ pub async fn scenario(s: &TestServer) -> Scenario {
     s.push_image("org3/team-c/image-c1", "v1", "c1-1").await;
     push_untagged(s, "org3/team-c/image-c1", "c1-0").await;
 
-    let sig_alice = push_artifact(s, "hello-world", Some("sig"), SIGNATURE, Some(&hello), &[("org.example.signer", "alice"), ("org.opencontainers.image.created", "2024-01-01T00:00:00Z")]).await;
-    let sig_bob = push_artifact(s, "hello-world", None, SIGNATURE, Some(&hello), &[("org.example.signer", "bob")]).await;
-    let sbom = push_artifact(s, "hello-world", None, SBOM, Some(&hello), &[("org.example.sbom.format", "spdx"), ("org.opencontainers.image.created", "2024-02-01T00:00:00Z")]).await;
+    let sig_alice = push_artifact(
+        s,
+        "hello-world",
+        Some("sig"),
+        SIGNATURE,
+        Some(&hello),
+        &[
+            ("org.example.signer", "alice"),
+            ("org.opencontainers.image.created", "2024-01-01T00:00:00Z"),
+        ],
+    )
+    .await;
+    let sig_bob = push_artifact(
+        s,
+        "hello-world",
+        None,
+        SIGNATURE,
+        Some(&hello),
+        &[("org.example.signer", "bob")],
+    )
+    .await;
+    let sbom = push_artifact(
+        s,
+        "hello-world",
+        None,
+        SBOM,
+        Some(&hello),
+        &[
+            ("org.example.sbom.format", "spdx"),
+            ("org.opencontainers.image.created", "2024-02-01T00:00:00Z"),
+        ],
+    )
+    .await;
     Scenario {
         hello,
         hello_untagged,
