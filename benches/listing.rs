@@ -66,14 +66,17 @@ fn seed(store: &SqliteMetaStore) -> usize {
     tags
 }
 
+/// What reading one page reports: items read, whether more follow, the last position.
+type PageOutcome = (usize, bool, Option<Position>);
+
 /// One list to measure: reads a page after a position.
 struct Case<'a> {
     name: &'a str,
     sort: Sort,
-    read: Box<dyn Fn(&PageRequest) -> (usize, bool, Option<Position>) + 'a>,
+    read: Box<dyn Fn(&PageRequest) -> PageOutcome + 'a>,
 }
 
-fn pos<T>(p: Page<T>, f: fn(&T) -> Position) -> (usize, bool, Option<Position>) {
+fn pos<T>(p: Page<T>, f: fn(&T) -> Position) -> PageOutcome {
     (p.items.len(), p.more, p.items.last().map(f))
 }
 

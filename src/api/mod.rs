@@ -65,6 +65,7 @@ pub(crate) fn parse_reference(reference: &str) -> Result<Reference, ApiError> {
 }
 
 /// The OpenAPI service with every operation of the registry.
+#[allow(clippy::type_complexity)] // the tuple of API groups; one line per group
 pub fn openapi_service(
     registry: Arc<Registry>,
 ) -> OpenApiService<

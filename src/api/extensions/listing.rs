@@ -118,7 +118,7 @@ impl ListingExtApi {
             "/v2/_marina/list/repositories",
             page.items.len(),
             page.more,
-            page.items.last().map(|r| Position::of_repository(r)),
+            page.items.last().map(Position::of_repository),
             &extra,
         );
         let body = RepositoryList {

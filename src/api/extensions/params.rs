@@ -123,13 +123,16 @@ impl Paging {
     }
 }
 
+/// Query parameters to repeat in a `Link`, in order.
+pub type LinkParams = Vec<(&'static str, String)>;
+
 /// Reads the `artifactType`, `annotation` and `tagged` filters, returning them with
 /// the query parameters that repeat them in a `Link`.
 pub fn parse_filter(
     artifact_type: Option<String>,
     annotations: &[String],
     tagged: Option<bool>,
-) -> Result<(ManifestFilter, Vec<(&'static str, String)>), ApiError> {
+) -> Result<(ManifestFilter, LinkParams), ApiError> {
     let mut link = Vec::new();
     let artifact_type = artifact_type.filter(|a| !a.is_empty());
     if let Some(a) = &artifact_type {

@@ -265,8 +265,8 @@ fn tags_with_digest_and_push_time_in_every_order_and_by_digest() {
 
 /// The issue's scenario repository plus referrers with artifact types and annotations.
 fn artifacts(s: &SqliteMetaStore) {
-    put(&s, plain("r", "sha256:img1", &["v1"]));
-    put(&s, plain("r", "sha256:img2", &[]));
+    put(s, plain("r", "sha256:img1", &["v1"]));
+    put(s, plain("r", "sha256:img2", &[]));
     let sig = |d, a: &'static [(&str, &str)]| Seed {
         repo: "r",
         digest: d,
