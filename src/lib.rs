@@ -2,3 +2,4 @@
 
 pub mod oci;
 pub mod cli;
+pub mod harness;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
+
 /// Marina: an OCI Distribution registry, a spec harness and a conformance runner.
 #[derive(Debug, Parser)]
 #[command(name = "marina", version, about, long_about = None)]
@@ -17,10 +19,14 @@ pub struct Cli {
 /// The subcommands of `marina`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Validate a registry against the spec, requirement by requirement.
+    Check(check::CheckArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Check(args) => check::run(args),
+    }
 }
