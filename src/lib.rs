@@ -1,5 +1,10 @@
 //! Marina: a test-first implementation of the OCI Distribution Specification.
 
-pub mod oci;
+pub mod api;
 pub mod cli;
+pub mod config;
 pub mod harness;
+pub mod oci;
+pub mod registry;
+pub mod server;
+pub mod store;

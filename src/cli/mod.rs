@@ -1,11 +1,12 @@
 //! Command-line entry points. Each subcommand lives in its own module and returns
 //! the process exit code; this module only parses arguments and dispatches.
 
+pub mod check;
+pub mod serve;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-pub mod check;
 
 /// Marina: an OCI Distribution registry, a spec harness and a conformance runner.
 #[derive(Debug, Parser)]
@@ -19,6 +20,10 @@ pub struct Cli {
 /// The subcommands of `marina`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the registry.
+    Serve(serve::ServeArgs),
+    /// Print the OpenAPI document of the registry's HTTP API.
+    Openapi,
     /// Validate a registry against the spec, requirement by requirement.
     Check(check::CheckArgs),
 }
@@ -27,6 +32,35 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Openapi => print_openapi(),
         Command::Check(args) => check::run(args),
     }
+}
+
+fn print_openapi() -> ExitCode {
+    match crate::api::openapi_document() {
+        Ok(doc) => {
+            println!("{doc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("marina openapi: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sets up `tracing` output (`RUST_LOG` filters; default `info`).
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -121,14 +121,16 @@ impl fmt::Display for Digest {
 fn is_algorithm_grammar(s: &str) -> bool {
     // component (separator component)*, components of [a-z0-9]+
     !s.is_empty()
-        && s.split(['+', '.', '_', '-'])
-            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && s.split(['+', '.', '_', '-']).all(|c| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 fn is_encoded_grammar(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'=' || b == b'_' || b == b'-')
 }
 
@@ -143,7 +145,9 @@ impl FromStr for Digest {
         }
         let algorithm: Algorithm = alg.parse()?;
         if encoded.len() != algorithm.hex_len()
-            || !encoded.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || !encoded
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(malformed());
         }
@@ -225,8 +229,14 @@ mod tests {
         let cases = [
             ("sha256:abc", "malformed"),
             ("sha256", "malformed"),
-            ("SHA256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "malformed"),
-            ("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", "malformed"),
+            (
+                "SHA256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                "malformed",
+            ),
+            (
+                "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+                "malformed",
+            ),
             ("unknown:12345", "unsupported"),
             ("blake3:abcd", "unsupported"),
             ("sha256:baddigeststring", "malformed"),

@@ -19,7 +19,9 @@ pub enum ManifestError {
     #[error("unsupported schemaVersion {0:?}; only 2 is accepted")]
     SchemaVersion(Option<i64>),
     /// The Content-Type of the request disagrees with the `mediaType` field.
-    #[error("Content-Type {content_type:?} does not match the manifest's mediaType {media_type:?}")]
+    #[error(
+        "Content-Type {content_type:?} does not match the manifest's mediaType {media_type:?}"
+    )]
     MediaTypeMismatch {
         /// The request's Content-Type, without parameters.
         content_type: String,
@@ -127,8 +129,8 @@ impl ManifestView {
                 }
             });
         let declared = raw.media_type.as_deref().unwrap_or(&media_type);
-        let is_index = media_types::is_index(declared)
-            || (raw.manifests.is_some() && raw.config.is_none());
+        let is_index =
+            media_types::is_index(declared) || (raw.manifests.is_some() && raw.config.is_none());
         if !is_index && raw.config.is_none() && raw.blobs.is_none() {
             return Err(ManifestError::UnknownShape);
         }
@@ -141,7 +143,10 @@ impl ManifestView {
             .chain(raw.manifests.iter().flatten())
             .chain(&raw.subject);
         if let Some(bad) = all.into_iter().find(|d| d.size < 0) {
-            return Err(ManifestError::Descriptor(format!("negative size for {}", bad.digest)));
+            return Err(ManifestError::Descriptor(format!(
+                "negative size for {}",
+                bad.digest
+            )));
         }
         let artifact_type = raw.artifact_type.clone().or_else(|| {
             if is_index {
@@ -208,19 +213,29 @@ mod tests {
     fn image_manifest_falls_back_to_config_media_type() {
         let v = ManifestView::parse(image("").as_bytes(), Some(media_types::OCI_MANIFEST)).unwrap();
         assert!(!v.is_index);
-        assert_eq!(v.artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            v.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
         assert_eq!(v.required_blobs().count(), 2);
     }
 
     #[test]
     fn explicit_artifact_type_wins() {
-        let v = ManifestView::parse(image(r#","artifactType":"application/x-sbom""#).as_bytes(), None).unwrap();
+        let v = ManifestView::parse(
+            image(r#","artifactType":"application/x-sbom""#).as_bytes(),
+            None,
+        )
+        .unwrap();
         assert_eq!(v.artifact_type.as_deref(), Some("application/x-sbom"));
     }
 
     #[test]
     fn index_without_artifact_type_has_none() {
-        let body = format!(r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#, media_types::OCI_INDEX);
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#,
+            media_types::OCI_INDEX
+        );
         let v = ManifestView::parse(body.as_bytes(), Some(media_types::OCI_INDEX)).unwrap();
         assert!(v.is_index);
         assert_eq!(v.artifact_type, None);
@@ -228,14 +243,23 @@ mod tests {
 
     #[test]
     fn rejections() {
-        assert!(matches!(ManifestView::parse(b"[]", None), Err(ManifestError::NotJson(_))));
-        assert!(matches!(ManifestView::parse(b"{\"schemaVersion\":1}", None), Err(ManifestError::SchemaVersion(Some(1)))));
+        assert!(matches!(
+            ManifestView::parse(b"[]", None),
+            Err(ManifestError::NotJson(_))
+        ));
+        assert!(matches!(
+            ManifestView::parse(b"{\"schemaVersion\":1}", None),
+            Err(ManifestError::SchemaVersion(Some(1)))
+        ));
         assert!(matches!(
             ManifestView::parse(image("").as_bytes(), Some(media_types::OCI_INDEX)),
             Err(ManifestError::MediaTypeMismatch { .. })
         ));
         let bad_digest = image("").replace(CFG, "sha256:nothex");
-        assert!(matches!(ManifestView::parse(bad_digest.as_bytes(), None), Err(ManifestError::Descriptor(_))));
+        assert!(matches!(
+            ManifestView::parse(bad_digest.as_bytes(), None),
+            Err(ManifestError::Descriptor(_))
+        ));
     }
 
     #[test]
@@ -250,6 +274,9 @@ mod tests {
 
     #[test]
     fn content_type_parameters_are_stripped() {
-        assert_eq!(bare_content_type("application/json; charset=utf-8"), "application/json");
+        assert_eq!(
+            bare_content_type("application/json; charset=utf-8"),
+            "application/json"
+        );
     }
 }

@@ -134,7 +134,13 @@ mod tests {
 
     #[test]
     fn names_table() {
-        let valid = ["a", "library/ubuntu", "a.b_c__d---e/f0", "conformance/repo1", "0"];
+        let valid = [
+            "a",
+            "library/ubuntu",
+            "a.b_c__d---e/f0",
+            "conformance/repo1",
+            "0",
+        ];
         let invalid = [
             "", "A", "a/", "/a", "a//b", "../a", "a/../b", "a/.", ".a", "a.", "a___b", "a_-b",
             "a..b", "a b", "a%2fb", "-a",

@@ -56,8 +56,14 @@ mod tests {
         assert!(matches!("latest".parse(), Ok(Reference::Tag(_))));
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert!(matches!(d.parse(), Ok(Reference::Digest(_))));
-        assert!(matches!("sha256:baddigeststring".parse::<Reference>(), Err(ReferenceError::Digest(_))));
-        assert!(matches!(".INVALID_MANIFEST_NAME".parse::<Reference>(), Err(ReferenceError::Tag(_))));
+        assert!(matches!(
+            "sha256:baddigeststring".parse::<Reference>(),
+            Err(ReferenceError::Digest(_))
+        ));
+        assert!(matches!(
+            ".INVALID_MANIFEST_NAME".parse::<Reference>(),
+            Err(ReferenceError::Tag(_))
+        ));
     }
 
     proptest! {

@@ -9,7 +9,13 @@ pub fn referrers_tag(alg: &str, encoded: &str) -> String {
     let clean = |s: &str, max: usize| -> String {
         s.chars()
             .take(max)
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect()
     };
     format!("{}-{}", clean(alg, 32), clean(encoded, 64))
@@ -26,7 +32,9 @@ pub fn parse_referrers_tag(tag: &str) -> Option<(&str, &str)> {
     let (alg, hex) = tag.split_once('-')?;
     let ok = matches!(alg, "sha256" | "sha512")
         && hex.len() == 64
-        && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     ok.then_some((alg, hex))
 }
 
@@ -38,7 +46,10 @@ mod tests {
     #[test]
     fn spec_examples() {
         assert_eq!(
-            referrers_tag("sha256", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+            referrers_tag(
+                "sha256",
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+            ),
             "sha256-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
         );
         assert_eq!(
@@ -49,7 +60,10 @@ mod tests {
             "sha512-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
         );
         assert_eq!(
-            referrers_tag("test+algorithm+using+algorithm+separators", "alg+separators=and_equals"),
+            referrers_tag(
+                "test+algorithm+using+algorithm+separators",
+                "alg+separators=and_equals"
+            ),
             "test-algorithm-using-algorithm-s-alg-separators-and_equals"
         );
     }

@@ -1,1 +1,14 @@
+//! Marina's integration tests: one binary, a module per area.
 
+mod support;
+
+mod clients; // skopeo, buildah, podman against the server (skipped when absent)
+mod api_base; // GET /v2/, unknown routes, error envelopes, warnings
+mod api_blobs; // blob pull, range, delete
+mod api_uploads; // every upload method, chunk rules, mounts, sessions
+mod api_manifests; // manifest push/pull/delete, tag params, sparse, limits
+mod api_listing; // tag list, catalog, pagination
+mod api_referrers; // referrers index, filters, pagination, tag-schema upgrade
+mod durability; // restarts, concurrent identical pushes, upload expiry
+mod openapi; // the generated document, spec/openapi.json, /docs
+mod properties; // proptest: blob round trips under random chunkings

@@ -1,0 +1,184 @@
+//! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>` (end-2, end-10).
+
+use std::sync::Arc;
+
+use poem::Body;
+use poem_openapi::param::{Header, Path};
+use poem_openapi::{ApiResponse, OpenApi};
+use tokio::io::AsyncSeekExt;
+use tokio_util::io::ReaderStream;
+
+use super::body::BlobPayload;
+use super::error::ApiError;
+use super::headers::{parse_range, ByteRange};
+use super::{parse_digest, parse_repo, ApiTags};
+use crate::oci::ErrorCode;
+use crate::registry::{Registry, RegistryError};
+
+/// Blob endpoints.
+pub struct BlobsApi(pub Arc<Registry>);
+
+/// Answers of a blob GET or HEAD.
+#[derive(ApiResponse)]
+pub enum BlobResponse {
+    /// The whole blob.
+    #[oai(status = 200)]
+    Whole(
+        BlobPayload,
+        #[oai(header = "Docker-Content-Digest")] String,
+        #[oai(header = "Content-Length")] u64,
+        #[oai(header = "Accept-Ranges")] String,
+    ),
+    /// The requested byte range.
+    #[oai(status = 206)]
+    Partial(
+        BlobPayload,
+        #[oai(header = "Docker-Content-Digest")] String,
+        #[oai(header = "Content-Length")] u64,
+        #[oai(header = "Content-Range")] String,
+    ),
+}
+
+/// Answer of a blob DELETE.
+#[derive(ApiResponse)]
+pub enum BlobDeleted {
+    /// Unlinked from the repository.
+    #[oai(status = 202)]
+    Accepted,
+}
+
+const STREAM_BUFFER: usize = 256 * 1024;
+
+impl BlobsApi {
+    async fn serve(
+        &self,
+        name: &str,
+        digest: &str,
+        range: Option<&str>,
+        head: bool,
+    ) -> Result<BlobResponse, ApiError> {
+        let repo = parse_repo(name)?;
+        let digest = parse_digest(digest)?;
+        let (file, size) = if head {
+            (None, self.0.blob_size(&repo, &digest).await?)
+        } else {
+            let (f, size) = self.0.open_blob(&repo, &digest).await?;
+            (Some(tokio::fs::File::from_std(f)), size)
+        };
+        let digest_s = digest.to_string();
+        match parse_range(range, size) {
+            ByteRange::Whole => {
+                let body = match file {
+                    Some(f) => {
+                        Body::from_bytes_stream(ReaderStream::with_capacity(f, STREAM_BUFFER))
+                    }
+                    None => Body::empty(),
+                };
+                Ok(BlobResponse::Whole(
+                    BlobPayload(body),
+                    digest_s,
+                    size,
+                    "bytes".into(),
+                ))
+            }
+            ByteRange::Part { start, end } => {
+                let len = end - start + 1;
+                let body = match file {
+                    Some(mut f) => {
+                        f.seek(std::io::SeekFrom::Start(start))
+                            .await
+                            .map_err(RegistryError::from)?;
+                        let part = tokio::io::AsyncReadExt::take(f, len);
+                        Body::from_bytes_stream(ReaderStream::with_capacity(part, STREAM_BUFFER))
+                    }
+                    None => Body::empty(),
+                };
+                Ok(BlobResponse::Partial(
+                    BlobPayload(body),
+                    digest_s,
+                    len,
+                    format!("bytes {start}-{end}/{size}"),
+                ))
+            }
+            ByteRange::Unsatisfiable => Err(ApiError::new(
+                poem::http::StatusCode::RANGE_NOT_SATISFIABLE,
+                ErrorCode::BlobUnknown,
+                format!(
+                    "range {} cannot be satisfied for a blob of {size} bytes",
+                    range.unwrap_or("")
+                ),
+            )
+            .with_header("Content-Range", format!("bytes */{size}"))),
+        }
+    }
+}
+
+#[OpenApi]
+impl BlobsApi {
+    /// Fetch a blob
+    ///
+    /// Streams the blob from disk. A single `Range: bytes=…` is answered with 206 and
+    /// `Content-Range`; an unsatisfiable one with 416.
+    #[oai(
+        path = "/v2/:name/blobs/:digest",
+        method = "get",
+        operation_id = "getBlob",
+        tag = "ApiTags::Blobs"
+    )]
+    async fn get_blob(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// Blob digest, e.g. `sha256:…`.
+        digest: Path<String>,
+        /// Optional single byte range.
+        #[oai(name = "Range")]
+        range: Header<Option<String>>,
+    ) -> Result<BlobResponse, ApiError> {
+        self.serve(&name, &digest, range.as_deref(), false).await
+    }
+
+    /// Check that a blob exists
+    ///
+    /// Same headers as a GET (`Docker-Content-Digest`, `Content-Length`), no body.
+    #[oai(
+        path = "/v2/:name/blobs/:digest",
+        method = "head",
+        operation_id = "headBlob",
+        tag = "ApiTags::Blobs"
+    )]
+    async fn head_blob(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// Blob digest.
+        digest: Path<String>,
+        /// Optional single byte range.
+        #[oai(name = "Range")]
+        range: Header<Option<String>>,
+    ) -> Result<BlobResponse, ApiError> {
+        self.serve(&name, &digest, range.as_deref(), true).await
+    }
+
+    /// Delete a blob
+    ///
+    /// Unlinks the blob from the repository (202). 405 when blob deletion is disabled.
+    #[oai(
+        path = "/v2/:name/blobs/:digest",
+        method = "delete",
+        operation_id = "deleteBlob",
+        tag = "ApiTags::Blobs"
+    )]
+    async fn delete_blob(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// Blob digest.
+        digest: Path<String>,
+    ) -> Result<BlobDeleted, ApiError> {
+        let repo = parse_repo(&name)?;
+        let digest = parse_digest(&digest)?;
+        self.0.delete_blob(&repo, &digest).await?;
+        Ok(BlobDeleted::Accepted)
+    }
+}

@@ -1,0 +1,266 @@
+//! The one place where failures become HTTP: every [`RegistryError`] (and every
+//! framework error) is mapped, by `match`, to a status, an OCI error code and the
+//! spec's JSON envelope.
+
+use poem::http::{HeaderValue, StatusCode};
+use poem::{IntoResponse, Response};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry as OaRegistry};
+use poem_openapi::types::ToJSON;
+use poem_openapi::{ApiResponse, Object};
+
+use crate::oci::{DigestError, ErrorCode, ManifestError, NameError};
+use crate::registry::RegistryError;
+
+/// One error of the envelope (documented in the OpenAPI schema).
+#[derive(Debug, Clone, Object)]
+pub struct ErrorItem {
+    /// One of the spec's fourteen codes.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Extra context, when there is any.
+    #[oai(skip_serializing_if_is_none)]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// The spec's error body: `{"errors":[{code,message,detail}]}`.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    /// The errors.
+    pub errors: Vec<ErrorItem>,
+}
+
+/// An error response: status, OCI code, message and any extra headers.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// OCI error code.
+    pub code: ErrorCode,
+    /// Explanation for humans.
+    pub message: String,
+    /// Optional structured detail.
+    pub detail: Option<serde_json::Value>,
+    /// Headers to add (e.g. `Range` on a 416).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl ApiError {
+    /// Builds an error with no detail.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            detail: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds detail.
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Shorthand for a 400 with `code`.
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl From<NameError> for ApiError {
+    fn from(e: NameError) -> Self {
+        match e {
+            NameError::InvalidName(_) => {
+                ApiError::bad_request(ErrorCode::NameInvalid, e.to_string())
+            }
+            NameError::InvalidTag(_) => {
+                ApiError::bad_request(ErrorCode::ManifestInvalid, e.to_string())
+            }
+        }
+    }
+}
+
+impl From<DigestError> for ApiError {
+    fn from(e: DigestError) -> Self {
+        ApiError::bad_request(ErrorCode::DigestInvalid, e.to_string())
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        use RegistryError as E;
+        let msg = e.to_string();
+        match e {
+            E::NameUnknown(_) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NameUnknown, msg),
+            E::Name(n) => n.into(),
+            E::Digest(d) => d.into(),
+            E::DigestMismatch { expected, actual } => {
+                ApiError::bad_request(ErrorCode::DigestInvalid, msg)
+                    .with_detail(serde_json::json!({ "expected": expected, "actual": actual }))
+            }
+            E::BlobUnknown(_) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::BlobUnknown, msg),
+            E::ManifestUnknown(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ManifestUnknown, msg)
+            }
+            E::UploadUnknown(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::BlobUploadUnknown, msg)
+            }
+            E::RangeNotSatisfiable { size, .. } => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                ErrorCode::BlobUploadInvalid,
+                msg,
+            )
+            .with_header("Range", upload_range(size)),
+            E::SizeInvalid(_) => ApiError::bad_request(ErrorCode::SizeInvalid, msg),
+            E::BodyIncomplete(_) => ApiError::bad_request(ErrorCode::BlobUploadInvalid, msg),
+            E::ManifestInvalid(ManifestError::Descriptor(_)) => {
+                ApiError::bad_request(ErrorCode::ManifestInvalid, msg)
+            }
+            E::ManifestInvalid(_) => ApiError::bad_request(ErrorCode::ManifestInvalid, msg),
+            E::ManifestBlobUnknown(missing) => {
+                ApiError::bad_request(ErrorCode::ManifestBlobUnknown, msg)
+                    .with_detail(serde_json::json!({ "missing": missing }))
+            }
+            E::ManifestTooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::SizeInvalid, msg)
+            }
+            E::Unsupported(_) => {
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::Unsupported, msg)
+            }
+            E::ReferrersDisabled => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::Unsupported, msg)
+            }
+            E::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Unsupported,
+                    "internal storage error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+/// The `Range` value of an upload holding `size` bytes: `0-<last byte>`.
+pub fn upload_range(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn as_response(&self) -> Response {
+        self.clone().into_response()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            errors: vec![ErrorItem {
+                code: self.code.as_str().to_string(),
+                message: self.message,
+                detail: self.detail,
+            }],
+        };
+        let json = body.to_json_string();
+        let mut resp = Response::builder()
+            .status(self.status)
+            .content_type("application/json")
+            .body(json);
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+        resp
+    }
+}
+
+const DOCUMENTED: [(u16, &str); 8] = [
+    (400, "Invalid name, reference, digest, manifest or upload (`NAME_INVALID`, `DIGEST_INVALID`, `MANIFEST_INVALID`, `MANIFEST_BLOB_UNKNOWN`, `SIZE_INVALID`, `BLOB_UPLOAD_INVALID`)"),
+    (401, "Authentication required (`UNAUTHORIZED`)"),
+    (403, "Access denied (`DENIED`)"),
+    (404, "Unknown repository, blob, manifest or upload session (`NAME_UNKNOWN`, `BLOB_UNKNOWN`, `MANIFEST_UNKNOWN`, `BLOB_UPLOAD_UNKNOWN`)"),
+    (405, "Operation disabled by the operator (`UNSUPPORTED`)"),
+    (413, "Manifest larger than the configured limit (`SIZE_INVALID`)"),
+    (416, "Chunk out of order; `Range` gives what the upload holds (`BLOB_UPLOAD_INVALID`)"),
+    (429, "Too many requests (`TOOMANYREQUESTS`)"),
+];
+
+impl ApiResponse for ApiError {
+    const BAD_REQUEST_HANDLER: bool = true;
+
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: DOCUMENTED
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/json",
+                        schema: <poem_openapi::payload::Json<ErrorBody> as poem_openapi::payload::Payload>::schema_ref(),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut OaRegistry) {
+        <ErrorBody as poem_openapi::types::Type>::register(registry);
+    }
+
+    fn from_parse_request_error(err: poem::Error) -> Self {
+        ApiError::bad_request(ErrorCode::Unsupported, format!("invalid request: {err}"))
+    }
+}
+
+/// Turns any framework error (unknown route, wrong method, bad header) into the
+/// spec's envelope, so no response escapes without it.
+pub fn framework_error(err: poem::Error) -> Response {
+    if let Some(api) = err.downcast_ref::<ApiError>() {
+        return api.clone().into_response();
+    }
+    let status = err.status();
+    let code = match status {
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => ErrorCode::Unsupported,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorCode::Denied,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::SizeInvalid,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::Toomanyrequests,
+        _ => ErrorCode::Unsupported,
+    };
+    let message = match status {
+        StatusCode::NOT_FOUND => "no such endpoint in the OCI Distribution API".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this endpoint".to_string(),
+        _ => err.to_string(),
+    };
+    let status = if status.is_server_error() {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
+    ApiError::new(status, code, message).into_response()
+}

@@ -1,0 +1,138 @@
+//! Tag listing (end-8a/8b) and the repository catalog (`/v2/_catalog`, used by
+//! clients and tools though outside the spec).
+
+use std::sync::Arc;
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::error::ApiError;
+use super::headers::next_link;
+use super::{parse_repo, ApiTags};
+use crate::oci::ErrorCode;
+use crate::registry::Registry;
+
+/// Listing endpoints.
+pub struct ListingApi(pub Arc<Registry>);
+
+/// `GET /v2/<name>/tags/list` body.
+#[derive(Debug, Object)]
+pub struct TagList {
+    /// The repository.
+    pub name: String,
+    /// Tags in lexical (byte) order.
+    pub tags: Vec<String>,
+}
+
+/// `GET /v2/_catalog` body.
+#[derive(Debug, Object)]
+pub struct Catalog {
+    /// Repository names in lexical order.
+    pub repositories: Vec<String>,
+}
+
+/// Answer of a tag list.
+#[derive(ApiResponse)]
+pub enum TagListResponse {
+    /// One page of tags; `Link` points at the next when more remain.
+    #[oai(status = 200)]
+    Ok(Json<TagList>, #[oai(header = "Link")] Option<String>),
+}
+
+/// Answer of a catalog request.
+#[derive(ApiResponse)]
+pub enum CatalogResponse {
+    /// One page of repositories; `Link` points at the next when more remain.
+    #[oai(status = 200)]
+    Ok(Json<Catalog>, #[oai(header = "Link")] Option<String>),
+}
+
+/// Reads `n`: absent means "as many as the registry pages by default".
+fn parse_n(n: Option<&str>, default: u32) -> Result<u32, ApiError> {
+    match n {
+        None | Some("") => Ok(default),
+        Some(v) => v.parse::<u32>().map_err(|_| {
+            ApiError::bad_request(
+                ErrorCode::Unsupported,
+                format!("n must be a non-negative integer, not {v:?}"),
+            )
+        }),
+    }
+}
+
+#[OpenApi]
+impl ListingApi {
+    /// List tags
+    ///
+    /// Tags in lexical order, after `last`, at most `n` (`n=0` gives an empty list).
+    /// When more remain, `Link: <…>; rel="next"` points at the next page.
+    #[oai(
+        path = "/v2/:name/tags/list",
+        method = "get",
+        operation_id = "listTags",
+        tag = "ApiTags::Tags"
+    )]
+    async fn list_tags(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// Most tags to return.
+        n: Query<Option<String>>,
+        /// Return tags after this one.
+        last: Query<Option<String>>,
+    ) -> Result<TagListResponse, ApiError> {
+        let repo = parse_repo(&name)?;
+        let max = self.0.config().max_list_page;
+        let n = parse_n(n.as_deref(), max)?;
+        let page = self.0.list_tags(&repo, last.0.clone(), n).await?;
+        let link = match (page.more && n > 0, page.items.last()) {
+            (true, Some(last)) => Some(next_link(
+                &format!("/v2/{repo}/tags/list"),
+                &[("n", &n.min(max).to_string()), ("last", last)],
+            )),
+            _ => None,
+        };
+        Ok(TagListResponse::Ok(
+            Json(TagList {
+                name: repo.to_string(),
+                tags: page.items,
+            }),
+            link,
+        ))
+    }
+
+    /// List repositories
+    ///
+    /// Repositories holding at least one manifest, in lexical order, paged like tags.
+    #[oai(
+        path = "/v2/_catalog",
+        method = "get",
+        operation_id = "catalog",
+        tag = "ApiTags::Catalog"
+    )]
+    async fn catalog(
+        &self,
+        /// Most repositories to return.
+        n: Query<Option<String>>,
+        /// Return repositories after this one.
+        last: Query<Option<String>>,
+    ) -> Result<CatalogResponse, ApiError> {
+        let max = self.0.config().max_list_page;
+        let n = parse_n(n.as_deref(), max)?;
+        let page = self.0.catalog(last.0.clone(), n).await?;
+        let link = match (page.more && n > 0, page.items.last()) {
+            (true, Some(last)) => Some(next_link(
+                "/v2/_catalog",
+                &[("n", &n.min(max).to_string()), ("last", last)],
+            )),
+            _ => None,
+        };
+        Ok(CatalogResponse::Ok(
+            Json(Catalog {
+                repositories: page.items,
+            }),
+            link,
+        ))
+    }
+}

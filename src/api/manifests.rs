@@ -1,0 +1,210 @@
+//! `/v2/<name>/manifests/<tag-or-digest>`: GET, HEAD, PUT, DELETE (end-3, end-7a/7b, end-9).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::body::{ManifestBody, ManifestPayload};
+use super::error::ApiError;
+use super::{parse_reference, parse_repo, ApiTags};
+use crate::oci::{ErrorCode, Tag};
+use crate::registry::{Registry, RegistryError};
+
+/// Manifest endpoints.
+pub struct ManifestsApi(pub Arc<Registry>);
+
+/// Answer of a manifest GET or HEAD.
+#[derive(ApiResponse)]
+pub enum ManifestResponse {
+    /// The manifest, with the exact Content-Type it was pushed with.
+    #[oai(status = 200)]
+    Found(
+        ManifestPayload,
+        #[oai(header = "Docker-Content-Digest")] String,
+        #[oai(header = "Content-Length")] u64,
+    ),
+}
+
+/// Answer of a manifest PUT.
+#[derive(ApiResponse)]
+pub enum ManifestPushed {
+    /// Stored. `OCI-Tag` lists every tag now pointing at it; `OCI-Subject` echoes its subject.
+    #[oai(status = 201)]
+    Created(
+        #[oai(header = "Location")] String,
+        #[oai(header = "Docker-Content-Digest")] String,
+        #[oai(header = "OCI-Tag")] Option<String>,
+        #[oai(header = "OCI-Subject")] Option<String>,
+    ),
+}
+
+/// Answer of a manifest or tag DELETE.
+#[derive(ApiResponse)]
+pub enum ManifestDeleted {
+    /// Deleted.
+    #[oai(status = 202)]
+    Accepted,
+}
+
+/// A reference to look up: a malformed digest is a 400, but a string that cannot be
+/// a tag simply names nothing, so it is a 404 like any unknown tag.
+fn parse_lookup_reference(reference: &str) -> Result<crate::oci::Reference, ApiError> {
+    match reference.parse() {
+        Ok(r) => Ok(r),
+        Err(crate::oci::reference::ReferenceError::Tag(_)) => {
+            Err(RegistryError::ManifestUnknown(reference.to_string()).into())
+        }
+        Err(crate::oci::reference::ReferenceError::Digest(e)) => Err(e.into()),
+    }
+}
+
+impl ManifestsApi {
+    async fn fetch(
+        &self,
+        name: &str,
+        reference: &str,
+        head: bool,
+    ) -> Result<ManifestResponse, ApiError> {
+        let repo = parse_repo(name)?;
+        let reference = parse_lookup_reference(reference)?;
+        let m = self.0.get_manifest(&repo, &reference).await?;
+        let len = m.bytes.len() as u64;
+        let bytes = if head {
+            Bytes::new()
+        } else {
+            Bytes::from(m.bytes)
+        };
+        Ok(ManifestResponse::Found(
+            ManifestPayload {
+                bytes,
+                media_type: m.media_type,
+            },
+            m.digest,
+            len,
+        ))
+    }
+}
+
+#[OpenApi]
+impl ManifestsApi {
+    /// Fetch a manifest
+    ///
+    /// By tag or digest; returned byte for byte with the Content-Type it was pushed with.
+    #[oai(
+        path = "/v2/:name/manifests/:reference",
+        method = "get",
+        operation_id = "getManifest",
+        tag = "ApiTags::Manifests"
+    )]
+    async fn get_manifest(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// A tag or a digest.
+        reference: Path<String>,
+    ) -> Result<ManifestResponse, ApiError> {
+        self.fetch(&name, &reference, false).await
+    }
+
+    /// Check that a manifest exists
+    #[oai(
+        path = "/v2/:name/manifests/:reference",
+        method = "head",
+        operation_id = "headManifest",
+        tag = "ApiTags::Manifests"
+    )]
+    async fn head_manifest(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// A tag or a digest.
+        reference: Path<String>,
+    ) -> Result<ManifestResponse, ApiError> {
+        self.fetch(&name, &reference, true).await
+    }
+
+    /// Push a manifest
+    ///
+    /// Under a tag, or under its digest with any number of `tag` parameters. Every
+    /// blob and child manifest it references must already be in the repository
+    /// (`MANIFEST_BLOB_UNKNOWN` otherwise) unless sparse manifests are allowed.
+    #[oai(
+        path = "/v2/:name/manifests/:reference",
+        method = "put",
+        operation_id = "putManifest",
+        tag = "ApiTags::Manifests"
+    )]
+    async fn put_manifest(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// A tag or the manifest's digest.
+        reference: Path<String>,
+        /// Extra tags to point at the manifest (repeatable).
+        tag: Query<Vec<String>>,
+        /// The manifest.
+        body: ManifestBody,
+    ) -> Result<ManifestPushed, ApiError> {
+        let repo = parse_repo(&name)?;
+        let reference = parse_reference(&reference)?;
+        let mut tags = Vec::with_capacity(tag.len());
+        for t in tag.0 {
+            tags.push(t.parse::<Tag>().map_err(ApiError::from)?);
+        }
+        let limit = self.0.config().max_manifest_bytes;
+        let content_type = body.0.content_type.clone();
+        let bytes = match body.0.read_limited(limit).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(size)) => return Err(RegistryError::ManifestTooLarge { size, limit }.into()),
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    ErrorCode::ManifestInvalid,
+                    format!("manifest body could not be read: {e}"),
+                ))
+            }
+        };
+        let pushed = self
+            .0
+            .put_manifest(&repo, &reference, content_type.as_deref(), bytes, tags)
+            .await?;
+        let tags = (!pushed.tags.is_empty()).then(|| {
+            pushed
+                .tags
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        Ok(ManifestPushed::Created(
+            format!("/v2/{repo}/manifests/{}", pushed.digest),
+            pushed.digest.to_string(),
+            tags,
+            pushed.subject.map(|s| s.to_string()),
+        ))
+    }
+
+    /// Delete a manifest or a tag
+    ///
+    /// By digest: the manifest, its tags and its referrer entries go (202). By tag:
+    /// only the tag goes. 405 when that kind of deletion is disabled.
+    #[oai(
+        path = "/v2/:name/manifests/:reference",
+        method = "delete",
+        operation_id = "deleteManifest",
+        tag = "ApiTags::Manifests"
+    )]
+    async fn delete_manifest(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// A tag or a digest.
+        reference: Path<String>,
+    ) -> Result<ManifestDeleted, ApiError> {
+        let repo = parse_repo(&name)?;
+        let reference = parse_lookup_reference(&reference)?;
+        self.0.delete_manifest(&repo, &reference).await?;
+        Ok(ManifestDeleted::Accepted)
+    }
+}

@@ -1,0 +1,165 @@
+//! HTTP: the OCI Distribution API on poem-openapi, its OpenAPI document, `/docs`.
+//!
+//! Handlers are thin: they parse path, query and headers into the `oci` newtypes,
+//! call the [`Registry`](crate::registry::Registry), and turn its answer into a
+//! response; every failure goes through `error` into the spec's JSON envelope. Before
+//! routing, `path::rewrite` encodes the `/` of repository names so one OpenAPI path
+//! per endpoint serves names of any depth.
+
+pub mod body;
+pub mod error;
+pub mod headers;
+pub mod path;
+
+mod base;
+mod blobs;
+mod listing;
+mod manifests;
+mod referrers;
+mod uploads;
+
+use std::sync::Arc;
+
+use poem::http::{HeaderValue, Uri};
+use poem::middleware::CatchPanic;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::oci::{Digest, Reference, RepoName};
+use crate::registry::Registry;
+use error::ApiError;
+
+/// Operation groups in the OpenAPI document and `/docs`.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// API version check.
+    Base,
+    /// Pulling, checking and deleting blobs.
+    Blobs,
+    /// Pushing blobs: sessions, chunks, single-request uploads and mounts.
+    Uploads,
+    /// Pushing, pulling and deleting manifests and tags.
+    Manifests,
+    /// Listing tags.
+    Tags,
+    /// Listing the manifests that refer to a subject.
+    Referrers,
+    /// Listing repositories (outside the spec; widely used).
+    Catalog,
+}
+
+pub(crate) fn parse_repo(name: &str) -> Result<RepoName, ApiError> {
+    name.parse::<RepoName>().map_err(ApiError::from)
+}
+
+pub(crate) fn parse_digest(digest: &str) -> Result<Digest, ApiError> {
+    digest.parse::<Digest>().map_err(ApiError::from)
+}
+
+pub(crate) fn parse_reference(reference: &str) -> Result<Reference, ApiError> {
+    reference.parse::<Reference>().map_err(|e| match e {
+        crate::oci::reference::ReferenceError::Digest(d) => d.into(),
+        crate::oci::reference::ReferenceError::Tag(t) => t.into(),
+    })
+}
+
+/// The OpenAPI service with every operation of the registry.
+pub fn openapi_service(
+    registry: Arc<Registry>,
+) -> OpenApiService<
+    (
+        base::BaseApi,
+        blobs::BlobsApi,
+        uploads::UploadsApi,
+        manifests::ManifestsApi,
+        listing::ListingApi,
+        referrers::ReferrersApi,
+    ),
+    (),
+> {
+    OpenApiService::new(
+        (
+            base::BaseApi,
+            blobs::BlobsApi(registry.clone()),
+            uploads::UploadsApi(registry.clone()),
+            manifests::ManifestsApi(registry.clone()),
+            listing::ListingApi(registry.clone()),
+            referrers::ReferrersApi(registry),
+        ),
+        "Marina — OCI Distribution API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "The OCI Distribution Specification (v1.1 and the additions on its main branch), as served by \
+         Marina's reference registry. Repository names may contain `/`: in the path they may be written \
+         raw (`/v2/org/app/manifests/v1`) or percent-encoded (`org%2Fapp`), which is what this page sends.",
+    )
+}
+
+/// The OpenAPI document as JSON (what `/openapi.json` serves), built from a
+/// throwaway registry in a temporary directory since the document does not depend
+/// on stored content.
+pub fn openapi_document() -> Result<String, crate::registry::RegistryError> {
+    let dir = tempfile::tempdir()?;
+    let registry = Registry::open(crate::config::Config::ephemeral(dir.path()))?;
+    Ok(openapi_service(Arc::new(registry)).spec())
+}
+
+/// The complete HTTP application: API, `/openapi.json`, `/docs`, `/healthz`.
+pub fn app(registry: Arc<Registry>) -> impl Endpoint {
+    let service = openapi_service(registry.clone());
+    let spec = service.spec_endpoint();
+    let docs = service.swagger_ui();
+    let route = Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .at("/healthz", poem::endpoint::make_sync(|_| "ok"))
+        .nest("/", service);
+    route
+        .catch_all_error(|err: poem::Error| async move { error::framework_error(err) })
+        .around(move |ep, req| {
+            let registry = registry.clone();
+            async move { Ok(dispatch(&ep, req, &registry).await) }
+        })
+        .with(CatchPanic::new().with_handler(|_| {
+            ApiError::new(
+                poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+                crate::oci::ErrorCode::Unsupported,
+                "internal error; see the server log",
+            )
+            .into_response()
+        }))
+}
+
+/// Rewrites the path, calls the routes, and adds the operator's `Warning` headers.
+async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) -> Response {
+    let rewritten = path::rewrite(req.uri().path());
+    if rewritten.path != req.uri().path() {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{}?{q}", rewritten.path),
+            None => rewritten.path.clone(),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = pq.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
+    let mut resp = match ep.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => error::framework_error(e),
+    };
+    if let Some(repo) = &rewritten.repo {
+        for msg in registry.warnings_for(repo) {
+            if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{msg}\"")) {
+                resp.headers_mut().append("Warning", v);
+            }
+        }
+    }
+    tracing::debug!(%method, path = %rewritten.path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    resp
+}

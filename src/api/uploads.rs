@@ -1,0 +1,293 @@
+//! Blob uploads: `POST /v2/<name>/blobs/uploads/` (end-4a/4b/4c, end-11) and the
+//! session endpoints at `<blob-push-location>` (end-5, end-6, end-13, end-14).
+
+use std::sync::Arc;
+
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::body::RawBody;
+use super::error::{upload_range, ApiError};
+use super::headers::parse_content_range;
+use super::{parse_digest, parse_repo, ApiTags};
+use crate::oci::{Algorithm, ErrorCode, RepoName};
+use crate::registry::{MountOutcome, Registry};
+
+/// Upload endpoints.
+pub struct UploadsApi(pub Arc<Registry>);
+
+/// Answers of the upload endpoints.
+#[derive(ApiResponse)]
+pub enum UploadResponse {
+    /// The blob is stored (or mounted) and can be fetched at `Location`.
+    #[oai(status = 201)]
+    Created(
+        #[oai(header = "Location")] String,
+        #[oai(header = "Docker-Content-Digest")] String,
+    ),
+    /// An upload session is open at `Location`; `Range` gives what it holds.
+    #[oai(status = 202)]
+    Accepted(
+        #[oai(header = "Location")] String,
+        #[oai(header = "Range")] String,
+        #[oai(header = "Docker-Upload-UUID")] String,
+    ),
+}
+
+/// Answer of an upload status request.
+#[derive(ApiResponse)]
+pub enum UploadStatus {
+    /// The session is open; `Range` gives the bytes received.
+    #[oai(status = 204)]
+    Open(
+        #[oai(header = "Location")] String,
+        #[oai(header = "Range")] String,
+        #[oai(header = "Docker-Upload-UUID")] String,
+    ),
+}
+
+/// Answer of an upload cancel.
+#[derive(ApiResponse)]
+pub enum UploadCancelled {
+    /// The session and its data are gone.
+    #[oai(status = 204)]
+    Cancelled,
+}
+
+fn session_location(repo: &RepoName, id: &str) -> String {
+    format!("/v2/{repo}/blobs/uploads/{id}")
+}
+
+fn blob_location(repo: &RepoName, digest: &str) -> String {
+    format!("/v2/{repo}/blobs/{digest}")
+}
+
+fn accepted(repo: &RepoName, id: String, size: u64) -> UploadResponse {
+    UploadResponse::Accepted(session_location(repo, &id), upload_range(size), id)
+}
+
+fn content_length(h: Option<&str>) -> Result<Option<u64>, ApiError> {
+    h.map(|v| {
+        v.trim().parse::<u64>().map_err(|_| {
+            ApiError::bad_request(
+                ErrorCode::SizeInvalid,
+                format!("invalid Content-Length {v:?}"),
+            )
+        })
+    })
+    .transpose()
+}
+
+fn chunk_range(h: Option<&str>) -> Result<Option<crate::registry::ChunkRange>, ApiError> {
+    parse_content_range(h).map_err(|m| ApiError::bad_request(ErrorCode::BlobUploadInvalid, m))
+}
+
+#[OpenApi]
+impl UploadsApi {
+    /// Start an upload, upload in one request, or mount a blob
+    ///
+    /// Without parameters: opens a session (202 + `Location`). With `digest`: the body
+    /// is the whole blob (201). With `mount` (and optionally `from`): links an existing
+    /// blob (201), or opens a session when it cannot (202). `digest-algorithm=sha512`
+    /// selects the hash of a chunked upload.
+    #[oai(
+        path = "/v2/:name/blobs/uploads/",
+        method = "post",
+        operation_id = "startUpload",
+        tag = "ApiTags::Uploads"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn start(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// Digest of the body, for a single-request upload.
+        digest: Query<Option<String>>,
+        /// Digest of a blob to mount.
+        mount: Query<Option<String>>,
+        /// Repository to mount from (omit for an anonymous mount).
+        from: Query<Option<String>>,
+        /// Hash algorithm of the coming chunked upload (`sha256` or `sha512`).
+        #[oai(name = "digest-algorithm")]
+        digest_algorithm: Query<Option<String>>,
+        /// Length of the body.
+        #[oai(name = "Content-Length")]
+        length: Header<Option<String>>,
+        /// The blob, for a single-request upload.
+        body: RawBody,
+    ) -> Result<UploadResponse, ApiError> {
+        let repo = parse_repo(&name)?;
+        let algorithm = match digest_algorithm.as_deref() {
+            None | Some("") => Algorithm::Sha256,
+            Some(a) => a.parse::<Algorithm>()?,
+        };
+        if let Some(m) = mount.as_deref() {
+            let d = parse_digest(m)?;
+            let from = from.as_deref().and_then(|f| f.parse::<RepoName>().ok());
+            return Ok(
+                match self.0.mount(&repo, &d, from.as_ref(), algorithm).await? {
+                    MountOutcome::Mounted => {
+                        UploadResponse::Created(blob_location(&repo, m), d.to_string())
+                    }
+                    MountOutcome::Started(id) => accepted(&repo, id, 0),
+                },
+            );
+        }
+        if let Some(d) = digest.as_deref() {
+            let d = parse_digest(d)?;
+            let length = content_length(length.as_deref())?;
+            self.0
+                .upload_monolithic(&repo, &d, length, body.into_stream())
+                .await?;
+            return Ok(UploadResponse::Created(
+                blob_location(&repo, &d.to_string()),
+                d.to_string(),
+            ));
+        }
+        let id = self.0.start_upload(&repo, algorithm).await?;
+        Ok(accepted(&repo, id, 0))
+    }
+
+    /// Upload status
+    ///
+    /// 204 with `Range: 0-<last byte>` for an open session; 404 otherwise.
+    #[oai(
+        path = "/v2/:name/blobs/uploads/:session",
+        method = "get",
+        operation_id = "uploadStatus",
+        tag = "ApiTags::Uploads"
+    )]
+    async fn status(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// Upload session id (from `Location`).
+        session: Path<String>,
+    ) -> Result<UploadStatus, ApiError> {
+        let repo = parse_repo(&name)?;
+        let size = self.0.upload_status(&repo, &session).await?;
+        Ok(UploadStatus::Open(
+            session_location(&repo, &session),
+            upload_range(size),
+            session.0,
+        ))
+    }
+
+    /// Upload a chunk
+    ///
+    /// Appends the body. With `Content-Range: <start>-<end>` the chunk must start where
+    /// the upload ends (416 otherwise). Without it the body is streamed in whole.
+    #[oai(
+        path = "/v2/:name/blobs/uploads/:session",
+        method = "patch",
+        operation_id = "uploadChunk",
+        tag = "ApiTags::Uploads"
+    )]
+    async fn chunk(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// Upload session id.
+        session: Path<String>,
+        /// Position of the chunk, inclusive.
+        #[oai(name = "Content-Range")]
+        content_range: Header<Option<String>>,
+        /// Length of the chunk.
+        #[oai(name = "Content-Length")]
+        length: Header<Option<String>>,
+        /// The chunk.
+        body: RawBody,
+    ) -> Result<UploadResponse, ApiError> {
+        let repo = parse_repo(&name)?;
+        let range = chunk_range(content_range.as_deref())?;
+        let length = content_length(length.as_deref())?;
+        let size = self
+            .0
+            .upload_chunk(&repo, &session, range, length, body.into_stream())
+            .await
+            .map_err(|e| with_location(e, &repo, &session))?;
+        Ok(accepted(&repo, session.0, size))
+    }
+
+    /// Finish an upload
+    ///
+    /// Closes the session with the digest of the whole blob; the body may carry a last
+    /// chunk. 201 when the content matches the digest, 400 `DIGEST_INVALID` otherwise.
+    #[oai(
+        path = "/v2/:name/blobs/uploads/:session",
+        method = "put",
+        operation_id = "finishUpload",
+        tag = "ApiTags::Uploads"
+    )]
+    async fn finish(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// Upload session id.
+        session: Path<String>,
+        /// Digest of the whole blob.
+        digest: Query<Option<String>>,
+        /// Position of the last chunk, if the body carries one.
+        #[oai(name = "Content-Range")]
+        content_range: Header<Option<String>>,
+        /// Length of the last chunk.
+        #[oai(name = "Content-Length")]
+        length: Header<Option<String>>,
+        /// Optional last chunk.
+        body: RawBody,
+    ) -> Result<UploadResponse, ApiError> {
+        let repo = parse_repo(&name)?;
+        let digest_s = digest.as_deref().ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::DigestInvalid,
+                "the digest query parameter is required",
+            )
+        })?;
+        let d = parse_digest(digest_s)?;
+        let range = chunk_range(content_range.as_deref())?;
+        let length = content_length(length.as_deref())?;
+        self.0
+            .finish_upload(&repo, &session, &d, range, length, body.into_stream())
+            .await
+            .map_err(|e| with_location(e, &repo, &session))?;
+        Ok(UploadResponse::Created(
+            blob_location(&repo, &d.to_string()),
+            d.to_string(),
+        ))
+    }
+
+    /// Cancel an upload
+    ///
+    /// Drops the session and what it received (204).
+    #[oai(
+        path = "/v2/:name/blobs/uploads/:session",
+        method = "delete",
+        operation_id = "cancelUpload",
+        tag = "ApiTags::Uploads"
+    )]
+    async fn cancel(
+        &self,
+        /// Repository name (may contain `/`).
+        name: Path<String>,
+        /// Upload session id.
+        session: Path<String>,
+    ) -> Result<UploadCancelled, ApiError> {
+        let repo = parse_repo(&name)?;
+        self.0.cancel_upload(&repo, &session).await?;
+        Ok(UploadCancelled::Cancelled)
+    }
+}
+
+/// A 416 tells the client where to resume: add the session's `Location`.
+fn with_location(e: crate::registry::RegistryError, repo: &RepoName, session: &str) -> ApiError {
+    let is_416 = matches!(
+        e,
+        crate::registry::RegistryError::RangeNotSatisfiable { .. }
+    );
+    let err = ApiError::from(e);
+    if is_416 {
+        err.with_header("Location", session_location(repo, session))
+    } else {
+        err
+    }
+}

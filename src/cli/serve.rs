@@ -1,0 +1,141 @@
+//! `marina serve`: run the registry.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::config::{Config, WarningRule};
+
+/// Options of `marina serve`. Each flag can also come from a `MARINA_*` variable and
+/// from the TOML file given with `--config`; flags win over variables, variables
+/// over the file, the file over the defaults.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  marina serve --listen 127.0.0.1:5000 --data-dir ./marina-data\n  MARINA_DELETE_BLOBS=false marina serve --config marina.toml"
+)]
+pub struct ServeArgs {
+    /// TOML configuration file (same keys as these options; `[delete]` table and
+    /// `[[warnings]]` entries for the nested ones).
+    #[arg(long, env = "MARINA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:5000]; port 0 picks a free one.
+    #[arg(long, env = "MARINA_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory for metadata, blobs and upload staging [default: ./marina-data].
+    #[arg(long, env = "MARINA_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Allow deleting manifests by digest [default: true].
+    #[arg(long, env = "MARINA_DELETE_MANIFESTS", value_name = "BOOL")]
+    pub delete_manifests: Option<bool>,
+    /// Allow deleting tags [default: true].
+    #[arg(long, env = "MARINA_DELETE_TAGS", value_name = "BOOL")]
+    pub delete_tags: Option<bool>,
+    /// Allow deleting blobs [default: true].
+    #[arg(long, env = "MARINA_DELETE_BLOBS", value_name = "BOOL")]
+    pub delete_blobs: Option<bool>,
+    /// Serve the referrers API [default: true]. When false it answers 404 and no
+    /// `OCI-Subject` is sent, so clients fall back to the referrers tag schema.
+    #[arg(long, env = "MARINA_REFERRERS", value_name = "BOOL")]
+    pub referrers: Option<bool>,
+    /// Accept manifests whose blobs or child manifests were never pushed [default: false].
+    #[arg(long, env = "MARINA_SPARSE_MANIFESTS", value_name = "BOOL")]
+    pub sparse_manifests: Option<bool>,
+    /// Largest manifest accepted, in bytes; larger ones get 413 [default: 4194304].
+    #[arg(long, env = "MARINA_MAX_MANIFEST_BYTES", value_name = "BYTES")]
+    pub max_manifest_bytes: Option<u64>,
+    /// Referrers per response before a `Link` to the next page [default: 500].
+    #[arg(long, env = "MARINA_REFERRERS_PAGE_SIZE", value_name = "N")]
+    pub referrers_page_size: Option<u32>,
+    /// Most tags or repositories per list response, whatever `n` asks [default: 1000].
+    #[arg(long, env = "MARINA_MAX_LIST_PAGE", value_name = "N")]
+    pub max_list_page: Option<u32>,
+    /// Seconds before an idle upload session and its staging file are removed [default: 3600].
+    #[arg(long, env = "MARINA_UPLOAD_EXPIRY_SECS", value_name = "SECS")]
+    pub upload_expiry_secs: Option<u64>,
+    /// Deprecation notice for matching repositories, as PATTERN=MESSAGE (repeatable),
+    /// sent as `Warning: 299 - "MESSAGE"`. Adds to the file's `[[warnings]]`.
+    #[arg(long = "warning", value_name = "PATTERN=MESSAGE")]
+    pub warnings: Vec<String>,
+    /// Log format: pretty or json [default: pretty].
+    #[arg(long, env = "MARINA_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+impl ServeArgs {
+    /// Layers file, variables and flags over the defaults.
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        macro_rules! set {
+            ($($field:ident).+ = $value:expr) => {
+                if let Some(v) = $value.clone() {
+                    c.$($field).+ = v;
+                }
+            };
+        }
+        set!(listen = self.listen);
+        set!(data_dir = self.data_dir);
+        set!(delete.manifests = self.delete_manifests);
+        set!(delete.tags = self.delete_tags);
+        set!(delete.blobs = self.delete_blobs);
+        set!(referrers = self.referrers);
+        set!(sparse_manifests = self.sparse_manifests);
+        set!(max_manifest_bytes = self.max_manifest_bytes);
+        set!(referrers_page_size = self.referrers_page_size);
+        set!(max_list_page = self.max_list_page);
+        set!(upload_expiry_secs = self.upload_expiry_secs);
+        set!(log_format = self.log_format);
+        for w in &self.warnings {
+            let (pattern, message) = w
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--warning {w:?}: expected PATTERN=MESSAGE"))?;
+            c.warnings.push(WarningRule {
+                repositories: pattern.to_string(),
+                message: message.to_string(),
+            });
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Runs the registry until Ctrl-C.
+pub fn run(args: ServeArgs) -> ExitCode {
+    let config = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("marina serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    super::init_logging(&config.log_format);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("marina serve: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let data_dir = config.data_dir.clone();
+        let server = match crate::server::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("marina serve: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let url = server.url();
+        println!("Marina registry listening on {url}");
+        println!("  data directory: {}", data_dir.display());
+        println!("  API docs:       {url}/docs");
+        println!("  OpenAPI:        {url}/openapi.json");
+        let _ = tokio::signal::ctrl_c().await;
+        println!("shutting down");
+        server.stop().await;
+        ExitCode::SUCCESS
+    })
+}

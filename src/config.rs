@@ -1,0 +1,216 @@
+//! Server configuration: defaults, then a TOML file, then `MARINA_*` variables, then
+//! flags (the CLI merges the last two before calling [`Config::apply`]).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Which kinds of deletion the registry allows (each answers 405 `UNSUPPORTED` when off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeletePolicy {
+    /// `DELETE /v2/<name>/manifests/<digest>`.
+    pub manifests: bool,
+    /// `DELETE /v2/<name>/manifests/<tag>`.
+    pub tags: bool,
+    /// `DELETE /v2/<name>/blobs/<digest>`.
+    pub blobs: bool,
+}
+
+impl Default for DeletePolicy {
+    fn default() -> Self {
+        DeletePolicy {
+            manifests: true,
+            tags: true,
+            blobs: true,
+        }
+    }
+}
+
+/// A deprecation notice attached as a `Warning` header to matching repositories.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarningRule {
+    /// Glob over repository names, e.g. `legacy/*` (`*` stays within a path segment, `**` crosses them).
+    pub repositories: String,
+    /// The text sent as `Warning: 299 - "<message>"`.
+    pub message: String,
+}
+
+/// Everything `marina serve` can be told.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: String,
+    /// Directory holding `meta.db`, `blobs/` and `uploads/`.
+    pub data_dir: PathBuf,
+    /// Deletion switches.
+    pub delete: DeletePolicy,
+    /// Serve the referrers API (off: 404, and no `OCI-Subject` on pushes).
+    pub referrers: bool,
+    /// Accept manifests whose blobs or children were never pushed.
+    pub sparse_manifests: bool,
+    /// Largest manifest accepted, in bytes (413 beyond).
+    pub max_manifest_bytes: u64,
+    /// Most referrers in one response before a `Link` to the next page.
+    pub referrers_page_size: u32,
+    /// Most tags or repositories in one list response, whatever `n` asks for.
+    pub max_list_page: u32,
+    /// Seconds an idle upload session lives before its staging file is removed.
+    pub upload_expiry_secs: u64,
+    /// Deprecation notices per repository pattern.
+    pub warnings: Vec<WarningRule>,
+    /// Log output: `pretty` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:5000".into(),
+            data_dir: PathBuf::from("./marina-data"),
+            delete: DeletePolicy::default(),
+            referrers: true,
+            sparse_manifests: false,
+            max_manifest_bytes: 4 * 1024 * 1024,
+            referrers_page_size: 500,
+            max_list_page: 1000,
+            upload_expiry_secs: 3600,
+            warnings: Vec::new(),
+            log_format: "pretty".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The spec caps all warning text of one response at 4096 bytes.
+pub const MAX_WARNING_BYTES: usize = 4096;
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Checks values that the types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_manifest_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max_manifest_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.referrers_page_size == 0 || self.max_list_page == 0 {
+            return Err(ConfigError::Invalid("page sizes must be at least 1".into()));
+        }
+        if !matches!(self.log_format.as_str(), "pretty" | "json") {
+            return Err(ConfigError::Invalid(format!(
+                "log_format must be pretty or json, not {:?}",
+                self.log_format
+            )));
+        }
+        let mut total = 0;
+        for w in &self.warnings {
+            globset::Glob::new(&w.repositories).map_err(|e| {
+                ConfigError::Invalid(format!("warning pattern {:?}: {e}", w.repositories))
+            })?;
+            if w.message.contains('"')
+                || w.message.contains('\\')
+                || w.message.chars().any(|c| c.is_control())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "warning message {:?} must not contain quotes, backslashes or control characters",
+                    w.message
+                )));
+            }
+            total += w.message.len();
+        }
+        if total > MAX_WARNING_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "warning messages add up to {total} bytes; the spec allows at most {MAX_WARNING_BYTES}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A configuration for tests and the conformance runner: ephemeral loopback port,
+    /// the given data directory, every optional feature on (sparse manifests included).
+    pub fn ephemeral(data_dir: &Path) -> Config {
+        Config {
+            listen: "127.0.0.1:0".into(),
+            data_dir: data_dir.to_path_buf(),
+            sparse_manifests: true,
+            ..Config::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "listen = \"127.0.0.1:6000\"\n[delete]\nblobs = false\n[[warnings]]\nrepositories = \"old/*\"\nmessage = \"moved\"\n").unwrap();
+        let c = Config::from_file(&p).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:6000");
+        assert!(!c.delete.blobs && c.delete.tags);
+        assert_eq!(c.warnings.len(), 1);
+        c.validate().unwrap();
+        std::fs::write(&p, "lisen = \"x\"").unwrap();
+        assert!(matches!(
+            Config::from_file(&p),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn warnings_over_the_spec_cap_are_refused() {
+        let c = Config {
+            warnings: vec![
+                WarningRule {
+                    repositories: "*".into(),
+                    message: "x".repeat(3000),
+                },
+                WarningRule {
+                    repositories: "a/*".into(),
+                    message: "y".repeat(1200),
+                },
+            ],
+            ..Config::default()
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))));
+    }
+}

@@ -1,0 +1,88 @@
+//! What can go wrong in a registry operation, in the spec's terms but without HTTP.
+
+use crate::oci::{DigestError, ManifestError, NameError};
+use crate::store::StoreError;
+
+/// A failed registry operation. The api layer maps each variant to a status code and
+/// error code in one place (`api::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The repository has never held anything.
+    #[error("repository {0} is not known to this registry")]
+    NameUnknown(String),
+    /// A name, tag or reference breaks the spec's grammar.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A digest is malformed or of an unsupported algorithm.
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    /// Uploaded content does not match the digest the client gave.
+    #[error("content digest {actual} does not match the requested digest {expected}")]
+    DigestMismatch {
+        /// What the client said.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// The blob is not in this repository.
+    #[error("blob {0} is not known in this repository")]
+    BlobUnknown(String),
+    /// The manifest (tag or digest) is not in this repository.
+    #[error("manifest {0} is not known in this repository")]
+    ManifestUnknown(String),
+    /// No such upload session (never existed, finished, cancelled or expired).
+    #[error("upload session {0} is not known")]
+    UploadUnknown(String),
+    /// A chunk does not start where the upload currently ends.
+    #[error("chunk starts at {got} but the upload holds {size} bytes")]
+    RangeNotSatisfiable {
+        /// Bytes the session holds.
+        size: u64,
+        /// Where the chunk claimed to start.
+        got: u64,
+    },
+    /// Content-Length or Content-Range disagrees with the bytes received.
+    #[error("{0}")]
+    SizeInvalid(String),
+    /// The request body ended early or could not be read.
+    #[error("upload body could not be read: {0}")]
+    BodyIncomplete(String),
+    /// The manifest document is unacceptable.
+    #[error(transparent)]
+    ManifestInvalid(#[from] ManifestError),
+    /// The manifest references content the repository does not hold.
+    #[error("manifest references unknown blobs or manifests: {}", .0.join(", "))]
+    ManifestBlobUnknown(Vec<String>),
+    /// The manifest is larger than the configured limit.
+    #[error("manifest of {size} bytes exceeds the limit of {limit} bytes")]
+    ManifestTooLarge {
+        /// Bytes received (at least).
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The operation is switched off by the operator.
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// The referrers API is switched off (answered 404 so clients fall back).
+    #[error("the referrers API is disabled on this registry")]
+    ReferrersDisabled,
+    /// Storage failed; the cause is logged, the client gets a 500.
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::MissingReferences(v) => RegistryError::ManifestBlobUnknown(v),
+            other => RegistryError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for RegistryError {
+    fn from(e: std::io::Error) -> Self {
+        RegistryError::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,156 @@
+//! Manifest push, pull and delete: validation against the spec, then one store
+//! transaction.
+
+use super::{blocking, Registry, RegistryError};
+use crate::oci::manifest::bare_content_type;
+use crate::oci::{Algorithm, Digest, ManifestView, Reference, RepoName, Tag};
+use crate::store::{ManifestRecord, NewManifest};
+
+/// What a successful manifest PUT reports back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedManifest {
+    /// Digest of the stored bytes.
+    pub digest: Digest,
+    /// Every tag now pointing at it (for `OCI-Tag`).
+    pub tags: Vec<Tag>,
+    /// The subject, when the manifest has one and the referrers API is on (for `OCI-Subject`).
+    pub subject: Option<Digest>,
+}
+
+impl Registry {
+    /// Stores a manifest under `reference` plus any extra `tags` (the `?tag=` parameters).
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Vec<u8>,
+        tags: Vec<Tag>,
+    ) -> Result<PushedManifest, RegistryError> {
+        let limit = self.config.max_manifest_bytes;
+        if bytes.len() as u64 > limit {
+            return Err(RegistryError::ManifestTooLarge {
+                size: bytes.len() as u64,
+                limit,
+            });
+        }
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let actual = expected.algorithm().digest_of(&bytes);
+                if &actual != expected {
+                    return Err(RegistryError::DigestMismatch {
+                        expected: expected.to_string(),
+                        actual: actual.to_string(),
+                    });
+                }
+                actual
+            }
+            Reference::Tag(_) => Algorithm::Sha256.digest_of(&bytes),
+        };
+        let content_type = content_type.map(bare_content_type);
+        let view = ManifestView::parse(&bytes, content_type)?;
+        let mut all_tags = tags;
+        if let Reference::Tag(t) = reference {
+            all_tags.insert(0, t.clone());
+        }
+        let mut seen = std::collections::HashSet::new();
+        all_tags.retain(|t| seen.insert(t.clone()));
+        let (required_blobs, required_manifests) = if self.config.sparse_manifests {
+            (vec![], vec![])
+        } else {
+            (
+                view.required_blobs()
+                    .map(|d| d.digest.to_string())
+                    .collect(),
+                view.manifests
+                    .iter()
+                    .map(|d| d.digest.to_string())
+                    .collect(),
+            )
+        };
+        let annotations = (!view.annotations.is_empty())
+            .then(|| serde_json::to_string(&view.annotations).unwrap_or_default());
+        let subject = view.subject.as_ref().map(|s| s.digest.clone());
+        let meta = self.meta.clone();
+        let repo_name = repo.to_string();
+        let digest_s = digest.to_string();
+        let tag_strings: Vec<String> = all_tags.iter().map(|t| t.to_string()).collect();
+        let subject_s = subject.as_ref().map(|s| s.to_string());
+        let media_type = view.media_type.clone();
+        let artifact_type = view.artifact_type.clone();
+        blocking(move || {
+            meta.put_manifest(&NewManifest {
+                repo: &repo_name,
+                digest: &digest_s,
+                media_type: &media_type,
+                artifact_type: artifact_type.as_deref(),
+                subject: subject_s.as_deref(),
+                annotations,
+                bytes: &bytes,
+                tags: &tag_strings,
+                required_blobs,
+                required_manifests,
+            })?;
+            Ok(())
+        })
+        .await?;
+        Ok(PushedManifest {
+            digest,
+            tags: all_tags,
+            subject: subject.filter(|_| self.config.referrers),
+        })
+    }
+
+    /// A manifest by tag or digest.
+    pub async fn get_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestRecord, RegistryError> {
+        let meta = self.meta.clone();
+        let (name, r) = (repo.to_string(), reference.to_string());
+        match blocking(move || Ok(meta.get_manifest(&name, &r)?)).await? {
+            Some(m) => Ok(m),
+            None => {
+                self.require_repo(repo).await?;
+                Err(RegistryError::ManifestUnknown(reference.to_string()))
+            }
+        }
+    }
+
+    /// Deletes a manifest by digest (with its tags) or a single tag.
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<(), RegistryError> {
+        let meta = self.meta.clone();
+        let name = repo.to_string();
+        let deleted = match reference {
+            Reference::Digest(d) => {
+                if !self.config.delete.manifests {
+                    return Err(RegistryError::Unsupported(
+                        "manifest deletion is disabled on this registry",
+                    ));
+                }
+                let d = d.to_string();
+                blocking(move || Ok(meta.delete_manifest(&name, &d)?)).await?
+            }
+            Reference::Tag(t) => {
+                if !self.config.delete.tags {
+                    return Err(RegistryError::Unsupported(
+                        "tag deletion is disabled on this registry",
+                    ));
+                }
+                let t = t.to_string();
+                blocking(move || Ok(meta.delete_tag(&name, &t)?)).await?
+            }
+        };
+        if deleted {
+            Ok(())
+        } else {
+            self.require_repo(repo).await?;
+            Err(RegistryError::ManifestUnknown(reference.to_string()))
+        }
+    }
+}

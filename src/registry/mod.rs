@@ -1,0 +1,313 @@
+//! The spec's semantics, independent of HTTP: push, pull, uploads, mounts, manifests,
+//! tags, referrers and deletes over the store.
+//!
+//! Handlers in `api` call [`Registry`] with validated newtypes and byte streams; the
+//! registry never sees an HTTP type, and answers with plain values or a
+//! [`RegistryError`] that `api::error` maps to the spec's status and error code.
+
+mod error;
+mod manifests;
+pub mod uploads;
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use globset::{Glob, GlobMatcher};
+
+pub use error::RegistryError;
+pub use manifests::PushedManifest;
+pub use uploads::ChunkRange;
+
+use crate::config::Config;
+use crate::oci::{Algorithm, Digest, RepoName};
+use crate::store::{BlobStore, CatalogPage, MetaStore, Page, ReferrerRecord};
+use uploads::UploadSessions;
+
+/// The registry: configuration plus the two stores and the open upload sessions.
+pub struct Registry {
+    config: Arc<Config>,
+    meta: Arc<MetaStore>,
+    blobs: BlobStore,
+    uploads: UploadSessions,
+    warnings: Vec<(GlobMatcher, String)>,
+}
+
+/// How a mount request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOutcome {
+    /// The blob is now linked in the target repository (201).
+    Mounted,
+    /// The blob could not be mounted; an upload session was opened instead (202).
+    Started(String),
+}
+
+/// Runs blocking store work off the async runtime.
+async fn blocking<T, F>(f: F) -> Result<T, RegistryError>
+where
+    F: FnOnce() -> Result<T, RegistryError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RegistryError::Internal(format!("blocking task failed: {e}")))?
+}
+
+impl Registry {
+    /// Opens the stores under `config.data_dir`.
+    pub fn open(config: Config) -> Result<Self, RegistryError> {
+        let dir: &Path = &config.data_dir;
+        std::fs::create_dir_all(dir)?;
+        let blobs = BlobStore::open(dir)?;
+        let meta = MetaStore::open(&dir.join("meta.db"))?;
+        let warnings = config
+            .warnings
+            .iter()
+            .filter_map(|w| {
+                let glob = Glob::new(&w.repositories).ok()?;
+                Some((glob.compile_matcher(), w.message.clone()))
+            })
+            .collect();
+        Ok(Registry {
+            uploads: UploadSessions::new(blobs.clone()),
+            config: Arc::new(config),
+            meta: Arc::new(meta),
+            blobs,
+            warnings,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Deprecation notices for a repository, from the operator's warning rules.
+    pub fn warnings_for(&self, repo: &str) -> Vec<&str> {
+        self.warnings
+            .iter()
+            .filter(|(m, _)| m.is_match(repo))
+            .map(|(_, msg)| msg.as_str())
+            .collect()
+    }
+
+    /// Removes idle upload sessions; called periodically by the server.
+    pub fn expire_uploads(&self) -> usize {
+        self.uploads
+            .expire(Duration::from_secs(self.config.upload_expiry_secs))
+    }
+
+    async fn require_repo(&self, repo: &RepoName) -> Result<(), RegistryError> {
+        let meta = self.meta.clone();
+        let name = repo.to_string();
+        let exists = blocking(move || Ok(meta.repo_exists(&name)?)).await?;
+        if exists {
+            Ok(())
+        } else {
+            Err(RegistryError::NameUnknown(repo.to_string()))
+        }
+    }
+
+    /// Size of a blob the repository may serve.
+    pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64, RegistryError> {
+        let meta = self.meta.clone();
+        let (name, d) = (repo.to_string(), digest.to_string());
+        match blocking(move || Ok(meta.blob_in_repo(&name, &d)?)).await? {
+            Some(size) => Ok(size),
+            None => {
+                self.require_repo(repo).await?;
+                Err(RegistryError::BlobUnknown(digest.to_string()))
+            }
+        }
+    }
+
+    /// Opens a blob for streaming, with its size.
+    pub async fn open_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<(std::fs::File, u64), RegistryError> {
+        let size = self.blob_size(repo, digest).await?;
+        let blobs = self.blobs.clone();
+        let d = digest.clone();
+        let file = blocking(move || Ok(blobs.open_blob(&d)?)).await?;
+        Ok((file, size))
+    }
+
+    /// Unlinks a blob from a repository.
+    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
+        if !self.config.delete.blobs {
+            return Err(RegistryError::Unsupported(
+                "blob deletion is disabled on this registry",
+            ));
+        }
+        let meta = self.meta.clone();
+        let (name, d) = (repo.to_string(), digest.to_string());
+        if blocking(move || Ok(meta.unlink_blob(&name, &d)?)).await? {
+            Ok(())
+        } else {
+            self.require_repo(repo).await?;
+            Err(RegistryError::BlobUnknown(digest.to_string()))
+        }
+    }
+
+    /// Opens an upload session (`POST /blobs/uploads/`).
+    pub async fn start_upload(
+        &self,
+        repo: &RepoName,
+        algorithm: Algorithm,
+    ) -> Result<String, RegistryError> {
+        self.uploads.create(repo, algorithm).await
+    }
+
+    /// Cross-repository (or, without `from`, anonymous) mount; falls back to a new
+    /// upload session when the blob is not available.
+    pub async fn mount(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+        algorithm: Algorithm,
+    ) -> Result<MountOutcome, RegistryError> {
+        let meta = self.meta.clone();
+        let d = digest.to_string();
+        let source = from.map(|f| f.to_string());
+        let size = blocking(move || {
+            Ok(match source {
+                Some(src) => meta.blob_in_repo(&src, &d)?,
+                None => meta.blob_anywhere(&d)?,
+            })
+        })
+        .await?;
+        match size {
+            Some(size) if self.blobs.exists(digest) => {
+                self.link(repo, digest, size).await?;
+                Ok(MountOutcome::Mounted)
+            }
+            _ => Ok(MountOutcome::Started(
+                self.start_upload(repo, algorithm).await?,
+            )),
+        }
+    }
+
+    async fn link(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<(), RegistryError> {
+        let meta = self.meta.clone();
+        let (name, d) = (repo.to_string(), digest.to_string());
+        blocking(move || Ok(meta.link_blob(&name, &d, size)?)).await
+    }
+
+    /// Bytes an upload session holds (`GET <location>`).
+    pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<u64, RegistryError> {
+        self.uploads.status(repo, id).await
+    }
+
+    /// Appends a chunk (`PATCH <location>`); returns the new size.
+    pub async fn upload_chunk<S>(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        range: Option<ChunkRange>,
+        length: Option<u64>,
+        body: S,
+    ) -> Result<u64, RegistryError>
+    where
+        S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+    {
+        self.uploads.append(repo, id, range, length, body).await
+    }
+
+    /// Closes an upload (`PUT <location>?digest=`), with an optional last chunk.
+    pub async fn finish_upload<S>(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        range: Option<ChunkRange>,
+        length: Option<u64>,
+        body: S,
+    ) -> Result<(), RegistryError>
+    where
+        S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+    {
+        self.uploads.append(repo, id, range, length, body).await?;
+        let size = self.uploads.finish(repo, id, digest).await?;
+        self.link(repo, digest, size).await
+    }
+
+    /// Single-request upload (`POST ?digest=` with a body).
+    pub async fn upload_monolithic<S>(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        length: Option<u64>,
+        body: S,
+    ) -> Result<(), RegistryError>
+    where
+        S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+    {
+        let id = self.uploads.create(repo, digest.algorithm()).await?;
+        let result = self
+            .finish_upload(repo, &id, digest, None, length, body)
+            .await;
+        if result.is_err() {
+            let _ = self.uploads.cancel(repo, &id).await;
+        }
+        result
+    }
+
+    /// Cancels an upload session (`DELETE <location>`).
+    pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
+        self.uploads.cancel(repo, id).await
+    }
+
+    /// One page of tags; the repository must exist.
+    pub async fn list_tags(
+        &self,
+        repo: &RepoName,
+        last: Option<String>,
+        n: u32,
+    ) -> Result<Page<String>, RegistryError> {
+        let meta = self.meta.clone();
+        let name = repo.to_string();
+        let n = n.min(self.config.max_list_page);
+        blocking(move || {
+            meta.list_tags(&name, last.as_deref(), n)?
+                .ok_or(RegistryError::NameUnknown(name))
+        })
+        .await
+    }
+
+    /// One page of referrers of `subject`, optionally filtered by artifact type.
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<String>,
+        last: Option<String>,
+    ) -> Result<Page<ReferrerRecord>, RegistryError> {
+        if !self.config.referrers {
+            return Err(RegistryError::ReferrersDisabled);
+        }
+        let meta = self.meta.clone();
+        let (name, s) = (repo.to_string(), subject.to_string());
+        let n = self.config.referrers_page_size;
+        blocking(move || {
+            Ok(meta.referrers(&name, &s, artifact_type.as_deref(), last.as_deref(), n)?)
+        })
+        .await
+    }
+
+    /// One page of repository names.
+    pub async fn catalog(
+        &self,
+        last: Option<String>,
+        n: u32,
+    ) -> Result<CatalogPage, RegistryError> {
+        let meta = self.meta.clone();
+        let n = n.min(self.config.max_list_page);
+        blocking(move || Ok(meta.catalog(last.as_deref(), n)?)).await
+    }
+}

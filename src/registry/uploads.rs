@@ -1,0 +1,348 @@
+//! Upload sessions: a staging file plus the running hash of what it holds.
+//!
+//! Sessions live in memory for speed and on disk for durability: the staging file
+//! `uploads/<id>` and a small `uploads/<id>.json` naming its repository and algorithm.
+//! After a restart a session is rebuilt on first use by re-hashing its file. Idle
+//! sessions expire and their files are removed.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use super::RegistryError;
+use crate::oci::{Algorithm, Digest, RepoName};
+use crate::store::{BlobStore, StagedBlob};
+
+/// What a session knows about itself, persisted next to its staging file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionInfo {
+    repo: String,
+    algorithm: String,
+}
+
+struct Session {
+    info: SessionInfo,
+    staged: Option<StagedBlob>,
+    last_active: Instant,
+}
+
+/// All open upload sessions.
+pub struct UploadSessions {
+    blobs: BlobStore,
+    sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+}
+
+/// A chunk's claimed position, from `Content-Range: <start>-<end>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRange {
+    /// First byte offset.
+    pub start: u64,
+    /// Last byte offset, inclusive.
+    pub end: u64,
+}
+
+impl UploadSessions {
+    /// Sessions whose staging files live in `blobs`' upload directory.
+    pub fn new(blobs: BlobStore) -> Self {
+        UploadSessions {
+            blobs,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn info_path(&self, id: &str) -> std::path::PathBuf {
+        self.blobs.uploads_dir().join(format!("{id}.json"))
+    }
+
+    /// Opens a new session and returns its id.
+    pub async fn create(
+        &self,
+        repo: &RepoName,
+        algorithm: Algorithm,
+    ) -> Result<String, RegistryError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let info = SessionInfo {
+            repo: repo.to_string(),
+            algorithm: algorithm.as_str().to_string(),
+        };
+        let blobs = self.blobs.clone();
+        let info_path = self.info_path(&id);
+        let (id2, info2) = (id.clone(), info.clone());
+        let staged = tokio::task::spawn_blocking(move || -> io::Result<StagedBlob> {
+            std::fs::write(&info_path, serde_json::to_vec(&info2)?)?;
+            blobs.create_staging(&id2, algorithm)
+        })
+        .await
+        .map_err(|e| RegistryError::Internal(e.to_string()))??;
+        let session = Session {
+            info,
+            staged: Some(staged),
+            last_active: Instant::now(),
+        };
+        self.lock_map()
+            .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
+        Ok(id)
+    }
+
+    fn lock_map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<Session>>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Finds a session of `repo`, reloading it from disk after a restart.
+    async fn get(
+        &self,
+        repo: &RepoName,
+        id: &str,
+    ) -> Result<Arc<tokio::sync::Mutex<Session>>, RegistryError> {
+        let unknown = || RegistryError::UploadUnknown(id.to_string());
+        // Session ids are our own uuids; anything else never touches the filesystem.
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(unknown());
+        }
+        let found = self.lock_map().get(id).cloned();
+        let session = match found {
+            Some(s) => s,
+            None => {
+                let info_path = self.info_path(id);
+                let blobs = self.blobs.clone();
+                let id2 = id.to_string();
+                let loaded =
+                    tokio::task::spawn_blocking(move || -> Option<(SessionInfo, StagedBlob)> {
+                        let info: SessionInfo =
+                            serde_json::from_slice(&std::fs::read(info_path).ok()?).ok()?;
+                        let alg: Algorithm = info.algorithm.parse().ok()?;
+                        let staged = blobs.reopen_staging(&id2, alg).ok()?;
+                        Some((info, staged))
+                    })
+                    .await
+                    .map_err(|e| RegistryError::Internal(e.to_string()))?;
+                let (info, staged) = loaded.ok_or_else(unknown)?;
+                let fresh = Arc::new(tokio::sync::Mutex::new(Session {
+                    info,
+                    staged: Some(staged),
+                    last_active: Instant::now(),
+                }));
+                self.lock_map()
+                    .entry(id.to_string())
+                    .or_insert(fresh)
+                    .clone()
+            }
+        };
+        if session.lock().await.info.repo != repo.as_str() {
+            return Err(unknown());
+        }
+        Ok(session)
+    }
+
+    /// Bytes received so far.
+    pub async fn status(&self, repo: &RepoName, id: &str) -> Result<u64, RegistryError> {
+        let s = self.get(repo, id).await?;
+        let mut s = s.lock().await;
+        s.last_active = Instant::now();
+        s.staged
+            .as_ref()
+            .map(|b| b.size())
+            .ok_or_else(|| RegistryError::UploadUnknown(id.into()))
+    }
+
+    /// Appends a body to a session. With `range`, the chunk must start where the
+    /// upload ends (else 416) and be exactly as long as it claims; with `length`, the
+    /// body must be exactly that long. On any failure the session is rolled back to
+    /// where it was, so the client can retry the chunk.
+    pub async fn append<S>(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        range: Option<ChunkRange>,
+        length: Option<u64>,
+        body: S,
+    ) -> Result<u64, RegistryError>
+    where
+        S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+    {
+        let s = self.get(repo, id).await?;
+        let mut s = s.lock().await;
+        s.last_active = Instant::now();
+        let staged = s
+            .staged
+            .take()
+            .ok_or_else(|| RegistryError::UploadUnknown(id.into()))?;
+        let size = staged.size();
+        if let Some(r) = range {
+            if r.start != size || r.end < r.start {
+                s.staged = Some(staged);
+                return Err(RegistryError::RangeNotSatisfiable { size, got: r.start });
+            }
+        }
+        let checkpoint = staged.checkpoint();
+        let (staged, result) = write_stream(staged, body).await;
+        let mut staged = staged;
+        let outcome = match result {
+            Err(e) => Err(e),
+            Ok(written) => {
+                let expected = range.map(|r| r.end - r.start + 1).or(length);
+                match expected {
+                    Some(n) if n != written => Err(RegistryError::SizeInvalid(format!(
+                        "chunk declared {n} bytes but {written} arrived"
+                    ))),
+                    _ => Ok(staged.size()),
+                }
+            }
+        };
+        if outcome.is_err() {
+            staged.rollback(checkpoint)?;
+        }
+        s.staged = Some(staged);
+        s.last_active = Instant::now();
+        outcome
+    }
+
+    /// Closes a session: checks the content against `digest` and, when it matches,
+    /// publishes the blob and returns its size. On a mismatch the session is removed
+    /// and nothing is stored.
+    pub async fn finish(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+    ) -> Result<u64, RegistryError> {
+        let s = self.get(repo, id).await?;
+        let mut s = s.lock().await;
+        let mut staged = s
+            .staged
+            .take()
+            .ok_or_else(|| RegistryError::UploadUnknown(id.into()))?;
+        self.lock_map().remove(id);
+        let alg = digest.algorithm();
+        let blobs = self.blobs.clone();
+        let info_path = self.info_path(id);
+        let expected = digest.clone();
+        let id2 = id.to_string();
+        tokio::task::spawn_blocking(move || -> Result<u64, RegistryError> {
+            let _ = std::fs::remove_file(info_path);
+            let actual = staged.digest_as(alg)?;
+            if actual != expected {
+                drop(staged);
+                blobs.discard_staging(&id2);
+                return Err(RegistryError::DigestMismatch {
+                    expected: expected.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+            let size = staged.size();
+            blobs.publish(staged, &expected)?;
+            Ok(size)
+        })
+        .await
+        .map_err(|e| RegistryError::Internal(e.to_string()))?
+    }
+
+    /// Cancels a session and removes its files.
+    pub async fn cancel(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
+        let s = self.get(repo, id).await?;
+        let mut s = s.lock().await;
+        s.staged = None;
+        self.lock_map().remove(id);
+        self.blobs.discard_staging(id);
+        let _ = std::fs::remove_file(self.info_path(id));
+        Ok(())
+    }
+
+    /// Removes sessions idle for longer than `ttl`, in memory and on disk. Returns
+    /// how many were removed.
+    pub fn expire(&self, ttl: Duration) -> usize {
+        let mut removed = 0;
+        let idle: Vec<String> = {
+            let map = self.lock_map();
+            map.iter()
+                .filter_map(|(id, s)| {
+                    let s = s.try_lock().ok()?; // busy sessions are active
+                    (s.last_active.elapsed() > ttl).then(|| id.clone())
+                })
+                .collect()
+        };
+        for id in idle {
+            self.lock_map().remove(&id);
+            self.blobs.discard_staging(&id);
+            let _ = std::fs::remove_file(self.info_path(&id));
+            removed += 1;
+        }
+        // Files of sessions not in memory (left by an earlier process).
+        let cutoff = SystemTime::now() - ttl;
+        if let Ok(entries) = std::fs::read_dir(self.blobs.uploads_dir()) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let id = name.trim_end_matches(".json").to_string();
+                if self.lock_map().contains_key(&id) {
+                    continue;
+                }
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|t| t < cutoff)
+                    .unwrap_or(false);
+                if old && std::fs::remove_file(entry.path()).is_ok() && !name.ends_with(".json") {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+}
+
+/// Streams `body` into the staging file on a blocking thread, so hashing and disk
+/// writes run beside the network reads instead of stalling the async runtime.
+async fn write_stream<S>(
+    staged: StagedBlob,
+    mut body: S,
+) -> (StagedBlob, Result<u64, RegistryError>)
+where
+    S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut staged = staged;
+        let mut written = 0u64;
+        let mut err = None;
+        while let Some(chunk) = rx.blocking_recv() {
+            if let Err(e) = staged.write(&chunk) {
+                err = Some(e);
+                break;
+            }
+            written += chunk.len() as u64;
+        }
+        (staged, written, err)
+    });
+    let mut read_err = None;
+    while let Some(item) = body.next().await {
+        match item {
+            Ok(chunk) => {
+                if tx.send(chunk).await.is_err() {
+                    break; // writer failed; its error is reported below
+                }
+            }
+            Err(e) => {
+                read_err = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let (staged, written, write_err) = match writer.await {
+        Ok(v) => v,
+        Err(e) => panic!("upload writer thread panicked: {e}"),
+    };
+    let result = match (write_err, read_err) {
+        (Some(e), _) => Err(RegistryError::Internal(e.to_string())),
+        (None, Some(e)) => Err(RegistryError::BodyIncomplete(e.to_string())),
+        (None, None) => Ok(written),
+    };
+    (staged, result)
+}

@@ -1,0 +1,97 @@
+//! Running the registry: bind, serve until stopped, sweep idle uploads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::{Acceptor, Listener, TcpListener};
+
+use crate::config::Config;
+use crate::registry::Registry;
+
+/// A running server; dropping it without [`ServerHandle::stop`] leaves it running
+/// until the runtime ends.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The address the server is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 5 s), and returns.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.sweeper.abort();
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the server ends (it ends when stopped or on a fatal error).
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Opens the stores, binds `config.listen` and serves in a background task.
+pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
+    config.validate()?;
+    let listen = config.listen.clone();
+    let expiry = Duration::from_secs(config.upload_expiry_secs.max(1));
+    let registry = Arc::new(Registry::open(config)?);
+    let acceptor = TcpListener::bind(listen.clone())
+        .into_acceptor()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .ok_or_else(|| anyhow::anyhow!("listener on {listen} has no socket address"))?;
+    let app = crate::api::app(registry.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let result = poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    let _ = rx.await;
+                },
+                Some(Duration::from_secs(5)),
+            )
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    });
+    let sweeper = tokio::spawn(async move {
+        let period = (expiry / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            let r = registry.clone();
+            let removed = tokio::task::spawn_blocking(move || r.expire_uploads())
+                .await
+                .unwrap_or(0);
+            if removed > 0 {
+                tracing::info!(removed, "expired idle upload sessions");
+            }
+            tokio::time::sleep(period).await;
+        }
+    });
+    Ok(ServerHandle {
+        addr,
+        shutdown: Some(tx),
+        task,
+        sweeper,
+    })
+}

@@ -1,0 +1,567 @@
+//! Metadata in SQLite: repositories, blob links, manifests, tags and the subject index.
+//!
+//! One writer connection behind a mutex (SQLite allows one writer at a time; making
+//! that explicit avoids `SQLITE_BUSY` retries) and a small pool of read-only
+//! connections, all in WAL mode so reads never wait for the writer. Every method is
+//! blocking: callers run them off the async runtime. Lists use keyset pagination
+//! (`WHERE key > ? ORDER BY key LIMIT n+1`) on an index, so a page costs the same
+//! whatever its position.
+
+use std::path::Path;
+use std::sync::{Condvar, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use super::schema::MIGRATIONS;
+
+/// Storage-level failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A manifest names blobs or manifests the repository does not hold.
+    #[error("manifest references unknown content: {0:?}")]
+    MissingReferences(Vec<String>),
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// True when more items follow the last one.
+    pub more: bool,
+}
+
+/// A page of repository names.
+pub type CatalogPage = Page<String>;
+
+/// What a manifest GET needs.
+#[derive(Debug, Clone)]
+pub struct ManifestRecord {
+    /// The manifest's digest.
+    pub digest: String,
+    /// The Content-Type it was pushed with.
+    pub media_type: String,
+    /// The exact bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A referrer as the referrers API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferrerRecord {
+    /// Referrer digest.
+    pub digest: String,
+    /// Referrer media type.
+    pub media_type: String,
+    /// Referrer size in bytes.
+    pub size: i64,
+    /// Derived artifact type, if any.
+    pub artifact_type: Option<String>,
+    /// Annotations as a JSON object string, if any.
+    pub annotations: Option<String>,
+}
+
+/// A manifest about to be stored, with what it requires.
+#[derive(Debug, Clone)]
+pub struct NewManifest<'a> {
+    /// Repository name (validated by the caller).
+    pub repo: &'a str,
+    /// Digest of `bytes`.
+    pub digest: &'a str,
+    /// Content-Type to serve it with.
+    pub media_type: &'a str,
+    /// Derived artifact type.
+    pub artifact_type: Option<&'a str>,
+    /// Subject digest, when the manifest refers to another.
+    pub subject: Option<&'a str>,
+    /// Annotations as a JSON object string.
+    pub annotations: Option<String>,
+    /// The exact bytes.
+    pub bytes: &'a [u8],
+    /// Tags to point at it.
+    pub tags: &'a [String],
+    /// Blobs that must be linked in the repository.
+    pub required_blobs: Vec<String>,
+    /// Manifests that must exist in the repository (index children).
+    pub required_manifests: Vec<String>,
+}
+
+/// The metadata half of the store.
+pub struct MetaStore {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    reader_ready: Condvar,
+}
+
+impl std::fmt::Debug for MetaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetaStore")
+    }
+}
+
+const READERS: usize = 4;
+
+pub(crate) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+impl MetaStore {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut writer = Connection::open(path)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            configure(&r)?;
+            readers.push(r);
+        }
+        Ok(MetaStore {
+            writer: Mutex::new(writer),
+            readers: Mutex::new(readers),
+            reader_ready: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = {
+            let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(c) = pool.pop() {
+                    break c;
+                }
+                pool = self
+                    .reader_ready
+                    .wait(pool)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let result = f(&conn);
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        self.reader_ready.notify_one();
+        Ok(result?)
+    }
+
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Records a verified blob and links it into `repo`.
+    pub fn link_blob(&self, repo: &str, digest: &str, size: u64) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let repo_id = ensure_repo(tx, repo)?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![digest, size as i64, now_millis()])?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO repo_blobs (repo_id, digest) VALUES (?1, ?2)",
+            )?
+            .execute(params![repo_id, digest])?;
+            Ok(())
+        })
+    }
+
+    /// Size of a blob if `repo` may serve it.
+    pub fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT b.size FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id \
+                 JOIN blobs b ON b.digest = rb.digest WHERE r.name = ?1 AND rb.digest = ?2",
+            )?
+            .query_row(params![repo, digest], |row| row.get::<_, i64>(0))
+            .optional()
+            .map(|o| o.map(|s| s as u64))
+        })
+    }
+
+    /// Size of a blob if any repository holds it.
+    pub fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT b.size FROM blobs b WHERE b.digest = ?1 \
+                 AND EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest)",
+            )?
+            .query_row(params![digest], |row| row.get::<_, i64>(0))
+            .optional()
+            .map(|o| o.map(|s| s as u64))
+        })
+    }
+
+    /// Unlinks a blob from a repository; false when it was not linked.
+    pub fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM repo_blobs WHERE digest = ?2 \
+                     AND repo_id = (SELECT id FROM repos WHERE name = ?1)",
+                )?
+                .execute(params![repo, digest])?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Whether the repository has ever been written to.
+    pub fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT 1 FROM repos WHERE name = ?1")?
+                .query_row(params![repo], |_| Ok(()))
+                .optional()
+                .map(|o| o.is_some())
+        })
+    }
+
+    /// Stores a manifest and its tags in one transaction, after checking that every
+    /// required blob and child manifest is present in the repository.
+    pub fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let repo_id = ensure_repo(tx, m.repo)?;
+            let mut missing = Vec::new();
+            {
+                let mut blob_q =
+                    tx.prepare_cached("SELECT 1 FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2")?;
+                for d in &m.required_blobs {
+                    if !blob_q.exists(params![repo_id, d])? {
+                        missing.push(d.clone());
+                    }
+                }
+                let mut man_q =
+                    tx.prepare_cached("SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2")?;
+                for d in &m.required_manifests {
+                    if !man_q.exists(params![repo_id, d])? {
+                        missing.push(d.clone());
+                    }
+                }
+            }
+            if !missing.is_empty() {
+                return Err(StoreError::MissingReferences(missing));
+            }
+            let now = now_millis();
+            tx.prepare_cached("INSERT OR IGNORE INTO manifest_content (digest, bytes) VALUES (?1, ?2)")?
+                .execute(params![m.digest, m.bytes])?;
+            tx.prepare_cached(
+                "INSERT INTO manifests (repo_id, digest, media_type, artifact_type, size, subject, annotations, pushed_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (repo_id, digest) DO UPDATE SET media_type = excluded.media_type, pushed_at = excluded.pushed_at",
+            )?
+            .execute(params![
+                repo_id,
+                m.digest,
+                m.media_type,
+                m.artifact_type,
+                m.bytes.len() as i64,
+                m.subject,
+                m.annotations,
+                now
+            ])?;
+            let mut tag_q = tx.prepare_cached(
+                "INSERT INTO tags (repo_id, name, digest, pushed_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at",
+            )?;
+            for t in m.tags {
+                tag_q.execute(params![repo_id, t, m.digest, now])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A manifest by tag or digest (as a string; tags never contain `:`).
+    pub fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
+        let by_digest = reference.contains(':');
+        self.read(|c| {
+            let sql = if by_digest {
+                "SELECT m.digest, m.media_type, mc.bytes FROM manifests m JOIN repos r ON r.id = m.repo_id \
+                 JOIN manifest_content mc ON mc.digest = m.digest WHERE r.name = ?1 AND m.digest = ?2"
+            } else {
+                "SELECT m.digest, m.media_type, mc.bytes FROM tags t JOIN repos r ON r.id = t.repo_id \
+                 JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest \
+                 JOIN manifest_content mc ON mc.digest = m.digest WHERE r.name = ?1 AND t.name = ?2"
+            };
+            c.prepare_cached(sql)?
+                .query_row(params![repo, reference], |row| {
+                    Ok(ManifestRecord {
+                        digest: row.get(0)?,
+                        media_type: row.get(1)?,
+                        bytes: row.get(2)?,
+                    })
+                })
+                .optional()
+        })
+    }
+
+    /// Deletes a manifest, its tags (cascade) and its place in the subject index.
+    pub fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM manifests WHERE digest = ?2 AND repo_id = (SELECT id FROM repos WHERE name = ?1)",
+                )?
+                .execute(params![repo, digest])?;
+            if n > 0 {
+                tx.prepare_cached(
+                    "DELETE FROM manifest_content WHERE digest = ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
+                )?
+                .execute(params![digest])?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    /// Deletes one tag; the manifest stays.
+    pub fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM tags WHERE name = ?2 AND repo_id = (SELECT id FROM repos WHERE name = ?1)",
+                )?
+                .execute(params![repo, tag])?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Tags of a repository after `last`, at most `n`; `None` if the repository is unknown.
+    pub fn list_tags(
+        &self,
+        repo: &str,
+        last: Option<&str>,
+        n: u32,
+    ) -> Result<Option<Page<String>>, StoreError> {
+        self.read(|c| {
+            let Some(repo_id) = c
+                .prepare_cached("SELECT id FROM repos WHERE name = ?1")?
+                .query_row(params![repo], |r| r.get::<_, i64>(0))
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare_cached(
+                "SELECT name FROM tags WHERE repo_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![repo_id, last.unwrap_or(""), n as i64 + 1], |r| {
+                r.get(0)
+            })?;
+            Ok(Some(page(
+                rows.collect::<rusqlite::Result<Vec<String>>>()?,
+                n,
+            )))
+        })
+    }
+
+    /// Referrers of `subject` in `repo`, after `last` (a referrer digest), at most `n`,
+    /// optionally only those of one artifact type.
+    pub fn referrers(
+        &self,
+        repo: &str,
+        subject: &str,
+        artifact_type: Option<&str>,
+        last: Option<&str>,
+        n: u32,
+    ) -> Result<Page<ReferrerRecord>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM manifests m \
+                 WHERE m.repo_id = (SELECT id FROM repos WHERE name = ?1) AND m.subject = ?2 AND m.digest > ?3 \
+                 AND (?4 IS NULL OR m.artifact_type = ?4) ORDER BY m.digest LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![repo, subject, last.unwrap_or(""), artifact_type, n as i64 + 1],
+                |r| {
+                    Ok(ReferrerRecord {
+                        digest: r.get(0)?,
+                        media_type: r.get(1)?,
+                        size: r.get(2)?,
+                        artifact_type: r.get(3)?,
+                        annotations: r.get(4)?,
+                    })
+                },
+            )?;
+            Ok(page(rows.collect::<rusqlite::Result<Vec<_>>>()?, n))
+        })
+    }
+
+    /// Repositories holding at least one manifest, after `last`, at most `n`.
+    pub fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT r.name FROM repos r WHERE r.name > ?1 \
+                 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) ORDER BY r.name LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![last.unwrap_or(""), n as i64 + 1], |r| r.get(0))?;
+            Ok(page(rows.collect::<rusqlite::Result<Vec<String>>>()?, n))
+        })
+    }
+}
+
+pub(crate) fn page<T>(mut items: Vec<T>, n: u32) -> Page<T> {
+    let more = items.len() > n as usize;
+    items.truncate(n as usize);
+    Page { items, more }
+}
+
+pub(crate) fn ensure_repo(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<i64, StoreError> {
+    tx.prepare_cached("INSERT OR IGNORE INTO repos (name) VALUES (?1)")?
+        .execute(params![name])?;
+    Ok(tx
+        .prepare_cached("SELECT id FROM repos WHERE name = ?1")?
+        .query_row(params![name], |r| r.get(0))?)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, MetaStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = MetaStore::open(&dir.path().join("meta.db")).unwrap();
+        (dir, s)
+    }
+
+    fn manifest<'a>(
+        repo: &'a str,
+        digest: &'a str,
+        tags: &'a [String],
+        blobs: Vec<String>,
+    ) -> NewManifest<'a> {
+        NewManifest {
+            repo,
+            digest,
+            media_type: "application/vnd.oci.image.manifest.v1+json",
+            artifact_type: None,
+            subject: None,
+            annotations: None,
+            bytes: b"{}",
+            tags,
+            required_blobs: blobs,
+            required_manifests: vec![],
+        }
+    }
+
+    #[test]
+    fn missing_blobs_reject_the_manifest_and_store_nothing() {
+        let (_d, s) = store();
+        let err = s
+            .put_manifest(&manifest(
+                "r",
+                "sha256:m",
+                &["t".into()],
+                vec!["sha256:b".into()],
+            ))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::MissingReferences(v) if v == ["sha256:b"]));
+        assert!(s.get_manifest("r", "t").unwrap().is_none());
+        s.link_blob("r", "sha256:b", 3).unwrap();
+        s.put_manifest(&manifest(
+            "r",
+            "sha256:m",
+            &["t".into()],
+            vec!["sha256:b".into()],
+        ))
+        .unwrap();
+        assert_eq!(
+            s.get_manifest("r", "t").unwrap().unwrap().digest,
+            "sha256:m"
+        );
+    }
+
+    #[test]
+    fn deleting_a_manifest_removes_its_tags() {
+        let (_d, s) = store();
+        s.put_manifest(&manifest(
+            "r",
+            "sha256:m",
+            &["a".into(), "b".into()],
+            vec![],
+        ))
+        .unwrap();
+        assert_eq!(
+            s.list_tags("r", None, 10).unwrap().unwrap().items,
+            ["a", "b"]
+        );
+        assert!(s.delete_manifest("r", "sha256:m").unwrap());
+        assert!(s
+            .list_tags("r", None, 10)
+            .unwrap()
+            .unwrap()
+            .items
+            .is_empty());
+        assert!(s.catalog(None, 10).unwrap().items.is_empty());
+    }
+
+    #[test]
+    fn tag_pages_are_keyset_ordered() {
+        let (_d, s) = store();
+        let tags: Vec<String> = ["b", "A", "a", "c", "B"]
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        s.put_manifest(&manifest("r", "sha256:m", &tags, vec![]))
+            .unwrap();
+        let p1 = s.list_tags("r", None, 2).unwrap().unwrap();
+        assert_eq!(
+            (p1.items.clone(), p1.more),
+            (vec!["A".to_string(), "B".into()], true)
+        );
+        let p2 = s.list_tags("r", Some("B"), 2).unwrap().unwrap();
+        assert_eq!(p2.items, ["a", "b"]);
+        let p3 = s.list_tags("r", Some("b"), 2).unwrap().unwrap();
+        assert_eq!((p3.items.clone(), p3.more), (vec!["c".to_string()], false));
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        {
+            let s = MetaStore::open(&path).unwrap();
+            s.link_blob("r", "sha256:b", 1).unwrap();
+        }
+        let s = MetaStore::open(&path).unwrap();
+        assert_eq!(s.blob_in_repo("r", "sha256:b").unwrap(), Some(1));
+        assert_eq!(s.blob_in_repo("other", "sha256:b").unwrap(), None);
+        assert_eq!(s.blob_anywhere("sha256:b").unwrap(), Some(1));
+    }
+}

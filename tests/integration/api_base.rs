@@ -1,0 +1,112 @@
+//! GET /v2/, unknown routes, invalid names, and operator Warning headers.
+
+use crate::assert_transcript;
+use crate::support::TestServer;
+use marina::config::WarningRule;
+use reqwest::Method;
+
+#[tokio::test]
+async fn version_check_answers_200_with_and_without_trailing_slash() {
+    let s = TestServer::start().await;
+    let r = s.get("/v2/").await;
+    r.expect(200, None);
+    assert_eq!(r.header("docker-distribution-api-version"), Some("registry/2.0"));
+    s.get("/v2").await.expect(200, None);
+    assert_transcript!("base_version_check", r.transcript());
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_the_json_envelope() {
+    let s = TestServer::start().await;
+    let r = s.get("/v2/a/unknown-endpoint").await;
+    r.expect(404, Some("UNSUPPORTED"));
+    let r = s.req(Method::POST, "/v2/a/tags/list").await.send().await;
+    r.expect(405, Some("UNSUPPORTED"));
+    assert_transcript!("base_method_not_allowed", r.transcript());
+}
+
+#[tokio::test]
+async fn invalid_repository_names_are_rejected_before_storage() {
+    let s = TestServer::start().await;
+    let digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    let long = "a".repeat(256);
+    let names = ["UPPER", "-lead", "a/b_", "a%2F..%2Fb", "a%00b", long.as_str(), "_x"];
+    for name in names {
+        for path in [
+            format!("/v2/{name}/manifests/latest"),
+            format!("/v2/{name}/blobs/{digest}"),
+            format!("/v2/{name}/tags/list"),
+        ] {
+            let r = s.get(&path).await;
+            assert!(
+                r.status == 400 || r.status == 404,
+                "{path} must be refused with 400 or 404: {}",
+                r.describe()
+            );
+            if r.status == 400 {
+                assert_eq!(r.error_code(), "NAME_INVALID", "{}", r.describe());
+            } else {
+                r.error_code();
+            }
+        }
+        let r = s.req(Method::POST, &format!("/v2/{name}/blobs/uploads/")).await.send().await;
+        assert!(r.status.is_client_error(), "{}", r.describe());
+    }
+    // Nothing was created on disk for any of them.
+    let uploads = std::fs::read_dir(s.data_dir().join("uploads")).unwrap().count();
+    assert_eq!(uploads, 0);
+    let r = s.get("/v2/UPPER/tags/list").await;
+    r.expect(400, Some("NAME_INVALID"));
+    assert_transcript!("base_invalid_name", r.transcript());
+}
+
+/// Sends a request line exactly as written (HTTP clients normalise `..` away).
+async fn raw_get(s: &TestServer, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    conn.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn path_traversal_never_escapes_the_api() {
+    let s = TestServer::start().await;
+    s.push_blob("a", b"inside").await;
+    for path in [
+        "/v2/../../etc/passwd",
+        "/v2/a/../b/tags/list",
+        "/v2/a/./b/tags/list",
+        "/v2/../a/tags/list",
+        "/v2/%2e%2e/%2e%2e/etc/passwd/manifests/x",
+        "/v2/a/blobs/..%2F..%2Fmeta.db",
+        "/v2/a/blobs/../../meta.db",
+        "/v2/a/blobs/uploads/..%2F..%2Fmeta.db",
+    ] {
+        let resp = raw_get(&s, path).await;
+        let status: u16 = resp[9..12].parse().unwrap();
+        assert!((400..500).contains(&status), "{path}: {resp}");
+        assert!(resp.contains("\"errors\""), "{path}: {resp}");
+        assert!(!resp.contains("root:") && !resp.contains("SQLite"), "{path}: {resp}");
+    }
+}
+
+#[tokio::test]
+async fn warnings_are_attached_to_matching_repositories_in_the_spec_format() {
+    let s = TestServer::start_with(|c| {
+        c.warnings = vec![
+            WarningRule { repositories: "legacy/**".into(), message: "legacy/* moves to archive/* on 2027-01-01".into() },
+            WarningRule { repositories: "legacy/app".into(), message: "app is deprecated".into() },
+        ]
+    })
+    .await;
+    let r = s.get("/v2/legacy/app/tags/list").await;
+    let warnings = r.header_all("warning");
+    assert_eq!(warnings, ["299 - \"legacy/* moves to archive/* on 2027-01-01\"", "299 - \"app is deprecated\""]);
+    assert!(warnings.iter().map(|w| w.len()).sum::<usize>() <= 4096);
+    let r = s.get("/v2/current/app/tags/list").await;
+    assert!(r.header("warning").is_none(), "{}", r.describe());
+}

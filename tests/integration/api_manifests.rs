@@ -1,0 +1,256 @@
+//! Manifests: push by tag, by digest, with tag parameters; exact bytes and
+//! Content-Type; references; sparse; limits; deletes.
+
+use marina::oci::Algorithm;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::assert_transcript;
+use crate::support::{image_manifest, TestServer, OCI_INDEX, OCI_MANIFEST};
+
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+#[tokio::test]
+async fn push_by_tag_then_pull_byte_for_byte() {
+    let s = TestServer::start().await;
+    let (m, d) = s.push_image("org/app", "v1", "one").await;
+    for reference in ["v1".to_string(), d.to_string()] {
+        let r = s.get(&format!("/v2/org/app/manifests/{reference}")).await;
+        r.expect(200, None);
+        assert_eq!(r.body, m);
+        assert_eq!(r.header("content-type"), Some(OCI_MANIFEST));
+        assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
+        let h = s.head(&format!("/v2/org/app/manifests/{reference}")).await;
+        h.expect(200, None);
+        assert!(h.body.is_empty());
+        assert_eq!(h.header("content-length"), Some(m.len().to_string().as_str()));
+        assert_eq!(h.header("content-type"), Some(OCI_MANIFEST));
+    }
+    let r = s.get("/v2/org/app/manifests/v1").await;
+    assert_transcript!("manifest_get", r.transcript());
+}
+
+#[tokio::test]
+async fn put_response_headers() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("app", b"{}").await;
+    let m = image_manifest(&c, 2, &[], None, None);
+    let r = s.push_manifest("app", "latest", OCI_MANIFEST, &m).await;
+    let d = Algorithm::Sha256.digest_of(&m);
+    assert_eq!(r.header("location"), Some(format!("/v2/app/manifests/{d}").as_str()));
+    assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
+    assert_transcript!("manifest_put", r.transcript());
+}
+
+#[tokio::test]
+async fn tag_parameters_tag_a_digest_push_and_are_echoed() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("app", b"{}").await;
+    let m = image_manifest(&c, 2, &[], None, None);
+    let d = Algorithm::Sha256.digest_of(&m);
+    let tags: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
+    let query: Vec<String> = tags.iter().map(|t| format!("tag={t}")).collect();
+    let r = s
+        .req(Method::PUT, &format!("/v2/app/manifests/{d}?{}", query.join("&")))
+        .await
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m.clone())
+        .send()
+        .await;
+    r.expect(201, None);
+    let echoed: Vec<String> = r
+        .header_all("oci-tag")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_string())
+        .collect();
+    let mut sorted = echoed.clone();
+    sorted.sort();
+    let mut want = tags.clone();
+    want.sort();
+    assert_eq!(sorted, want);
+    for t in &tags {
+        assert_eq!(s.get(&format!("/v2/app/manifests/{t}")).await.body, m);
+    }
+    // An invalid tag parameter rejects the whole push.
+    let r = s.req(Method::PUT, &format!("/v2/app/manifests/{d}?tag=ok&tag=-bad")).await.header("Content-Type", OCI_MANIFEST).body(m.clone()).send().await;
+    r.expect(400, None);
+    r.error_code();
+    s.get("/v2/app/manifests/ok").await.expect(404, Some("MANIFEST_UNKNOWN"));
+}
+
+#[tokio::test]
+async fn sha512_manifests_by_digest() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("app", b"{}").await;
+    let m = image_manifest(&c, 2, &[], None, None);
+    let d = Algorithm::Sha512.digest_of(&m);
+    s.push_manifest("app", &format!("{d}?tag=five12"), OCI_MANIFEST, &m).await;
+    let r = s.get(&format!("/v2/app/manifests/{d}")).await;
+    assert_eq!(r.body, m);
+    assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
+    assert_eq!(s.get("/v2/app/manifests/five12").await.body, m);
+}
+
+#[tokio::test]
+async fn digest_mismatch_and_malformed_bodies_are_rejected() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("app", b"{}").await;
+    let m = image_manifest(&c, 2, &[], None, None);
+    let d = Algorithm::Sha256.digest_of(&m);
+    let mut tampered = m.clone();
+    tampered.extend_from_slice(b"  ");
+    let r = s.req(Method::PUT, &format!("/v2/app/manifests/{d}")).await.header("Content-Type", OCI_MANIFEST).body(tampered).send().await;
+    r.expect(400, Some("DIGEST_INVALID"));
+    let r = s.req(Method::PUT, "/v2/app/manifests/sha256:baddigeststring").await.header("Content-Type", OCI_MANIFEST).body(m.clone()).send().await;
+    r.expect(400, Some("DIGEST_INVALID"));
+    s.get("/v2/app/manifests/sha256:baddigeststring").await.expect(400, Some("DIGEST_INVALID"));
+    for body in [&b"not json"[..], b"[]", b"{\"schemaVersion\":1}", b"{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:x\",\"size\":1}}"] {
+        let r = s.req(Method::PUT, "/v2/app/manifests/bad").await.header("Content-Type", OCI_MANIFEST).body(body.to_vec()).send().await;
+        r.expect(400, Some("MANIFEST_INVALID"));
+    }
+    // Content-Type that contradicts mediaType.
+    let r = s.req(Method::PUT, "/v2/app/manifests/bad").await.header("Content-Type", OCI_INDEX).body(m.clone()).send().await;
+    r.expect(400, Some("MANIFEST_INVALID"));
+    assert_transcript!("manifest_media_type_mismatch", r.transcript());
+    // Invalid tags: 400 on PUT, 404 on GET (no such tag can exist).
+    s.req(Method::PUT, "/v2/app/manifests/.bad").await.header("Content-Type", OCI_MANIFEST).body(m.clone()).send().await.expect(400, None);
+    s.get("/v2/app/manifests/.INVALID_MANIFEST_NAME").await.expect(404, Some("MANIFEST_UNKNOWN"));
+}
+
+#[tokio::test]
+async fn missing_references_give_manifest_blob_unknown() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("app", b"{}").await;
+    let missing = Algorithm::Sha256.digest_of(b"missing layer");
+    let m = image_manifest(&c, 2, &[(&missing, 13)], None, None);
+    let r = s.req(Method::PUT, "/v2/app/manifests/v1").await.header("Content-Type", OCI_MANIFEST).body(m).send().await;
+    r.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
+    assert_transcript!("manifest_blob_unknown", r.transcript());
+    s.get("/v2/app/manifests/v1").await.expect(404, Some("MANIFEST_UNKNOWN"));
+    // A missing config is refused the same way.
+    let m = image_manifest(&missing, 13, &[], None, None);
+    s.req(Method::PUT, "/v2/app/manifests/v1").await.header("Content-Type", OCI_MANIFEST).body(m).send().await.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
+    // An index whose child is missing.
+    let idx = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[{"mediaType":OCI_MANIFEST,"digest":missing.to_string(),"size":13}]})).unwrap();
+    s.req(Method::PUT, "/v2/app/manifests/i").await.header("Content-Type", OCI_INDEX).body(idx).send().await.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
+    // A blob from another repository does not count.
+    let other = s.push_blob("other", b"layer elsewhere").await;
+    let m = image_manifest(&c, 2, &[(&other, 15)], None, None);
+    s.req(Method::PUT, "/v2/app/manifests/v1").await.header("Content-Type", OCI_MANIFEST).body(m).send().await.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
+}
+
+#[tokio::test]
+async fn non_distributable_layers_need_not_be_pushed() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("app", b"{}").await;
+    let foreign = Algorithm::Sha256.digest_of(b"foreign");
+    let m = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": c.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "digest": foreign.to_string(), "size": 7, "urls": ["https://example.invalid/layer"]}]
+    })).unwrap();
+    s.push_manifest("app", "foreign", OCI_MANIFEST, &m).await;
+}
+
+#[tokio::test]
+async fn sparse_manifests_when_allowed() {
+    let s = TestServer::start_with(|c| c.sparse_manifests = true).await;
+    let missing = Algorithm::Sha256.digest_of(b"never pushed");
+    let m = image_manifest(&missing, 12, &[(&missing, 12)], None, None);
+    s.push_manifest("app", "sparse", OCI_MANIFEST, &m).await;
+    let idx = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[{"mediaType":OCI_MANIFEST,"digest":missing.to_string(),"size":12}]})).unwrap();
+    s.push_manifest("app", "sparse-index", OCI_INDEX, &idx).await;
+}
+
+#[tokio::test]
+async fn docker_schema2_manifests_and_lists() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("app", b"{\"architecture\":\"amd64\"}").await;
+    let l = s.push_blob("app", b"docker layer").await;
+    let m = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": c.to_string(), "size": 25},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": l.to_string(), "size": 12}]
+    })).unwrap();
+    s.push_manifest("app", "docker", DOCKER_MANIFEST, &m).await;
+    let md = Algorithm::Sha256.digest_of(&m);
+    let list = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": DOCKER_LIST,
+        "manifests": [{"mediaType": DOCKER_MANIFEST, "digest": md.to_string(), "size": m.len(), "platform": {"architecture": "amd64", "os": "linux"}}]
+    })).unwrap();
+    s.push_manifest("app", "list", DOCKER_LIST, &list).await;
+    let r = s.get("/v2/app/manifests/list").await;
+    assert_eq!(r.header("content-type"), Some(DOCKER_LIST));
+    assert_eq!(r.body, list);
+}
+
+#[tokio::test]
+async fn content_type_parameters_on_put_are_ignored() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("app", b"{}").await;
+    let m = image_manifest(&c, 2, &[], None, None);
+    let r = s.req(Method::PUT, "/v2/app/manifests/p").await.header("Content-Type", &format!("{OCI_MANIFEST}; charset=utf-8")).body(m.clone()).send().await;
+    r.expect(201, None);
+    assert_eq!(s.get("/v2/app/manifests/p").await.header("content-type"), Some(OCI_MANIFEST));
+}
+
+#[tokio::test]
+async fn size_limit_gives_413_and_4mb_manifests_fit() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("app", b"{}").await;
+    let big_annotation = "x".repeat(4 * 1024 * 1024 - 600);
+    let mut m: serde_json::Value = serde_json::from_slice(&image_manifest(&c, 2, &[], None, None)).unwrap();
+    m["annotations"] = json!({"big": big_annotation});
+    let body = serde_json::to_vec(&m).unwrap();
+    assert!(body.len() <= 4 * 1024 * 1024 && body.len() > 4 * 1024 * 1024 - 1024);
+    s.push_manifest("app", "big", OCI_MANIFEST, &body).await;
+    m["annotations"] = json!({"big": "y".repeat(4 * 1024 * 1024 + 10)});
+    let r = s.req(Method::PUT, "/v2/app/manifests/huge").await.header("Content-Type", OCI_MANIFEST).body(serde_json::to_vec(&m).unwrap()).send().await;
+    r.expect(413, Some("SIZE_INVALID"));
+    s.get("/v2/app/manifests/huge").await.expect(404, None);
+}
+
+#[tokio::test]
+async fn retagging_moves_the_tag() {
+    let s = TestServer::start().await;
+    let (_, d1) = s.push_image("app", "latest", "first").await;
+    let (_, d2) = s.push_image("app", "latest", "second").await;
+    assert_ne!(d1, d2);
+    let r = s.get("/v2/app/manifests/latest").await;
+    assert_eq!(r.header("docker-content-digest"), Some(d2.to_string().as_str()));
+    s.get(&format!("/v2/app/manifests/{d1}")).await.expect(200, None);
+}
+
+#[tokio::test]
+async fn deleting_by_digest_removes_tags_and_deleting_a_tag_keeps_the_manifest() {
+    let s = TestServer::start().await;
+    let (_, d) = s.push_image("app", "a", "x").await;
+    s.push_manifest("app", "b", OCI_MANIFEST, &s.get("/v2/app/manifests/a").await.body).await;
+    let r = s.delete("/v2/app/manifests/a").await;
+    r.expect(202, None);
+    s.get("/v2/app/manifests/a").await.expect(404, Some("MANIFEST_UNKNOWN"));
+    s.get(&format!("/v2/app/manifests/{d}")).await.expect(200, None);
+    let r = s.delete(&format!("/v2/app/manifests/{d}")).await;
+    r.expect(202, None);
+    assert_transcript!("manifest_delete", r.transcript());
+    s.get("/v2/app/manifests/b").await.expect(404, Some("MANIFEST_UNKNOWN"));
+    s.get(&format!("/v2/app/manifests/{d}")).await.expect(404, Some("MANIFEST_UNKNOWN"));
+    s.delete(&format!("/v2/app/manifests/{d}")).await.expect(404, Some("MANIFEST_UNKNOWN"));
+    s.delete("/v2/nowhere/manifests/latest").await.expect(404, Some("NAME_UNKNOWN"));
+    s.get("/v2/nowhere/manifests/latest").await.expect(404, Some("NAME_UNKNOWN"));
+}
+
+#[tokio::test]
+async fn deletion_switches_answer_405() {
+    let s = TestServer::start_with(|c| {
+        c.delete.manifests = false;
+        c.delete.tags = false;
+    })
+    .await;
+    let (_, d) = s.push_image("app", "keep", "x").await;
+    s.delete("/v2/app/manifests/keep").await.expect(405, Some("UNSUPPORTED"));
+    s.delete(&format!("/v2/app/manifests/{d}")).await.expect(405, Some("UNSUPPORTED"));
+    s.get("/v2/app/manifests/keep").await.expect(200, None);
+}

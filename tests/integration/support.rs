@@ -1,0 +1,351 @@
+//! Test fixtures: an in-process server on an ephemeral port with a temporary data
+//! directory, a thin HTTP client, content builders, and transcript normalisation for
+//! snapshots (digests, session ids and dates redacted).
+
+use std::path::PathBuf;
+
+use marina::config::Config;
+use marina::oci::{Algorithm, Digest};
+use marina::server::ServerHandle;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// A running reference server, stopped and its directory removed when dropped.
+pub struct TestServer {
+    pub handle: Option<ServerHandle>,
+    pub url: String,
+    pub dir: Option<tempfile::TempDir>,
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    /// Default configuration.
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Default configuration, adjusted by `f`.
+    pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::ephemeral(dir.path());
+        config.sparse_manifests = false;
+        f(&mut config);
+        Self::start_in(dir, config).await
+    }
+
+    /// Starts on an existing directory (restart tests).
+    pub async fn start_in(dir: tempfile::TempDir, config: Config) -> TestServer {
+        let handle = marina::server::start(config).await.expect("server starts");
+        let url = handle.url();
+        TestServer {
+            handle: Some(handle),
+            url,
+            dir: Some(dir),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// Stops the server and hands back its directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(h) = self.handle.take() {
+            h.stop().await;
+        }
+        self.dir.take().expect("directory")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.as_ref().expect("directory").path().to_path_buf()
+    }
+
+    /// Sends a request; `path` may be absolute (`/v2/…`) or a full URL.
+    pub async fn req(&self, method: Method, path: &str) -> Req<'_> {
+        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{}", self.url, path) };
+        Req {
+            server: self,
+            inner: self.client.request(method.clone(), url),
+            method,
+            path: path.to_string(),
+            sent_headers: vec![],
+            body_len: 0,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.req(Method::GET, path).await.send().await
+    }
+
+    pub async fn head(&self, path: &str) -> Resp {
+        self.req(Method::HEAD, path).await.send().await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.req(Method::DELETE, path).await.send().await
+    }
+
+    /// Pushes a blob in one POST; asserts 201.
+    pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
+        let d = Algorithm::Sha256.digest_of(bytes);
+        let r = self
+            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
+            .await
+            .body(bytes.to_vec())
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.describe());
+        d
+    }
+
+    /// Pushes a manifest; asserts 201 and returns the response.
+    pub async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Resp {
+        let r = self
+            .req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
+            .await
+            .header("Content-Type", media_type)
+            .body(body.to_vec())
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.describe());
+        r
+    }
+
+    /// Pushes a small image (config + one layer + manifest) and returns the
+    /// manifest bytes and digest.
+    pub async fn push_image(&self, repo: &str, tag: &str, seed: &str) -> (Vec<u8>, Digest) {
+        let config = format!("{{\"seed\":\"{seed}\"}}");
+        let layer = format!("layer of {seed}");
+        let c = self.push_blob(repo, config.as_bytes()).await;
+        let l = self.push_blob(repo, layer.as_bytes()).await;
+        let m = image_manifest(&c, config.len(), &[(&l, layer.len())], None, None);
+        let d = Algorithm::Sha256.digest_of(&m);
+        self.push_manifest(repo, tag, OCI_MANIFEST, &m).await;
+        (m, d)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            // Stop in the background; the runtime of the test may already be ending.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(h.stop());
+            }
+        }
+    }
+}
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// An image manifest over already pushed blobs.
+pub fn image_manifest(
+    config: &Digest,
+    config_len: usize,
+    layers: &[(&Digest, usize)],
+    artifact_type: Option<&str>,
+    subject: Option<(&Digest, usize)>,
+) -> Vec<u8> {
+    let mut m = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config.to_string(), "size": config_len},
+        "layers": layers.iter().map(|(d, n)| json!({"mediaType": OCI_LAYER, "digest": d.to_string(), "size": n})).collect::<Vec<_>>(),
+    });
+    if let Some(a) = artifact_type {
+        m["artifactType"] = json!(a);
+    }
+    if let Some((d, n)) = subject {
+        m["subject"] = json!({"mediaType": OCI_MANIFEST, "digest": d.to_string(), "size": n});
+    }
+    serde_json::to_vec(&m).unwrap()
+}
+
+/// A request being built, remembering what it sends for the transcript.
+pub struct Req<'a> {
+    server: &'a TestServer,
+    inner: reqwest::RequestBuilder,
+    method: Method,
+    path: String,
+    sent_headers: Vec<(String, String)>,
+    body_len: usize,
+}
+
+impl<'a> Req<'a> {
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.inner = self.inner.header(k, v);
+        self.sent_headers.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    pub fn body(mut self, b: Vec<u8>) -> Self {
+        self.body_len = b.len();
+        self.inner = self.inner.body(b);
+        self
+    }
+
+    /// A body sent with chunked transfer encoding (no Content-Length).
+    pub fn stream_body(mut self, chunks: Vec<Vec<u8>>) -> Self {
+        self.body_len = chunks.iter().map(Vec::len).sum();
+        let stream = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        self.inner = self.inner.body(reqwest::Body::wrap_stream(stream));
+        self
+    }
+
+    pub async fn send(self) -> Resp {
+        let _ = self.server;
+        let resp = self.inner.send().await.expect("request reaches the server");
+        let status = resp.status();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("<binary>").to_string()))
+            .collect();
+        let body = resp.bytes().await.expect("body").to_vec();
+        Resp {
+            request: format!("{} {}", self.method, self.path),
+            sent_headers: self.sent_headers,
+            sent_len: self.body_len,
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// A response with everything needed to explain a failure.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub request: String,
+    pub sent_headers: Vec<(String, String)>,
+    pub sent_len: usize,
+    pub status: StatusCode,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.describe()))
+    }
+
+    /// The OCI error code of a 4xx body, asserting the envelope's shape.
+    pub fn error_code(&self) -> String {
+        assert_eq!(self.header("content-type"), Some("application/json"), "{}", self.describe());
+        let v = self.json();
+        let errors = v["errors"].as_array().unwrap_or_else(|| panic!("no errors array: {}", self.describe()));
+        assert!(!errors.is_empty(), "{}", self.describe());
+        let code = errors[0]["code"].as_str().expect("code is a string").to_string();
+        assert!(marina::oci::ErrorCode::parse(&code).is_some(), "code {code} is not one of the spec's");
+        assert!(errors[0]["message"].is_string(), "{}", self.describe());
+        code
+    }
+
+    /// Asserts status and, for errors, the OCI code.
+    #[track_caller]
+    pub fn expect(&self, status: u16, code: Option<&str>) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "{}", self.describe());
+        if let Some(c) = code {
+            assert_eq!(self.error_code(), c, "{}", self.describe());
+        }
+        self
+    }
+
+    /// Request and response, for failure messages.
+    pub fn describe(&self) -> String {
+        let body = String::from_utf8_lossy(&self.body);
+        let body: String = body.chars().take(2000).collect();
+        format!(
+            "\n> {}\n> {:?} ({} bytes)\n< {}\n< {:?}\n< {}\n",
+            self.request, self.sent_headers, self.sent_len, self.status, self.headers, body
+        )
+    }
+
+    /// A normalised transcript for snapshots: volatile headers dropped, digests,
+    /// session ids and dates redacted, JSON bodies pretty-printed.
+    pub fn transcript(&self) -> String {
+        let mut out = format!("> {}\n", redact(&self.request));
+        for (k, v) in &self.sent_headers {
+            out.push_str(&format!("> {}: {}\n", k.to_lowercase(), redact(v)));
+        }
+        if self.sent_len > 0 {
+            out.push_str(&format!("> [{} bytes]\n", self.sent_len));
+        }
+        out.push_str(&format!("< {}\n", self.status));
+        let mut headers: Vec<_> = self.headers.iter().filter(|(k, _)| k != "date").collect();
+        headers.sort();
+        for (k, v) in headers {
+            out.push_str(&format!("< {k}: {}\n", redact(v)));
+        }
+        if !self.body.is_empty() {
+            match serde_json::from_slice::<Value>(&self.body) {
+                Ok(v) => out.push_str(&redact(&serde_json::to_string_pretty(&v).unwrap())),
+                Err(_) => out.push_str(&format!("[{} bytes]", self.body.len())),
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Replaces digests and upload session ids with stable placeholders.
+pub fn redact(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("sha256:").filter(|r| r.len() >= 64 && r[..64].bytes().all(|b| b.is_ascii_hexdigit())) {
+            out.push_str("sha256:<digest>");
+            rest = &r[64..];
+        } else if let Some(r) = rest.strip_prefix("sha512:").filter(|r| r.len() >= 128 && r[..128].bytes().all(|b| b.is_ascii_hexdigit())) {
+            out.push_str("sha512:<digest>");
+            rest = &r[128..];
+        } else if is_session_id_at(out.as_bytes().last().copied(), rest) {
+            out.push_str("<session>");
+            rest = &rest[32..];
+        } else {
+            let c = rest.chars().next().unwrap();
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// True when `rest` starts with a standalone 32-character lowercase hex token
+/// (an upload session id) and the previous character is not part of it.
+fn is_session_id_at(prev: Option<u8>, rest: &str) -> bool {
+    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    let b = rest.as_bytes();
+    b.len() >= 32
+        && b[..32].iter().all(hex)
+        && b.get(32).is_none_or(|c| !c.is_ascii_alphanumeric())
+        && prev.is_none_or(|c| !c.is_ascii_alphanumeric())
+}
+
+/// Asserts a transcript snapshot stored in the top-level `snapshots/` directory.
+#[macro_export]
+macro_rules! assert_transcript {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!($name, $value);
+        });
+    };
+}
