@@ -64,7 +64,8 @@ pub fn find(id: &str) -> Option<&'static Requirement> {
 
 /// For every requirement id, the checks that declare they cover it (from code).
 pub fn coverage_from_checks() -> std::collections::BTreeMap<String, Vec<String>> {
-    let mut map: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    let mut map: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
     for c in super::checks::all() {
         for r in c.covers {
             map.entry(r.to_string()).or_default().push(c.id.to_string());
@@ -77,15 +78,25 @@ pub fn coverage_from_checks() -> std::collections::BTreeMap<String, Vec<String>>
 }
 
 /// Rewrites the `checks = [...]` lines of a catalog text from `coverage`.
-pub fn rewrite_checks(text: &str, coverage: &std::collections::BTreeMap<String, Vec<String>>) -> String {
+pub fn rewrite_checks(
+    text: &str,
+    coverage: &std::collections::BTreeMap<String, Vec<String>>,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut current: Option<String> = None;
     for line in text.lines() {
-        if let Some(id) = line.strip_prefix("id = \"").and_then(|r| r.strip_suffix('"')) {
+        if let Some(id) = line
+            .strip_prefix("id = \"")
+            .and_then(|r| r.strip_suffix('"'))
+        {
             current = Some(id.to_string());
         }
         if line.starts_with("checks = ") {
-            let ids = current.as_ref().and_then(|id| coverage.get(id)).cloned().unwrap_or_default();
+            let ids = current
+                .as_ref()
+                .and_then(|id| coverage.get(id))
+                .cloned()
+                .unwrap_or_default();
             let quoted: Vec<String> = ids.iter().map(|i| format!("\"{i}\"")).collect();
             out.push_str(&format!("checks = [{}]\n", quoted.join(", ")));
         } else {
@@ -105,13 +116,30 @@ mod tests {
         let reqs = requirements();
         assert_eq!(reqs.len(), 154, "the spec has 154 normative sentences");
         for (i, r) in reqs.iter().enumerate() {
-            assert_eq!(r.id, format!("R{:03}", i + 1), "ids run R001..R154 without gaps or duplicates");
-            assert!(["MUST", "MUST NOT", "SHOULD", "SHOULD NOT"].contains(&r.level.as_str()), "{}: level {}", r.id, r.level);
-            assert!(["registry", "client", "data", "registry+client"].contains(&r.binds.as_str()), "{}: binds {}", r.id, r.binds);
+            assert_eq!(
+                r.id,
+                format!("R{:03}", i + 1),
+                "ids run R001..R154 without gaps or duplicates"
+            );
+            assert!(
+                ["MUST", "MUST NOT", "SHOULD", "SHOULD NOT"].contains(&r.level.as_str()),
+                "{}: level {}",
+                r.id,
+                r.level
+            );
+            assert!(
+                ["registry", "client", "data", "registry+client"].contains(&r.binds.as_str()),
+                "{}: binds {}",
+                r.id,
+                r.binds
+            );
             assert!(!r.text.is_empty() && !r.section.is_empty(), "{}", r.id);
         }
         let lines: Vec<u32> = reqs.iter().map(|r| r.line).collect();
-        assert!(lines.windows(2).all(|w| w[0] < w[1]), "lines increase with ids");
+        assert!(
+            lines.windows(2).all(|w| w[0] < w[1]),
+            "lines increase with ids"
+        );
     }
 
     #[test]
@@ -119,7 +147,12 @@ mod tests {
         let mut ids = std::collections::BTreeSet::new();
         for c in crate::harness::checks::all() {
             assert!(ids.insert(c.id), "duplicate check id {}", c.id);
-            assert!(c.id.starts_with(&format!("{}.", c.section)), "{} is in section {}", c.id, c.section);
+            assert!(
+                c.id.starts_with(&format!("{}.", c.section)),
+                "{} is in section {}",
+                c.id,
+                c.section
+            );
             assert!(!c.covers.is_empty(), "{} covers no requirement", c.id);
             for r in c.covers {
                 assert!(find(r).is_some(), "{} names unknown requirement {r}", c.id);
@@ -135,7 +168,10 @@ mod tests {
             .filter(|r| r.is_must() && r.is_registry_observable() && !coverage.contains_key(&r.id))
             .map(|r| r.id.as_str())
             .collect();
-        assert!(uncovered.is_empty(), "registry-observable MUSTs without a check: {uncovered:?}");
+        assert!(
+            uncovered.is_empty(),
+            "registry-observable MUSTs without a check: {uncovered:?}"
+        );
     }
 
     /// The toml's `checks` lists equal what the checks declare.
@@ -152,7 +188,14 @@ mod tests {
         let diffs: Vec<String> = requirements()
             .iter()
             .filter(|r| coverage.get(&r.id).cloned().unwrap_or_default() != r.checks)
-            .map(|r| format!("{}: toml {:?}, code {:?}", r.id, r.checks, coverage.get(&r.id)))
+            .map(|r| {
+                format!(
+                    "{}: toml {:?}, code {:?}",
+                    r.id,
+                    r.checks,
+                    coverage.get(&r.id)
+                )
+            })
             .collect();
         assert!(diffs.is_empty(), "spec/requirements.toml disagrees with the checks (MARINA_BLESS_REQUIREMENTS=1 rewrites it):\n{}", diffs.join("\n"));
     }
@@ -161,7 +204,10 @@ mod tests {
     fn rewrite_replaces_only_check_lists() {
         let text = "[[requirement]]\nid = \"R001\"\nchecks = [\"old\"]\n\n[[requirement]]\nid = \"R002\"\nchecks = []\n";
         let mut cov = std::collections::BTreeMap::new();
-        cov.insert("R002".to_string(), vec!["a.b".to_string(), "c.d".to_string()]);
+        cov.insert(
+            "R002".to_string(),
+            vec!["a.b".to_string(), "c.d".to_string()],
+        );
         assert_eq!(
             rewrite_checks(text, &cov),
             "[[requirement]]\nid = \"R001\"\nchecks = []\n\n[[requirement]]\nid = \"R002\"\nchecks = [\"a.b\", \"c.d\"]\n"

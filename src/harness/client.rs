@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::{Method, Url};
 
@@ -33,7 +34,16 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// Body, if any.
     pub body: Option<Bytes>,
+    /// Send the body in 256 KiB slices with short pauses, so that an early answer
+    /// (such as 413 after the server read up to its limit) is read by the client
+    /// while it waits, before the server closes the connection.
+    pub paced: bool,
 }
+
+/// Slices of a paced body.
+const PACED_SLICE: usize = 256 * 1024;
+/// Pause before each slice of a paced body.
+const PACE: Duration = Duration::from_millis(5);
 
 impl Request {
     /// A request with no headers and no body.
@@ -43,6 +53,7 @@ impl Request {
             target: target.into(),
             headers: Vec::new(),
             body: None,
+            paced: false,
         }
     }
     /// GET.
@@ -77,6 +88,11 @@ impl Request {
     /// Sets the body (Content-Length follows from it).
     pub fn body(mut self, body: impl Into<Bytes>) -> Request {
         self.body = Some(body.into());
+        self
+    }
+    /// Sends the body paced (see [`Request::paced`]).
+    pub fn paced(mut self) -> Request {
+        self.paced = true;
         self
     }
 }
@@ -397,7 +413,14 @@ impl Client {
             // Authorization goes only to the host it was meant for (spec, "API").
             let auth_here = auth.as_ref().filter(|_| host_key(&url) == origin);
             let resp = self
-                .send_once(&method, &url, &req.headers, body.clone(), auth_here)
+                .send_once(
+                    &method,
+                    &url,
+                    &req.headers,
+                    body.clone(),
+                    auth_here,
+                    req.paced,
+                )
                 .await?;
             let redirect = matches!(resp.status, 301 | 302 | 303 | 307 | 308);
             let Some(next) = redirect
@@ -425,6 +448,7 @@ impl Client {
         headers: &[(String, String)],
         body: Option<Bytes>,
         auth: Option<&String>,
+        paced: bool,
     ) -> Result<Response, TransportError> {
         let mut hm = HeaderMap::new();
         for (k, v) in headers {
@@ -444,10 +468,26 @@ impl Client {
             .headers(hm.clone());
         let body_len = body.as_ref().map(|b| b.len());
         let request_body = body.as_deref().map(excerpt).unwrap_or_default();
-        if let Some(b) = body {
-            rb = rb.body(b);
-        } else if matches!(*method, Method::PUT | Method::POST | Method::PATCH) {
-            rb = rb.header("content-length", "0");
+        match body {
+            Some(b) if paced => {
+                let len = b.len();
+                let slices: Vec<Bytes> = (0..len)
+                    .step_by(PACED_SLICE)
+                    .map(|i| b.slice(i..len.min(i + PACED_SLICE)))
+                    .collect();
+                let parts = futures_util::stream::iter(slices).then(|part| async move {
+                    tokio::time::sleep(PACE).await;
+                    Ok::<_, std::io::Error>(part)
+                });
+                rb = rb
+                    .header("content-length", len.to_string())
+                    .body(reqwest::Body::wrap_stream(parts));
+            }
+            Some(b) => rb = rb.body(b),
+            None if matches!(*method, Method::PUT | Method::POST | Method::PATCH) => {
+                rb = rb.header("content-length", "0");
+            }
+            None => {}
         }
         let mut request_headers: Vec<(String, String)> = hm
             .iter()

@@ -12,3 +12,7 @@ mod api_referrers; // referrers index, filters, pagination, tag-schema upgrade
 mod durability; // restarts, concurrent identical pushes, upload expiry
 mod openapi; // the generated document, spec/openapi.json, /docs
 mod properties; // proptest: blob round trips under random chunkings
+mod harness_client; // the harness HTTP client: bearer tokens, redirects, redaction
+mod harness_docker_registry; // the harness against distribution 2.8 (skipped when absent)
+mod harness_reference; // the harness against the in-process reference server
+mod harness_reports; // report rendering: terminal, JUnit, JSON, HTML

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use proptest::prelude::*;
 
-use super::run_property;
+use super::run_property_cases;
 use crate::harness::checks::push::open_session;
 use crate::harness::checks::CheckDef;
 use crate::harness::client::Request;
@@ -16,7 +16,8 @@ use crate::harness::verdict::Verdict;
 use crate::harness_check;
 use crate::oci::Algorithm;
 
-/// The bad-input property checks.
+/// The bad-input property checks. Each case costs one to three requests, so this
+/// property runs eight times the run's `--cases`.
 pub fn checks() -> Vec<CheckDef> {
     vec![harness_check!(
         "properties.no-5xx",
@@ -140,108 +141,118 @@ fn q(s: &str) -> String {
 async fn no_5xx(cx: &Ctx) -> Step<Verdict> {
     let image = cx.image().await?;
     let push = cx.options().push;
-    run_property(cx, "no-5xx", probe, move |cx, p: Probe| {
-        let (repo, layer) = (image.repo.clone(), image.layer.1.digest.to_string());
-        async move {
-            let accept = content::manifest_accept();
-            let req = match p {
-                Probe::ManifestGet(r) => Request::get(format!("/v2/{repo}/manifests/{}", enc(&r)))
+    run_property_cases(
+        cx,
+        "no-5xx",
+        cx.options().cases.saturating_mul(8),
+        probe,
+        move |cx, p: Probe| {
+            let (repo, layer) = (image.repo.clone(), image.layer.1.digest.to_string());
+            async move {
+                let accept = content::manifest_accept();
+                let req = match p {
+                    Probe::ManifestGet(r) => {
+                        Request::get(format!("/v2/{repo}/manifests/{}", enc(&r)))
+                            .header("accept", accept)
+                    }
+                    Probe::ManifestHead(r) => {
+                        Request::head(format!("/v2/{repo}/manifests/{}", enc(&r)))
+                            .header("accept", accept)
+                    }
+                    Probe::BlobGet(d) => Request::get(format!("/v2/{repo}/blobs/{}", enc(&d))),
+                    Probe::BlobHead(d) => Request::head(format!("/v2/{repo}/blobs/{}", enc(&d))),
+                    Probe::Referrers(d) => {
+                        Request::get(format!("/v2/{repo}/referrers/{}", enc(&d)))
+                    }
+                    Probe::Name(n) => Request::get(format!(
+                        "/v2/{}/manifests/latest",
+                        n.split('/').map(enc).collect::<Vec<_>>().join("/")
+                    ))
                     .header("accept", accept),
-                Probe::ManifestHead(r) => {
-                    Request::head(format!("/v2/{repo}/manifests/{}", enc(&r)))
-                        .header("accept", accept)
-                }
-                Probe::BlobGet(d) => Request::get(format!("/v2/{repo}/blobs/{}", enc(&d))),
-                Probe::BlobHead(d) => Request::head(format!("/v2/{repo}/blobs/{}", enc(&d))),
-                Probe::Referrers(d) => Request::get(format!("/v2/{repo}/referrers/{}", enc(&d))),
-                Probe::Name(n) => Request::get(format!(
-                    "/v2/{}/manifests/latest",
-                    n.split('/').map(enc).collect::<Vec<_>>().join("/")
-                ))
-                .header("accept", accept),
-                Probe::TagList(n, l) => {
-                    Request::get(format!("/v2/{repo}/tags/list?n={}&last={}", q(&n), q(&l)))
-                }
-                Probe::Range(r) => {
-                    Request::get(format!("/v2/{repo}/blobs/{layer}")).header("range", r)
-                }
-                Probe::ManifestPut { .. }
-                | Probe::UploadPost(_)
-                | Probe::Patch(_)
-                | Probe::PutDigest(_)
-                    if !push =>
-                {
-                    return Ok(())
-                }
-                Probe::ManifestPut {
-                    reference,
-                    content_type,
-                    body,
-                } => {
-                    let r = cx
-                        .send(
-                            Request::put(format!("/v2/{repo}/manifests/{}", enc(&reference)))
-                                .header("content-type", content_type)
-                                .body(Bytes::from(body.clone())),
-                        )
-                        .await?;
-                    if r.status == 201 {
-                        cx.created(Created::Manifest(
-                            repo.clone(),
-                            Algorithm::Sha256.digest_of(&body),
-                        ));
+                    Probe::TagList(n, l) => {
+                        Request::get(format!("/v2/{repo}/tags/list?n={}&last={}", q(&n), q(&l)))
                     }
-                    return cx.ensure(r.status < 500, "R143", || {
-                        format!("bad input gets a 4xx, never a 5xx; got {}", r.status)
-                    });
-                }
-                Probe::UploadPost(d) => {
-                    Request::post(format!("/v2/{repo}/blobs/uploads/?digest={}", q(&d)))
-                        .body(Bytes::from_static(b"abc"))
-                }
-                Probe::Patch(range) => {
-                    let (_, loc) = open_session(&cx, &repo, "").await?;
-                    let r = cx
-                        .send(
-                            Request::patch(loc.clone())
-                                .header("content-type", "application/octet-stream")
-                                .header("content-range", range)
-                                .body(Bytes::from_static(b"abcd")),
-                        )
-                        .await?;
-                    let _ = cx.send(Request::delete(loc)).await?;
-                    return cx.ensure(r.status < 500, "R143", || {
-                        format!("bad input gets a 4xx, never a 5xx; got {}", r.status)
-                    });
-                }
-                Probe::PutDigest(d) => {
-                    let (_, loc) = open_session(&cx, &repo, "").await?;
-                    let r = cx
-                        .send(
-                            Request::put(format!(
-                                "{loc}{}digest={}",
-                                if loc.contains('?') { '&' } else { '?' },
-                                q(&d)
-                            ))
-                            .body(Bytes::from_static(b"abcd")),
-                        )
-                        .await?;
-                    let _ = cx.send(Request::delete(loc)).await?;
-                    if r.status == 201 {
-                        if let Ok(dg) = d.parse() {
-                            cx.created(Created::Blob(repo.clone(), dg));
+                    Probe::Range(r) => {
+                        Request::get(format!("/v2/{repo}/blobs/{layer}")).header("range", r)
+                    }
+                    Probe::ManifestPut { .. }
+                    | Probe::UploadPost(_)
+                    | Probe::Patch(_)
+                    | Probe::PutDigest(_)
+                        if !push =>
+                    {
+                        return Ok(())
+                    }
+                    Probe::ManifestPut {
+                        reference,
+                        content_type,
+                        body,
+                    } => {
+                        let r = cx
+                            .send(
+                                Request::put(format!("/v2/{repo}/manifests/{}", enc(&reference)))
+                                    .header("content-type", content_type)
+                                    .body(Bytes::from(body.clone())),
+                            )
+                            .await?;
+                        if r.status == 201 {
+                            cx.created(Created::Manifest(
+                                repo.clone(),
+                                Algorithm::Sha256.digest_of(&body),
+                            ));
                         }
+                        return cx.ensure(r.status < 500, "R143", || {
+                            format!("bad input gets a 4xx, never a 5xx; got {}", r.status)
+                        });
                     }
-                    return cx.ensure(r.status < 500, "R143", || {
-                        format!("bad input gets a 4xx, never a 5xx; got {}", r.status)
-                    });
-                }
-            };
-            let r = cx.send(req).await?;
-            cx.ensure(r.status < 500, "R143", || {
-                format!("bad input gets a 4xx, never a 5xx; got {}", r.status)
-            })
-        }
-    })
+                    Probe::UploadPost(d) => {
+                        Request::post(format!("/v2/{repo}/blobs/uploads/?digest={}", q(&d)))
+                            .body(Bytes::from_static(b"abc"))
+                    }
+                    Probe::Patch(range) => {
+                        let (_, loc) = open_session(&cx, &repo, "").await?;
+                        let r = cx
+                            .send(
+                                Request::patch(loc.clone())
+                                    .header("content-type", "application/octet-stream")
+                                    .header("content-range", range)
+                                    .body(Bytes::from_static(b"abcd")),
+                            )
+                            .await?;
+                        let _ = cx.send(Request::delete(loc)).await?;
+                        return cx.ensure(r.status < 500, "R143", || {
+                            format!("bad input gets a 4xx, never a 5xx; got {}", r.status)
+                        });
+                    }
+                    Probe::PutDigest(d) => {
+                        let (_, loc) = open_session(&cx, &repo, "").await?;
+                        let r = cx
+                            .send(
+                                Request::put(format!(
+                                    "{loc}{}digest={}",
+                                    if loc.contains('?') { '&' } else { '?' },
+                                    q(&d)
+                                ))
+                                .body(Bytes::from_static(b"abcd")),
+                            )
+                            .await?;
+                        let _ = cx.send(Request::delete(loc)).await?;
+                        if r.status == 201 {
+                            if let Ok(dg) = d.parse() {
+                                cx.created(Created::Blob(repo.clone(), dg));
+                            }
+                        }
+                        return cx.ensure(r.status < 500, "R143", || {
+                            format!("bad input gets a 4xx, never a 5xx; got {}", r.status)
+                        });
+                    }
+                };
+                let r = cx.send(req).await?;
+                cx.ensure(r.status < 500, "R143", || {
+                    format!("bad input gets a 4xx, never a 5xx; got {}", r.status)
+                })
+            }
+        },
+    )
     .await
 }

@@ -67,10 +67,29 @@ where
     F: Fn(Ctx, S::Value) -> Fut + Send + 'static,
     Fut: Future<Output = Step<()>>,
 {
+    run_property_cases(cx, name, cx.options().cases, strategy, test).await
+}
+
+/// [`run_property`] with an explicit number of cases (for cheap properties that
+/// can afford more than the run's `--cases`).
+pub(crate) async fn run_property_cases<M, S, F, Fut>(
+    cx: &Ctx,
+    name: &str,
+    cases: u32,
+    strategy: M,
+    test: F,
+) -> Step<Verdict>
+where
+    M: FnOnce() -> S + Send + 'static,
+    S: Strategy,
+    S::Value: Debug,
+    F: Fn(Ctx, S::Value) -> Fut + Send + 'static,
+    Fut: Future<Output = Step<()>>,
+{
     let handle = tokio::runtime::Handle::current();
     let seed = cx.options().seed;
     let config = Config {
-        cases: cx.options().cases.max(1),
+        cases: cases.max(1),
         max_shrink_iters: MAX_SHRINK_ITERS,
         max_shrink_time: MAX_SHRINK_TIME.as_millis() as u32,
         failure_persistence: None,
