@@ -11,7 +11,7 @@ use crate::harness::{self, catalog, checks, report, Credentials, Options, Sectio
 /// Validate any registry against the OCI Distribution Specification, requirement by requirement.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  marina check http://127.0.0.1:5000\n  marina check https://registry.example.org --username me --password-stdin < token.txt\n  marina check http://127.0.0.1:5000 --section tags --section referrers --junit junit.xml\n  marina check https://ro.example.org --no-push --no-delete --ca-file ca.pem\n  marina check --list\n\nExit status: 0 when every MUST passes, 1 when one fails, 2 on usage or connection errors."
+    after_help = "Examples:\n  marina check http://127.0.0.1:5000\n  marina check https://registry.example.org --username me --password-stdin < token.txt\n  marina check http://127.0.0.1:5000 --section tags --section referrers --junit junit.xml\n  marina check https://ro.example.org --no-push --no-delete --image library/alpine:3.20 --ca-file ca.pem\n  marina check --list\n\nExit status: 0 when every MUST passes, 1 when one fails, 2 on usage or connection errors."
 )]
 pub struct CheckArgs {
     /// Registry base URL, e.g. http://127.0.0.1:5000 (the harness talks to <URL>/v2/...).
@@ -45,6 +45,10 @@ pub struct CheckArgs {
     /// Never delete: delete checks are skipped and nothing is cleaned up afterwards.
     #[arg(long)]
     pub no_delete: bool,
+    /// With --no-push: an existing image the pull checks read instead of pushing
+    /// their own, as repository:tag, e.g. --image library/alpine:3.20.
+    #[arg(long, value_name = "REPO:TAG")]
+    pub image: Option<String>,
     /// Run only these sections (repeatable), e.g. --section push --section tags.
     /// One of: protocol, pull, push, manifests, tags, referrers, delete, errors, properties.
     #[arg(long, value_name = "SECTION", value_parser = parse_section)]
@@ -156,6 +160,7 @@ fn options(a: &CheckArgs) -> Result<Options, String> {
         cases: a.cases,
         seed: a.seed,
         referrers_count: a.referrers,
+        image: a.image.clone(),
         request_timeout_secs: a.timeout,
         progress: true,
     })

@@ -332,6 +332,14 @@ impl Ctx {
             .inner
             .image
             .get_or_init(|| async {
+                if let Some(reference) = self
+                    .options()
+                    .image
+                    .as_ref()
+                    .filter(|_| !self.options().push)
+                {
+                    return self.existing_image(reference).await;
+                }
                 let repo = self.repo("main");
                 match self.push_image(&repo, "fixture").await {
                     Ok(i) => Ok(i),
@@ -344,6 +352,66 @@ impl Ctx {
             })
             .await;
         r.clone().map_err(Verdict::skipped)
+    }
+
+    /// Reads an existing image (`repository:tag`, an image manifest with a config
+    /// and at least one layer) to serve as the fixture.
+    async fn existing_image(&self, reference: &str) -> Result<Image, String> {
+        let (repo, tag) = reference
+            .rsplit_once(':')
+            .ok_or_else(|| format!("--image {reference:?} is not repository:tag"))?;
+        let why = |what: &str| format!("--image {reference}: {what}");
+        let r = self
+            .get_manifest(repo, tag)
+            .await
+            .map_err(|_| why("GET of the manifest failed"))?;
+        if r.status != 200 {
+            return Err(why(&format!("GET of the manifest answered {}", r.status)));
+        }
+        let media_type = r
+            .header("content-type")
+            .unwrap_or(media_types::OCI_MANIFEST)
+            .to_string();
+        let view = crate::oci::ManifestView::parse(&r.body, Some(&media_type))
+            .map_err(|e| why(&e.to_string()))?;
+        let (Some(config), Some(layer)) = (view.config, view.layers.first().cloned()) else {
+            return Err(why("not an image manifest with a config and a layer"));
+        };
+        let mut blobs = Vec::new();
+        for d in [&config, &layer] {
+            let b = self
+                .send(Request::get(format!("/v2/{repo}/blobs/{}", d.digest)))
+                .await
+                .map_err(|_| why("GET of a blob failed"))?;
+            if b.status != 200 {
+                return Err(why(&format!(
+                    "GET of blob {} answered {}",
+                    d.digest, b.status
+                )));
+            }
+            blobs.push((
+                b.body,
+                Desc {
+                    media_type: d.media_type.clone(),
+                    digest: d.digest.clone(),
+                    size: d.size as u64,
+                },
+            ));
+        }
+        let layer = blobs.pop().expect("two blobs");
+        let config = blobs.pop().expect("two blobs");
+        Ok(Image {
+            repo: repo.to_string(),
+            tag: tag.to_string(),
+            config,
+            layer,
+            desc: Desc {
+                media_type,
+                digest: crate::oci::Algorithm::Sha256.digest_of(&r.body),
+                size: r.body.len() as u64,
+            },
+            manifest: r.body,
+        })
     }
 
     /// Whether the referrers API answers: detected once, on the fixture image.

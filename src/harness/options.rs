@@ -49,6 +49,9 @@ pub struct Options {
     pub seed: u64,
     /// Referrers pushed by the pagination check.
     pub referrers_count: usize,
+    /// An existing image (`repository:tag`) the pull checks read instead of
+    /// pushing their own when `push` is false (ignored otherwise).
+    pub image: Option<String>,
     /// Timeout of one HTTP request, in seconds.
     pub request_timeout_secs: u64,
     /// Print a live progress line on stderr (only when it is a terminal).
@@ -69,6 +72,7 @@ impl Default for Options {
             cases: 16,
             seed: 0x6d61_7269_6e61,
             referrers_count: 260,
+            image: None,
             request_timeout_secs: 60,
             progress: false,
         }

@@ -104,3 +104,54 @@ async fn disabled_deletes_and_referrers_get_the_allowed_verdicts() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_runs_pull_an_existing_image_and_push_nothing() {
+    let (handle, _dir) = server(|_| {}).await;
+    // Seed the registry with one image, as a read-only registry would already hold.
+    let seed = harness::check(
+        &handle.url(),
+        Options {
+            only: vec!["pull.manifest-by-tag".into()],
+            delete: false,
+            repo_prefix: "seed".into(),
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("seeding runs");
+    assert_eq!(seed.outcomes[0].verdict.kind(), "pass");
+    let client = reqwest::Client::new();
+    let catalog: serde_json::Value = client
+        .get(format!("{}/v2/_catalog", handle.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let repo = catalog["repositories"][0]
+        .as_str()
+        .expect("the seeded repository")
+        .to_string();
+    let options = Options {
+        push: false,
+        delete: false,
+        image: Some(format!("{repo}:fixture")),
+        sections: vec![Section::Pull, Section::Push, Section::Manifests],
+        ..Options::default()
+    };
+    let report = harness::check(&handle.url(), options)
+        .await
+        .expect("the harness runs");
+    handle.stop().await;
+    let text = report::render_terminal(&report, true);
+    for o in &report.outcomes {
+        let expected = if o.id.starts_with("pull.") || o.id == "push.upload-unknown" {
+            "pass"
+        } else {
+            "skipped"
+        };
+        assert_eq!(o.verdict.kind(), expected, "{}:\n{text}", o.id);
+    }
+}
