@@ -234,3 +234,32 @@ async fn unreachable_registries_are_a_usage_error() {
         .unwrap_err();
     assert!(err.to_string().contains("invalid registry URL"), "{err}");
 }
+
+#[tokio::test]
+async fn tls_options_are_validated_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let options = Options {
+        ca_file: Some(missing),
+        ..Options::default()
+    };
+    let err = Client::new("https://127.0.0.1:1", &options)
+        .err()
+        .expect("a missing CA file is refused");
+    assert!(err.to_string().contains("cannot use CA file"), "{err}");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let options = Options {
+        ca_file: Some(empty),
+        ..Options::default()
+    };
+    let err = Client::new("https://127.0.0.1:1", &options)
+        .err()
+        .expect("a file without certificates is refused");
+    assert!(err.to_string().contains("no certificate"), "{err}");
+    let options = Options {
+        insecure: true,
+        ..Options::default()
+    };
+    assert!(Client::new("https://127.0.0.1:1", &options).is_ok());
+}

@@ -122,3 +122,77 @@ fn json_and_exit_code() {
     );
     snap!("harness_report_verdict_table", r.verdict_table());
 }
+
+fn marina(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_marina"))
+        .args(args)
+        .output()
+        .expect("marina runs")
+}
+
+#[test]
+fn cli_lists_the_catalog_with_full_must_coverage() {
+    let out = marina(&["check", "--list"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("154 requirements;"))
+        .expect("summary line");
+    let (covered, total) = summary
+        .split_once("; ")
+        .and_then(|(_, rest)| rest.split_once(" registry-observable"))
+        .and_then(|(frac, _)| frac.split_once(" of "))
+        .expect("n of m");
+    assert_eq!(covered, total, "{summary}");
+    assert!(text.contains("R053 MUST") && text.contains("push.chunk-out-of-order"));
+}
+
+#[test]
+fn cli_usage_and_connection_errors_exit_2() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = marina(&["check", &format!("http://127.0.0.1:{port}")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the registry"));
+    let out = marina(&["check", "--section", "nope", "http://127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown section"));
+    let out = marina(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "a URL is required");
+    let out = marina(&["check", "--username", "u", "http://127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("go together"));
+}
+
+#[test]
+fn cli_help_explains_every_option_with_an_example() {
+    let out = marina(&["check", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Examples:"));
+    for opt in [
+        "--repo-prefix",
+        "--username",
+        "--password ",
+        "--ca-file",
+        "--section",
+        "--only",
+        "--cases",
+        "--seed",
+        "--junit",
+        "--json",
+        "--html",
+        "--image",
+        "--timeout",
+        "--referrers",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(opt))
+            .unwrap_or_else(|| panic!("{opt} is documented"));
+        assert!(line.contains("e.g."), "{opt} has an example: {line}");
+    }
+}

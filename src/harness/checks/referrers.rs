@@ -403,7 +403,7 @@ async fn filter(cx: &Ctx) -> Step<Verdict> {
 async fn bad_digest(cx: &Ctx) -> Step<Verdict> {
     cx.referrers_available().await?;
     let i = cx.image().await?;
-    for bad in ["sha256:baddigeststring", "sha256:ABCDEF"] {
+    for bad in ["sha256:baddigeststring", "nodigest"] {
         let r = cx
             .send(Request::get(format!("/v2/{}/referrers/{bad}", i.repo)))
             .await?;
