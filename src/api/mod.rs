@@ -1,7 +1,7 @@
 //! HTTP: the OCI Distribution API on poem-openapi, its OpenAPI document, `/docs`.
 //!
 //! Handlers are thin: they parse path, query and headers into the `oci` newtypes,
-//! call the [`Registry`](crate::registry::Registry), and turn its answer into a
+//! call the [`crate::registry::Registry`], and turn its answer into a
 //! response; every failure goes through `error` into the spec's JSON envelope. Before
 //! routing, `path::rewrite` encodes the `/` of repository names so one OpenAPI path
 //! per endpoint serves names of any depth.
