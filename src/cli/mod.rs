@@ -2,6 +2,7 @@
 //! the process exit code; this module only parses arguments and dispatches.
 
 pub mod check;
+pub mod conformance;
 pub mod serve;
 
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry.
     Serve(serve::ServeArgs),
+    /// Run the official OCI conformance suite and summarise its results.
+    Conformance(conformance::ConformanceArgs),
     /// Print the OpenAPI document of the registry's HTTP API.
     Openapi,
     /// Validate a registry against the spec, requirement by requirement.
@@ -33,6 +36,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Conformance(args) => conformance::run(args),
         Command::Openapi => print_openapi(),
         Command::Check(args) => check::run(args),
     }
