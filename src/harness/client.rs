@@ -12,6 +12,10 @@ use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::{Method, Url};
 
+use super::auth::basic;
+pub use super::auth::scope_for;
+pub use super::http::{Request, Response, TransportError};
+use super::http::{PACE, PACED_SLICE};
 use super::options::{Credentials, Options};
 use super::parse;
 use super::transcript::{excerpt, redact_header, redact_url, Exchange};
@@ -22,117 +26,6 @@ const MAX_REDIRECTS: usize = 10;
 const LOG_LIMIT: usize = 64;
 /// 4xx responses kept for the error-envelope check.
 const SEEN_LIMIT: usize = 2000;
-
-/// A request to send.
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// Method.
-    pub method: Method,
-    /// Path (`/v2/...`) relative to the registry, or an absolute URL.
-    pub target: String,
-    /// Extra headers.
-    pub headers: Vec<(String, String)>,
-    /// Body, if any.
-    pub body: Option<Bytes>,
-    /// Send the body in 256 KiB slices with short pauses, so that an early answer
-    /// (such as 413 after the server read up to its limit) is read by the client
-    /// while it waits, before the server closes the connection.
-    pub paced: bool,
-}
-
-/// Slices of a paced body.
-const PACED_SLICE: usize = 256 * 1024;
-/// Pause before each slice of a paced body.
-const PACE: Duration = Duration::from_millis(5);
-
-impl Request {
-    /// A request with no headers and no body.
-    pub fn new(method: Method, target: impl Into<String>) -> Request {
-        Request {
-            method,
-            target: target.into(),
-            headers: Vec::new(),
-            body: None,
-            paced: false,
-        }
-    }
-    /// GET.
-    pub fn get(target: impl Into<String>) -> Request {
-        Request::new(Method::GET, target)
-    }
-    /// HEAD.
-    pub fn head(target: impl Into<String>) -> Request {
-        Request::new(Method::HEAD, target)
-    }
-    /// PUT.
-    pub fn put(target: impl Into<String>) -> Request {
-        Request::new(Method::PUT, target)
-    }
-    /// POST.
-    pub fn post(target: impl Into<String>) -> Request {
-        Request::new(Method::POST, target)
-    }
-    /// PATCH.
-    pub fn patch(target: impl Into<String>) -> Request {
-        Request::new(Method::PATCH, target)
-    }
-    /// DELETE.
-    pub fn delete(target: impl Into<String>) -> Request {
-        Request::new(Method::DELETE, target)
-    }
-    /// Adds a header.
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Request {
-        self.headers.push((name.to_string(), value.into()));
-        self
-    }
-    /// Sets the body (Content-Length follows from it).
-    pub fn body(mut self, body: impl Into<Bytes>) -> Request {
-        self.body = Some(body.into());
-        self
-    }
-    /// Sends the body paced (see [`Request::paced`]).
-    pub fn paced(mut self) -> Request {
-        self.paced = true;
-        self
-    }
-}
-
-/// A response, body read whole.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// Status code after redirects.
-    pub status: u16,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Body.
-    pub body: Bytes,
-    /// The URL that answered (after redirects).
-    pub url: Url,
-}
-
-impl Response {
-    /// First value of a header, if it is valid text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    /// Every value of a header.
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect()
-    }
-    /// Resolves a header holding a URL (Location, Link target) against the response URL.
-    pub fn resolve(&self, reference: &str) -> Option<Url> {
-        self.url.join(reference).ok()
-    }
-}
-
-/// A request that got no HTTP answer.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct TransportError(pub String);
 
 /// Observations gathered over the whole run, for the run-wide checks.
 #[derive(Debug, Default)]
@@ -178,29 +71,6 @@ fn host_key(u: &Url) -> (String, Option<u16>) {
         u.port_or_known_default(),
     )
 }
-
-/// The token scope the harness asks for a path: push/pull on the repository, plus
-/// pull on the `from` repository of a mount.
-pub fn scope_for(url: &Url) -> String {
-    let path = url.path();
-    let Some(rest) = path.strip_prefix("/v2/") else {
-        return String::new();
-    };
-    let markers = ["/blobs/", "/manifests/", "/tags/", "/referrers/"];
-    let name = markers
-        .iter()
-        .filter_map(|m| rest.rfind(m).map(|i| &rest[..i]))
-        .max_by_key(|n| n.len());
-    let Some(name) = name else {
-        return String::new();
-    };
-    let mut scope = format!("repository:{name}:pull,push,delete");
-    if let Some((_, from)) = url.query_pairs().find(|(k, _)| k == "from") {
-        scope.push_str(&format!(" repository:{from}:pull"));
-    }
-    scope
-}
-
 impl Client {
     /// Builds the client for a registry URL.
     pub fn new(url: &str, options: &Options) -> Result<Client, ClientError> {
@@ -314,13 +184,9 @@ impl Client {
     }
 
     fn basic(&self) -> Option<String> {
-        use base64_lite::encode;
-        self.credentials.as_ref().map(|c| {
-            format!(
-                "Basic {}",
-                encode(format!("{}:{}", c.username, c.password).as_bytes())
-            )
-        })
+        self.credentials
+            .as_ref()
+            .map(|c| basic(&c.username, &c.password))
     }
 
     /// Sends a request, authenticating when challenged and following redirects.
@@ -586,63 +452,4 @@ fn describe(e: &reqwest::Error) -> String {
         src = s.source();
     }
     msg
-}
-
-/// Minimal standard base64 encoding (for Basic credentials), so no crate is needed.
-mod base64_lite {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    /// Encodes bytes as padded standard base64.
-    pub fn encode(input: &[u8]) -> String {
-        let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-        for chunk in input.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn rfc4648_vectors() {
-            for (i, o) in [
-                ("", ""),
-                ("f", "Zg=="),
-                ("fo", "Zm8="),
-                ("foo", "Zm9v"),
-                ("foobar", "Zm9vYmFy"),
-            ] {
-                assert_eq!(super::encode(i.as_bytes()), o);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scopes() {
-        let u = Url::parse("http://h/v2/a/b/blobs/uploads/?mount=x&from=c/d").unwrap();
-        assert_eq!(
-            scope_for(&u),
-            "repository:a/b:pull,push,delete repository:c/d:pull"
-        );
-        let u = Url::parse("http://h/v2/org/manifests/x/manifests/latest").unwrap();
-        assert_eq!(scope_for(&u), "repository:org/manifests/x:pull,push,delete");
-        assert_eq!(scope_for(&Url::parse("http://h/v2/").unwrap()), "");
-    }
 }

@@ -8,11 +8,13 @@
 //! feature) or Skipped; `report` renders the result for terminals, JUnit, JSON
 //! and HTML. The requirement catalog (`spec/requirements.toml`) is in `catalog`.
 
+pub mod auth;
 pub mod catalog;
 pub mod checks;
 pub mod client;
 pub mod content;
 pub mod context;
+pub mod http;
 pub mod options;
 pub mod parse;
 pub mod props;
