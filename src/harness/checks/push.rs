@@ -39,6 +39,25 @@ pub(crate) async fn open_session(cx: &Ctx, repo: &str, query: &str) -> Step<(Res
     Ok((r, loc))
 }
 
+/// Whether `s` holds a UUID: 8-4-4-4-12 hex digits, or 32 hex digits in a row.
+pub fn contains_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    let hex_run =
+        |i: usize, n: usize| b.len() >= i + n && b[i..i + n].iter().all(u8::is_ascii_hexdigit);
+    (0..b.len()).any(|i| {
+        hex_run(i, 32)
+            || [8usize, 4, 4, 4, 12]
+                .iter()
+                .try_fold(i, |at, &n| {
+                    let dash = at > i;
+                    let start = at + usize::from(dash);
+                    (!dash || b.get(at) == Some(&b'-')).then_some(())?;
+                    hex_run(start, n).then_some(start + n)
+                })
+                .is_some()
+    })
+}
+
 /// `location` with `digest=` appended.
 pub(crate) fn with_digest(location: &str, digest: &str) -> String {
     match Url::parse(location) {
@@ -73,6 +92,9 @@ async fn post_put(cx: &Ctx) -> Step<Verdict> {
     let (_, other) = open_session(cx, &repo, "").await?;
     cx.ensure(loc != other, "R035", || {
         format!("two sessions get distinct locations; both got {loc}")
+    })?;
+    cx.ensure(contains_uuid(&loc), "R035", || {
+        format!("the upload location carries a UUID (8-4-4-4-12 or 32 hex digits); got {loc}")
     })?;
     let _ = cx.send(Request::delete(other)).await?;
     let r = cx
@@ -415,4 +437,26 @@ async fn mount_missing(cx: &Ctx) -> Step<Verdict> {
         "a mount the registry cannot perform",
     )?;
     Ok(Verdict::Pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_uuid;
+
+    #[test]
+    fn uuids_in_locations() {
+        assert!(contains_uuid(
+            "/v2/a/blobs/uploads/49d6b207-17fd-4f5d-ac2d-0ec50590d0ad?_state=x"
+        ));
+        assert!(contains_uuid(
+            "http://h/v2/a/blobs/uploads/0123456789abcdef0123456789ABCDEF"
+        ));
+        assert!(!contains_uuid(
+            "/v2/a/blobs/uploads/49d6b207-17fd-4f5d-ac2d"
+        ));
+        assert!(!contains_uuid("/v2/a/blobs/uploads/session-1"));
+        assert!(!contains_uuid(
+            "/v2/a/blobs/uploads/49d6b20717fd-4f5d-ac2d-0ec50590d0ad"
+        ));
+    }
 }
