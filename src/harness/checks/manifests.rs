@@ -11,7 +11,7 @@ use crate::harness::content::{self, Desc, Extras};
 use crate::harness::context::{Created, Ctx, Step};
 use crate::harness::verdict::Verdict;
 use crate::harness_check;
-use crate::oci::{media_types, Algorithm, ErrorEnvelope};
+use crate::oci::{media_types, Algorithm, Digest, ErrorEnvelope};
 
 /// The manifest checks.
 pub fn checks() -> Vec<CheckDef> {
@@ -62,8 +62,22 @@ async fn put_and_verify(
 ) -> Step<()> {
     let r = cx.put_manifest(repo, reference, body, media_type).await?;
     cx.expect_status(&r, &[201], "R075", "a valid manifest PUT")?;
-    let digest = Algorithm::Sha256.digest_of(body);
-    expect_digest_header(cx, &r, &digest, "R076", "the manifest PUT answer")?;
+    match reference.parse::<Digest>() {
+        // Pushed by digest: the header must name exactly that digest.
+        Ok(digest) => expect_digest_header(cx, &r, &digest, "R076", "the manifest PUT answer")?,
+        // Pushed by tag there is no client digest to echo; a header, if sent,
+        // must still be a digest of the body.
+        Err(_) => {
+            let header = r.header("docker-content-digest");
+            let ok = header.is_none_or(|h| {
+                h.parse::<Digest>()
+                    .is_ok_and(|d| d.algorithm().digest_of(body) == d)
+            });
+            cx.ensure(ok, "R076", || {
+                format!("Docker-Content-Digest of a manifest PUT is a digest of the body; got {header:?}")
+            })?;
+        }
+    }
     let loc = cx.location(&r, "R075", "a manifest PUT")?;
     let g = cx
         .send(Request::get(loc).header("accept", content::manifest_accept()))
