@@ -232,7 +232,7 @@ pub(crate) fn judge_page(
     Err((
         req,
         format!(
-            "with n={n:?} last={last:?}: {} tags, e.g. {want:?} (lexical) ; got {got:?}",
+            "with n={n:?} last={last:?}: {} tags, e.g. {want:?} (lexical); got {got:?}",
             want.len()
         ),
     ))
