@@ -85,6 +85,21 @@ const KNOWN_DEVIATIONS: [(&str, &str); 8] = [
     ("tags.order", "R093"),
 ];
 
+/// The verdict table without the requirement of property failures: distribution
+/// lists tags in directory order, which differs between filesystems, so the case
+/// a property shrinks to (and the requirement it breaks) may differ by machine.
+fn stable_table(table: &str) -> String {
+    table
+        .lines()
+        .map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [id, "fail", ..] if id.starts_with("properties.") => format!("{id:<34} fail"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_registry_deviations_are_reported() {
     let Some(reg) = start().await else { return };
@@ -131,6 +146,6 @@ async fn docker_registry_deviations_are_reported() {
     }
     assert_eq!(report.exit_code(), 1);
     insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
-        insta::assert_snapshot!("harness_verdicts_docker_registry", report.verdict_table());
+        insta::assert_snapshot!("harness_verdicts_docker_registry", stable_table(&report.verdict_table()));
     });
 }
