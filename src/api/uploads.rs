@@ -100,6 +100,10 @@ impl UploadsApi {
     async fn start(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Digest of the body, for a single-request upload.
         digest: Query<Option<String>>,
@@ -160,6 +164,10 @@ impl UploadsApi {
     async fn status(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Upload session id (from `Location`).
         session: Path<String>,
@@ -186,6 +194,10 @@ impl UploadsApi {
     async fn chunk(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Upload session id.
         session: Path<String>,
@@ -222,6 +234,10 @@ impl UploadsApi {
     async fn finish(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Upload session id.
         session: Path<String>,
@@ -268,6 +284,10 @@ impl UploadsApi {
     async fn cancel(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Upload session id.
         session: Path<String>,
