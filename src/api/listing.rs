@@ -68,6 +68,7 @@ impl ListingApi {
         ))]
         name: Path<String>,
         /// Most tags to return.
+        #[oai(validator(minimum(value = "0")))]
         n: Query<Option<u32>>,
         /// Return tags after this one.
         last: Query<Option<String>>,
@@ -104,6 +105,7 @@ impl ListingApi {
     async fn catalog(
         &self,
         /// Most repositories to return.
+        #[oai(validator(minimum(value = "0")))]
         n: Query<Option<u32>>,
         /// Return repositories after this one.
         last: Query<Option<String>>,
