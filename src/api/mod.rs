@@ -165,6 +165,14 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) ->
         Ok(r) => r.into_response(),
         Err(e) => error::framework_error(e),
     };
+    if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+        && !resp.headers().contains_key("allow")
+    {
+        if let Some(allow) = path::allowed_methods(&rewritten.path) {
+            resp.headers_mut()
+                .insert("allow", HeaderValue::from_static(allow));
+        }
+    }
     if !prefix.is_empty() {
         for name in [poem::http::header::LOCATION, poem::http::header::LINK] {
             let Some(v) = resp.headers().get(&name).and_then(|v| v.to_str().ok()) else {
