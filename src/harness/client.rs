@@ -24,6 +24,10 @@ use super::transcript::{excerpt, redact_header, redact_url, Exchange};
 const MAX_REDIRECTS: usize = 10;
 /// Exchanges kept for the current check's transcript.
 const LOG_LIMIT: usize = 64;
+/// Retries of a request answered 429.
+pub const MAX_THROTTLE_RETRIES: usize = 3;
+/// Longest wait before retrying a 429.
+pub const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(10);
 /// 4xx responses kept for the error-envelope check.
 const SEEN_LIMIT: usize = 2000;
 
@@ -190,17 +194,36 @@ impl Client {
     }
 
     /// Sends a request, authenticating when challenged and following redirects.
+    /// A 429 is retried up to [`MAX_THROTTLE_RETRIES`] times after its
+    /// `Retry-After` (at most [`MAX_THROTTLE_WAIT`]; one second when absent).
     pub async fn send(&self, req: Request) -> Result<Response, TransportError> {
+        let mut resp = self.send_authenticated(&req).await?;
+        for _ in 0..MAX_THROTTLE_RETRIES {
+            if resp.status != 429 {
+                break;
+            }
+            let wait = resp
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(Duration::from_secs(1), Duration::from_secs)
+                .min(MAX_THROTTLE_WAIT);
+            tokio::time::sleep(wait).await;
+            resp = self.send_authenticated(&req).await?;
+        }
+        Ok(resp)
+    }
+
+    async fn send_authenticated(&self, req: &Request) -> Result<Response, TransportError> {
         let url = self.url(&req.target)?;
         let auth = self.cached_auth(&url);
-        let resp = self.send_following(&req, url.clone(), auth).await?;
+        let resp = self.send_following(req, url.clone(), auth).await?;
         if resp.status != 401 {
             return Ok(resp);
         }
         let Some(auth) = self.answer_challenge(&resp, &url).await? else {
             return Ok(resp);
         };
-        self.send_following(&req, url, Some(auth)).await
+        self.send_following(req, url, Some(auth)).await
     }
 
     async fn answer_challenge(

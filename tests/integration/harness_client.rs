@@ -263,3 +263,33 @@ async fn tls_options_are_validated_before_any_request() {
     };
     assert!(Client::new("https://127.0.0.1:1", &options).is_ok());
 }
+
+#[tokio::test]
+async fn throttled_requests_are_retried_after_retry_after() {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    let server = scripted(
+        "127.0.0.1",
+        Arc::new(move |_: &Seen| {
+            if c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                (
+                    429,
+                    vec![("Retry-After".into(), "0".into())],
+                    r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#.into(),
+                )
+            } else {
+                (200, vec![], "{}".into())
+            }
+        }),
+    )
+    .await;
+    let client = Client::new(&server.url, &Options::default()).expect("client");
+    let r = client.send(Request::get("/v2/")).await.expect("answer");
+    assert_eq!(r.status, 200);
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(
+        client.with_seen(|s| s.throttled.len()),
+        2,
+        "429s are recorded for protocol.retry-after"
+    );
+}
