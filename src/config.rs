@@ -1,5 +1,5 @@
 //! Server configuration: defaults, then a TOML file, then `MARINA_*` variables, then
-//! flags (the CLI merges the last two before calling [`Config::apply`]).
+//! flags (the CLI merges the last two in `cli::serve`).
 
 use std::path::{Path, PathBuf};
 

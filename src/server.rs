@@ -1,16 +1,13 @@
 //! Running the registry: bind, serve until stopped, sweep idle uploads.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use poem::listener::{Acceptor, Listener, TcpListener};
 
 use crate::config::Config;
-use crate::registry::Registry;
 
-/// A running server; dropping it without [`ServerHandle::stop`] leaves it running
-/// until the runtime ends.
+/// A running server; dropping it without [`ServerHandle::stop`] aborts it.
 pub struct ServerHandle {
     addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -41,18 +38,21 @@ impl ServerHandle {
     /// Waits until the server ends (it ends when stopped or on a fatal error).
     pub async fn wait(mut self) {
         let _ = (&mut self.task).await;
+        self.shutdown = None;
     }
 }
 
 /// Opens the stores, binds `config.listen` and serves in a background task.
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
-    config.validate()?;
     let listen = config.listen.clone();
-    let expiry = Duration::from_secs(config.upload_expiry_secs.max(1));
-    let gc_every =
-        (config.gc_interval_secs > 0).then(|| Duration::from_secs(config.gc_interval_secs));
-    let registry = Arc::new(Registry::open(config)?);
-    let acceptor = TcpListener::bind(listen.clone())
+    let registry = crate::Registry::builder().config(config).build()?;
+    serve(&registry, &listen).await
+}
+
+/// Serves a registry built in code on `listen` (port 0 picks a free port), with its
+/// maintenance running beside it.
+pub async fn serve(registry: &crate::Registry, listen: &str) -> anyhow::Result<ServerHandle> {
+    let acceptor = TcpListener::bind(listen.to_string())
         .into_acceptor()
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -61,7 +61,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| anyhow::anyhow!("listener on {listen} has no socket address"))?;
-    let app = crate::api::app(registry.clone());
+    let app = registry.endpoint();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let result = poem::Server::new_with_acceptor(acceptor)
@@ -77,33 +77,21 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
             tracing::error!(error = %e, "server stopped with an error");
         }
     });
-    let sweeper = tokio::spawn(async move {
-        let period = (expiry / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        let period = gc_every.map_or(period, |g| period.min(g));
-        let mut last_gc = tokio::time::Instant::now();
-        loop {
-            let r = registry.clone();
-            let removed = tokio::task::spawn_blocking(move || r.expire_uploads())
-                .await
-                .unwrap_or(0);
-            if removed > 0 {
-                tracing::info!(removed, "expired idle upload sessions");
-            }
-            if gc_every.is_some_and(|e| last_gc.elapsed() >= e) {
-                last_gc = tokio::time::Instant::now();
-                match registry.collect_garbage().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(removed = n, "garbage-collected unlinked blobs"),
-                    Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
-                }
-            }
-            tokio::time::sleep(period).await;
-        }
-    });
+    let sweeper = tokio::spawn(registry.maintenance());
     Ok(ServerHandle {
         addr,
         shutdown: Some(tx),
         task,
         sweeper,
     })
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        // Not stopped gracefully: stop serving anyway, so no task outlives its handle.
+        if self.shutdown.is_some() {
+            self.task.abort();
+            self.sweeper.abort();
+        }
+    }
 }

@@ -109,8 +109,13 @@ impl BlobsApi {
     async fn get_blob(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Blob digest, e.g. `sha256:…`.
+        #[oai(validator(pattern = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
         digest: Path<String>,
         /// Optional single byte range.
         #[oai(name = "Range")]
@@ -131,8 +136,13 @@ impl BlobsApi {
     async fn head_blob(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Blob digest.
+        #[oai(validator(pattern = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
         digest: Path<String>,
         /// Optional single byte range.
         #[oai(name = "Range")]
@@ -153,8 +163,13 @@ impl BlobsApi {
     async fn delete_blob(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Blob digest.
+        #[oai(validator(pattern = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
         digest: Path<String>,
     ) -> Result<BlobDeleted, ApiError> {
         let repo = parse_repo(&name)?;

@@ -70,7 +70,7 @@ pub struct ConformanceArgs {
     #[arg(long, default_value = "conformance/repo2")]
     pub repo2: String,
 
-    /// Directory for the copied reports [default: ./conformance-results/<UTC time>].
+    /// Directory for the copied reports (default: ./conformance-results/ followed by the UTC time).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 

@@ -15,7 +15,7 @@ use crate::listing_client::{
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
     /// Sort by `name` or `pushed` (push time), optionally `:asc` or `:desc`
-    /// (e.g. `pushed:desc`) [default: name:asc].
+    /// (e.g. `pushed:desc`).
     #[arg(long, value_name = "KEY[:DIR]", default_value = "name")]
     pub sort: Sorting,
     /// Print at most this many items.
@@ -51,6 +51,7 @@ pub struct FilterArgs {
 pub struct ListArgs {
     /// `<registry>/` for every repository, `<registry>/<namespace>/` for those under it.
     pub target: Target,
+    /// Output and connection options.
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -63,8 +64,10 @@ pub struct ListArgs {
 pub struct ListTagsArgs {
     /// The repository, optionally `@<digest>` to list only the tags pointing at it.
     pub target: RepoTarget,
+    /// Manifest filters.
     #[command(flatten)]
     pub filters: FilterArgs,
+    /// Output and connection options.
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -77,6 +80,7 @@ pub struct ListTagsArgs {
 pub struct ListManifestsArgs {
     /// The repository.
     pub target: RepoTarget,
+    /// Manifest filters.
     #[command(flatten)]
     pub filters: FilterArgs,
     /// Only tagged manifests.
@@ -85,6 +89,7 @@ pub struct ListManifestsArgs {
     /// Only untagged manifests.
     #[arg(long)]
     pub untagged: bool,
+    /// Output and connection options.
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -97,8 +102,10 @@ pub struct ListManifestsArgs {
 pub struct ListReferrersArgs {
     /// The repository and the subject's digest.
     pub target: RepoTarget,
+    /// Manifest filters.
     #[command(flatten)]
     pub filters: FilterArgs,
+    /// Output and connection options.
     #[command(flatten)]
     pub output: OutputArgs,
 }
