@@ -1,6 +1,7 @@
 //! Marina: a test-first implementation of the OCI Distribution Specification.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod oci;

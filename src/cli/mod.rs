@@ -1,6 +1,7 @@
 //! Command-line entry points. Each subcommand lives in its own module and returns
 //! the process exit code; this module only parses arguments and dispatches.
 
+pub mod bench;
 pub mod serve;
 
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry.
     Serve(serve::ServeArgs),
+    /// Measure a registry (or compare two) over HTTP.
+    Bench(bench::BenchArgs),
     /// Print the OpenAPI document of the registry's HTTP API.
     Openapi,
 }
@@ -30,6 +33,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Openapi => print_openapi(),
     }
 }
