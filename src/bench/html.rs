@@ -67,7 +67,7 @@ fn chart(r: &Report, ids: &[&PhaseResult]) -> String {
     };
     let height = ids.len() as f64 * (ROW * n as f64 + 8.0) + 4.0;
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" viewBox=\"0 0 {w} {height}\" role=\"img\">",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" viewBox=\"0 0 {w} {height}\" role=\"img\">\n",
         w = LABEL + BARS + 120.0
     );
     let mut y = 4.0;
@@ -106,6 +106,7 @@ fn chart(r: &Report, ids: &[&PhaseResult]) -> String {
             y += ROW;
         }
         y += 8.0;
+        s.push('\n');
     }
     s.push_str("</svg>");
     s
@@ -126,7 +127,7 @@ fn table(r: &Report, ids: &[&PhaseResult]) -> String {
     if r.targets.len() == 2 {
         s.push_str("<th>× rate</th><th>× p99</th>");
     }
-    s.push_str("</tr>");
+    s.push_str("</tr>\n");
     for p in ids {
         let _ = write!(
             s,
@@ -175,10 +176,10 @@ fn table(r: &Report, ids: &[&PhaseResult]) -> String {
                 let _ = write!(s, "<td>{x}</td>");
             }
         }
-        s.push_str("</tr>");
+        s.push_str("</tr>\n");
         for t in &r.targets {
             if let Some(d) = phase(t, &p.id).and_then(|q| q.detail.as_ref()) {
-                let _ = write!(
+                let _ = writeln!(
                     s,
                     "<tr><td class=\"note\" colspan=\"20\">[{}] {}</td></tr>",
                     escape(&t.label),
@@ -243,6 +244,19 @@ pub fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_report_page() {
+        let page = render(&crate::bench::fixture::sample_report());
+        assert_eq!(page.matches("<svg").count(), 4, "a chart per workload");
+        assert!(
+            page.contains("push-mono-256MiB &lt;title&gt;"),
+            "text is escaped"
+        );
+        insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!("bench_report_html", page);
+        });
+    }
 
     #[test]
     fn escapes_markup() {

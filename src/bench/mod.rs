@@ -16,6 +16,8 @@ pub mod client;
 pub mod compare;
 pub mod content;
 pub mod driver;
+#[cfg(test)]
+mod fixture;
 pub mod html;
 pub mod machine;
 pub mod plan;

@@ -115,7 +115,8 @@ impl Monitor {
         let end = snapshot(self.pid)?;
         let rss = self.max_rss.load(Ordering::Relaxed).max(end.rss);
         Some(Usage {
-            cpu_s: (end.cpu_s - self.start.cpu_s).max(0.0),
+            // Rounded to the millisecond: tick arithmetic leaves float noise.
+            cpu_s: ((end.cpu_s - self.start.cpu_s).max(0.0) * 1000.0).round() / 1000.0,
             rss_max_mib: rss as f64 / MIB,
             hwm_mib: end.hwm as f64 / MIB,
         })

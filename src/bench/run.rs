@@ -62,7 +62,7 @@ pub async fn run(
             let cpu = own_cpu_seconds();
             let mut r = execute(&ctx, phase, t, &bar).await;
             bar.finish_and_clear();
-            r.client_cpu_s = (own_cpu_seconds() - cpu).max(0.0);
+            r.client_cpu_s = ((own_cpu_seconds() - cpu).max(0.0) * 1000.0).round() / 1000.0;
             if let Some(m) = monitor {
                 r.server = m.finish().await;
             }

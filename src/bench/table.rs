@@ -213,6 +213,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sample_report_table() {
+        let text = render(&crate::bench::fixture::sample_report());
+        insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!("bench_report_table", text);
+        });
+    }
+
+    #[test]
     fn columns_align() {
         let rows = vec![
             vec!["a".to_string(), "1".into(), "xyz".into()],

@@ -78,13 +78,22 @@ pub enum ReferrersSeed {
     Unavailable(String),
 }
 
-/// Things to delete at the end, in the order pushed.
+/// What a ledger entry is, which decides when cleanup deletes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A blob no manifest refers to (deleted first: the large ones).
+    Blob,
+    /// A manifest (deleted by digest, which removes its tags too).
+    Manifest,
+    /// A blob that manifests refer to (deleted after them).
+    Layer,
+}
+
+/// Things to delete at the end: `(kind, repository, digest)` in the order pushed.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    /// `(repository, digest)` of manifests.
-    pub manifests: Vec<(String, String)>,
-    /// `(repository, digest)` of blobs.
-    pub blobs: Vec<(String, String)>,
+    /// The entries.
+    pub entries: Vec<(Kind, String, String)>,
 }
 
 /// A registry being measured.
@@ -131,26 +140,16 @@ impl Target {
         }
     }
 
-    /// Notes a manifest to delete at the end.
-    pub fn owe_manifest(&self, repo: &str, digest: &str) {
-        owe(&self.ledger, true, repo, digest);
-    }
-
-    /// Notes a blob to delete at the end.
-    pub fn owe_blob(&self, repo: &str, digest: &str) {
-        owe(&self.ledger, false, repo, digest);
+    /// Notes something to delete at the end.
+    pub fn owe(&self, kind: Kind, repo: &str, digest: &str) {
+        owe(&self.ledger, kind, repo, digest);
     }
 }
 
 /// Adds an entry to a ledger shared with worker tasks.
-pub fn owe(ledger: &Mutex<Ledger>, manifest: bool, repo: &str, digest: &str) {
+pub fn owe(ledger: &Mutex<Ledger>, kind: Kind, repo: &str, digest: &str) {
     let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
-    let list = if manifest {
-        &mut l.manifests
-    } else {
-        &mut l.blobs
-    };
-    list.push((repo.to_string(), digest.to_string()));
+    l.entries.push((kind, repo.to_string(), digest.to_string()));
 }
 
 #[cfg(test)]

@@ -12,3 +12,4 @@ mod api_referrers; // referrers index, filters, pagination, tag-schema upgrade
 mod durability; // restarts, concurrent identical pushes, upload expiry
 mod openapi; // the generated document, spec/openapi.json, /docs
 mod properties; // proptest: blob round trips under random chunkings
+mod bench; // marina bench against in-process servers: every workload, cleanup, compare

@@ -12,7 +12,7 @@ use crate::bench::content::{sha256, BlobSpec};
 use crate::bench::driver;
 use crate::bench::plan::Phase;
 use crate::bench::report::{Outcome, PhaseResult, Unit};
-use crate::bench::target::{owe, PushedBlob, Target};
+use crate::bench::target::{owe, Kind, PushedBlob, Target};
 
 /// A seed for blob number `i` of a kind of phase, distinct across kinds and sizes.
 fn seed(ctx: &Ctx, kind: u64, size: u64, i: u64) -> u64 {
@@ -78,7 +78,7 @@ pub async fn push(
             } else {
                 reg.push_monolithic(&repo, *spec, digest).await?;
             }
-            owe(&ledger, false, &repo, digest);
+            owe(&ledger, Kind::Blob, &repo, digest);
             done.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(PushedBlob {
@@ -113,7 +113,7 @@ async fn blob_of_size(ctx: &Ctx, t: &mut Target, size: u64) -> anyhow::Result<Ve
     let digest = tokio::task::spawn_blocking(move || spec.digest()).await?;
     let repo = ctx.repo("blobs");
     t.registry.push_monolithic(&repo, spec, &digest).await?;
-    t.owe_blob(&repo, &digest);
+    t.owe(Kind::Blob, &repo, &digest);
     let b = PushedBlob { repo, spec, digest };
     t.pushed.push(b.clone());
     Ok(vec![b])
@@ -220,7 +220,7 @@ pub async fn small(ctx: &Ctx, t: &mut Target, bar: &ProgressBar, phase: Phase) -
             let bytes = Bytes::from(spec.range(0, size as usize));
             let digest = sha256(&bytes);
             reg.push_bytes(&repo, bytes, &digest).await?;
-            owe(&ledger, false, &repo, &digest);
+            owe(&ledger, Kind::Blob, &repo, &digest);
             Ok(size)
         }
     })

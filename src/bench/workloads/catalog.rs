@@ -15,7 +15,7 @@ use crate::bench::content::{image_manifest, sha256, EMPTY_BLOB};
 use crate::bench::driver;
 use crate::bench::plan::Phase;
 use crate::bench::report::{Outcome, PhaseResult, Unit};
-use crate::bench::target::{owe, Target};
+use crate::bench::target::{owe, Kind, Target};
 
 /// Name of seeded repository `i` of `n`: zero-padded so lexical order is numeric.
 fn repo_name(ctx: &Ctx, i: u64, n: u64) -> String {
@@ -40,7 +40,7 @@ pub async fn seed(ctx: &Ctx, t: &mut Target, bar: &ProgressBar, phase: Phase) ->
             format!("could not push the empty blob: {e:#}"),
         );
     }
-    t.owe_blob(&src, &empty);
+    t.owe(Kind::Layer, &src, &empty);
     let manifest = Bytes::from(image_manifest(&format!("{}/catalog", ctx.prefix)));
     let digest = Arc::new(sha256(&manifest));
     let uploads = Arc::new(AtomicU64::new(0));
@@ -70,9 +70,9 @@ pub async fn seed(ctx: &Ctx, t: &mut Target, bar: &ProgressBar, phase: Phase) ->
                 reg.push_bytes(&repo, Bytes::from_static(EMPTY_BLOB), &empty)
                     .await?;
             }
-            owe(&ledger, false, &repo, &empty);
+            owe(&ledger, Kind::Layer, &repo, &empty);
             reg.put_manifest(&repo, "latest", manifest, &[]).await?;
-            owe(&ledger, true, &repo, &digest);
+            owe(&ledger, Kind::Manifest, &repo, &digest);
             Ok(0)
         }
     })

@@ -13,7 +13,7 @@ use crate::bench::content::{image_manifest, sha256, EMPTY_BLOB};
 use crate::bench::driver;
 use crate::bench::plan::Phase;
 use crate::bench::report::{Outcome, PhaseResult, Unit};
-use crate::bench::target::{Image, Target};
+use crate::bench::target::{Image, Kind, Target};
 
 /// Pushes the empty blob and a small image manifest tagged `tag` into `repo`
 /// (untimed preparation), noting both for cleanup.
@@ -27,13 +27,13 @@ pub(super) async fn push_image(
     t.registry
         .push_bytes(repo, Bytes::from_static(EMPTY_BLOB), &empty)
         .await?;
-    t.owe_blob(repo, &empty);
+    t.owe(Kind::Layer, repo, &empty);
     let bytes = Bytes::from(image_manifest(label));
     let digest = sha256(&bytes);
     t.registry
         .put_manifest(repo, tag, bytes.clone(), &[])
         .await?;
-    t.owe_manifest(repo, &digest);
+    t.owe(Kind::Manifest, repo, &digest);
     Ok(Image {
         repo: repo.to_string(),
         tag: tag.to_string(),

@@ -17,7 +17,7 @@ use crate::bench::content::{referrer_manifest, sha256};
 use crate::bench::driver;
 use crate::bench::plan::Phase;
 use crate::bench::report::{Outcome, PhaseResult, Unit};
-use crate::bench::target::{owe, Pages, ReferrersSeed, Target};
+use crate::bench::target::{owe, Kind, Pages, ReferrersSeed, Target};
 
 /// Artifact type of most referrers.
 pub const SBOM_TYPE: &str = "application/vnd.marina.bench.sbom";
@@ -146,7 +146,7 @@ pub async fn seed(ctx: &Ctx, t: &mut Target, bar: &ProgressBar, phase: Phase) ->
                 ));
                 let digest = sha256(&bytes);
                 reg.put_manifest(&subject.repo, &digest, bytes, &[]).await?;
-                owe(&ledger, true, &subject.repo, &digest);
+                owe(&ledger, Kind::Manifest, &subject.repo, &digest);
                 Ok(0)
             }
         }
