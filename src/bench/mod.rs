@@ -19,6 +19,7 @@ pub mod driver;
 #[cfg(test)]
 mod fixture;
 pub mod html;
+pub mod lean;
 pub mod machine;
 pub mod plan;
 pub mod procstat;

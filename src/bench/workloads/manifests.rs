@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use indicatif::ProgressBar;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
 use super::{finish, not_run, Ctx};
-use crate::bench::client::Registry;
+use crate::bench::client::{Registry, MANIFEST_ACCEPT};
 use crate::bench::content::{image_manifest, sha256, EMPTY_BLOB};
 use crate::bench::driver;
+use crate::bench::lean::Pool;
 use crate::bench::plan::Phase;
 use crate::bench::report::{Outcome, PhaseResult, Unit};
 use crate::bench::target::{Image, Kind, Target};
@@ -54,24 +55,34 @@ async fn image(ctx: &Ctx, t: &mut Target) -> anyhow::Result<Image> {
 
 async fn fetch_one(
     reg: &Registry,
+    lean: Option<&Pool>,
     img: &Image,
     head: bool,
     by_digest: bool,
 ) -> anyhow::Result<u64> {
     let reference = if by_digest { &img.digest } else { &img.tag };
-    let a = reg.get_manifest(&img.repo, reference, head).await?;
-    if a.status != StatusCode::OK {
+    let (status, len) = match lean {
+        Some(pool) => {
+            let method = if head { Method::HEAD } else { Method::GET };
+            let path = format!("/v2/{}/manifests/{reference}", img.repo);
+            pool.send(method, &path, Some(MANIFEST_ACCEPT)).await?
+        }
+        None => {
+            let a = reg.get_manifest(&img.repo, reference, head).await?;
+            (a.status, a.len)
+        }
+    };
+    if status != StatusCode::OK {
         anyhow::bail!(
-            "manifest {}: unexpected {}",
-            if head { "HEAD" } else { "GET" },
-            a.status
+            "manifest {}: unexpected {status}",
+            if head { "HEAD" } else { "GET" }
         );
     }
     let expected = if head { 0 } else { img.bytes.len() as u64 };
-    if a.len != expected {
-        anyhow::bail!("manifest GET: {} bytes, expected {expected}", a.len);
+    if len != expected {
+        anyhow::bail!("manifest GET: {len} bytes, expected {expected}");
     }
-    Ok(a.len)
+    Ok(len)
 }
 
 /// GET or HEAD of one manifest, by tag or digest, from `connections` workers for
@@ -96,25 +107,23 @@ pub async fn fetch(
         }
     };
     let bounds = ctx.rate_bounds(ctx.settings.connections);
+    let lean = Pool::new(t.registry.base()).map(Arc::new);
+    let op = {
+        let reg = t.registry.clone();
+        move |head: bool| {
+            let (reg, img, lean) = (reg.clone(), img.clone(), lean.clone());
+            async move { fetch_one(&reg, lean.as_deref(), &img, head, by_digest).await }
+        }
+    };
     // Open the connections before the clock starts: one request per worker.
+    let warm = op.clone();
     let _ = driver::run(
         ctx.count_bounds(ctx.settings.connections, ctx.settings.connections as u64),
         &ProgressBar::hidden(),
-        {
-            let (reg, img) = (t.registry.clone(), img.clone());
-            move |_| {
-                let (reg, img) = (reg.clone(), img.clone());
-                async move { fetch_one(&reg, &img, true, by_digest).await }
-            }
-        },
+        move |_| warm(true),
     )
     .await;
-    let reg = t.registry.clone();
-    let tally = driver::run(bounds, bar, move |_| {
-        let (reg, img) = (reg.clone(), img.clone());
-        async move { fetch_one(&reg, &img, head, by_digest).await }
-    })
-    .await;
+    let tally = driver::run(bounds, bar, move |_| op(head)).await;
     finish(ctx, phase, Unit::Ops, bounds, tally, true)
 }
 
