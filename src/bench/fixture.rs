@@ -127,6 +127,7 @@ pub fn sample_report() -> Report {
             cpus: 2,
             cpu_model: "Example CPU".into(),
             kernel: "6.1.0".into(),
+            load: "0.50 0.40 0.30".into(),
         },
         settings: serde_json::json!({}),
         prefix: "marina-bench-00000000".into(),

@@ -200,12 +200,13 @@ pub fn render(r: &Report) -> String {
     );
     let _ = write!(
         s,
-        "<h1>marina bench</h1><p>{} — {} — {} × {}, Linux {}</p><p class=\"legend\">",
+        "<h1>marina bench</h1><p>{} — {} — {} × {}, Linux {}, load {}</p><p class=\"legend\">",
         escape(&r.tool),
         escape(&r.started),
         r.machine.cpus,
         escape(&r.machine.cpu_model),
-        escape(&r.machine.kernel)
+        escape(&r.machine.kernel),
+        escape(&r.machine.load)
     );
     for (i, t) in r.targets.iter().enumerate() {
         let _ = write!(

@@ -19,10 +19,14 @@ pub fn describe() -> Machine {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|k| k.trim().to_string())
         .unwrap_or_else(|_| std::env::consts::OS.to_string());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     Machine {
         cpus,
         cpu_model,
         kernel,
+        load,
     }
 }
 

@@ -35,6 +35,9 @@ pub struct Machine {
     pub cpu_model: String,
     /// Kernel release, from `/proc/sys/kernel/osrelease` when available.
     pub kernel: String,
+    /// Load averages (1, 5, 15 minutes) when the run started, from `/proc/loadavg`:
+    /// other work on the machine skews absolute figures (ratios less so).
+    pub load: String,
 }
 
 /// Results for one registry.

@@ -65,8 +65,8 @@ fn server_cells(p: Option<&PhaseResult>) -> [String; 2] {
 /// The header lines: tool, date, machine, targets.
 fn header(r: &Report) -> String {
     let mut s = format!(
-        "{} — {} — {} × {}, Linux {}\n",
-        r.tool, r.started, r.machine.cpus, r.machine.cpu_model, r.machine.kernel
+        "{} — {} — {} × {}, Linux {}, load {}\n",
+        r.tool, r.started, r.machine.cpus, r.machine.cpu_model, r.machine.kernel, r.machine.load
     );
     for t in &r.targets {
         let _ = write!(s, "{}: {}", t.label, t.url);
