@@ -1,10 +1,12 @@
 //! Content the benchmark pushes: deterministic pseudo-random blobs generated in
 //! chunks (never held whole), and small valid OCI manifests.
 //!
-//! A blob is named by `(seed, size)`. Byte `i` comes from a counter-based generator
-//! (SplitMix64 of word `i / 8`), so any range can be produced on its own: the digest
-//! is computed in one pass over the generator, the upload streams a second pass, and
-//! a ranged read can be checked against the same bytes.
+//! A blob is named by `(seed, size)`. Its bytes come from a 64 KiB pseudo-random
+//! pool drawn from the seed, repeated, with the first 8 bytes of every 4 KiB block
+//! stamped with the seed and the block number, so no two blocks of any blobs are
+//! alike and generating costs about a `memcpy`. Any range can be produced on its
+//! own: the digest is computed in one pass over the generator, the upload streams a
+//! second pass, and a ranged read can be checked against the same bytes.
 
 use std::io;
 
@@ -28,7 +30,10 @@ pub struct BlobSpec {
 }
 
 const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+const POOL: usize = 64 * 1024;
+const BLOCK: u64 = 4096;
 
+/// SplitMix64: word `index` of the stream selected by `seed`.
 fn word(seed: u64, index: u64) -> u64 {
     let mut z = seed.wrapping_add(index.wrapping_add(1).wrapping_mul(GAMMA));
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -41,36 +46,50 @@ pub fn mix(i: u64) -> u64 {
     word(0x5eed, i)
 }
 
-impl BlobSpec {
+/// Produces the bytes of one blob; holds its 64 KiB pool.
+pub struct Generator {
+    seed: u64,
+    pool: Vec<u8>,
+}
+
+impl Generator {
     /// Writes bytes `offset .. offset + out.len()` of the blob into `out`.
-    /// `out` must not run past the end of the blob.
     pub fn fill(&self, offset: u64, out: &mut [u8]) {
-        debug_assert!(offset + out.len() as u64 <= self.size);
         let mut pos = offset;
         let mut i = 0;
-        // A possibly unaligned head, word by word, then whole words.
         while i < out.len() {
-            let w = word(self.seed, pos / 8).to_le_bytes();
-            let skip = (pos % 8) as usize;
-            let n = (8 - skip).min(out.len() - i);
-            out[i..i + n].copy_from_slice(&w[skip..skip + n]);
+            let in_block = pos % BLOCK;
+            let n = ((BLOCK - in_block) as usize).min(out.len() - i);
+            let p = (pos % POOL as u64) as usize;
+            out[i..i + n].copy_from_slice(&self.pool[p..p + n]);
+            if in_block < 8 {
+                let stamp = (self.seed ^ word(self.seed, pos / BLOCK)).to_le_bytes();
+                let k = (8 - in_block as usize).min(n);
+                out[i..i + k].copy_from_slice(&stamp[in_block as usize..in_block as usize + k]);
+            }
             i += n;
             pos += n as u64;
-            if skip == 0 && n == 8 {
-                break;
-            }
         }
-        let mut words = out[i..].chunks_exact_mut(8);
-        for chunk in &mut words {
-            chunk.copy_from_slice(&word(self.seed, pos / 8).to_le_bytes());
-            pos += 8;
+    }
+}
+
+impl BlobSpec {
+    /// The blob's generator.
+    pub fn generator(&self) -> Generator {
+        let mut pool = vec![0u8; POOL];
+        let salt = mix(self.seed);
+        for (j, w) in pool.chunks_exact_mut(8).enumerate() {
+            w.copy_from_slice(&word(salt, j as u64).to_le_bytes());
         }
-        let rest = words.into_remainder();
-        if !rest.is_empty() {
-            let w = word(self.seed, pos / 8).to_le_bytes();
-            let n = rest.len();
-            rest.copy_from_slice(&w[..n]);
+        Generator {
+            seed: self.seed,
+            pool,
         }
+    }
+
+    /// Writes bytes `offset .. offset + out.len()` of the blob into `out`.
+    pub fn fill(&self, offset: u64, out: &mut [u8]) {
+        self.generator().fill(offset, out);
     }
 
     /// Bytes `offset .. offset + len` as one buffer (for small ranges and tests).
@@ -82,12 +101,13 @@ impl BlobSpec {
 
     /// `sha256:<hex>` of the whole blob, generated chunk by chunk.
     pub fn digest(&self) -> String {
+        let g = self.generator();
         let mut h = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
         let mut pos = 0;
         while pos < self.size {
             let n = (self.size - pos).min(CHUNK as u64) as usize;
-            self.fill(pos, &mut buf[..n]);
+            g.fill(pos, &mut buf[..n]);
             h.update(&buf[..n]);
             pos += n as u64;
         }
@@ -101,14 +121,18 @@ impl BlobSpec {
         len: u64,
     ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
         let end = offset + len;
-        futures_util::stream::unfold(offset, move |pos| async move {
-            if pos >= end {
-                return None;
+        let g = std::sync::Arc::new(self.generator());
+        futures_util::stream::unfold(offset, move |pos| {
+            let g = g.clone();
+            async move {
+                if pos >= end {
+                    return None;
+                }
+                let n = (end - pos).min(CHUNK as u64) as usize;
+                let mut buf = vec![0u8; n];
+                g.fill(pos, &mut buf);
+                Some((Ok(Bytes::from(buf)), pos + n as u64))
             }
-            let n = (end - pos).min(CHUNK as u64) as usize;
-            let mut buf = vec![0u8; n];
-            self.fill(pos, &mut buf);
-            Some((Ok(Bytes::from(buf)), pos + n as u64))
         })
     }
 }
@@ -190,6 +214,25 @@ mod tests {
         ] {
             assert_eq!(b.range(off, len), whole[off as usize..off as usize + len]);
         }
+    }
+
+    #[test]
+    fn no_two_blocks_alike() {
+        let a = BlobSpec {
+            seed: 9,
+            size: 3 * POOL as u64,
+        };
+        let bytes = a.range(0, a.size as usize);
+        let mut blocks: Vec<&[u8]> = bytes.chunks(BLOCK as usize).collect();
+        let n = blocks.len();
+        blocks.sort();
+        blocks.dedup();
+        assert_eq!(blocks.len(), n);
+        let b = BlobSpec {
+            seed: 10,
+            size: a.size,
+        };
+        assert_ne!(b.range(0, 4096), bytes[..4096]);
     }
 
     #[test]
