@@ -214,3 +214,84 @@ pub fn run(args: BenchArgs) -> ExitCode {
     }
     code
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        let mut v = vec!["marina", "bench"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v)?.command {
+            Command::Bench(b) => Ok(b),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_settings_defaults() {
+        let b = parse(&["http://127.0.0.1:5000"]).expect("parses");
+        let s = b.settings();
+        let d = Settings::default();
+        assert_eq!(s.workloads, d.workloads);
+        assert_eq!(s.sizes, d.sizes);
+        assert_eq!(
+            (s.tags, s.referrers, s.repos, s.connections, s.concurrency),
+            (d.tags, d.referrers, d.repos, d.connections, d.concurrency)
+        );
+        assert_eq!(
+            (s.duration, s.phase_timeout, s.cleanup),
+            (d.duration, d.phase_timeout, d.cleanup)
+        );
+        assert_eq!(b.targets().len(), 1);
+    }
+
+    #[test]
+    fn options_reach_the_settings() {
+        let b = parse(&[
+            "http://a:1",
+            "--compare",
+            "http://b:2",
+            "--server-pid",
+            "10",
+            "--compare-pid",
+            "20",
+            "--workloads",
+            "catalog,manifests",
+            "--sizes",
+            "4KiB,2MiB",
+            "--duration",
+            "500ms",
+            "--no-cleanup",
+        ])
+        .expect("parses");
+        let s = b.settings();
+        assert_eq!(
+            s.workloads,
+            [Workload::Manifests, Workload::Catalog],
+            "run order, not given order"
+        );
+        assert_eq!(s.sizes, [4096, 2 << 20]);
+        assert_eq!(s.duration, Duration::from_millis(500));
+        assert!(!s.cleanup);
+        let t = b.targets();
+        assert_eq!((t[0].pid, t[1].pid), (Some(10), Some(20)));
+        assert_eq!(t[1].url, "http://b:2");
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        assert!(parse(&["http://a", "--workloads", "nope"]).is_err());
+        assert!(parse(&["http://a", "--sizes", "0"]).is_err());
+        assert!(
+            parse(&["http://a", "--compare-pid", "3"]).is_err(),
+            "needs --compare"
+        );
+        assert!(parse(&["http://a", "--connections", "0"]).is_err());
+        assert!(parse(&[]).is_err(), "URL required");
+    }
+}
