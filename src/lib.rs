@@ -47,6 +47,7 @@
 //!   the spec in `spec/requirements.toml`; a new check names the requirements it covers.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod conformance;

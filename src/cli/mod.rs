@@ -1,6 +1,7 @@
 //! Command-line entry points. Each subcommand lives in its own module and returns
 //! the process exit code; this module only parses arguments and dispatches.
 
+pub mod bench;
 pub mod check;
 pub mod conformance;
 pub mod list;
@@ -28,6 +29,8 @@ pub enum Command {
     Conformance(conformance::ConformanceArgs),
     /// Print the OpenAPI document of the registry's HTTP API.
     Openapi,
+    /// Benchmark a registry (optionally side by side with another).
+    Bench(bench::BenchArgs),
     /// Validate a registry against the spec, requirement by requirement.
     Check(check::CheckArgs),
     /// List the repositories of a registry, or of one namespace and everything under it.
@@ -47,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Openapi => print_openapi(),
+        Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
         Command::List(args) => list::list(args),
         Command::ListTags(args) => list::list_tags(args),

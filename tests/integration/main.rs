@@ -8,6 +8,7 @@ mod api_listing; // tag list, catalog, pagination
 mod api_manifests; // manifest push/pull/delete, tag params, sparse, limits
 mod api_referrers; // referrers index, filters, pagination, tag-schema upgrade
 mod api_uploads; // every upload method, chunk rules, mounts, sessions
+mod bench; // marina bench against in-process servers: every workload, cleanup, compare
 mod clients; // skopeo, buildah, podman against the server (skipped when absent)
 mod conformance;
 mod crash; // SIGKILL during pushes: acknowledged writes survive, no corrupt blob
