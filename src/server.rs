@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
 
 use crate::config::Config;
 use crate::registry::Registry;
@@ -13,6 +13,8 @@ use crate::registry::Registry;
 /// until the runtime ends.
 pub struct ServerHandle {
     addr: SocketAddr,
+    https: bool,
+    tls_watch: Option<tokio::task::JoinHandle<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     sweeper: tokio::task::JoinHandle<()>,
@@ -24,9 +26,10 @@ impl ServerHandle {
         self.addr
     }
 
-    /// `http://<addr>`.
+    /// `http://<addr>`, or `https://<addr>` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 5 s), and returns.
@@ -35,6 +38,9 @@ impl ServerHandle {
             let _ = tx.send(());
         }
         self.sweeper.abort();
+        if let Some(w) = self.tls_watch.take() {
+            w.abort();
+        }
         let _ = (&mut self.task).await;
     }
 
@@ -49,16 +55,40 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     config.validate()?;
     let listen = config.listen.clone();
     let expiry = Duration::from_secs(config.upload_expiry_secs.max(1));
+    // Access control and TLS load their files now, so a bad file stops the start.
+    if let Some(auth) = &config.auth {
+        crate::auth::Auth::load(auth).map_err(|e| anyhow::anyhow!("access control: {e}"))?;
+    }
+    let tls = match &config.tls {
+        Some(t) => Some((
+            Arc::new(
+                crate::tls::ReloadingCert::load(&t.cert, &t.key)
+                    .map_err(|e| anyhow::anyhow!("TLS: {e}"))?,
+            ),
+            Duration::from_secs(t.reload_secs.max(1)),
+        )),
+        None => None,
+    };
     let registry = Arc::new(Registry::open(config)?);
-    let acceptor = TcpListener::bind(listen.clone())
+    let tcp = TcpListener::bind(listen.clone())
         .into_acceptor()
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    let addr = acceptor
+    let addr = tcp
         .local_addr()
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| anyhow::anyhow!("listener on {listen} has no socket address"))?;
+    let (acceptor, tls_watch) = match tls {
+        Some((cert, period)) => {
+            let config = crate::tls::server_config(cert.clone()).map_err(|e| anyhow::anyhow!(e))?;
+            (
+                crate::tls::TlsAcceptor::new(tcp, config).boxed(),
+                Some(cert.spawn_watch(period)),
+            )
+        }
+        None => (tcp.boxed(), None),
+    };
     let app = crate::api::app(registry.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -90,6 +120,8 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     });
     Ok(ServerHandle {
         addr,
+        https: tls_watch.is_some(),
+        tls_watch,
         shutdown: Some(tx),
         task,
         sweeper,
