@@ -9,7 +9,7 @@ use poem::http::StatusCode;
 use poem::{IntoResponse, Request, Response};
 
 use super::need::query_pairs;
-use super::{Action, Auth, Caller, Subject};
+use super::{Auth, Caller, Subject};
 use crate::api::error::ApiError;
 use crate::oci::{Digest, ErrorCode, RepoName};
 use crate::registry::Registry;
@@ -93,14 +93,6 @@ pub(super) async fn readable_source(
     digest: &str,
 ) -> Option<String> {
     let digest: Digest = digest.parse().ok()?;
-    if let Caller::Token(claims) = caller {
-        for name in claims.pullable() {
-            if let Some(found) = holds(registry, name.to_string(), &digest).await {
-                return Some(found);
-            }
-        }
-        return None;
-    }
     let mut last = None;
     let mut scanned = 0;
     while scanned < SCAN_LIMIT {
@@ -108,7 +100,7 @@ pub(super) async fn readable_source(
         scanned += page.items.len().max(1);
         for name in page.items {
             last = Some(name.clone());
-            if auth.grants(caller, &name).contains(Action::Pull) {
+            if auth.visible(caller, &name) {
                 if let Some(found) = holds(registry, name, &digest).await {
                     return Some(found);
                 }
@@ -132,6 +124,14 @@ pub(super) fn reads_everything(auth: &Auth, caller: &Caller) -> bool {
     match caller {
         Caller::Anonymous => auth.policy.pulls_everything(Subject::Anonymous),
         Caller::User(u) => auth.policy.pulls_everything(Subject::User(u)),
+        Caller::Token(c) if auth.issuer.is_some() => {
+            let who = if c.sub.is_empty() {
+                Subject::Anonymous
+            } else {
+                Subject::User(&c.sub)
+            };
+            auth.policy.pulls_everything(who)
+        }
         Caller::Token(_) => false,
     }
 }

@@ -174,7 +174,9 @@ impl<E: Endpoint> GuardEndpoint<E> {
         self.inner.call(req).await.map(IntoResponse::into_response)
     }
 
-    /// Makes a mount honest about the caller: the source must be readable by it.
+    /// Makes a mount honest about the caller: the source must be readable by it
+    /// ([`Auth::visible`]: for Marina's own tokens the policy of the token's subject
+    /// decides, so clients need not ask for a second scope).
     async fn adjust_mount(
         &self,
         req: &mut Request,
@@ -189,7 +191,7 @@ impl<E: Endpoint> GuardEndpoint<E> {
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
         let source = match from {
-            MountFrom::Repository(src) if auth.grants(caller, src).contains(Action::Pull) => return,
+            MountFrom::Repository(src) if auth.visible(caller, src) => return,
             MountFrom::Repository(_) => None,
             MountFrom::Anywhere if super::catalog::reads_everything(auth, caller) => return,
             MountFrom::Anywhere => {

@@ -1,6 +1,8 @@
 //! Command-line entry points. Each subcommand lives in its own module and returns
 //! the process exit code; this module only parses arguments and dispatches.
 
+pub mod passwd;
+pub mod secure;
 pub mod serve;
 
 use std::process::ExitCode;
@@ -23,6 +25,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Print the OpenAPI document of the registry's HTTP API.
     Openapi,
+    /// Add, change or remove a user of an htpasswd file (bcrypt).
+    Passwd(passwd::PasswdArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -31,6 +35,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Openapi => print_openapi(),
+        Command::Passwd(args) => passwd::run(args),
     }
 }
 
