@@ -70,7 +70,7 @@ pub struct Rule {
     /// Group names (see `groups`).
     #[serde(default)]
     pub groups: Vec<String>,
-    /// Whether the rule applies to callers without credentials.
+    /// Whether the rule applies to callers without credentials (and so to everyone).
     #[serde(default)]
     pub anonymous: bool,
     /// Globs over repository names: `*` stays within a path segment, `**` crosses

@@ -125,7 +125,7 @@ pub(super) fn rejected(auth: &Auth, req: &Request, r: Rejected) -> Response {
     }
 }
 
-fn denied(repo: &str, action: Action) -> Response {
+fn denied(repo: &str, action: Action) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
         ErrorCode::Denied,
@@ -134,7 +134,6 @@ fn denied(repo: &str, action: Action) -> Response {
             action.as_str()
         ),
     )
-    .into_response()
 }
 
 /// Replaces the query of `req` (keeping the path).
@@ -274,10 +273,18 @@ impl<E: Endpoint> Endpoint for GuardEndpoint<E> {
                 });
                 Ok(match &caller {
                     Caller::Anonymous => unauthorized(&auth, &req, scope, false),
+                    // An anonymous token is sent to log in.
+                    Caller::Token(c) if c.sub.is_empty() => unauthorized(&auth, &req, scope, false),
+                    // A user's token that lacks the scope: denied (the credentials
+                    // are right), with a challenge naming the scope when asking for
+                    // a new token would help (oras-py, for one, retries on it).
                     Caller::Token(c) if auth.token_could_grant(c, &name, action) => {
-                        unauthorized(&auth, &req, scope, true)
+                        let challenge = auth.challenge(&default_realm(&req), scope, true);
+                        denied(&name, action)
+                            .with_header("WWW-Authenticate", challenge.to_string())
+                            .into_response()
                     }
-                    _ => denied(&name, action),
+                    _ => denied(&name, action).into_response(),
                 })
             }
         }

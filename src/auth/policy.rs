@@ -38,7 +38,8 @@ struct CompiledRule {
     actions: Actions,
 }
 
-/// The compiled rules and group memberships of an [`AuthConfig`].
+/// The compiled rules and group memberships of an [`AuthConfig`]. Rules for
+/// anonymous callers apply to authenticated users as well.
 #[derive(Debug)]
 pub struct Policy {
     members: HashMap<String, HashSet<String>>,
@@ -78,8 +79,10 @@ impl Policy {
     fn applies(&self, rule: &CompiledRule, who: Subject<'_>) -> bool {
         match who {
             Subject::Anonymous => rule.anonymous,
+            // What anonymous callers may do, authenticated users may do too.
             Subject::User(u) => {
-                rule.any_user
+                rule.anonymous
+                    || rule.any_user
                     || rule.users.contains(u)
                     || rule
                         .groups
@@ -172,7 +175,7 @@ mod tests {
             (Subject::User("alice"), "org2/team-a/app", a(&[Pull, Push])),
             (Subject::User("alice"), "org2/team-a/app/deep", a(&[])),
             (Subject::User("alice"), "org2/team-b/app", a(&[])),
-            (Subject::User("alice"), "public/x", a(&[])),
+            (Subject::User("alice"), "public/x", a(&[Pull])),
             (Subject::User("alice"), "shared", a(&[Pull])),
             (
                 Subject::User("root"),
@@ -271,7 +274,7 @@ mod tests {
             let expected = rules.iter().zip(&config.rules).filter(|(m, c)| {
                 let applies = match who {
                     None => c.anonymous,
-                    Some(u) => m.users.contains(&u) || (m.group && u == "bob"),
+                    Some(u) => c.anonymous || m.users.contains(&u) || (m.group && u == "bob"),
                 };
                 applies && model_match(&m.pattern, &repo)
             }).fold(Actions::NONE, |a, (m, _)| a.union(Actions::of(&m.actions)));
