@@ -275,16 +275,18 @@ impl<E: Endpoint> Endpoint for GuardEndpoint<E> {
                     Caller::Anonymous => unauthorized(&auth, &req, scope, false),
                     // An anonymous token is sent to log in.
                     Caller::Token(c) if c.sub.is_empty() => unauthorized(&auth, &req, scope, false),
-                    // A user's token that lacks the scope: denied (the credentials
-                    // are right), with a challenge naming the scope when asking for
-                    // a new token would help (oras-py, for one, retries on it).
-                    Caller::Token(c) if auth.token_could_grant(c, &name, action) => {
-                        let challenge = auth.challenge(&default_realm(&req), scope, true);
-                        denied(&name, action)
-                            .with_header("WWW-Authenticate", challenge.to_string())
-                            .into_response()
+                    // Right credentials, no grant: denied. In token mode the
+                    // answer also names the scope in a challenge, so clients that
+                    // fetch a new token on 403 (oras-py) do so once and then stop
+                    // with the error, instead of retrying blindly.
+                    _ => {
+                        let mut e = denied(&name, action);
+                        if auth.config.scheme == super::AuthScheme::Token {
+                            let challenge = auth.challenge(&default_realm(&req), scope, true);
+                            e = e.with_header("WWW-Authenticate", challenge.to_string());
+                        }
+                        e.into_response()
                     }
-                    _ => denied(&name, action).into_response(),
                 })
             }
         }

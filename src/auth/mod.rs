@@ -226,18 +226,4 @@ impl Auth {
             },
         }
     }
-
-    /// Whether a refused token caller should be sent for a broader token (401) rather
-    /// than denied (403): the issuer would grant `needed` if asked.
-    fn token_could_grant(&self, claims: &Claims, repo: &str, needed: Action) -> bool {
-        if self.issuer.is_none() {
-            return true;
-        }
-        let who = if claims.sub.is_empty() {
-            Subject::Anonymous
-        } else {
-            Subject::User(&claims.sub)
-        };
-        self.policy.grants(who, repo).contains(needed)
-    }
 }
