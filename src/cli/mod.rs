@@ -19,6 +19,8 @@ pub struct Cli {
 }
 
 /// The subcommands of `marina`.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the registry.

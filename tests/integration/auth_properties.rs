@@ -75,16 +75,30 @@ fn model_grants(rules: &[ModelRule], user: Option<usize>, repo: &str, action: &s
 
 fn arb_rule() -> impl Strategy<Value = ModelRule> {
     (
-        prop_oneof![Just(Who::Anonymous), Just(Who::User(0)), Just(Who::User(1)), Just(Who::Everyone)],
+        prop_oneof![
+            Just(Who::Anonymous),
+            Just(Who::User(0)),
+            Just(Who::User(1)),
+            Just(Who::Everyone)
+        ],
         proptest::sample::select(PATTERNS.to_vec()),
         proptest::sample::subsequence(vec!["pull", "push", "delete", "*"], 1..=2),
     )
-        .prop_map(|(who, pattern, actions)| ModelRule { who, pattern, actions })
+        .prop_map(|(who, pattern, actions)| ModelRule {
+            who,
+            pattern,
+            actions,
+        })
 }
 
 fn arb_request() -> impl Strategy<Value = (Cred, Op, usize)> {
     (
-        prop_oneof![Just(Cred::None), (0..2usize).prop_map(Cred::Good), (0..2usize).prop_map(Cred::WrongPassword), Just(Cred::Unknown)],
+        prop_oneof![
+            Just(Cred::None),
+            (0..2usize).prop_map(Cred::Good),
+            (0..2usize).prop_map(Cred::WrongPassword),
+            Just(Cred::Unknown)
+        ],
         prop_oneof![
             Just(Op::PullManifest),
             Just(Op::PushBlob),
@@ -99,20 +113,48 @@ fn arb_request() -> impl Strategy<Value = (Cred, Op, usize)> {
 
 /// Everything a request could change: each repository's tags and which of the
 /// seeded and new blobs it links.
-async fn state(s: &TestServer, admin: &str, blobs: &[String]) -> BTreeMap<String, (String, Vec<bool>)> {
+async fn state(
+    s: &TestServer,
+    admin: &str,
+    blobs: &[String],
+) -> BTreeMap<String, (String, Vec<bool>)> {
     let mut out = BTreeMap::new();
     for repo in REPOS {
-        let tags = send(s, Method::GET, &format!("/v2/{repo}/tags/list"), Some(admin), None).await;
+        let tags = send(
+            s,
+            Method::GET,
+            &format!("/v2/{repo}/tags/list"),
+            Some(admin),
+            None,
+        )
+        .await;
         let mut present = vec![];
         for b in blobs {
-            present.push(send(s, Method::HEAD, &format!("/v2/{repo}/blobs/{b}"), Some(admin), None).await.status == 200);
+            present.push(
+                send(
+                    s,
+                    Method::HEAD,
+                    &format!("/v2/{repo}/blobs/{b}"),
+                    Some(admin),
+                    None,
+                )
+                .await
+                .status
+                    == 200,
+            );
         }
-        out.insert(repo.to_string(), (String::from_utf8_lossy(&tags.body).into_owned(), present));
+        out.insert(
+            repo.to_string(),
+            (String::from_utf8_lossy(&tags.body).into_owned(), present),
+        );
     }
     out
 }
 
-async fn run_case(rules: Vec<ModelRule>, requests: Vec<(Cred, Op, usize)>) -> Result<(), TestCaseError> {
+async fn run_case(
+    rules: Vec<ModelRule>,
+    requests: Vec<(Cred, Op, usize)>,
+) -> Result<(), TestCaseError> {
     // Seed an open server, then restart the same data directory with the policy
     // (plus an `admin` who may read everything, to observe the state).
     let dir = tempfile::tempdir().unwrap();
@@ -122,7 +164,11 @@ async fn run_case(rules: Vec<ModelRule>, requests: Vec<(Cred, Op, usize)>) -> Re
     let mut layers = vec![];
     for repo in REPOS {
         let (_, _) = open.push_image(repo, "v1", repo).await;
-        layers.push(Algorithm::Sha256.digest_of(format!("layer of {repo}").as_bytes()).to_string());
+        layers.push(
+            Algorithm::Sha256
+                .digest_of(format!("layer of {repo}").as_bytes())
+                .to_string(),
+        );
     }
     let dir = open.stop().await;
     let fresh = b"a blob nobody has yet".to_vec();
@@ -136,7 +182,11 @@ async fn run_case(rules: Vec<ModelRule>, requests: Vec<(Cred, Op, usize)>) -> Re
         htpasswd: Some(write_htpasswd(dir.path(), &all_users)),
         scheme: AuthScheme::Basic,
         rules: vec![rule(&["observer"], &[], false, &["**"], &["pull"])],
-        throttle: ThrottleConfig { max_failures: 10_000, window_secs: 60, lockout_secs: 1 },
+        throttle: ThrottleConfig {
+            max_failures: 10_000,
+            window_secs: 60,
+            lockout_secs: 1,
+        },
         ..AuthConfig::default()
     };
     for r in &rules {
@@ -145,7 +195,8 @@ async fn run_case(rules: Vec<ModelRule>, requests: Vec<(Cred, Op, usize)>) -> Re
             Who::User(u) => (vec![USERS[u].0], false),
             Who::Everyone => (vec!["*"], false),
         };
-        auth.rules.push(rule(&users, &[], anonymous, &[r.pattern], &r.actions));
+        auth.rules
+            .push(rule(&users, &[], anonymous, &[r.pattern], &r.actions));
     }
     config.auth = Some(auth);
     let s = TestServer::start_in(dir, config).await;
@@ -160,20 +211,59 @@ async fn run_case(rules: Vec<ModelRule>, requests: Vec<(Cred, Op, usize)>) -> Re
             Cred::Unknown => (Some(basic("mallory", "x")), None, false),
         };
         let (method, path, body, action, source) = match op {
-            Op::PullManifest => (Method::GET, format!("/v2/{repo}/manifests/v1"), None, "pull", None),
-            Op::PushBlob => (Method::POST, format!("/v2/{repo}/blobs/uploads/?digest={fresh_digest}"), Some(fresh.clone()), "push", None),
+            Op::PullManifest => (
+                Method::GET,
+                format!("/v2/{repo}/manifests/v1"),
+                None,
+                "pull",
+                None,
+            ),
+            Op::PushBlob => (
+                Method::POST,
+                format!("/v2/{repo}/blobs/uploads/?digest={fresh_digest}"),
+                Some(fresh.clone()),
+                "push",
+                None,
+            ),
             Op::PushManifest => {
                 let config = format!("{{\"seed\":\"{repo}\"}}");
                 let c = Algorithm::Sha256.digest_of(config.as_bytes());
                 let l: marina::oci::Digest = layers[target].parse().unwrap();
-                let m = image_manifest(&c, config.len(), &[(&l, format!("layer of {repo}").len())], Some("application/x-prop"), None);
-                (Method::PUT, format!("/v2/{repo}/manifests/v2"), Some(m), "push", None)
+                let m = image_manifest(
+                    &c,
+                    config.len(),
+                    &[(&l, format!("layer of {repo}").len())],
+                    Some("application/x-prop"),
+                    None,
+                );
+                (
+                    Method::PUT,
+                    format!("/v2/{repo}/manifests/v2"),
+                    Some(m),
+                    "push",
+                    None,
+                )
             }
-            Op::DeleteTag => (Method::DELETE, format!("/v2/{repo}/manifests/v1"), None, "delete", None),
-            Op::DeleteBlob => (Method::DELETE, format!("/v2/{repo}/blobs/{}", layers[target]), None, "delete", None),
+            Op::DeleteTag => (
+                Method::DELETE,
+                format!("/v2/{repo}/manifests/v1"),
+                None,
+                "delete",
+                None,
+            ),
+            Op::DeleteBlob => (
+                Method::DELETE,
+                format!("/v2/{repo}/blobs/{}", layers[target]),
+                None,
+                "delete",
+                None,
+            ),
             Op::MountFrom(src) => (
                 Method::POST,
-                format!("/v2/{repo}/blobs/uploads/?mount={}&from={}", layers[src], REPOS[src]),
+                format!(
+                    "/v2/{repo}/blobs/uploads/?mount={}&from={}",
+                    layers[src], REPOS[src]
+                ),
                 None,
                 "push",
                 Some(src),
@@ -185,18 +275,43 @@ async fn run_case(rules: Vec<ModelRule>, requests: Vec<(Cred, Op, usize)>) -> Re
         let after = state(&s, &observer, &blobs).await;
         let status = r.status.as_u16();
         if !granted {
-            let expected = if !authenticated || user.is_none() { 401 } else { 403 };
-            prop_assert_eq!(status, expected, "{} {:?} refused wrongly: {}", method, cred, r.describe());
-            prop_assert_eq!(&before, &after, "a refused request changed state: {}", r.describe());
+            let expected = if !authenticated || user.is_none() {
+                401
+            } else {
+                403
+            };
+            prop_assert_eq!(
+                status,
+                expected,
+                "{} {:?} refused wrongly: {}",
+                method,
+                cred,
+                r.describe()
+            );
+            prop_assert_eq!(
+                &before,
+                &after,
+                "a refused request changed state: {}",
+                r.describe()
+            );
         } else {
             // 404: already deleted; 400: a manifest whose layer was deleted.
             let tolerated = status == 404 || (status == 400 && matches!(op, Op::PushManifest));
-            prop_assert!(status < 400 || tolerated, "granted request failed: {}", r.describe());
+            prop_assert!(
+                status < 400 || tolerated,
+                "granted request failed: {}",
+                r.describe()
+            );
             if let Some(src) = source {
                 // Pull on the source is needed even when it is the target itself.
                 let readable = model_grants(&rules, user, REPOS[src], "pull");
                 let there = before[REPOS[src]].1[src];
-                prop_assert_eq!(status == 201, readable && there, "mount decided wrongly: {}", r.describe());
+                prop_assert_eq!(
+                    status == 201,
+                    readable && there,
+                    "mount decided wrongly: {}",
+                    r.describe()
+                );
             }
         }
     }

@@ -7,16 +7,29 @@ use marina::auth::config::{Rule, ThrottleConfig};
 use marina::auth::{AuthConfig, AuthScheme};
 use marina::config::Config;
 use marina::tls::TlsConfig;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 
 use crate::support::TestServer;
 
 /// The users every access-control test knows: `admin` may do everything, `writer`
 /// pulls and pushes `team/**`, `reader` only pulls everything, anonymous pulls `public/**`.
-pub const USERS: [(&str, &str); 3] = [("admin", "admin-pw"), ("writer", "writer-pw"), ("reader", "reader-pw")];
+pub const USERS: [(&str, &str); 3] = [
+    ("admin", "admin-pw"),
+    ("writer", "writer-pw"),
+    ("reader", "reader-pw"),
+];
 
 /// A rule.
-pub fn rule(users: &[&str], groups: &[&str], anonymous: bool, repos: &[&str], actions: &[&str]) -> Rule {
+pub fn rule(
+    users: &[&str],
+    groups: &[&str],
+    anonymous: bool,
+    repos: &[&str],
+    actions: &[&str],
+) -> Rule {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
     Rule {
         users: s(users),
@@ -32,7 +45,14 @@ pub fn write_htpasswd(dir: &Path, users: &[(&str, &str)]) -> PathBuf {
     let path = dir.join("htpasswd");
     let text: String = users
         .iter()
-        .map(|(u, p)| format!("{u}:{}\n", bcrypt::hash_with_result(p, 4).unwrap().format_for_version(bcrypt::Version::TwoY)))
+        .map(|(u, p)| {
+            format!(
+                "{u}:{}\n",
+                bcrypt::hash_with_result(p, 4)
+                    .unwrap()
+                    .format_for_version(bcrypt::Version::TwoY)
+            )
+        })
         .collect();
     std::fs::write(&path, text).unwrap();
     path
@@ -76,7 +96,11 @@ impl TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca_cert = params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(params, ca_key);
         let mut ca = TestCa {
@@ -94,8 +118,11 @@ impl TestCa {
     /// (Re)writes `server.crt`/`server.key` with a fresh certificate from this CA.
     pub fn issue_server_cert(&mut self) {
         let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "marina test server");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "marina test server");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         std::fs::write(&self.cert, cert.pem()).unwrap();
@@ -105,7 +132,8 @@ impl TestCa {
     /// Writes this CA's server certificate over another CA's files (renewal).
     pub fn issue_into(&self, cert: &Path, key: &Path) {
         let k = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let c = params.signed_by(&k, &self.issuer).unwrap();
         // Key first, then certificate: the reloader retries until the pair matches.
@@ -142,7 +170,11 @@ impl TestCa {
 
 /// Starts a server with `auth` (and TLS from `ca`, if given); the returned server's
 /// client trusts the CA.
-pub async fn start_secure(auth: AuthConfig, ca: Option<&TestCa>, f: impl FnOnce(&mut Config)) -> TestServer {
+pub async fn start_secure(
+    auth: AuthConfig,
+    ca: Option<&TestCa>,
+    f: impl FnOnce(&mut Config),
+) -> TestServer {
     let mut s = TestServer::start_with(|c| {
         c.auth = Some(auth);
         c.tls = ca.map(|ca| ca.tls_config(1));
@@ -158,14 +190,27 @@ pub async fn start_secure(auth: AuthConfig, ca: Option<&TestCa>, f: impl FnOnce(
 /// `Basic <base64(user:password)>`.
 pub fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 /// Fetches a token from the server's `/token` for `scopes`; returns the response.
-pub async fn token(s: &TestServer, creds: Option<(&str, &str)>, scopes: &[&str]) -> crate::support::Resp {
+pub async fn token(
+    s: &TestServer,
+    creds: Option<(&str, &str)>,
+    scopes: &[&str],
+) -> crate::support::Resp {
     let mut q = vec!["service=marina".to_string()];
-    q.extend(scopes.iter().map(|sc| format!("scope={}", sc.replace(':', "%3A").replace('/', "%2F"))));
-    let mut r = s.req(reqwest::Method::GET, &format!("/token?{}", q.join("&"))).await;
+    q.extend(
+        scopes
+            .iter()
+            .map(|sc| format!("scope={}", sc.replace(':', "%3A").replace('/', "%2F"))),
+    );
+    let mut r = s
+        .req(reqwest::Method::GET, &format!("/token?{}", q.join("&")))
+        .await;
     if let Some((u, p)) = creds {
         r = r.header("Authorization", &basic(u, p));
     }
