@@ -1,5 +1,5 @@
 //! Server configuration: defaults, then a TOML file, then `MARINA_*` variables, then
-//! flags (the CLI merges the last two before calling [`Config::apply`]).
+//! flags (the CLI merges the last two in `cli::serve`).
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,8 @@ pub struct Config {
     pub max_list_page: u32,
     /// Seconds an idle upload session lives before its staging file is removed.
     pub upload_expiry_secs: u64,
+    /// Seconds between garbage collections of unlinked blobs; 0 turns it off.
+    pub gc_interval_secs: u64,
     /// Deprecation notices per repository pattern.
     pub warnings: Vec<WarningRule>,
     /// Log output: `pretty` or `json`.
@@ -81,6 +83,7 @@ impl Default for Config {
             referrers_page_size: 500,
             max_list_page: 1000,
             upload_expiry_secs: 3600,
+            gc_interval_secs: 600,
             warnings: Vec::new(),
             log_format: "pretty".into(),
             auth: None,

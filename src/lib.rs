@@ -1,11 +1,62 @@
+#![deny(missing_docs)]
 //! Marina: a test-first implementation of the OCI Distribution Specification.
+//!
+//! One crate with three faces: a spec-complete reference registry (`marina serve`),
+//! a conformance runner for the official Go suite (`marina conformance`), and the
+//! building blocks to embed the registry in your own application or tests.
+//!
+//! # Architecture
+//!
+//! Layers call one way, each depending only on the ones below it:
+//!
+//! | layer | owns |
+//! |---|---|
+//! | [`cli`] | argument parsing; each subcommand returns an exit code |
+//! | [`api`] | HTTP on poem-openapi: paths, headers, status codes, the JSON error envelope, `/openapi.json`, `/docs` |
+//! | [`registry`] | the spec's semantics (push, pull, uploads, mounts, manifests, tags, referrers, deletes) without HTTP types |
+//! | [`store`] | where things live: [`store::MetadataStore`] (SQLite) and [`store::BlobStore`] (filesystem), both pluggable |
+//! | [`oci`] | the spec's vocabulary: digests, names, tags, references, media types, manifests, error codes |
+//!
+//! [`conformance`] drives the official suite's binary; it only talks HTTP to the
+//! registry it tests. [`Registry`] and [`testing::TestRegistry`] are the entry points
+//! for embedding.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let registry = marina::Registry::builder().data_dir("./data").referrers(true).build()?;
+//! let app = poem::Route::new().nest("/", registry.endpoint());
+//! tokio::spawn(registry.maintenance());
+//! poem::Server::new(poem::listener::TcpListener::bind("127.0.0.1:5000")).run(app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Extending
+//!
+//! - **A storage backend**: implement [`store::BlobStore`] (and its [`store::Staging`])
+//!   or [`store::MetadataStore`], run [`store::contract::check_blob_store`] /
+//!   [`store::contract::check_metadata_store`] against it in a test, and pass it to
+//!   [`RegistryBuilder::blob_store`] / [`RegistryBuilder::metadata_store`].
+//!   `examples/custom_storage.rs` is a skeleton that passes the contract.
+//! - **A registry extension**: add a poem-openapi API struct in `api` whose paths follow
+//!   the spec's extension rules (`/v2/_<ext>/…`, `/v2/<name>/_<ext>/…`), put its
+//!   semantics in `registry` and its queries in `store`, and add it to the service
+//!   tuple in [`api::openapi_service`]; it then appears in `/openapi.json` and `/docs`.
+//! - **A conformance check**: the harness (`marina check`) lists every requirement of
+//!   the spec in `spec/requirements.toml`; a new check names the requirements it covers.
 
 pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod conformance;
+mod embed;
 pub mod oci;
 pub mod registry;
 pub mod server;
 pub mod store;
+pub mod testing;
 pub mod tls;
+
+pub use embed::{BuildError, Registry, RegistryBuilder};

@@ -7,10 +7,8 @@ use std::time::Duration;
 use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
 
 use crate::config::Config;
-use crate::registry::Registry;
 
-/// A running server; dropping it without [`ServerHandle::stop`] leaves it running
-/// until the runtime ends.
+/// A running server; dropping it without [`ServerHandle::stop`] aborts it.
 pub struct ServerHandle {
     addr: SocketAddr,
     https: bool,
@@ -47,19 +45,25 @@ impl ServerHandle {
     /// Waits until the server ends (it ends when stopped or on a fatal error).
     pub async fn wait(mut self) {
         let _ = (&mut self.task).await;
+        self.shutdown = None;
     }
 }
 
 /// Opens the stores, binds `config.listen` and serves in a background task.
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
-    config.validate()?;
     let listen = config.listen.clone();
-    let expiry = Duration::from_secs(config.upload_expiry_secs.max(1));
+    let registry = crate::Registry::builder().config(config).build()?;
+    serve(&registry, &listen).await
+}
+
+/// Serves a registry built in code on `listen` (port 0 picks a free port), with its
+/// maintenance running beside it.
+pub async fn serve(registry: &crate::Registry, listen: &str) -> anyhow::Result<ServerHandle> {
     // Access control and TLS load their files now, so a bad file stops the start.
-    if let Some(auth) = &config.auth {
+    if let Some(auth) = &registry.config().auth {
         crate::auth::Auth::load(auth).map_err(|e| anyhow::anyhow!("access control: {e}"))?;
     }
-    let tls = match &config.tls {
+    let tls = match &registry.config().tls {
         Some(t) => Some((
             Arc::new(
                 crate::tls::ReloadingCert::load(&t.cert, &t.key)
@@ -69,8 +73,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         )),
         None => None,
     };
-    let registry = Arc::new(Registry::open(config)?);
-    let tcp = TcpListener::bind(listen.clone())
+    let tcp = TcpListener::bind(listen.to_string())
         .into_acceptor()
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -89,7 +92,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         }
         None => (tcp.boxed(), None),
     };
-    let app = crate::api::app(registry.clone());
+    let app = registry.endpoint();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let result = poem::Server::new_with_acceptor(acceptor)
@@ -105,19 +108,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
             tracing::error!(error = %e, "server stopped with an error");
         }
     });
-    let sweeper = tokio::spawn(async move {
-        let period = (expiry / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        loop {
-            let r = registry.clone();
-            let removed = tokio::task::spawn_blocking(move || r.expire_uploads())
-                .await
-                .unwrap_or(0);
-            if removed > 0 {
-                tracing::info!(removed, "expired idle upload sessions");
-            }
-            tokio::time::sleep(period).await;
-        }
-    });
+    let sweeper = tokio::spawn(registry.maintenance());
     Ok(ServerHandle {
         addr,
         https: tls_watch.is_some(),
@@ -126,4 +117,17 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         task,
         sweeper,
     })
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        // Not stopped gracefully: stop serving anyway, so no task outlives its handle.
+        if self.shutdown.is_some() {
+            self.task.abort();
+            self.sweeper.abort();
+            if let Some(w) = &self.tls_watch {
+                w.abort();
+            }
+        }
+    }
 }

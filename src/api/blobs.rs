@@ -5,7 +5,6 @@ use std::sync::Arc;
 use poem::Body;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::{ApiResponse, OpenApi};
-use tokio::io::AsyncSeekExt;
 use tokio_util::io::ReaderStream;
 
 use super::body::BlobPayload;
@@ -13,7 +12,7 @@ use super::error::ApiError;
 use super::headers::{parse_range, ByteRange};
 use super::{parse_digest, parse_repo, ApiTags};
 use crate::oci::ErrorCode;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::Registry;
 
 /// Blob endpoints.
 pub struct BlobsApi(pub Arc<Registry>);
@@ -59,57 +58,39 @@ impl BlobsApi {
     ) -> Result<BlobResponse, ApiError> {
         let repo = parse_repo(name)?;
         let digest = parse_digest(digest)?;
-        let (file, size) = if head {
-            (None, self.0.blob_size(&repo, &digest).await?)
-        } else {
-            let (f, size) = self.0.open_blob(&repo, &digest).await?;
-            (Some(tokio::fs::File::from_std(f)), size)
+        let size = self.0.blob_size(&repo, &digest).await?;
+        let (start, len, partial) = match parse_range(range, size) {
+            ByteRange::Whole => (0, size, false),
+            ByteRange::Part { start, end } => (start, end - start + 1, true),
+            ByteRange::Unsatisfiable => {
+                return Err(ApiError::new(
+                    poem::http::StatusCode::RANGE_NOT_SATISFIABLE,
+                    ErrorCode::BlobUnknown,
+                    format!(
+                        "range {} cannot be satisfied for a blob of {size} bytes",
+                        range.unwrap_or("")
+                    ),
+                )
+                .with_header("Content-Range", format!("bytes */{size}")))
+            }
         };
-        let digest_s = digest.to_string();
-        match parse_range(range, size) {
-            ByteRange::Whole => {
-                let body = match file {
-                    Some(f) => {
-                        Body::from_bytes_stream(ReaderStream::with_capacity(f, STREAM_BUFFER))
-                    }
-                    None => Body::empty(),
-                };
-                Ok(BlobResponse::Whole(
-                    BlobPayload(body),
-                    digest_s,
-                    size,
-                    "bytes".into(),
-                ))
-            }
-            ByteRange::Part { start, end } => {
-                let len = end - start + 1;
-                let body = match file {
-                    Some(mut f) => {
-                        f.seek(std::io::SeekFrom::Start(start))
-                            .await
-                            .map_err(RegistryError::from)?;
-                        let part = tokio::io::AsyncReadExt::take(f, len);
-                        Body::from_bytes_stream(ReaderStream::with_capacity(part, STREAM_BUFFER))
-                    }
-                    None => Body::empty(),
-                };
-                Ok(BlobResponse::Partial(
-                    BlobPayload(body),
-                    digest_s,
-                    len,
-                    format!("bytes {start}-{end}/{size}"),
-                ))
-            }
-            ByteRange::Unsatisfiable => Err(ApiError::new(
-                poem::http::StatusCode::RANGE_NOT_SATISFIABLE,
-                ErrorCode::BlobUnknown,
-                format!(
-                    "range {} cannot be satisfied for a blob of {size} bytes",
-                    range.unwrap_or("")
-                ),
+        let body = if head {
+            Body::empty()
+        } else {
+            let reader = self.0.read_blob(&digest, start, len).await?;
+            Body::from_bytes_stream(ReaderStream::with_capacity(reader, STREAM_BUFFER))
+        };
+        let digest = digest.to_string();
+        Ok(if partial {
+            BlobResponse::Partial(
+                BlobPayload(body),
+                digest,
+                len,
+                format!("bytes {start}-{}/{size}", start + len - 1),
             )
-            .with_header("Content-Range", format!("bytes */{size}"))),
-        }
+        } else {
+            BlobResponse::Whole(BlobPayload(body), digest, size, "bytes".into())
+        })
     }
 }
 
@@ -128,8 +109,13 @@ impl BlobsApi {
     async fn get_blob(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Blob digest, e.g. `sha256:…`.
+        #[oai(validator(pattern = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
         digest: Path<String>,
         /// Optional single byte range.
         #[oai(name = "Range")]
@@ -150,8 +136,13 @@ impl BlobsApi {
     async fn head_blob(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Blob digest.
+        #[oai(validator(pattern = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
         digest: Path<String>,
         /// Optional single byte range.
         #[oai(name = "Range")]
@@ -172,8 +163,13 @@ impl BlobsApi {
     async fn delete_blob(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Blob digest.
+        #[oai(validator(pattern = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
         digest: Path<String>,
     ) -> Result<BlobDeleted, ApiError> {
         let repo = parse_repo(&name)?;

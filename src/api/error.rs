@@ -233,7 +233,21 @@ impl ApiResponse for ApiError {
     }
 
     fn from_parse_request_error(err: poem::Error) -> Self {
-        ApiError::bad_request(ErrorCode::Unsupported, format!("invalid request: {err}"))
+        let param = err
+            .downcast_ref::<poem_openapi::error::ParseParamError>()
+            .map(|p| p.name);
+        match param {
+            Some("name") => ApiError::bad_request(
+                ErrorCode::NameInvalid,
+                "invalid repository name: path components of lowercase letters and digits, \
+                 joined by '.', '_', '__' or dashes, separated by '/', at most 255 characters",
+            ),
+            Some("digest") => ApiError::bad_request(
+                ErrorCode::DigestInvalid,
+                "invalid digest: expected <algorithm>:<encoded>, e.g. sha256:<64 hex digits>",
+            ),
+            _ => ApiError::bad_request(ErrorCode::Unsupported, format!("invalid request: {err}")),
+        }
     }
 }
 
@@ -242,6 +256,9 @@ impl ApiResponse for ApiError {
 pub fn framework_error(err: poem::Error) -> Response {
     if let Some(api) = err.downcast_ref::<ApiError>() {
         return api.clone().into_response();
+    }
+    if err.is::<poem_openapi::error::ParseParamError>() {
+        return ApiError::from_parse_request_error(err).into_response();
     }
     let status = err.status();
     let code = match status {
@@ -263,4 +280,40 @@ pub fn framework_error(err: poem::Error) -> Response {
         status
     };
     ApiError::new(status, code, message).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framework_parameter_errors_get_the_parameter_s_code() {
+        let err: poem::Error = poem_openapi::error::ParseParamError {
+            name: "name",
+            reason: "bad".into(),
+        }
+        .into();
+        let resp = framework_error(err);
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn parameter_errors_map_to_the_parameter_s_code() {
+        for (param, code) in [
+            ("name", ErrorCode::NameInvalid),
+            ("digest", ErrorCode::DigestInvalid),
+            ("n", ErrorCode::Unsupported),
+        ] {
+            let err: poem::Error = poem_openapi::error::ParseParamError {
+                name: param,
+                reason: "bad".into(),
+            }
+            .into();
+            assert_eq!(
+                ApiError::from_parse_request_error(err).code,
+                code,
+                "{param}"
+            );
+        }
+    }
 }

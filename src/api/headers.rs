@@ -71,7 +71,9 @@ pub fn parse_range(header: Option<&str>, size: u64) -> ByteRange {
 /// RFC-style `bytes <start>-<end>/<total>` that some clients send is accepted too.
 /// `Err` means the header is present but unreadable.
 pub fn parse_content_range(header: Option<&str>) -> Result<Option<ChunkRange>, String> {
-    let Some(raw) = header else { return Ok(None) };
+    let Some(raw) = header.filter(|h| !h.trim().is_empty()) else {
+        return Ok(None);
+    };
     let mut v = raw.trim();
     for prefix in ["bytes=", "bytes "] {
         if let Some(rest) = v.strip_prefix(prefix) {
@@ -188,7 +190,8 @@ mod tests {
             Some(ChunkRange { start: 5, end: 9 })
         );
         assert_eq!(parse_content_range(None).unwrap(), None);
-        for bad in ["", "5", "a-b", "-5", "5-", "1-2-3"] {
+        assert_eq!(parse_content_range(Some(" ")).unwrap(), None);
+        for bad in ["5", "a-b", "-5", "5-", "1-2-3"] {
             assert!(parse_content_range(Some(bad)).is_err(), "{bad:?}");
         }
     }

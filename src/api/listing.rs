@@ -10,7 +10,6 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::error::ApiError;
 use super::headers::next_link;
 use super::{parse_repo, ApiTags};
-use crate::oci::ErrorCode;
 use crate::registry::Registry;
 
 /// Listing endpoints.
@@ -48,19 +47,6 @@ pub enum CatalogResponse {
     Ok(Json<Catalog>, #[oai(header = "Link")] Option<String>),
 }
 
-/// Reads `n`: absent means "as many as the registry pages by default".
-fn parse_n(n: Option<&str>, default: u32) -> Result<u32, ApiError> {
-    match n {
-        None | Some("") => Ok(default),
-        Some(v) => v.parse::<u32>().map_err(|_| {
-            ApiError::bad_request(
-                ErrorCode::Unsupported,
-                format!("n must be a non-negative integer, not {v:?}"),
-            )
-        }),
-    }
-}
-
 #[OpenApi]
 impl ListingApi {
     /// List tags
@@ -76,15 +62,20 @@ impl ListingApi {
     async fn list_tags(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Most tags to return.
-        n: Query<Option<String>>,
+        #[oai(validator(minimum(value = "0")))]
+        n: Query<Option<u32>>,
         /// Return tags after this one.
         last: Query<Option<String>>,
     ) -> Result<TagListResponse, ApiError> {
         let repo = parse_repo(&name)?;
         let max = self.0.config().max_list_page;
-        let n = parse_n(n.as_deref(), max)?;
+        let n = n.0.unwrap_or(max);
         let page = self.0.list_tags(&repo, last.0.clone(), n).await?;
         let link = match (page.more && n > 0, page.items.last()) {
             (true, Some(last)) => Some(next_link(
@@ -114,12 +105,13 @@ impl ListingApi {
     async fn catalog(
         &self,
         /// Most repositories to return.
-        n: Query<Option<String>>,
+        #[oai(validator(minimum(value = "0")))]
+        n: Query<Option<u32>>,
         /// Return repositories after this one.
         last: Query<Option<String>>,
     ) -> Result<CatalogResponse, ApiError> {
         let max = self.0.config().max_list_page;
-        let n = parse_n(n.as_deref(), max)?;
+        let n = n.0.unwrap_or(max);
         let page = self.0.catalog(last.0.clone(), n).await?;
         let link = match (page.more && n > 0, page.items.last()) {
             (true, Some(last)) => Some(next_link(

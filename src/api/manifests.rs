@@ -101,6 +101,10 @@ impl ManifestsApi {
     async fn get_manifest(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// A tag or a digest.
         reference: Path<String>,
@@ -118,6 +122,10 @@ impl ManifestsApi {
     async fn head_manifest(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// A tag or a digest.
         reference: Path<String>,
@@ -139,6 +147,10 @@ impl ManifestsApi {
     async fn put_manifest(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// A tag or the manifest's digest.
         reference: Path<String>,
@@ -198,6 +210,10 @@ impl ManifestsApi {
     async fn delete_manifest(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// A tag or a digest.
         reference: Path<String>,

@@ -1,7 +1,7 @@
 //! HTTP: the OCI Distribution API on poem-openapi, its OpenAPI document, `/docs`.
 //!
 //! Handlers are thin: they parse path, query and headers into the `oci` newtypes,
-//! call the [`Registry`](crate::registry::Registry), and turn its answer into a
+//! call the [`crate::registry::Registry`], and turn its answer into a
 //! response; every failure goes through `error` into the spec's JSON envelope. Before
 //! routing, `path::rewrite` encodes the `/` of repository names so one OpenAPI path
 //! per endpoint serves names of any depth.
@@ -134,8 +134,20 @@ pub fn app(registry: Arc<Registry>) -> impl Endpoint {
         }))
 }
 
+/// The path prefix under which the application is mounted: what the original path
+/// has before the path the routes see.
+fn mount_prefix(original: &str, current: &str) -> String {
+    match original.strip_suffix(current) {
+        Some(prefix) if prefix.starts_with('/') => prefix.to_string(),
+        _ => String::new(),
+    }
+}
+
 /// Rewrites the path, calls the routes, and adds the operator's `Warning` headers.
 async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) -> Response {
+    // Mounted under a prefix (poem's `nest`), the URI we see lacks it; the
+    // `Location` and `Link` headers we send must carry it.
+    let prefix = mount_prefix(req.original_uri().path(), req.uri().path());
     let rewritten = path::rewrite(req.uri().path());
     if rewritten.path != req.uri().path() {
         let pq = match req.uri().query() {
@@ -156,6 +168,29 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) ->
         Ok(r) => r.into_response(),
         Err(e) => error::framework_error(e),
     };
+    if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+        && !resp.headers().contains_key("allow")
+    {
+        if let Some(allow) = path::allowed_methods(&rewritten.path) {
+            resp.headers_mut()
+                .insert("allow", HeaderValue::from_static(allow));
+        }
+    }
+    if !prefix.is_empty() {
+        for name in [poem::http::header::LOCATION, poem::http::header::LINK] {
+            let Some(v) = resp.headers().get(&name).and_then(|v| v.to_str().ok()) else {
+                continue;
+            };
+            let fixed = match v.strip_prefix('<') {
+                Some(rest) if rest.starts_with('/') => format!("<{prefix}{rest}"),
+                _ if v.starts_with('/') => format!("{prefix}{v}"),
+                _ => continue,
+            };
+            if let Ok(v) = HeaderValue::from_str(&fixed) {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+    }
     if let Some(repo) = &rewritten.repo {
         for msg in registry.warnings_for(repo) {
             if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{msg}\"")) {

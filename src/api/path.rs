@@ -64,9 +64,44 @@ pub fn rewrite(path: &str) -> Rewritten {
     }
 }
 
+/// The methods an endpoint answers, for the `Allow` header of a 405 (RFC 9110).
+/// Takes a rewritten path (names already encoded).
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    let rest = path.strip_prefix("/v2")?;
+    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [""] | ["_catalog"] => Some("GET"),
+        [_, "tags", "list"] | [_, "referrers", _] => Some("GET"),
+        [_, "blobs", "uploads"] => Some("POST"),
+        [_, "blobs", "uploads", _] => Some("GET, PATCH, PUT, DELETE"),
+        [_, "blobs", _] => Some("GET, HEAD, DELETE"),
+        [_, "manifests", _] => Some("GET, HEAD, PUT, DELETE"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_methods_table() {
+        let table = [
+            ("/v2", Some("GET")),
+            ("/v2/_catalog", Some("GET")),
+            ("/v2/a%2Fb/tags/list", Some("GET")),
+            ("/v2/a/referrers/sha256:x", Some("GET")),
+            ("/v2/a/blobs/uploads", Some("POST")),
+            ("/v2/a/blobs/uploads/id", Some("GET, PATCH, PUT, DELETE")),
+            ("/v2/a/blobs/sha256:x", Some("GET, HEAD, DELETE")),
+            ("/v2/a/manifests/v1", Some("GET, HEAD, PUT, DELETE")),
+            ("/docs", None),
+            ("/v2/a/other", None),
+        ];
+        for (p, want) in table {
+            assert_eq!(allowed_methods(p), want, "{p}");
+        }
+    }
 
     #[test]
     fn routing_table() {

@@ -44,8 +44,13 @@ impl ReferrersApi {
     async fn referrers(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Digest of the subject manifest.
+        #[oai(validator(pattern = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
         digest: Path<String>,
         /// Only referrers of this artifact type.
         #[oai(name = "artifactType")]

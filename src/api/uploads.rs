@@ -66,18 +66,6 @@ fn accepted(repo: &RepoName, id: String, size: u64) -> UploadResponse {
     UploadResponse::Accepted(session_location(repo, &id), upload_range(size), id)
 }
 
-fn content_length(h: Option<&str>) -> Result<Option<u64>, ApiError> {
-    h.map(|v| {
-        v.trim().parse::<u64>().map_err(|_| {
-            ApiError::bad_request(
-                ErrorCode::SizeInvalid,
-                format!("invalid Content-Length {v:?}"),
-            )
-        })
-    })
-    .transpose()
-}
-
 fn chunk_range(h: Option<&str>) -> Result<Option<crate::registry::ChunkRange>, ApiError> {
     parse_content_range(h).map_err(|m| ApiError::bad_request(ErrorCode::BlobUploadInvalid, m))
 }
@@ -100,6 +88,10 @@ impl UploadsApi {
     async fn start(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Digest of the body, for a single-request upload.
         digest: Query<Option<String>>,
@@ -110,9 +102,6 @@ impl UploadsApi {
         /// Hash algorithm of the coming chunked upload (`sha256` or `sha512`).
         #[oai(name = "digest-algorithm")]
         digest_algorithm: Query<Option<String>>,
-        /// Length of the body.
-        #[oai(name = "Content-Length")]
-        length: Header<Option<String>>,
         /// The blob, for a single-request upload.
         body: RawBody,
     ) -> Result<UploadResponse, ApiError> {
@@ -135,9 +124,8 @@ impl UploadsApi {
         }
         if let Some(d) = digest.as_deref() {
             let d = parse_digest(d)?;
-            let length = content_length(length.as_deref())?;
             self.0
-                .upload_monolithic(&repo, &d, length, body.into_stream())
+                .upload_monolithic(&repo, &d, None, body.into_stream())
                 .await?;
             return Ok(UploadResponse::Created(
                 blob_location(&repo, &d.to_string()),
@@ -160,6 +148,10 @@ impl UploadsApi {
     async fn status(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Upload session id (from `Location`).
         session: Path<String>,
@@ -186,24 +178,24 @@ impl UploadsApi {
     async fn chunk(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Upload session id.
         session: Path<String>,
         /// Position of the chunk, inclusive.
         #[oai(name = "Content-Range")]
         content_range: Header<Option<String>>,
-        /// Length of the chunk.
-        #[oai(name = "Content-Length")]
-        length: Header<Option<String>>,
         /// The chunk.
         body: RawBody,
     ) -> Result<UploadResponse, ApiError> {
         let repo = parse_repo(&name)?;
         let range = chunk_range(content_range.as_deref())?;
-        let length = content_length(length.as_deref())?;
         let size = self
             .0
-            .upload_chunk(&repo, &session, range, length, body.into_stream())
+            .upload_chunk(&repo, &session, range, None, body.into_stream())
             .await
             .map_err(|e| with_location(e, &repo, &session))?;
         Ok(accepted(&repo, session.0, size))
@@ -222,6 +214,10 @@ impl UploadsApi {
     async fn finish(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Upload session id.
         session: Path<String>,
@@ -230,9 +226,6 @@ impl UploadsApi {
         /// Position of the last chunk, if the body carries one.
         #[oai(name = "Content-Range")]
         content_range: Header<Option<String>>,
-        /// Length of the last chunk.
-        #[oai(name = "Content-Length")]
-        length: Header<Option<String>>,
         /// Optional last chunk.
         body: RawBody,
     ) -> Result<UploadResponse, ApiError> {
@@ -245,9 +238,8 @@ impl UploadsApi {
         })?;
         let d = parse_digest(digest_s)?;
         let range = chunk_range(content_range.as_deref())?;
-        let length = content_length(length.as_deref())?;
         self.0
-            .finish_upload(&repo, &session, &d, range, length, body.into_stream())
+            .finish_upload(&repo, &session, &d, range, None, body.into_stream())
             .await
             .map_err(|e| with_location(e, &repo, &session))?;
         Ok(UploadResponse::Created(
@@ -268,6 +260,10 @@ impl UploadsApi {
     async fn cancel(
         &self,
         /// Repository name (may contain `/`).
+        #[oai(validator(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+            max_length = 255
+        ))]
         name: Path<String>,
         /// Upload session id.
         session: Path<String>,

@@ -1,6 +1,7 @@
 //! Command-line entry points. Each subcommand lives in its own module and returns
 //! the process exit code; this module only parses arguments and dispatches.
 
+pub mod conformance;
 pub mod passwd;
 pub mod secure;
 pub mod serve;
@@ -25,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry.
     Serve(serve::ServeArgs),
+    /// Run the official OCI conformance suite and summarise its results.
+    Conformance(conformance::ConformanceArgs),
     /// Print the OpenAPI document of the registry's HTTP API.
     Openapi,
     /// Add, change or remove a user of an htpasswd file (bcrypt).
@@ -36,6 +39,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Conformance(args) => conformance::run(args),
         Command::Openapi => print_openapi(),
         Command::Passwd(args) => passwd::run(args),
     }

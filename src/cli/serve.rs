@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// Seconds before an idle upload session and its staging file are removed [default: 3600].
     #[arg(long, env = "MARINA_UPLOAD_EXPIRY_SECS", value_name = "SECS")]
     pub upload_expiry_secs: Option<u64>,
+    /// Seconds between garbage collections of blobs no repository links; 0 = never [default: 600].
+    #[arg(long, env = "MARINA_GC_INTERVAL_SECS", value_name = "SECS")]
+    pub gc_interval_secs: Option<u64>,
     /// Deprecation notice for matching repositories, as PATTERN=MESSAGE (repeatable),
     /// sent as `Warning: 299 - "MESSAGE"`. Adds to the file's `[[warnings]]`.
     #[arg(long = "warning", value_name = "PATTERN=MESSAGE")]
@@ -90,6 +93,7 @@ impl ServeArgs {
         set!(referrers_page_size = self.referrers_page_size);
         set!(max_list_page = self.max_list_page);
         set!(upload_expiry_secs = self.upload_expiry_secs);
+        set!(gc_interval_secs = self.gc_interval_secs);
         set!(log_format = self.log_format);
         for w in &self.warnings {
             let (pattern, message) = w
@@ -133,12 +137,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
             }
         };
         let url = server.url();
-        println!("Marina registry listening on {url}");
-        println!("  data directory: {}", data_dir.display());
-        println!("  API docs:       {url}/docs");
-        println!("  OpenAPI:        {url}/openapi.json");
+        // A closed stdout (a supervisor that stopped reading) must not stop the server.
+        let say = |line: String| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+        };
+        say(format!("Marina registry listening on {url}"));
+        say(format!("  data directory: {}", data_dir.display()));
+        say(format!("  API docs:       {url}/docs"));
+        say(format!("  OpenAPI:        {url}/openapi.json"));
         let _ = tokio::signal::ctrl_c().await;
-        println!("shutting down");
+        say("shutting down".to_string());
         server.stop().await;
         ExitCode::SUCCESS
     })

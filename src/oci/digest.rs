@@ -189,6 +189,14 @@ impl Hasher {
         }
     }
 
+    /// The algorithm this hasher computes.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Hasher::Sha256(_) => Algorithm::Sha256,
+            Hasher::Sha512(_) => Algorithm::Sha512,
+        }
+    }
+
     /// The digest of everything fed so far.
     pub fn finish(self) -> Digest {
         match self {

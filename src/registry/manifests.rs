@@ -53,7 +53,8 @@ impl Registry {
         if let Reference::Tag(t) = reference {
             all_tags.insert(0, t.clone());
         }
-        all_tags.dedup();
+        let mut seen = std::collections::HashSet::new();
+        all_tags.retain(|t| seen.insert(t.clone()));
         let (required_blobs, required_manifests) = if self.config.sparse_manifests {
             (vec![], vec![])
         } else {

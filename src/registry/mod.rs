@@ -7,6 +7,7 @@
 
 mod error;
 mod manifests;
+mod staged;
 pub mod uploads;
 
 use std::io;
@@ -24,16 +25,22 @@ pub use uploads::ChunkRange;
 
 use crate::config::Config;
 use crate::oci::{Algorithm, Digest, RepoName};
-use crate::store::{BlobStore, CatalogPage, MetaStore, Page, ReferrerRecord};
+use crate::store::{
+    BlobReader, BlobStore, CatalogPage, FsBlobStore, MetadataStore, Page, ReferrerRecord,
+    SqliteMetaStore,
+};
 use uploads::UploadSessions;
 
 /// The registry: configuration plus the two stores and the open upload sessions.
 pub struct Registry {
     config: Arc<Config>,
-    meta: Arc<MetaStore>,
-    blobs: BlobStore,
+    meta: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
     uploads: UploadSessions,
     warnings: Vec<(GlobMatcher, String)>,
+    /// Publishing or linking a blob holds this shared; garbage collection holds it
+    /// exclusively, so it never deletes a file that a push is about to link.
+    gc_lock: tokio::sync::RwLock<()>,
 }
 
 /// How a mount request ended.
@@ -57,12 +64,21 @@ where
 }
 
 impl Registry {
-    /// Opens the stores under `config.data_dir`.
+    /// Opens the SQLite and filesystem stores under `config.data_dir`.
     pub fn open(config: Config) -> Result<Self, RegistryError> {
         let dir: &Path = &config.data_dir;
         std::fs::create_dir_all(dir)?;
-        let blobs = BlobStore::open(dir)?;
-        let meta = MetaStore::open(&dir.join("meta.db"))?;
+        let blobs = Arc::new(FsBlobStore::open(dir)?);
+        let meta = Arc::new(SqliteMetaStore::open(&dir.join("meta.db"))?);
+        Ok(Self::with_stores(config, meta, blobs))
+    }
+
+    /// A registry over the given stores (`config.data_dir` is not used).
+    pub fn with_stores(
+        config: Config,
+        meta: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Self {
         let warnings = config
             .warnings
             .iter()
@@ -71,13 +87,14 @@ impl Registry {
                 Some((glob.compile_matcher(), w.message.clone()))
             })
             .collect();
-        Ok(Registry {
+        Registry {
             uploads: UploadSessions::new(blobs.clone()),
             config: Arc::new(config),
-            meta: Arc::new(meta),
+            meta,
             blobs,
             warnings,
-        })
+            gc_lock: tokio::sync::RwLock::new(()),
+        }
     }
 
     /// The configuration in force.
@@ -124,17 +141,16 @@ impl Registry {
         }
     }
 
-    /// Opens a blob for streaming, with its size.
-    pub async fn open_blob(
+    /// Streams `len` bytes of a blob from `offset` (the caller checked the size).
+    pub async fn read_blob(
         &self,
-        repo: &RepoName,
         digest: &Digest,
-    ) -> Result<(std::fs::File, u64), RegistryError> {
-        let size = self.blob_size(repo, digest).await?;
+        offset: u64,
+        len: u64,
+    ) -> Result<BlobReader, RegistryError> {
         let blobs = self.blobs.clone();
         let d = digest.clone();
-        let file = blocking(move || Ok(blobs.open_blob(&d)?)).await?;
-        Ok((file, size))
+        blocking(move || Ok(blobs.open(&d, offset, len)?)).await
     }
 
     /// Unlinks a blob from a repository.
@@ -172,6 +188,7 @@ impl Registry {
         from: Option<&RepoName>,
         algorithm: Algorithm,
     ) -> Result<MountOutcome, RegistryError> {
+        let _no_gc = self.gc_lock.read().await;
         let meta = self.meta.clone();
         let d = digest.to_string();
         let source = from.map(|f| f.to_string());
@@ -183,7 +200,7 @@ impl Registry {
         })
         .await?;
         match size {
-            Some(size) if self.blobs.exists(digest) => {
+            Some(size) if self.blobs.size_of(digest)?.is_some() => {
                 self.link(repo, digest, size).await?;
                 Ok(MountOutcome::Mounted)
             }
@@ -233,8 +250,39 @@ impl Registry {
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
     {
         self.uploads.append(repo, id, range, length, body).await?;
+        let _no_gc = self.gc_lock.read().await;
         let size = self.uploads.finish(repo, id, digest).await?;
         self.link(repo, digest, size).await
+    }
+
+    /// Deletes the files of blobs that no repository links any more. Returns how
+    /// many were removed.
+    pub async fn collect_garbage(&self) -> Result<usize, RegistryError> {
+        const BATCH: u32 = 500;
+        const MAX_BATCHES: usize = 10_000;
+        let mut removed = 0;
+        for _ in 0..MAX_BATCHES {
+            let _exclusive = self.gc_lock.write().await;
+            let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
+            let n = blocking(move || {
+                let mut n = 0;
+                for d in meta.orphan_blobs(BATCH)? {
+                    if meta.forget_blob(&d)? {
+                        if let Ok(digest) = d.parse::<Digest>() {
+                            blobs.remove(&digest)?;
+                        }
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })
+            .await?;
+            removed += n;
+            if n < BATCH as usize {
+                break;
+            }
+        }
+        Ok(removed)
     }
 
     /// Single-request upload (`POST ?digest=` with a body).

@@ -1,9 +1,9 @@
-//! Upload sessions: a staging file plus the running hash of what it holds.
+//! Upload sessions: a staging area plus the running hash of what it holds.
 //!
-//! Sessions live in memory for speed and on disk for durability: the staging file
-//! `uploads/<id>` and a small `uploads/<id>.json` naming its repository and algorithm.
-//! After a restart a session is rebuilt on first use by re-hashing its file. Idle
-//! sessions expire and their files are removed.
+//! Sessions live in memory for speed and in the blob store for durability: its
+//! staging area and a small note naming the repository and algorithm. After a
+//! restart a session is rebuilt on first use by re-hashing its staging area. Idle
+//! sessions expire and their staging areas are removed.
 
 use std::collections::HashMap;
 use std::io;
@@ -14,9 +14,10 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use super::staged::StagedBlob;
 use super::RegistryError;
 use crate::oci::{Algorithm, Digest, RepoName};
-use crate::store::{BlobStore, StagedBlob};
+use crate::store::BlobStore;
 
 /// What a session knows about itself, persisted next to its staging file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,7 +34,7 @@ struct Session {
 
 /// All open upload sessions.
 pub struct UploadSessions {
-    blobs: BlobStore,
+    blobs: Arc<dyn BlobStore>,
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
 }
 
@@ -47,16 +48,12 @@ pub struct ChunkRange {
 }
 
 impl UploadSessions {
-    /// Sessions whose staging files live in `blobs`' upload directory.
-    pub fn new(blobs: BlobStore) -> Self {
+    /// Sessions whose staging areas live in `blobs`.
+    pub fn new(blobs: Arc<dyn BlobStore>) -> Self {
         UploadSessions {
             blobs,
             sessions: Mutex::new(HashMap::new()),
         }
-    }
-
-    fn info_path(&self, id: &str) -> std::path::PathBuf {
-        self.blobs.uploads_dir().join(format!("{id}.json"))
     }
 
     /// Opens a new session and returns its id.
@@ -71,11 +68,12 @@ impl UploadSessions {
             algorithm: algorithm.as_str().to_string(),
         };
         let blobs = self.blobs.clone();
-        let info_path = self.info_path(&id);
-        let (id2, info2) = (id.clone(), info.clone());
+        let (id2, note) = (id.clone(), serde_json::to_vec(&info).unwrap_or_default());
         let staged = tokio::task::spawn_blocking(move || -> io::Result<StagedBlob> {
-            std::fs::write(&info_path, serde_json::to_vec(&info2)?)?;
-            blobs.create_staging(&id2, algorithm)
+            Ok(StagedBlob::new(
+                blobs.create_staging(&id2, &note)?,
+                algorithm,
+            ))
         })
         .await
         .map_err(|e| RegistryError::Internal(e.to_string()))??;
@@ -110,15 +108,14 @@ impl UploadSessions {
         let session = match found {
             Some(s) => s,
             None => {
-                let info_path = self.info_path(id);
                 let blobs = self.blobs.clone();
                 let id2 = id.to_string();
                 let loaded =
                     tokio::task::spawn_blocking(move || -> Option<(SessionInfo, StagedBlob)> {
-                        let info: SessionInfo =
-                            serde_json::from_slice(&std::fs::read(info_path).ok()?).ok()?;
+                        let (staging, note) = blobs.reopen_staging(&id2).ok()??;
+                        let info: SessionInfo = serde_json::from_slice(&note).ok()?;
                         let alg: Algorithm = info.algorithm.parse().ok()?;
-                        let staged = blobs.reopen_staging(&id2, alg).ok()?;
+                        let staged = StagedBlob::resume(staging, alg).ok()?;
                         Some((info, staged))
                     })
                     .await
@@ -215,18 +212,16 @@ impl UploadSessions {
     ) -> Result<u64, RegistryError> {
         let s = self.get(repo, id).await?;
         let mut s = s.lock().await;
-        let mut staged = s
+        let staged = s
             .staged
             .take()
             .ok_or_else(|| RegistryError::UploadUnknown(id.into()))?;
         self.lock_map().remove(id);
         let alg = digest.algorithm();
         let blobs = self.blobs.clone();
-        let info_path = self.info_path(id);
         let expected = digest.clone();
         let id2 = id.to_string();
         tokio::task::spawn_blocking(move || -> Result<u64, RegistryError> {
-            let _ = std::fs::remove_file(info_path);
             let actual = staged.digest_as(alg)?;
             if actual != expected {
                 drop(staged);
@@ -237,26 +232,25 @@ impl UploadSessions {
                 });
             }
             let size = staged.size();
-            blobs.publish(staged, &expected)?;
+            staged.publish(&expected)?;
             Ok(size)
         })
         .await
         .map_err(|e| RegistryError::Internal(e.to_string()))?
     }
 
-    /// Cancels a session and removes its files.
+    /// Cancels a session and removes its staging area.
     pub async fn cancel(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
         let s = self.get(repo, id).await?;
         let mut s = s.lock().await;
         s.staged = None;
         self.lock_map().remove(id);
         self.blobs.discard_staging(id);
-        let _ = std::fs::remove_file(self.info_path(id));
         Ok(())
     }
 
-    /// Removes sessions idle for longer than `ttl`, in memory and on disk. Returns
-    /// how many were removed.
+    /// Removes sessions idle for longer than `ttl`, in memory and in the store.
+    /// Returns how many were removed.
     pub fn expire(&self, ttl: Duration) -> usize {
         let mut removed = 0;
         let idle: Vec<String> = {
@@ -271,34 +265,22 @@ impl UploadSessions {
         for id in idle {
             self.lock_map().remove(&id);
             self.blobs.discard_staging(&id);
-            let _ = std::fs::remove_file(self.info_path(&id));
             removed += 1;
         }
-        // Files of sessions not in memory (left by an earlier process).
-        let cutoff = SystemTime::now() - ttl;
-        if let Ok(entries) = std::fs::read_dir(self.blobs.uploads_dir()) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                let id = name.trim_end_matches(".json").to_string();
-                if self.lock_map().contains_key(&id) {
-                    continue;
-                }
-                let old = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map(|t| t < cutoff)
-                    .unwrap_or(false);
-                if old && std::fs::remove_file(entry.path()).is_ok() && !name.ends_with(".json") {
-                    removed += 1;
-                }
+        // Staging areas of sessions not in memory (left by an earlier process).
+        for id in self.blobs.stale_staging(SystemTime::now() - ttl) {
+            if !self.lock_map().contains_key(&id) {
+                self.blobs.discard_staging(&id);
+                removed += 1;
             }
         }
         removed
     }
 }
 
-/// Streams `body` into the staging file on a blocking thread, so hashing and disk
-/// writes run beside the network reads instead of stalling the async runtime.
+/// Streams `body` into the staging file: the async side hashes each chunk as it
+/// arrives and hands it to a blocking thread that writes it, so on two cores the
+/// hash and the copy into the page cache run side by side instead of in turn.
 async fn write_stream<S>(
     staged: StagedBlob,
     mut body: S,
@@ -306,24 +288,25 @@ async fn write_stream<S>(
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
 {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (mut staging, mut hasher) = staged.into_parts();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let writer = tokio::task::spawn_blocking(move || {
-        let mut staged = staged;
         let mut written = 0u64;
         let mut err = None;
         while let Some(chunk) = rx.blocking_recv() {
-            if let Err(e) = staged.write(&chunk) {
+            if let Err(e) = staging.append(&chunk) {
                 err = Some(e);
                 break;
             }
             written += chunk.len() as u64;
         }
-        (staged, written, err)
+        (staging, written, err)
     });
     let mut read_err = None;
     while let Some(item) = body.next().await {
         match item {
             Ok(chunk) => {
+                hasher.update(&chunk);
                 if tx.send(chunk).await.is_err() {
                     break; // writer failed; its error is reported below
                 }
@@ -335,14 +318,14 @@ where
         }
     }
     drop(tx);
-    let (staged, written, write_err) = match writer.await {
+    let (staging, written, write_err) = match writer.await {
         Ok(v) => v,
-        Err(e) => panic!("upload writer thread panicked: {e}"),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
     let result = match (write_err, read_err) {
         (Some(e), _) => Err(RegistryError::Internal(e.to_string())),
         (None, Some(e)) => Err(RegistryError::BodyIncomplete(e.to_string())),
         (None, None) => Ok(written),
     };
-    (staged, result)
+    (StagedBlob::from_parts(staging, hasher), result)
 }

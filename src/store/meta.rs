@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::schema::MIGRATIONS;
+use super::MetadataStore;
 
 /// Storage-level failure.
 #[derive(Debug, thiserror::Error)]
@@ -89,16 +90,17 @@ pub struct NewManifest<'a> {
     pub required_manifests: Vec<String>,
 }
 
-/// The metadata half of the store.
-pub struct MetaStore {
+/// [`MetadataStore`] on SQLite: a file in production, or memory for tests.
+pub struct SqliteMetaStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     reader_ready: Condvar,
+    pooled: bool,
 }
 
-impl std::fmt::Debug for MetaStore {
+impl std::fmt::Debug for SqliteMetaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MetaStore")
+        f.write_str("SqliteMetaStore")
     }
 }
 
@@ -118,7 +120,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-impl MetaStore {
+impl SqliteMetaStore {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut writer = Connection::open(path)?;
@@ -134,14 +136,37 @@ impl MetaStore {
             configure(&r)?;
             readers.push(r);
         }
-        Ok(MetaStore {
+        Ok(SqliteMetaStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(readers),
             reader_ready: Condvar::new(),
+            pooled: true,
         })
     }
 
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    /// A private in-memory database (tests, throwaway registries): one connection
+    /// serves reads and writes, since in-memory databases are per connection.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let mut writer = Connection::open_in_memory()?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        Ok(SqliteMetaStore {
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            reader_ready: Condvar::new(),
+            pooled: false,
+        })
+    }
+
+    /// Runs a read on a pooled read-only connection (the writer's, in memory).
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        if !self.pooled {
+            let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            return Ok(f(&conn)?);
+        }
         let conn = {
             let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
             loop {
@@ -163,6 +188,7 @@ impl MetaStore {
         Ok(result?)
     }
 
+    /// Runs `f` in one immediate write transaction.
     pub(crate) fn write<T>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
@@ -173,9 +199,11 @@ impl MetaStore {
         tx.commit()?;
         Ok(value)
     }
+}
 
+impl MetadataStore for SqliteMetaStore {
     /// Records a verified blob and links it into `repo`.
-    pub fn link_blob(&self, repo: &str, digest: &str, size: u64) -> Result<(), StoreError> {
+    fn link_blob(&self, repo: &str, digest: &str, size: u64) -> Result<(), StoreError> {
         self.write(|tx| {
             let repo_id = ensure_repo(tx, repo)?;
             tx.prepare_cached(
@@ -191,7 +219,7 @@ impl MetaStore {
     }
 
     /// Size of a blob if `repo` may serve it.
-    pub fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError> {
+    fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT b.size FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id \
@@ -204,7 +232,7 @@ impl MetaStore {
     }
 
     /// Size of a blob if any repository holds it.
-    pub fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError> {
+    fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT b.size FROM blobs b WHERE b.digest = ?1 \
@@ -217,7 +245,7 @@ impl MetaStore {
     }
 
     /// Unlinks a blob from a repository; false when it was not linked.
-    pub fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+    fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
@@ -229,8 +257,33 @@ impl MetaStore {
         })
     }
 
+    /// Blobs no repository links any more (candidates for garbage collection).
+    fn orphan_blobs(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT b.digest FROM blobs b \
+                 WHERE NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest) LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit as i64], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Forgets a blob if it is still unlinked; true when the caller may delete its file.
+    fn forget_blob(&self, digest: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM blobs WHERE digest = ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = ?1)",
+                )?
+                .execute(params![digest])?;
+            Ok(n > 0)
+        })
+    }
+
     /// Whether the repository has ever been written to.
-    pub fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
+    fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
         self.read(|c| {
             c.prepare_cached("SELECT 1 FROM repos WHERE name = ?1")?
                 .query_row(params![repo], |_| Ok(()))
@@ -241,7 +294,7 @@ impl MetaStore {
 
     /// Stores a manifest and its tags in one transaction, after checking that every
     /// required blob and child manifest is present in the repository.
-    pub fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
+    fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
         self.write(|tx| {
             let repo_id = ensure_repo(tx, m.repo)?;
             let mut missing = Vec::new();
@@ -294,7 +347,7 @@ impl MetaStore {
     }
 
     /// A manifest by tag or digest (as a string; tags never contain `:`).
-    pub fn get_manifest(
+    fn get_manifest(
         &self,
         repo: &str,
         reference: &str,
@@ -322,7 +375,7 @@ impl MetaStore {
     }
 
     /// Deletes a manifest, its tags (cascade) and its place in the subject index.
-    pub fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+    fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
@@ -341,7 +394,7 @@ impl MetaStore {
     }
 
     /// Deletes one tag; the manifest stays.
-    pub fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+    fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
@@ -353,7 +406,7 @@ impl MetaStore {
     }
 
     /// Tags of a repository after `last`, at most `n`; `None` if the repository is unknown.
-    pub fn list_tags(
+    fn list_tags(
         &self,
         repo: &str,
         last: Option<&str>,
@@ -382,7 +435,7 @@ impl MetaStore {
 
     /// Referrers of `subject` in `repo`, after `last` (a referrer digest), at most `n`,
     /// optionally only those of one artifact type.
-    pub fn referrers(
+    fn referrers(
         &self,
         repo: &str,
         subject: &str,
@@ -413,7 +466,7 @@ impl MetaStore {
     }
 
     /// Repositories holding at least one manifest, after `last`, at most `n`.
-    pub fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError> {
+    fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT r.name FROM repos r WHERE r.name > ?1 \
@@ -454,9 +507,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, MetaStore) {
+    fn store() -> (tempfile::TempDir, SqliteMetaStore) {
         let dir = tempfile::tempdir().unwrap();
-        let s = MetaStore::open(&dir.path().join("meta.db")).unwrap();
+        let s = SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
         (dir, s)
     }
 
@@ -556,10 +609,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.db");
         {
-            let s = MetaStore::open(&path).unwrap();
+            let s = SqliteMetaStore::open(&path).unwrap();
             s.link_blob("r", "sha256:b", 1).unwrap();
         }
-        let s = MetaStore::open(&path).unwrap();
+        let s = SqliteMetaStore::open(&path).unwrap();
         assert_eq!(s.blob_in_repo("r", "sha256:b").unwrap(), Some(1));
         assert_eq!(s.blob_in_repo("other", "sha256:b").unwrap(), None);
         assert_eq!(s.blob_anywhere("sha256:b").unwrap(), Some(1));

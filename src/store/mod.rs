@@ -1,15 +1,124 @@
-//! Storage: content-addressed blobs on the filesystem and metadata in SQLite.
+//! Storage: where metadata and blob bytes live, behind two narrow interfaces.
 //!
-//! The store knows nothing of HTTP or of the spec's status codes. It offers two
-//! narrow pieces: [`BlobStore`] (bytes by digest, staging files for uploads, crash-safe
-//! publication) and [`MetaStore`] (repositories, blob links, manifests, tags and the
-//! subject index, every list paged by keyset). The registry layer composes them.
+//! The store knows nothing of HTTP or of the spec's status codes. [`MetadataStore`]
+//! holds repositories, blob links, manifests (byte for byte), tags and the subject
+//! index, every list paged by keyset. [`BlobStore`] holds verified blob bytes by
+//! digest and the staging areas uploads write into. The registry layer composes one
+//! of each. Shipped backends: SQLite ([`SqliteMetaStore`], also in memory) and the
+//! filesystem ([`FsBlobStore`]) for production, [`MemoryBlobStore`] for tests; the
+//! [`contract`] module checks any backend against the behaviour the registry relies on.
 
-pub mod blobs;
+pub mod contract;
+pub mod fs;
+pub mod memory;
 pub mod meta;
 mod schema;
 
-pub use blobs::{BlobStore, StagedBlob};
+use std::io;
+use std::time::SystemTime;
+
+use crate::oci::Digest;
+
+pub use fs::FsBlobStore;
+pub use memory::MemoryBlobStore;
 pub use meta::{
-    CatalogPage, ManifestRecord, MetaStore, NewManifest, Page, ReferrerRecord, StoreError,
+    CatalogPage, ManifestRecord, NewManifest, Page, ReferrerRecord, SqliteMetaStore, StoreError,
 };
+
+/// A staging area reopened after a restart, with the note it was created with.
+pub type ResumedStaging = (Box<dyn Staging>, Vec<u8>);
+
+/// Streams a stored blob (or a range of it).
+pub type BlobReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// An upload's staging area: bytes appended in order, truncatable (to roll back a
+/// failed chunk), readable back (to re-hash under another algorithm), and published
+/// under a digest the caller has verified.
+pub trait Staging: Send + 'static {
+    /// Bytes held.
+    fn size(&self) -> u64;
+    /// Appends bytes at the end.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Shrinks to `size` bytes.
+    fn truncate(&mut self, size: u64) -> io::Result<()>;
+    /// Reads back everything held, from the start.
+    fn read_back(&self) -> io::Result<Box<dyn io::Read + Send>>;
+    /// Makes the content durable and visible as blob `digest`. If that blob is
+    /// already stored (an identical concurrent push won), the staging area is
+    /// simply discarded. The caller has verified that the bytes match `digest`.
+    fn publish(self: Box<Self>, digest: &Digest) -> io::Result<()>;
+}
+
+/// Blob bytes by digest, and the staging areas of uploads.
+pub trait BlobStore: Send + Sync + 'static {
+    /// Starts an empty staging area for upload session `id`, keeping `note`
+    /// (what the registry needs to resume the session after a restart).
+    fn create_staging(&self, id: &str, note: &[u8]) -> io::Result<Box<dyn Staging>>;
+    /// Reopens a staging area left by an earlier process, with its note; `None`
+    /// when there is no such session.
+    fn reopen_staging(&self, id: &str) -> io::Result<Option<ResumedStaging>>;
+    /// Removes a staging area and its note (no error if absent).
+    fn discard_staging(&self, id: &str);
+    /// Sessions whose staging area was last written before `before`.
+    fn stale_staging(&self, before: SystemTime) -> Vec<String>;
+    /// Size of a stored blob, or `None` when it is not stored.
+    fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>>;
+    /// Streams `len` bytes of a stored blob from `offset`.
+    fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader>;
+    /// Deletes a stored blob (garbage collection); no error if absent.
+    fn remove(&self, digest: &Digest) -> io::Result<()>;
+}
+
+/// Repositories, blob links, manifests, tags and the subject index.
+///
+/// Every method is blocking; the registry calls them off the async runtime.
+/// Digests, names and tags arrive validated, as strings.
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Records a verified blob and links it into `repo` (creating the repository).
+    fn link_blob(&self, repo: &str, digest: &str, size: u64) -> Result<(), StoreError>;
+    /// Size of a blob if `repo` links it.
+    fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError>;
+    /// Size of a blob if any repository links it.
+    fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError>;
+    /// Unlinks a blob from a repository; false when it was not linked.
+    fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError>;
+    /// Blobs no repository links any more, at most `limit`.
+    fn orphan_blobs(&self, limit: u32) -> Result<Vec<String>, StoreError>;
+    /// Forgets a blob if it is still unlinked; true when its bytes may be deleted.
+    fn forget_blob(&self, digest: &str) -> Result<bool, StoreError>;
+    /// Whether the repository has ever been written to.
+    fn repo_exists(&self, repo: &str) -> Result<bool, StoreError>;
+    /// Stores a manifest and points its tags at it, atomically, after checking that
+    /// every required blob and child manifest is in the repository
+    /// ([`StoreError::MissingReferences`] otherwise, and nothing changes).
+    fn put_manifest(&self, manifest: &NewManifest<'_>) -> Result<(), StoreError>;
+    /// A manifest by tag or by digest (a reference containing `:` is a digest).
+    fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<ManifestRecord>, StoreError>;
+    /// Deletes a manifest by digest, with its tags and its subject-index entry.
+    fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError>;
+    /// Deletes a tag; the manifest stays.
+    fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError>;
+    /// Tags after `last` in byte order, at most `n`; `None` if the repository is unknown.
+    fn list_tags(
+        &self,
+        repo: &str,
+        last: Option<&str>,
+        n: u32,
+    ) -> Result<Option<Page<String>>, StoreError>;
+    /// Referrers of `subject` in digest order after `last`, at most `n`, optionally
+    /// of one artifact type.
+    fn referrers(
+        &self,
+        repo: &str,
+        subject: &str,
+        artifact_type: Option<&str>,
+        last: Option<&str>,
+        n: u32,
+    ) -> Result<Page<ReferrerRecord>, StoreError>;
+    /// Repositories holding at least one manifest, after `last`, at most `n`.
+    fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError>;
+}

@@ -4,7 +4,8 @@
 //! brought up to date at open, inside one transaction per step.
 
 /// Migration steps; index `i` upgrades from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE repos (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
@@ -55,4 +56,10 @@ CREATE TABLE tags (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX tags_by_digest ON tags (repo_id, digest);
-"#];
+"#,
+    // 2: find the repositories linking a blob without scanning every link
+    // (anonymous mounts, garbage collection).
+    r#"
+CREATE INDEX repo_blobs_by_digest ON repo_blobs (digest);
+"#,
+];

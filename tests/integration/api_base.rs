@@ -10,7 +10,10 @@ async fn version_check_answers_200_with_and_without_trailing_slash() {
     let s = TestServer::start().await;
     let r = s.get("/v2/").await;
     r.expect(200, None);
-    assert_eq!(r.header("docker-distribution-api-version"), Some("registry/2.0"));
+    assert_eq!(
+        r.header("docker-distribution-api-version"),
+        Some("registry/2.0")
+    );
     s.get("/v2").await.expect(200, None);
     assert_transcript!("base_version_check", r.transcript());
 }
@@ -22,6 +25,7 @@ async fn unknown_routes_and_methods_get_the_json_envelope() {
     r.expect(404, Some("UNSUPPORTED"));
     let r = s.req(Method::POST, "/v2/a/tags/list").await.send().await;
     r.expect(405, Some("UNSUPPORTED"));
+    assert_eq!(r.header("allow"), Some("GET"));
     assert_transcript!("base_method_not_allowed", r.transcript());
 }
 
@@ -30,7 +34,15 @@ async fn invalid_repository_names_are_rejected_before_storage() {
     let s = TestServer::start().await;
     let digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     let long = "a".repeat(256);
-    let names = ["UPPER", "-lead", "a/b_", "a%2F..%2Fb", "a%00b", long.as_str(), "_x"];
+    let names = [
+        "UPPER",
+        "-lead",
+        "a/b_",
+        "a%2F..%2Fb",
+        "a%00b",
+        long.as_str(),
+        "_x",
+    ];
     for name in names {
         for path in [
             format!("/v2/{name}/manifests/latest"),
@@ -49,11 +61,17 @@ async fn invalid_repository_names_are_rejected_before_storage() {
                 r.error_code();
             }
         }
-        let r = s.req(Method::POST, &format!("/v2/{name}/blobs/uploads/")).await.send().await;
+        let r = s
+            .req(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
+            .await
+            .send()
+            .await;
         assert!(r.status.is_client_error(), "{}", r.describe());
     }
     // Nothing was created on disk for any of them.
-    let uploads = std::fs::read_dir(s.data_dir().join("uploads")).unwrap().count();
+    let uploads = std::fs::read_dir(s.data_dir().join("uploads"))
+        .unwrap()
+        .count();
     assert_eq!(uploads, 0);
     let r = s.get("/v2/UPPER/tags/list").await;
     r.expect(400, Some("NAME_INVALID"));
@@ -90,7 +108,10 @@ async fn path_traversal_never_escapes_the_api() {
         let status: u16 = resp[9..12].parse().unwrap();
         assert!((400..500).contains(&status), "{path}: {resp}");
         assert!(resp.contains("\"errors\""), "{path}: {resp}");
-        assert!(!resp.contains("root:") && !resp.contains("SQLite"), "{path}: {resp}");
+        assert!(
+            !resp.contains("root:") && !resp.contains("SQLite"),
+            "{path}: {resp}"
+        );
     }
 }
 
@@ -98,14 +119,26 @@ async fn path_traversal_never_escapes_the_api() {
 async fn warnings_are_attached_to_matching_repositories_in_the_spec_format() {
     let s = TestServer::start_with(|c| {
         c.warnings = vec![
-            WarningRule { repositories: "legacy/**".into(), message: "legacy/* moves to archive/* on 2027-01-01".into() },
-            WarningRule { repositories: "legacy/app".into(), message: "app is deprecated".into() },
+            WarningRule {
+                repositories: "legacy/**".into(),
+                message: "legacy/* moves to archive/* on 2027-01-01".into(),
+            },
+            WarningRule {
+                repositories: "legacy/app".into(),
+                message: "app is deprecated".into(),
+            },
         ]
     })
     .await;
     let r = s.get("/v2/legacy/app/tags/list").await;
     let warnings = r.header_all("warning");
-    assert_eq!(warnings, ["299 - \"legacy/* moves to archive/* on 2027-01-01\"", "299 - \"app is deprecated\""]);
+    assert_eq!(
+        warnings,
+        [
+            "299 - \"legacy/* moves to archive/* on 2027-01-01\"",
+            "299 - \"app is deprecated\""
+        ]
+    );
     assert!(warnings.iter().map(|w| w.len()).sum::<usize>() <= 4096);
     let r = s.get("/v2/current/app/tags/list").await;
     assert!(r.header("warning").is_none(), "{}", r.describe());

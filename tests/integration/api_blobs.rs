@@ -10,13 +10,19 @@ async fn get_and_head_carry_digest_and_length() {
     let r = s.get(&format!("/v2/org/app/blobs/{d}")).await;
     r.expect(200, None);
     assert_eq!(r.body, b"some blob bytes");
-    assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(d.to_string().as_str())
+    );
     assert_eq!(r.header("content-length"), Some("15"));
     let h = s.head(&format!("/v2/org/app/blobs/{d}")).await;
     h.expect(200, None);
     assert!(h.body.is_empty());
     assert_eq!(h.header("content-length"), Some("15"));
-    assert_eq!(h.header("docker-content-digest"), Some(d.to_string().as_str()));
+    assert_eq!(
+        h.header("docker-content-digest"),
+        Some(d.to_string().as_str())
+    );
     assert_transcript!("blob_head", h.transcript());
 }
 
@@ -25,12 +31,20 @@ async fn unknown_blobs_and_repositories_are_404_with_codes() {
     let s = TestServer::start().await;
     let d = s.push_blob("org/app", b"x").await;
     let missing = marina::oci::Algorithm::Sha256.digest_of(b"missing");
-    s.get(&format!("/v2/org/app/blobs/{missing}")).await.expect(404, Some("BLOB_UNKNOWN"));
-    s.get(&format!("/v2/org/other/blobs/{d}")).await.expect(404, Some("NAME_UNKNOWN"));
+    s.get(&format!("/v2/org/app/blobs/{missing}"))
+        .await
+        .expect(404, Some("BLOB_UNKNOWN"));
+    s.get(&format!("/v2/org/other/blobs/{d}"))
+        .await
+        .expect(404, Some("NAME_UNKNOWN"));
     let h = s.head(&format!("/v2/org/app/blobs/{missing}")).await;
     h.expect(404, None);
-    s.get("/v2/org/app/blobs/sha256:nothex").await.expect(400, Some("DIGEST_INVALID"));
-    s.get("/v2/org/app/blobs/unknown:12345").await.expect(400, Some("DIGEST_INVALID"));
+    s.get("/v2/org/app/blobs/sha256:nothex")
+        .await
+        .expect(400, Some("DIGEST_INVALID"));
+    s.get("/v2/org/app/blobs/unknown:12345")
+        .await
+        .expect(400, Some("DIGEST_INVALID"));
 }
 
 #[tokio::test]
@@ -49,17 +63,33 @@ async fn range_requests_follow_rfc_9110() {
         ("bytes=5000-10000", 416, None),
     ];
     for (range, status, want) in cases {
-        let r = s.req(reqwest::Method::GET, &path).await.header("Range", range).send().await;
+        let r = s
+            .req(reqwest::Method::GET, &path)
+            .await
+            .header("Range", range)
+            .send()
+            .await;
         assert_eq!(r.status.as_u16(), status, "{range}: {}", r.describe());
         if let Some((a, b)) = want {
             assert_eq!(r.body, &data[a..=b], "{range}");
-            assert_eq!(r.header("content-range"), Some(format!("bytes {a}-{b}/2048").as_str()));
-            assert_eq!(r.header("content-length"), Some((b - a + 1).to_string().as_str()));
+            assert_eq!(
+                r.header("content-range"),
+                Some(format!("bytes {a}-{b}/2048").as_str())
+            );
+            assert_eq!(
+                r.header("content-length"),
+                Some((b - a + 1).to_string().as_str())
+            );
         } else {
             assert_eq!(r.header("content-range"), Some("bytes */2048"));
         }
     }
-    let r = s.req(reqwest::Method::GET, &path).await.header("Range", "bytes=10-19").send().await;
+    let r = s
+        .req(reqwest::Method::GET, &path)
+        .await
+        .header("Range", "bytes=10-19")
+        .send()
+        .await;
     assert_transcript!("blob_range", r.transcript());
 }
 
@@ -70,9 +100,13 @@ async fn delete_unlinks_from_one_repository_only() {
     s.push_blob("b", b"shared").await;
     let r = s.delete(&format!("/v2/a/blobs/{d}")).await;
     r.expect(202, None);
-    s.get(&format!("/v2/a/blobs/{d}")).await.expect(404, Some("BLOB_UNKNOWN"));
+    s.get(&format!("/v2/a/blobs/{d}"))
+        .await
+        .expect(404, Some("BLOB_UNKNOWN"));
     s.get(&format!("/v2/b/blobs/{d}")).await.expect(200, None);
-    s.delete(&format!("/v2/a/blobs/{d}")).await.expect(404, Some("BLOB_UNKNOWN"));
+    s.delete(&format!("/v2/a/blobs/{d}"))
+        .await
+        .expect(404, Some("BLOB_UNKNOWN"));
     assert_transcript!("blob_delete", r.transcript());
 }
 

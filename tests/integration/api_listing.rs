@@ -14,13 +14,23 @@ async fn tag_all(s: &TestServer, repo: &str, tags: &[&str]) {
 }
 
 fn tags_of(v: &serde_json::Value) -> Vec<String> {
-    v["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
+    v["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]
 async fn tags_are_listed_in_lexical_order_with_name() {
     let s = TestServer::start().await;
-    tag_all(&s, "org/app", &["b", "TEST0", "a", "test0", "B", "1.0", "_x"]).await;
+    tag_all(
+        &s,
+        "org/app",
+        &["b", "TEST0", "a", "test0", "B", "1.0", "_x"],
+    )
+    .await;
     let r = s.get("/v2/org/app/tags/list").await;
     r.expect(200, None);
     let v = r.json();
@@ -100,15 +110,34 @@ async fn catalog_pages_and_forgets_emptied_repositories() {
         let r = s.get(&path).await;
         r.expect(200, None);
         let v = r.json();
-        seen.extend(v["repositories"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()));
-        next = r.header("link").map(|l| l[1..l.find('>').unwrap()].to_string());
+        seen.extend(
+            v["repositories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string()),
+        );
+        next = r
+            .header("link")
+            .map(|l| l[1..l.find('>').unwrap()].to_string());
         assert!(seen.len() <= 7);
     }
     assert_eq!(seen, names.iter().cloned().collect::<Vec<_>>());
-    let d = s.get("/v2/team0/app0/manifests/v1").await.header("docker-content-digest").unwrap().to_string();
-    s.delete(&format!("/v2/team0/app0/manifests/{d}")).await.expect(202, None);
+    let d = s
+        .get("/v2/team0/app0/manifests/v1")
+        .await
+        .header("docker-content-digest")
+        .unwrap()
+        .to_string();
+    s.delete(&format!("/v2/team0/app0/manifests/{d}"))
+        .await
+        .expect(202, None);
     let r = s.get("/v2/_catalog").await;
     let repos = r.json()["repositories"].clone();
-    assert!(!repos.as_array().unwrap().iter().any(|x| x == "team0/app0"), "{}", r.describe());
+    assert!(
+        !repos.as_array().unwrap().iter().any(|x| x == "team0/app0"),
+        "{}",
+        r.describe()
+    );
     assert_eq!(repos.as_array().unwrap().len(), 6);
 }

@@ -20,11 +20,17 @@ async fn push_by_tag_then_pull_byte_for_byte() {
         r.expect(200, None);
         assert_eq!(r.body, m);
         assert_eq!(r.header("content-type"), Some(OCI_MANIFEST));
-        assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
+        assert_eq!(
+            r.header("docker-content-digest"),
+            Some(d.to_string().as_str())
+        );
         let h = s.head(&format!("/v2/org/app/manifests/{reference}")).await;
         h.expect(200, None);
         assert!(h.body.is_empty());
-        assert_eq!(h.header("content-length"), Some(m.len().to_string().as_str()));
+        assert_eq!(
+            h.header("content-length"),
+            Some(m.len().to_string().as_str())
+        );
         assert_eq!(h.header("content-type"), Some(OCI_MANIFEST));
     }
     let r = s.get("/v2/org/app/manifests/v1").await;
@@ -38,8 +44,14 @@ async fn put_response_headers() {
     let m = image_manifest(&c, 2, &[], None, None);
     let r = s.push_manifest("app", "latest", OCI_MANIFEST, &m).await;
     let d = Algorithm::Sha256.digest_of(&m);
-    assert_eq!(r.header("location"), Some(format!("/v2/app/manifests/{d}").as_str()));
-    assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v2/app/manifests/{d}").as_str())
+    );
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(d.to_string().as_str())
+    );
     assert_transcript!("manifest_put", r.transcript());
 }
 
@@ -52,7 +64,10 @@ async fn tag_parameters_tag_a_digest_push_and_are_echoed() {
     let tags: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
     let query: Vec<String> = tags.iter().map(|t| format!("tag={t}")).collect();
     let r = s
-        .req(Method::PUT, &format!("/v2/app/manifests/{d}?{}", query.join("&")))
+        .req(
+            Method::PUT,
+            &format!("/v2/app/manifests/{d}?{}", query.join("&")),
+        )
         .await
         .header("Content-Type", OCI_MANIFEST)
         .body(m.clone())
@@ -74,10 +89,21 @@ async fn tag_parameters_tag_a_digest_push_and_are_echoed() {
         assert_eq!(s.get(&format!("/v2/app/manifests/{t}")).await.body, m);
     }
     // An invalid tag parameter rejects the whole push.
-    let r = s.req(Method::PUT, &format!("/v2/app/manifests/{d}?tag=ok&tag=-bad")).await.header("Content-Type", OCI_MANIFEST).body(m.clone()).send().await;
+    let r = s
+        .req(
+            Method::PUT,
+            &format!("/v2/app/manifests/{d}?tag=ok&tag=-bad"),
+        )
+        .await
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m.clone())
+        .send()
+        .await;
     r.expect(400, None);
     r.error_code();
-    s.get("/v2/app/manifests/ok").await.expect(404, Some("MANIFEST_UNKNOWN"));
+    s.get("/v2/app/manifests/ok")
+        .await
+        .expect(404, Some("MANIFEST_UNKNOWN"));
 }
 
 #[tokio::test]
@@ -86,10 +112,14 @@ async fn sha512_manifests_by_digest() {
     let c = s.push_blob("app", b"{}").await;
     let m = image_manifest(&c, 2, &[], None, None);
     let d = Algorithm::Sha512.digest_of(&m);
-    s.push_manifest("app", &format!("{d}?tag=five12"), OCI_MANIFEST, &m).await;
+    s.push_manifest("app", &format!("{d}?tag=five12"), OCI_MANIFEST, &m)
+        .await;
     let r = s.get(&format!("/v2/app/manifests/{d}")).await;
     assert_eq!(r.body, m);
-    assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(d.to_string().as_str())
+    );
     assert_eq!(s.get("/v2/app/manifests/five12").await.body, m);
 }
 
@@ -101,22 +131,61 @@ async fn digest_mismatch_and_malformed_bodies_are_rejected() {
     let d = Algorithm::Sha256.digest_of(&m);
     let mut tampered = m.clone();
     tampered.extend_from_slice(b"  ");
-    let r = s.req(Method::PUT, &format!("/v2/app/manifests/{d}")).await.header("Content-Type", OCI_MANIFEST).body(tampered).send().await;
+    let r = s
+        .req(Method::PUT, &format!("/v2/app/manifests/{d}"))
+        .await
+        .header("Content-Type", OCI_MANIFEST)
+        .body(tampered)
+        .send()
+        .await;
     r.expect(400, Some("DIGEST_INVALID"));
-    let r = s.req(Method::PUT, "/v2/app/manifests/sha256:baddigeststring").await.header("Content-Type", OCI_MANIFEST).body(m.clone()).send().await;
+    let r = s
+        .req(Method::PUT, "/v2/app/manifests/sha256:baddigeststring")
+        .await
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m.clone())
+        .send()
+        .await;
     r.expect(400, Some("DIGEST_INVALID"));
-    s.get("/v2/app/manifests/sha256:baddigeststring").await.expect(400, Some("DIGEST_INVALID"));
-    for body in [&b"not json"[..], b"[]", b"{\"schemaVersion\":1}", b"{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:x\",\"size\":1}}"] {
-        let r = s.req(Method::PUT, "/v2/app/manifests/bad").await.header("Content-Type", OCI_MANIFEST).body(body.to_vec()).send().await;
+    s.get("/v2/app/manifests/sha256:baddigeststring")
+        .await
+        .expect(400, Some("DIGEST_INVALID"));
+    for body in [
+        &b"not json"[..],
+        b"[]",
+        b"{\"schemaVersion\":1}",
+        b"{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:x\",\"size\":1}}",
+    ] {
+        let r = s
+            .req(Method::PUT, "/v2/app/manifests/bad")
+            .await
+            .header("Content-Type", OCI_MANIFEST)
+            .body(body.to_vec())
+            .send()
+            .await;
         r.expect(400, Some("MANIFEST_INVALID"));
     }
     // Content-Type that contradicts mediaType.
-    let r = s.req(Method::PUT, "/v2/app/manifests/bad").await.header("Content-Type", OCI_INDEX).body(m.clone()).send().await;
+    let r = s
+        .req(Method::PUT, "/v2/app/manifests/bad")
+        .await
+        .header("Content-Type", OCI_INDEX)
+        .body(m.clone())
+        .send()
+        .await;
     r.expect(400, Some("MANIFEST_INVALID"));
     assert_transcript!("manifest_media_type_mismatch", r.transcript());
     // Invalid tags: 400 on PUT, 404 on GET (no such tag can exist).
-    s.req(Method::PUT, "/v2/app/manifests/.bad").await.header("Content-Type", OCI_MANIFEST).body(m.clone()).send().await.expect(400, None);
-    s.get("/v2/app/manifests/.INVALID_MANIFEST_NAME").await.expect(404, Some("MANIFEST_UNKNOWN"));
+    s.req(Method::PUT, "/v2/app/manifests/.bad")
+        .await
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m.clone())
+        .send()
+        .await
+        .expect(400, None);
+    s.get("/v2/app/manifests/.INVALID_MANIFEST_NAME")
+        .await
+        .expect(404, Some("MANIFEST_UNKNOWN"));
 }
 
 #[tokio::test]
@@ -125,20 +194,46 @@ async fn missing_references_give_manifest_blob_unknown() {
     let c = s.push_blob("app", b"{}").await;
     let missing = Algorithm::Sha256.digest_of(b"missing layer");
     let m = image_manifest(&c, 2, &[(&missing, 13)], None, None);
-    let r = s.req(Method::PUT, "/v2/app/manifests/v1").await.header("Content-Type", OCI_MANIFEST).body(m).send().await;
+    let r = s
+        .req(Method::PUT, "/v2/app/manifests/v1")
+        .await
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m)
+        .send()
+        .await;
     r.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
     assert_transcript!("manifest_blob_unknown", r.transcript());
-    s.get("/v2/app/manifests/v1").await.expect(404, Some("MANIFEST_UNKNOWN"));
+    s.get("/v2/app/manifests/v1")
+        .await
+        .expect(404, Some("MANIFEST_UNKNOWN"));
     // A missing config is refused the same way.
     let m = image_manifest(&missing, 13, &[], None, None);
-    s.req(Method::PUT, "/v2/app/manifests/v1").await.header("Content-Type", OCI_MANIFEST).body(m).send().await.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
+    s.req(Method::PUT, "/v2/app/manifests/v1")
+        .await
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m)
+        .send()
+        .await
+        .expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
     // An index whose child is missing.
     let idx = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[{"mediaType":OCI_MANIFEST,"digest":missing.to_string(),"size":13}]})).unwrap();
-    s.req(Method::PUT, "/v2/app/manifests/i").await.header("Content-Type", OCI_INDEX).body(idx).send().await.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
+    s.req(Method::PUT, "/v2/app/manifests/i")
+        .await
+        .header("Content-Type", OCI_INDEX)
+        .body(idx)
+        .send()
+        .await
+        .expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
     // A blob from another repository does not count.
     let other = s.push_blob("other", b"layer elsewhere").await;
     let m = image_manifest(&c, 2, &[(&other, 15)], None, None);
-    s.req(Method::PUT, "/v2/app/manifests/v1").await.header("Content-Type", OCI_MANIFEST).body(m).send().await.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
+    s.req(Method::PUT, "/v2/app/manifests/v1")
+        .await
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m)
+        .send()
+        .await
+        .expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
 }
 
 #[tokio::test]
@@ -161,7 +256,8 @@ async fn sparse_manifests_when_allowed() {
     let m = image_manifest(&missing, 12, &[(&missing, 12)], None, None);
     s.push_manifest("app", "sparse", OCI_MANIFEST, &m).await;
     let idx = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[{"mediaType":OCI_MANIFEST,"digest":missing.to_string(),"size":12}]})).unwrap();
-    s.push_manifest("app", "sparse-index", OCI_INDEX, &idx).await;
+    s.push_manifest("app", "sparse-index", OCI_INDEX, &idx)
+        .await;
 }
 
 #[tokio::test]
@@ -191,9 +287,18 @@ async fn content_type_parameters_on_put_are_ignored() {
     let s = TestServer::start().await;
     let c = s.push_blob("app", b"{}").await;
     let m = image_manifest(&c, 2, &[], None, None);
-    let r = s.req(Method::PUT, "/v2/app/manifests/p").await.header("Content-Type", &format!("{OCI_MANIFEST}; charset=utf-8")).body(m.clone()).send().await;
+    let r = s
+        .req(Method::PUT, "/v2/app/manifests/p")
+        .await
+        .header("Content-Type", &format!("{OCI_MANIFEST}; charset=utf-8"))
+        .body(m.clone())
+        .send()
+        .await;
     r.expect(201, None);
-    assert_eq!(s.get("/v2/app/manifests/p").await.header("content-type"), Some(OCI_MANIFEST));
+    assert_eq!(
+        s.get("/v2/app/manifests/p").await.header("content-type"),
+        Some(OCI_MANIFEST)
+    );
 }
 
 #[tokio::test]
@@ -201,13 +306,20 @@ async fn size_limit_gives_413_and_4mb_manifests_fit() {
     let s = TestServer::start().await;
     let c = s.push_blob("app", b"{}").await;
     let big_annotation = "x".repeat(4 * 1024 * 1024 - 600);
-    let mut m: serde_json::Value = serde_json::from_slice(&image_manifest(&c, 2, &[], None, None)).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&image_manifest(&c, 2, &[], None, None)).unwrap();
     m["annotations"] = json!({"big": big_annotation});
     let body = serde_json::to_vec(&m).unwrap();
     assert!(body.len() <= 4 * 1024 * 1024 && body.len() > 4 * 1024 * 1024 - 1024);
     s.push_manifest("app", "big", OCI_MANIFEST, &body).await;
     m["annotations"] = json!({"big": "y".repeat(4 * 1024 * 1024 + 10)});
-    let r = s.req(Method::PUT, "/v2/app/manifests/huge").await.header("Content-Type", OCI_MANIFEST).body(serde_json::to_vec(&m).unwrap()).send().await;
+    let r = s
+        .req(Method::PUT, "/v2/app/manifests/huge")
+        .await
+        .header("Content-Type", OCI_MANIFEST)
+        .body(serde_json::to_vec(&m).unwrap())
+        .send()
+        .await;
     r.expect(413, Some("SIZE_INVALID"));
     s.get("/v2/app/manifests/huge").await.expect(404, None);
 }
@@ -219,27 +331,52 @@ async fn retagging_moves_the_tag() {
     let (_, d2) = s.push_image("app", "latest", "second").await;
     assert_ne!(d1, d2);
     let r = s.get("/v2/app/manifests/latest").await;
-    assert_eq!(r.header("docker-content-digest"), Some(d2.to_string().as_str()));
-    s.get(&format!("/v2/app/manifests/{d1}")).await.expect(200, None);
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(d2.to_string().as_str())
+    );
+    s.get(&format!("/v2/app/manifests/{d1}"))
+        .await
+        .expect(200, None);
 }
 
 #[tokio::test]
 async fn deleting_by_digest_removes_tags_and_deleting_a_tag_keeps_the_manifest() {
     let s = TestServer::start().await;
     let (_, d) = s.push_image("app", "a", "x").await;
-    s.push_manifest("app", "b", OCI_MANIFEST, &s.get("/v2/app/manifests/a").await.body).await;
+    s.push_manifest(
+        "app",
+        "b",
+        OCI_MANIFEST,
+        &s.get("/v2/app/manifests/a").await.body,
+    )
+    .await;
     let r = s.delete("/v2/app/manifests/a").await;
     r.expect(202, None);
-    s.get("/v2/app/manifests/a").await.expect(404, Some("MANIFEST_UNKNOWN"));
-    s.get(&format!("/v2/app/manifests/{d}")).await.expect(200, None);
+    s.get("/v2/app/manifests/a")
+        .await
+        .expect(404, Some("MANIFEST_UNKNOWN"));
+    s.get(&format!("/v2/app/manifests/{d}"))
+        .await
+        .expect(200, None);
     let r = s.delete(&format!("/v2/app/manifests/{d}")).await;
     r.expect(202, None);
     assert_transcript!("manifest_delete", r.transcript());
-    s.get("/v2/app/manifests/b").await.expect(404, Some("MANIFEST_UNKNOWN"));
-    s.get(&format!("/v2/app/manifests/{d}")).await.expect(404, Some("MANIFEST_UNKNOWN"));
-    s.delete(&format!("/v2/app/manifests/{d}")).await.expect(404, Some("MANIFEST_UNKNOWN"));
-    s.delete("/v2/nowhere/manifests/latest").await.expect(404, Some("NAME_UNKNOWN"));
-    s.get("/v2/nowhere/manifests/latest").await.expect(404, Some("NAME_UNKNOWN"));
+    s.get("/v2/app/manifests/b")
+        .await
+        .expect(404, Some("MANIFEST_UNKNOWN"));
+    s.get(&format!("/v2/app/manifests/{d}"))
+        .await
+        .expect(404, Some("MANIFEST_UNKNOWN"));
+    s.delete(&format!("/v2/app/manifests/{d}"))
+        .await
+        .expect(404, Some("MANIFEST_UNKNOWN"));
+    s.delete("/v2/nowhere/manifests/latest")
+        .await
+        .expect(404, Some("NAME_UNKNOWN"));
+    s.get("/v2/nowhere/manifests/latest")
+        .await
+        .expect(404, Some("NAME_UNKNOWN"));
 }
 
 #[tokio::test]
@@ -250,7 +387,11 @@ async fn deletion_switches_answer_405() {
     })
     .await;
     let (_, d) = s.push_image("app", "keep", "x").await;
-    s.delete("/v2/app/manifests/keep").await.expect(405, Some("UNSUPPORTED"));
-    s.delete(&format!("/v2/app/manifests/{d}")).await.expect(405, Some("UNSUPPORTED"));
+    s.delete("/v2/app/manifests/keep")
+        .await
+        .expect(405, Some("UNSUPPORTED"));
+    s.delete(&format!("/v2/app/manifests/{d}"))
+        .await
+        .expect(405, Some("UNSUPPORTED"));
     s.get("/v2/app/manifests/keep").await.expect(200, None);
 }

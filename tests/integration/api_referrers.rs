@@ -10,7 +10,12 @@ use crate::assert_transcript;
 use crate::support::{image_manifest, TestServer, OCI_INDEX, OCI_MANIFEST};
 
 fn digests(v: &serde_json::Value) -> BTreeSet<String> {
-    v["manifests"].as_array().unwrap().iter().map(|m| m["digest"].as_str().unwrap().to_string()).collect()
+    v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -19,7 +24,13 @@ async fn referrers_are_listed_with_derived_artifact_types() {
     let (subject, sd) = s.push_image("app", "v1", "subject").await;
     let empty = s.push_blob("app", b"{}").await;
     // An artifact with artifactType, one without (config media type), an index with and without.
-    let sig = image_manifest(&empty, 2, &[], Some("application/vnd.example.signature"), Some((&sd, subject.len())));
+    let sig = image_manifest(
+        &empty,
+        2,
+        &[],
+        Some("application/vnd.example.signature"),
+        Some((&sd, subject.len())),
+    );
     let mut sig_v: serde_json::Value = serde_json::from_slice(&sig).unwrap();
     sig_v["annotations"] = json!({"org.example.signed-by": "alice"});
     let sig = serde_json::to_vec(&sig_v).unwrap();
@@ -27,7 +38,12 @@ async fn referrers_are_listed_with_derived_artifact_types() {
     let idx_typed = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":OCI_INDEX,"artifactType":"application/vnd.example.bundle","manifests":[],"subject":{"mediaType":OCI_MANIFEST,"digest":sd.to_string(),"size":subject.len()}})).unwrap();
     let idx_plain = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[],"subject":{"mediaType":OCI_MANIFEST,"digest":sd.to_string(),"size":subject.len()}})).unwrap();
     let mut want = BTreeSet::new();
-    for (body, mt) in [(&sig, OCI_MANIFEST), (&sbom, OCI_MANIFEST), (&idx_typed, OCI_INDEX), (&idx_plain, OCI_INDEX)] {
+    for (body, mt) in [
+        (&sig, OCI_MANIFEST),
+        (&sbom, OCI_MANIFEST),
+        (&idx_typed, OCI_INDEX),
+        (&idx_plain, OCI_INDEX),
+    ] {
         let d = Algorithm::Sha256.digest_of(body);
         let r = s.push_manifest("app", &d.to_string(), mt, body).await;
         assert_eq!(r.header("oci-subject"), Some(sd.to_string().as_str()));
@@ -46,9 +62,19 @@ async fn referrers_are_listed_with_derived_artifact_types() {
         assert_eq!(m["size"], body.len());
         let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(m["mediaType"], doc["mediaType"]);
-        let expected_type = doc.get("artifactType").cloned().or_else(|| doc.get("config").map(|c| c["mediaType"].clone()));
-        assert_eq!(m.get("artifactType").cloned(), expected_type, "artifactType of {d}");
-        assert_eq!(m.get("annotations").cloned(), doc.get("annotations").cloned());
+        let expected_type = doc
+            .get("artifactType")
+            .cloned()
+            .or_else(|| doc.get("config").map(|c| c["mediaType"].clone()));
+        assert_eq!(
+            m.get("artifactType").cloned(),
+            expected_type,
+            "artifactType of {d}"
+        );
+        assert_eq!(
+            m.get("annotations").cloned(),
+            doc.get("annotations").cloned()
+        );
     }
     assert_transcript!("referrers_list", r.transcript());
 }
@@ -61,25 +87,48 @@ async fn filter_empty_list_bad_digest_and_missing_subject() {
     let a = image_manifest(&empty, 2, &[], Some("application/a"), Some((&ghost, 10)));
     let b = image_manifest(&empty, 2, &[], Some("application/b"), Some((&ghost, 10)));
     let da = Algorithm::Sha256.digest_of(&a);
-    s.push_manifest("app", &da.to_string(), OCI_MANIFEST, &a).await;
+    s.push_manifest("app", &da.to_string(), OCI_MANIFEST, &a)
+        .await;
     s.push_manifest("app", "b-artifact", OCI_MANIFEST, &b).await;
-    let r = s.get(&format!("/v2/app/referrers/{ghost}?artifactType=application/a")).await;
+    let r = s
+        .get(&format!(
+            "/v2/app/referrers/{ghost}?artifactType=application/a"
+        ))
+        .await;
     r.expect(200, None);
     assert_eq!(r.header("oci-filters-applied"), Some("artifactType"));
     assert_eq!(digests(&r.json()), BTreeSet::from([da.to_string()]));
     assert_transcript!("referrers_filtered", r.transcript());
-    let r = s.get(&format!("/v2/app/referrers/{ghost}?artifactType=application/none")).await;
+    let r = s
+        .get(&format!(
+            "/v2/app/referrers/{ghost}?artifactType=application/none"
+        ))
+        .await;
     assert_eq!(r.json()["manifests"], json!([]));
-    let r = s.get(&format!("/v2/app/referrers/{}", Algorithm::Sha256.digest_of(b"nobody"))).await;
+    let r = s
+        .get(&format!(
+            "/v2/app/referrers/{}",
+            Algorithm::Sha256.digest_of(b"nobody")
+        ))
+        .await;
     r.expect(200, None);
     assert_eq!(r.json()["manifests"], json!([]));
     assert!(r.header("oci-filters-applied").is_none());
     // Unknown repository: still an empty index, never a 404.
-    s.get(&format!("/v2/never/pushed/referrers/{ghost}")).await.expect(200, None);
-    s.get("/v2/app/referrers/sha256:nothex").await.expect(400, Some("DIGEST_INVALID"));
+    s.get(&format!("/v2/never/pushed/referrers/{ghost}"))
+        .await
+        .expect(200, None);
+    s.get("/v2/app/referrers/sha256:nothex")
+        .await
+        .expect(400, Some("DIGEST_INVALID"));
     // Deleting a referrer removes it from the list.
-    s.delete(&format!("/v2/app/manifests/{da}")).await.expect(202, None);
-    assert_eq!(digests(&s.get(&format!("/v2/app/referrers/{ghost}")).await.json()).len(), 1);
+    s.delete(&format!("/v2/app/manifests/{da}"))
+        .await
+        .expect(202, None);
+    assert_eq!(
+        digests(&s.get(&format!("/v2/app/referrers/{ghost}")).await.json()).len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -89,12 +138,24 @@ async fn many_referrers_are_paged_with_link() {
     let empty = s.push_blob("app", b"{}").await;
     let mut want = BTreeSet::new();
     for i in 0..30 {
-        let t = if i % 2 == 0 { "application/even" } else { "application/odd" };
-        let mut m: serde_json::Value = serde_json::from_slice(&image_manifest(&empty, 2, &[], Some(t), Some((&sd, subject.len())))).unwrap();
+        let t = if i % 2 == 0 {
+            "application/even"
+        } else {
+            "application/odd"
+        };
+        let mut m: serde_json::Value = serde_json::from_slice(&image_manifest(
+            &empty,
+            2,
+            &[],
+            Some(t),
+            Some((&sd, subject.len())),
+        ))
+        .unwrap();
         m["annotations"] = json!({"i": i.to_string()});
         let body = serde_json::to_vec(&m).unwrap();
         let d = Algorithm::Sha256.digest_of(&body);
-        s.push_manifest("app", &d.to_string(), OCI_MANIFEST, &body).await;
+        s.push_manifest("app", &d.to_string(), OCI_MANIFEST, &body)
+            .await;
         if i % 2 == 0 {
             want.insert(d.to_string());
         }
@@ -110,7 +171,9 @@ async fn many_referrers_are_paged_with_link() {
             r.expect(200, None);
             let v = r.json();
             seen.extend(digests(&v));
-            next = r.header("link").map(|l| l[1..l.find('>').unwrap()].to_string());
+            next = r
+                .header("link")
+                .map(|l| l[1..l.find('>').unwrap()].to_string());
         }
         let unique: BTreeSet<_> = seen.iter().cloned().collect();
         assert_eq!(unique.len(), seen.len(), "no duplicates across pages");
@@ -126,10 +189,18 @@ async fn referrers_switch_off_gives_404_and_no_subject_header() {
     let s = TestServer::start_with(|c| c.referrers = false).await;
     let (subject, sd) = s.push_image("app", "v1", "s").await;
     let empty = s.push_blob("app", b"{}").await;
-    let sig = image_manifest(&empty, 2, &[], Some("application/sig"), Some((&sd, subject.len())));
+    let sig = image_manifest(
+        &empty,
+        2,
+        &[],
+        Some("application/sig"),
+        Some((&sd, subject.len())),
+    );
     let r = s.push_manifest("app", "sig", OCI_MANIFEST, &sig).await;
     assert!(r.header("oci-subject").is_none(), "{}", r.describe());
-    s.get(&format!("/v2/app/referrers/{sd}")).await.expect(404, None);
+    s.get(&format!("/v2/app/referrers/{sd}"))
+        .await
+        .expect(404, None);
 }
 
 /// A client that found no referrers API keeps a tag-schema index; once the API is
@@ -139,12 +210,20 @@ async fn enabling_referrers_includes_what_the_tag_schema_recorded() {
     let s = TestServer::start_with(|c| c.referrers = false).await;
     let (subject, sd) = s.push_image("app", "v1", "s").await;
     let empty = s.push_blob("app", b"{}").await;
-    let sig = image_manifest(&empty, 2, &[], Some("application/sig"), Some((&sd, subject.len())));
+    let sig = image_manifest(
+        &empty,
+        2,
+        &[],
+        Some("application/sig"),
+        Some((&sd, subject.len())),
+    );
     let sig_d = Algorithm::Sha256.digest_of(&sig);
-    s.push_manifest("app", &sig_d.to_string(), OCI_MANIFEST, &sig).await;
+    s.push_manifest("app", &sig_d.to_string(), OCI_MANIFEST, &sig)
+        .await;
     let schema_tag = marina::oci::referrers_tag::referrers_tag_for(&sd);
     let fallback = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[{"mediaType":OCI_MANIFEST,"digest":sig_d.to_string(),"size":sig.len(),"artifactType":"application/sig"}]})).unwrap();
-    s.push_manifest("app", &schema_tag, OCI_INDEX, &fallback).await;
+    s.push_manifest("app", &schema_tag, OCI_INDEX, &fallback)
+        .await;
     let config = {
         let mut c = marina::config::Config::ephemeral(&s.data_dir());
         c.sparse_manifests = false;

@@ -8,14 +8,21 @@ use crate::assert_transcript;
 use crate::support::{Resp, TestServer};
 
 async fn open(s: &TestServer, repo: &str, query: &str) -> (Resp, String) {
-    let r = s.req(Method::POST, &format!("/v2/{repo}/blobs/uploads/{query}")).await.send().await;
+    let r = s
+        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/{query}"))
+        .await
+        .send()
+        .await;
     r.expect(202, None);
     let loc = r.header("location").expect("Location").to_string();
     (r, loc)
 }
 
 async fn patch(s: &TestServer, loc: &str, range: Option<&str>, body: &[u8]) -> Resp {
-    let mut req = s.req(Method::PATCH, loc).await.header("Content-Type", "application/octet-stream");
+    let mut req = s
+        .req(Method::PATCH, loc)
+        .await
+        .header("Content-Type", "application/octet-stream");
     if let Some(r) = range {
         req = req.header("Content-Range", r);
     }
@@ -43,11 +50,25 @@ async fn post_then_put_stores_the_blob() {
     let s = TestServer::start().await;
     let (_, loc) = open(&s, "app", "").await;
     let d = Algorithm::Sha256.digest_of(b"monolithic put");
-    let r = s.req(Method::PUT, &with_digest(&loc, &d)).await.body(b"monolithic put".to_vec()).send().await;
+    let r = s
+        .req(Method::PUT, &with_digest(&loc, &d))
+        .await
+        .body(b"monolithic put".to_vec())
+        .send()
+        .await;
     r.expect(201, None);
-    assert_eq!(r.header("location"), Some(format!("/v2/app/blobs/{d}").as_str()));
-    assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
-    assert_eq!(s.get(r.header("location").unwrap()).await.body, b"monolithic put");
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v2/app/blobs/{d}").as_str())
+    );
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(d.to_string().as_str())
+    );
+    assert_eq!(
+        s.get(r.header("location").unwrap()).await.body,
+        b"monolithic put"
+    );
     // The session is gone once closed.
     s.get(&loc).await.expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
     assert_transcript!("upload_put_monolithic", r.transcript());
@@ -59,9 +80,20 @@ async fn chunked_upload_reports_range_on_every_patch() {
     let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();
     let (_, mut loc) = open(&s, "app", "").await;
     for (start, end) in [(0usize, 999usize), (1000, 1999), (2000, 2999)] {
-        let r = patch(&s, &loc, Some(&format!("{start}-{end}")), &data[start..=end]).await;
+        let r = patch(
+            &s,
+            &loc,
+            Some(&format!("{start}-{end}")),
+            &data[start..=end],
+        )
+        .await;
         r.expect(202, None);
-        assert_eq!(r.header("range"), Some(format!("0-{end}").as_str()), "{}", r.describe());
+        assert_eq!(
+            r.header("range"),
+            Some(format!("0-{end}").as_str()),
+            "{}",
+            r.describe()
+        );
         loc = r.header("location").unwrap().to_string();
     }
     let st = s.get(&loc).await;
@@ -69,7 +101,11 @@ async fn chunked_upload_reports_range_on_every_patch() {
     assert_eq!(st.header("range"), Some("0-2999"));
     assert_eq!(st.header("location"), Some(loc.as_str()));
     let d = Algorithm::Sha256.digest_of(&data);
-    s.req(Method::PUT, &with_digest(&loc, &d)).await.send().await.expect(201, None);
+    s.req(Method::PUT, &with_digest(&loc, &d))
+        .await
+        .send()
+        .await
+        .expect(201, None);
     assert_eq!(s.get(&format!("/v2/app/blobs/{d}")).await.body, data);
     assert_transcript!("upload_status", st.transcript());
 }
@@ -78,19 +114,35 @@ async fn chunked_upload_reports_range_on_every_patch() {
 async fn out_of_order_and_repeated_chunks_get_416_and_leave_the_session_intact() {
     let s = TestServer::start().await;
     let (_, loc) = open(&s, "app", "").await;
-    patch(&s, &loc, Some("0-3"), b"abcd").await.expect(202, None);
+    patch(&s, &loc, Some("0-3"), b"abcd")
+        .await
+        .expect(202, None);
     let skipped = patch(&s, &loc, Some("10-13"), b"wxyz").await;
     skipped.expect(416, Some("BLOB_UPLOAD_INVALID"));
     assert_eq!(skipped.header("range"), Some("0-3"));
     assert!(skipped.header("location").is_some());
-    patch(&s, &loc, Some("0-3"), b"abcd").await.expect(416, None);
+    patch(&s, &loc, Some("0-3"), b"abcd")
+        .await
+        .expect(416, None);
     let st = s.get(&loc).await;
     assert_eq!(st.header("range"), Some("0-3"));
     // A final PUT whose chunk does not continue the upload is refused too.
     let d = Algorithm::Sha256.digest_of(b"abcdefgh");
-    let r = s.req(Method::PUT, &with_digest(&loc, &d)).await.header("Content-Range", "5-8").body(b"efgh".to_vec()).send().await;
+    let r = s
+        .req(Method::PUT, &with_digest(&loc, &d))
+        .await
+        .header("Content-Range", "5-8")
+        .body(b"efgh".to_vec())
+        .send()
+        .await;
     r.expect(416, None);
-    let r = s.req(Method::PUT, &with_digest(&loc, &d)).await.header("Content-Range", "4-7").body(b"efgh".to_vec()).send().await;
+    let r = s
+        .req(Method::PUT, &with_digest(&loc, &d))
+        .await
+        .header("Content-Range", "4-7")
+        .body(b"efgh".to_vec())
+        .send()
+        .await;
     r.expect(201, None);
     assert_transcript!("upload_out_of_order", skipped.transcript());
 }
@@ -102,7 +154,9 @@ async fn chunk_length_mismatch_is_rolled_back() {
     let r = patch(&s, &loc, Some("0-9"), b"short").await;
     r.expect(400, Some("SIZE_INVALID"));
     assert_eq!(s.get(&loc).await.header("range"), Some("0-0"));
-    patch(&s, &loc, Some("0-4"), b"short").await.expect(202, None);
+    patch(&s, &loc, Some("0-4"), b"short")
+        .await
+        .expect(202, None);
 }
 
 #[tokio::test]
@@ -111,11 +165,23 @@ async fn streamed_patch_without_content_range() {
     let (_, loc) = open(&s, "app", "").await;
     let chunks: Vec<Vec<u8>> = (0..50).map(|i| vec![i as u8; 1000 + i]).collect();
     let all: Vec<u8> = chunks.concat();
-    let r = s.req(Method::PATCH, &loc).await.stream_body(chunks).send().await;
+    let r = s
+        .req(Method::PATCH, &loc)
+        .await
+        .stream_body(chunks)
+        .send()
+        .await;
     r.expect(202, None);
-    assert_eq!(r.header("range"), Some(format!("0-{}", all.len() - 1).as_str()));
+    assert_eq!(
+        r.header("range"),
+        Some(format!("0-{}", all.len() - 1).as_str())
+    );
     let d = Algorithm::Sha256.digest_of(&all);
-    s.req(Method::PUT, &with_digest(r.header("location").unwrap(), &d)).await.send().await.expect(201, None);
+    s.req(Method::PUT, &with_digest(r.header("location").unwrap(), &d))
+        .await
+        .send()
+        .await
+        .expect(201, None);
     assert_eq!(s.get(&format!("/v2/app/blobs/{d}")).await.body, all);
 }
 
@@ -123,13 +189,21 @@ async fn streamed_patch_without_content_range() {
 async fn cancel_removes_the_session_and_its_file() {
     let s = TestServer::start().await;
     let (_, loc) = open(&s, "app", "").await;
-    patch(&s, &loc, None, b"to be dropped").await.expect(202, None);
+    patch(&s, &loc, None, b"to be dropped")
+        .await
+        .expect(202, None);
     let r = s.delete(&loc).await;
     r.expect(204, None);
     s.get(&loc).await.expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
-    patch(&s, &loc, None, b"more").await.expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
-    s.delete(&loc).await.expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
-    let left = std::fs::read_dir(s.data_dir().join("uploads")).unwrap().count();
+    patch(&s, &loc, None, b"more")
+        .await
+        .expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
+    s.delete(&loc)
+        .await
+        .expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
+    let left = std::fs::read_dir(s.data_dir().join("uploads"))
+        .unwrap()
+        .count();
     assert_eq!(left, 0);
     assert_transcript!("upload_cancel", r.transcript());
 }
@@ -139,40 +213,98 @@ async fn sessions_belong_to_their_repository() {
     let s = TestServer::start().await;
     let (_, loc) = open(&s, "mine", "").await;
     let stolen = loc.replace("/v2/mine/", "/v2/theirs/");
-    s.get(&stolen).await.expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
-    s.get("/v2/mine/blobs/uploads/not-a-session").await.expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
+    s.get(&stolen)
+        .await
+        .expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
+    s.get("/v2/mine/blobs/uploads/not-a-session")
+        .await
+        .expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
 }
 
 #[tokio::test]
 async fn single_post_and_digest_mismatch() {
     let s = TestServer::start().await;
     let good = Algorithm::Sha256.digest_of(b"content");
-    let r = s.req(Method::POST, &format!("/v2/app/blobs/uploads/?digest={good}")).await.body(b"content".to_vec()).send().await;
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/v2/app/blobs/uploads/?digest={good}"),
+        )
+        .await
+        .body(b"content".to_vec())
+        .send()
+        .await;
     r.expect(201, None);
     assert_transcript!("upload_single_post", r.transcript());
     let wrong = Algorithm::Sha256.digest_of(b"other");
-    let r = s.req(Method::POST, &format!("/v2/app/blobs/uploads/?digest={wrong}")).await.body(b"content".to_vec()).send().await;
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/v2/app/blobs/uploads/?digest={wrong}"),
+        )
+        .await
+        .body(b"content".to_vec())
+        .send()
+        .await;
     r.expect(400, Some("DIGEST_INVALID"));
-    s.get(&format!("/v2/app/blobs/{wrong}")).await.expect(404, None);
-    assert!(!s.data_dir().join("blobs/sha256").join(&wrong.hex()[..2]).join(wrong.hex()).exists());
+    s.get(&format!("/v2/app/blobs/{wrong}"))
+        .await
+        .expect(404, None);
+    assert!(!s
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&wrong.hex()[..2])
+        .join(wrong.hex())
+        .exists());
     // The same through a session: nothing is stored and the session is closed.
     let (_, loc) = open(&s, "app", "").await;
-    let r = s.req(Method::PUT, &with_digest(&loc, &wrong)).await.body(b"content".to_vec()).send().await;
+    let r = s
+        .req(Method::PUT, &with_digest(&loc, &wrong))
+        .await
+        .body(b"content".to_vec())
+        .send()
+        .await;
     r.expect(400, Some("DIGEST_INVALID"));
-    s.get(&format!("/v2/app/blobs/{wrong}")).await.expect(404, None);
-    assert_eq!(std::fs::read_dir(s.data_dir().join("uploads")).unwrap().count(), 0);
+    s.get(&format!("/v2/app/blobs/{wrong}"))
+        .await
+        .expect(404, None);
+    assert_eq!(
+        std::fs::read_dir(s.data_dir().join("uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[tokio::test]
 async fn malformed_and_unsupported_digests_are_400() {
     let s = TestServer::start().await;
-    for q in ["?digest=sha256:abc", "?digest=unknown:12345", "?digest-algorithm=md5", "?digest-algorithm=NOT%20AN%20ALG", "?mount=sha256:zz"] {
-        let r = s.req(Method::POST, &format!("/v2/app/blobs/uploads/{q}")).await.body(b"x".to_vec()).send().await;
+    for q in [
+        "?digest=sha256:abc",
+        "?digest=unknown:12345",
+        "?digest-algorithm=md5",
+        "?digest-algorithm=NOT%20AN%20ALG",
+        "?mount=sha256:zz",
+    ] {
+        let r = s
+            .req(Method::POST, &format!("/v2/app/blobs/uploads/{q}"))
+            .await
+            .body(b"x".to_vec())
+            .send()
+            .await;
         r.expect(400, Some("DIGEST_INVALID"));
     }
     let (_, loc) = open(&s, "app", "").await;
-    s.req(Method::PUT, &with_digest(&loc, &"sha256:short")).await.send().await.expect(400, Some("DIGEST_INVALID"));
-    s.req(Method::PUT, &loc).await.send().await.expect(400, Some("DIGEST_INVALID"));
+    s.req(Method::PUT, &with_digest(&loc, &"sha256:short"))
+        .await
+        .send()
+        .await
+        .expect(400, Some("DIGEST_INVALID"));
+    s.req(Method::PUT, &loc)
+        .await
+        .send()
+        .await
+        .expect(400, Some("DIGEST_INVALID"));
 }
 
 #[tokio::test]
@@ -183,17 +315,34 @@ async fn sha512_with_and_without_digest_algorithm() {
     let (_, loc) = open(&s, "app", "?digest-algorithm=sha512").await;
     let r = patch(&s, &loc, Some(&format!("0-{}", data.len() - 1)), &data).await;
     r.expect(202, None);
-    s.req(Method::PUT, &with_digest(r.header("location").unwrap(), &d)).await.send().await.expect(201, None);
+    s.req(Method::PUT, &with_digest(r.header("location").unwrap(), &d))
+        .await
+        .send()
+        .await
+        .expect(201, None);
     let got = s.get(&format!("/v2/app/blobs/{d}")).await;
     assert_eq!(got.body, data);
-    assert_eq!(got.header("docker-content-digest"), Some(d.to_string().as_str()));
+    assert_eq!(
+        got.header("docker-content-digest"),
+        Some(d.to_string().as_str())
+    );
     // A client that names sha512 only in the final digest is served too.
     let data2 = b"sha512 without announcing it".to_vec();
     let d2 = Algorithm::Sha512.digest_of(&data2);
     let (_, loc) = open(&s, "app", "").await;
-    s.req(Method::PUT, &with_digest(&loc, &d2)).await.body(data2.clone()).send().await.expect(201, None);
+    s.req(Method::PUT, &with_digest(&loc, &d2))
+        .await
+        .body(data2.clone())
+        .send()
+        .await
+        .expect(201, None);
     assert_eq!(s.get(&format!("/v2/app/blobs/{d2}")).await.body, data2);
-    let r = s.req(Method::POST, &format!("/v2/app/blobs/uploads/?digest={d2}")).await.body(data2.clone()).send().await;
+    let r = s
+        .req(Method::POST, &format!("/v2/app/blobs/uploads/?digest={d2}"))
+        .await
+        .body(data2.clone())
+        .send()
+        .await;
     r.expect(201, None);
 }
 
@@ -201,24 +350,62 @@ async fn sha512_with_and_without_digest_algorithm() {
 async fn mounts_from_a_repository_anonymously_and_of_missing_blobs() {
     let s = TestServer::start().await;
     let d = s.push_blob("source", b"mount me").await;
-    let r = s.req(Method::POST, &format!("/v2/target/blobs/uploads/?mount={d}&from=source")).await.send().await;
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/v2/target/blobs/uploads/?mount={d}&from=source"),
+        )
+        .await
+        .send()
+        .await;
     r.expect(201, None);
-    assert_eq!(r.header("location"), Some(format!("/v2/target/blobs/{d}").as_str()));
-    assert_eq!(s.get(&format!("/v2/target/blobs/{d}")).await.body, b"mount me");
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v2/target/blobs/{d}").as_str())
+    );
+    assert_eq!(
+        s.get(&format!("/v2/target/blobs/{d}")).await.body,
+        b"mount me"
+    );
     assert_transcript!("upload_mount", r.transcript());
 
-    let r = s.req(Method::POST, &format!("/v2/anon/blobs/uploads/?mount={d}")).await.send().await;
+    let r = s
+        .req(Method::POST, &format!("/v2/anon/blobs/uploads/?mount={d}"))
+        .await
+        .send()
+        .await;
     r.expect(201, None);
-    s.get(&format!("/v2/anon/blobs/{d}")).await.expect(200, None);
+    s.get(&format!("/v2/anon/blobs/{d}"))
+        .await
+        .expect(200, None);
 
     // Not in `from`: 202 with a working session.
     let other = Algorithm::Sha256.digest_of(b"never pushed");
-    let r = s.req(Method::POST, &format!("/v2/target/blobs/uploads/?mount={other}&from=source")).await.send().await;
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/v2/target/blobs/uploads/?mount={other}&from=source"),
+        )
+        .await
+        .send()
+        .await;
     r.expect(202, None);
     let loc = r.header("location").unwrap().to_string();
-    s.req(Method::PUT, &with_digest(&loc, &other)).await.body(b"never pushed".to_vec()).send().await.expect(201, None);
+    s.req(Method::PUT, &with_digest(&loc, &other))
+        .await
+        .body(b"never pushed".to_vec())
+        .send()
+        .await
+        .expect(201, None);
     // In the registry but not in `from`: still a 202.
     s.push_blob("elsewhere", b"only elsewhere").await;
     let e = Algorithm::Sha256.digest_of(b"only elsewhere");
-    s.req(Method::POST, &format!("/v2/target/blobs/uploads/?mount={e}&from=source")).await.send().await.expect(202, None);
+    s.req(
+        Method::POST,
+        &format!("/v2/target/blobs/uploads/?mount={e}&from=source"),
+    )
+    .await
+    .send()
+    .await
+    .expect(202, None);
 }

@@ -12,9 +12,15 @@ use serde_json::json;
 use crate::support::TestServer;
 
 fn tool(name: &str) -> bool {
-    let found = Command::new(name).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let found = Command::new(name)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !found {
-        eprintln!("skipped: `{name}` is not installed (apt-get install {name}); .ci/run installs it");
+        eprintln!(
+            "skipped: `{name}` is not installed (apt-get install {name}); .ci/run installs it"
+        );
     }
     found
 }
@@ -47,10 +53,19 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> (String, usize) {
 /// An OCI image layout with one image of a 300 KiB layer, tagged `v1`.
 fn make_layout(layout: &Path) -> String {
     std::fs::create_dir_all(layout).unwrap();
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let layer: Vec<u8> = (0..300 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let layer: Vec<u8> = (0..300 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let (ld, ll) = write_blob(layout, &layer);
-    let config = serde_json::to_vec(&json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[ld]}})).unwrap();
+    let config = serde_json::to_vec(
+        &json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[ld]}}),
+    )
+    .unwrap();
     let (cd, cl) = write_blob(layout, &config);
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
@@ -62,7 +77,11 @@ fn make_layout(layout: &Path) -> String {
     .unwrap();
     let (md, ml) = write_blob(layout, &manifest);
     let index = json!({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":md,"size":ml,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]});
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
     md
 }
 
@@ -71,7 +90,10 @@ fn blob_files(layout: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
         })
         .collect();
     v.sort();
@@ -90,14 +112,55 @@ async fn skopeo_copies_an_oci_layout_in_and_back_byte_for_byte() {
     let manifest_digest = make_layout(&src);
     let host = s.url.trim_start_matches("http://").to_string();
     let p = |p: &Path| p.display().to_string();
-    run("skopeo", vec!["copy".into(), "--dest-tls-verify=false".into(), "--preserve-digests".into(), format!("oci:{}:v1", p(&src)), format!("docker://{host}/skopeo/image:v1")]).await;
+    run(
+        "skopeo",
+        vec![
+            "copy".into(),
+            "--dest-tls-verify=false".into(),
+            "--preserve-digests".into(),
+            format!("oci:{}:v1", p(&src)),
+            format!("docker://{host}/skopeo/image:v1"),
+        ],
+    )
+    .await;
     let r = s.get("/v2/skopeo/image/manifests/v1").await;
     r.expect(200, None);
-    assert_eq!(r.header("docker-content-digest"), Some(manifest_digest.as_str()));
-    run("skopeo", vec!["copy".into(), "--src-tls-verify=false".into(), "--preserve-digests".into(), format!("docker://{host}/skopeo/image:v1"), format!("oci:{}:v1", p(&back))]).await;
-    assert_eq!(blob_files(&src), blob_files(&back), "blobs differ after the round trip");
-    let inspect = run("skopeo", vec!["inspect".into(), "--tls-verify=false".into(), "--raw".into(), format!("docker://{host}/skopeo/image:v1")]).await;
-    assert_eq!(Algorithm::Sha256.digest_of(inspect.trim_end_matches('\n').as_bytes()).to_string(), manifest_digest);
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(manifest_digest.as_str())
+    );
+    run(
+        "skopeo",
+        vec![
+            "copy".into(),
+            "--src-tls-verify=false".into(),
+            "--preserve-digests".into(),
+            format!("docker://{host}/skopeo/image:v1"),
+            format!("oci:{}:v1", p(&back)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        blob_files(&src),
+        blob_files(&back),
+        "blobs differ after the round trip"
+    );
+    let inspect = run(
+        "skopeo",
+        vec![
+            "inspect".into(),
+            "--tls-verify=false".into(),
+            "--raw".into(),
+            format!("docker://{host}/skopeo/image:v1"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        Algorithm::Sha256
+            .digest_of(inspect.trim_end_matches('\n').as_bytes())
+            .to_string(),
+        manifest_digest
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +172,7 @@ async fn buildah_builds_and_pushes_podman_pulls_and_pushes() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     let runroot = work.path().join("runroot");
-    let storage = vec![
+    let storage = [
         "--storage-driver".to_string(),
         "vfs".into(),
         "--root".into(),
@@ -117,20 +180,65 @@ async fn buildah_builds_and_pushes_podman_pulls_and_pushes() {
         "--runroot".into(),
         runroot.display().to_string(),
     ];
-    let with = |extra: &[&str]| -> Vec<String> { storage.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect() };
+    let with = |extra: &[&str]| -> Vec<String> {
+        storage
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect()
+    };
     let podman = |extra: &[&str]| -> Vec<String> {
-        storage.iter().cloned().chain(["--cgroup-manager=cgroupfs".to_string(), "--events-backend=file".into()]).chain(extra.iter().map(|s| s.to_string())).collect()
+        storage
+            .iter()
+            .cloned()
+            .chain([
+                "--cgroup-manager=cgroupfs".to_string(),
+                "--events-backend=file".into(),
+            ])
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect()
     };
     let host = s.url.trim_start_matches("http://").to_string();
     let file = work.path().join("hello.txt");
     std::fs::write(&file, "hello from marina's test\n").unwrap();
-    let container = run("buildah", with(&["from", "scratch"])).await.trim().to_string();
-    run("buildah", with(&["copy", &container, &file.display().to_string(), "/hello.txt"])).await;
-    run("buildah", with(&["config", "--cmd", "/hello.txt", &container])).await;
-    run("buildah", with(&["commit", &container, "localhost/marina-test:v1"])).await;
+    let container = run("buildah", with(&["from", "scratch"]))
+        .await
+        .trim()
+        .to_string();
+    run(
+        "buildah",
+        with(&[
+            "copy",
+            &container,
+            &file.display().to_string(),
+            "/hello.txt",
+        ]),
+    )
+    .await;
+    run(
+        "buildah",
+        with(&["config", "--cmd", "/hello.txt", &container]),
+    )
+    .await;
+    run(
+        "buildah",
+        with(&["commit", &container, "localhost/marina-test:v1"]),
+    )
+    .await;
     let target = format!("docker://{host}/built/by-buildah:v1");
-    run("buildah", with(&["push", "--tls-verify=false", "localhost/marina-test:v1", &target])).await;
-    s.get("/v2/built/by-buildah/manifests/v1").await.expect(200, None);
+    run(
+        "buildah",
+        with(&[
+            "push",
+            "--tls-verify=false",
+            "localhost/marina-test:v1",
+            &target,
+        ]),
+    )
+    .await;
+    s.get("/v2/built/by-buildah/manifests/v1")
+        .await
+        .expect(200, None);
 
     let pulled = format!("{host}/built/by-buildah:v1");
     run("podman", podman(&["pull", "--tls-verify=false", &pulled])).await;
@@ -144,5 +252,8 @@ async fn buildah_builds_and_pushes_podman_pulls_and_pushes() {
     let config = |r: &crate::support::Resp| r.json()["config"]["digest"].clone();
     assert_eq!(config(&a), config(&b));
     let tags = s.get("/v2/_catalog").await.json();
-    assert_eq!(tags["repositories"], json!(["built/by-buildah", "pushed/by-podman"]));
+    assert_eq!(
+        tags["repositories"],
+        json!(["built/by-buildah", "pushed/by-podman"])
+    );
 }

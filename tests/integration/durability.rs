@@ -24,26 +24,55 @@ async fn content_survives_a_restart() {
     let r = s.get("/v2/org/app/manifests/v1").await;
     r.expect(200, None);
     assert_eq!(r.body, m);
-    assert_eq!(r.header("docker-content-digest"), Some(d.to_string().as_str()));
-    assert_eq!(s.get("/v2/org/app/tags/list").await.json()["tags"], serde_json::json!(["v1"]));
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(d.to_string().as_str())
+    );
+    assert_eq!(
+        s.get("/v2/org/app/tags/list").await.json()["tags"],
+        serde_json::json!(["v1"])
+    );
 }
 
 #[tokio::test]
 async fn an_upload_session_resumes_after_a_restart() {
     let s = TestServer::start().await;
-    let r = s.req(Method::POST, "/v2/app/blobs/uploads/").await.send().await;
+    let r = s
+        .req(Method::POST, "/v2/app/blobs/uploads/")
+        .await
+        .send()
+        .await;
     let loc = r.header("location").unwrap().to_string();
-    s.req(Method::PATCH, &loc).await.header("Content-Range", "0-4").body(b"hello".to_vec()).send().await.expect(202, None);
+    s.req(Method::PATCH, &loc)
+        .await
+        .header("Content-Range", "0-4")
+        .body(b"hello".to_vec())
+        .send()
+        .await
+        .expect(202, None);
     let config = config_for(&s.data_dir());
     let dir = s.stop().await;
     let s = TestServer::start_in(dir, config).await;
     let st = s.get(&loc).await;
     st.expect(204, None);
     assert_eq!(st.header("range"), Some("0-4"));
-    s.req(Method::PATCH, &loc).await.header("Content-Range", "5-10").body(b" world".to_vec()).send().await.expect(202, None);
+    s.req(Method::PATCH, &loc)
+        .await
+        .header("Content-Range", "5-10")
+        .body(b" world".to_vec())
+        .send()
+        .await
+        .expect(202, None);
     let d = Algorithm::Sha256.digest_of(b"hello world");
-    s.req(Method::PUT, &format!("{loc}?digest={d}")).await.send().await.expect(201, None);
-    assert_eq!(s.get(&format!("/v2/app/blobs/{d}")).await.body, b"hello world");
+    s.req(Method::PUT, &format!("{loc}?digest={d}"))
+        .await
+        .send()
+        .await
+        .expect(201, None);
+    assert_eq!(
+        s.get(&format!("/v2/app/blobs/{d}")).await.body,
+        b"hello world"
+    );
 }
 
 #[tokio::test]
@@ -55,7 +84,12 @@ async fn identical_concurrent_pushes_are_safe() {
     for _ in 0..8 {
         let (s, data, d) = (s.clone(), data.clone(), d.clone());
         tasks.push(tokio::spawn(async move {
-            let r = s.req(Method::POST, &format!("/v2/app/blobs/uploads/?digest={d}")).await.body(data).send().await;
+            let r = s
+                .req(Method::POST, &format!("/v2/app/blobs/uploads/?digest={d}"))
+                .await
+                .body(data)
+                .send()
+                .await;
             r.status.as_u16()
         }));
     }
@@ -68,7 +102,13 @@ async fn identical_concurrent_pushes_are_safe() {
     for _ in 0..8 {
         let (s, m) = (s.clone(), m.clone());
         tasks.push(tokio::spawn(async move {
-            let r = s.req(Method::PUT, "/v2/app/manifests/same").await.header("Content-Type", OCI_MANIFEST).body(m).send().await;
+            let r = s
+                .req(Method::PUT, "/v2/app/manifests/same")
+                .await
+                .header("Content-Type", OCI_MANIFEST)
+                .body(m)
+                .send()
+                .await;
             r.status.as_u16()
         }));
     }
@@ -76,7 +116,9 @@ async fn identical_concurrent_pushes_are_safe() {
         assert_eq!(t.await.unwrap(), 201);
     }
     assert_eq!(s.get("/v2/app/manifests/same").await.body, m);
-    let left = std::fs::read_dir(s.data_dir().join("uploads")).unwrap().count();
+    let left = std::fs::read_dir(s.data_dir().join("uploads"))
+        .unwrap()
+        .count();
     assert_eq!(left, 0, "no staging files are left behind");
 }
 
@@ -85,29 +127,108 @@ async fn a_blob_is_invisible_until_its_upload_is_verified() {
     let s = TestServer::start().await;
     let data = b"not yet".to_vec();
     let d = Algorithm::Sha256.digest_of(&data);
-    let r = s.req(Method::POST, "/v2/app/blobs/uploads/").await.send().await;
+    let r = s
+        .req(Method::POST, "/v2/app/blobs/uploads/")
+        .await
+        .send()
+        .await;
     let loc = r.header("location").unwrap().to_string();
-    s.req(Method::PATCH, &loc).await.body(data.clone()).send().await.expect(202, None);
+    s.req(Method::PATCH, &loc)
+        .await
+        .body(data.clone())
+        .send()
+        .await
+        .expect(202, None);
     s.get(&format!("/v2/app/blobs/{d}")).await.expect(404, None);
-    s.req(Method::POST, &format!("/v2/other/blobs/uploads/?mount={d}")).await.send().await.expect(202, None);
-    s.req(Method::PUT, &format!("{loc}?digest={d}")).await.send().await.expect(201, None);
+    s.req(Method::POST, &format!("/v2/other/blobs/uploads/?mount={d}"))
+        .await
+        .send()
+        .await
+        .expect(202, None);
+    s.req(Method::PUT, &format!("{loc}?digest={d}"))
+        .await
+        .send()
+        .await
+        .expect(201, None);
     s.get(&format!("/v2/app/blobs/{d}")).await.expect(200, None);
 }
 
 #[tokio::test]
 async fn idle_uploads_expire_and_their_files_are_removed() {
     let s = TestServer::start_with(|c| c.upload_expiry_secs = 1).await;
-    let r = s.req(Method::POST, "/v2/app/blobs/uploads/").await.send().await;
+    let r = s
+        .req(Method::POST, "/v2/app/blobs/uploads/")
+        .await
+        .send()
+        .await;
     let loc = r.header("location").unwrap().to_string();
-    s.req(Method::PATCH, &loc).await.body(b"abandoned".to_vec()).send().await.expect(202, None);
+    s.req(Method::PATCH, &loc)
+        .await
+        .body(b"abandoned".to_vec())
+        .send()
+        .await
+        .expect(202, None);
     let mut gone = false;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if std::fs::read_dir(s.data_dir().join("uploads")).unwrap().count() == 0 {
+        if std::fs::read_dir(s.data_dir().join("uploads"))
+            .unwrap()
+            .count()
+            == 0
+        {
             gone = true;
             break;
         }
     }
-    assert!(gone, "staging files of the idle session were not removed within 10 s");
+    assert!(
+        gone,
+        "staging files of the idle session were not removed within 10 s"
+    );
     s.get(&loc).await.expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
+}
+
+#[tokio::test]
+async fn garbage_collection_removes_only_unlinked_blob_files() {
+    let s = TestServer::start_with(|c| c.gc_interval_secs = 1).await;
+    let gone = s.push_blob("a", b"delete me").await;
+    let shared = s.push_blob("a", b"shared blob").await;
+    s.push_blob("b", b"shared blob").await;
+    let file = |d: &marina::oci::Digest| {
+        s.data_dir()
+            .join("blobs/sha256")
+            .join(&d.hex()[..2])
+            .join(d.hex())
+    };
+    s.delete(&format!("/v2/a/blobs/{gone}"))
+        .await
+        .expect(202, None);
+    s.delete(&format!("/v2/a/blobs/{shared}"))
+        .await
+        .expect(202, None);
+    let mut removed = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if !file(&gone).exists() {
+            removed = true;
+            break;
+        }
+    }
+    assert!(
+        removed,
+        "the unlinked blob's file was not collected within 10 s"
+    );
+    assert!(
+        file(&shared).exists(),
+        "a blob still linked elsewhere was collected"
+    );
+    assert_eq!(
+        s.get(&format!("/v2/b/blobs/{shared}")).await.body,
+        b"shared blob"
+    );
+    // Pushing the collected content again works.
+    s.push_blob("a", b"delete me").await;
+    assert_eq!(
+        s.get(&format!("/v2/a/blobs/{gone}")).await.body,
+        b"delete me"
+    );
 }

@@ -2,16 +2,19 @@
 
 mod support;
 
-mod clients; // skopeo, buildah, podman against the server (skipped when absent)
 mod api_base; // GET /v2/, unknown routes, error envelopes, warnings
 mod api_blobs; // blob pull, range, delete
-mod api_uploads; // every upload method, chunk rules, mounts, sessions
-mod api_manifests; // manifest push/pull/delete, tag params, sparse, limits
 mod api_listing; // tag list, catalog, pagination
+mod api_manifests; // manifest push/pull/delete, tag params, sparse, limits
 mod api_referrers; // referrers index, filters, pagination, tag-schema upgrade
+mod api_uploads; // every upload method, chunk rules, mounts, sessions
+mod clients; // skopeo, buildah, podman against the server (skipped when absent)
+mod conformance;
+mod crash; // SIGKILL during pushes: acknowledged writes survive, no corrupt blob
 mod durability; // restarts, concurrent identical pushes, upload expiry
 mod openapi; // the generated document, spec/openapi.json, /docs
-mod properties; // proptest: blob round trips under random chunkings
+mod properties;
+mod storage_contract; // every storage backend against the shared contract // proptest: blob round trips under random chunkings // marina conformance: suite doubles, report parsing, verdicts, server lifecycle
 mod auth_support; // fixtures: users, policies, test CA, HTTPS clients, tokens
 mod auth_api; // basic and token auth over HTTP: challenges, 401/403/429, token endpoint, catalog, mounts
 mod auth_tls; // HTTPS with a test CA, certificate reload without restart

@@ -21,14 +21,21 @@ fn committed_document_matches_the_generated_one() {
 
 #[test]
 fn every_endpoint_of_the_spec_is_documented() {
-    let doc: serde_json::Value = serde_json::from_str(&marina::api::openapi_document().unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&marina::api::openapi_document().unwrap()).unwrap();
     let paths = doc["paths"].as_object().unwrap();
     let want: &[(&str, &[&str])] = &[
         ("/v2", &["get"]),
         ("/v2/{name}/blobs/{digest}", &["get", "head", "delete"]),
-        ("/v2/{name}/manifests/{reference}", &["get", "head", "put", "delete"]),
+        (
+            "/v2/{name}/manifests/{reference}",
+            &["get", "head", "put", "delete"],
+        ),
         ("/v2/{name}/blobs/uploads", &["post"]),
-        ("/v2/{name}/blobs/uploads/{session}", &["get", "patch", "put", "delete"]),
+        (
+            "/v2/{name}/blobs/uploads/{session}",
+            &["get", "patch", "put", "delete"],
+        ),
         ("/v2/{name}/tags/list", &["get"]),
         ("/v2/{name}/referrers/{digest}", &["get"]),
         ("/v2/_catalog", &["get"]),
@@ -39,7 +46,14 @@ fn every_endpoint_of_the_spec_is_documented() {
             let op = ops.get(*m).unwrap_or_else(|| panic!("{m} {path} missing"));
             assert!(op["operationId"].is_string());
             if *path != "/v2" {
-                assert!(op["responses"].as_object().unwrap().keys().any(|k| k.starts_with('4')), "{m} {path} documents no errors");
+                assert!(
+                    op["responses"]
+                        .as_object()
+                        .unwrap()
+                        .keys()
+                        .any(|k| k.starts_with('4')),
+                    "{m} {path} documents no errors"
+                );
             }
         }
     }
@@ -51,13 +65,21 @@ async fn served_document_and_docs_page() {
     let r = s.get("/openapi.json").await;
     r.expect(200, None);
     let served: serde_json::Value = r.json();
-    let generated: serde_json::Value = serde_json::from_str(&marina::api::openapi_document().unwrap()).unwrap();
+    let generated: serde_json::Value =
+        serde_json::from_str(&marina::api::openapi_document().unwrap()).unwrap();
     assert_eq!(served["paths"], generated["paths"]);
     let r = s.get("/docs").await;
-    assert!(r.status.is_success() || r.status.is_redirection(), "{}", r.describe());
+    assert!(
+        r.status.is_success() || r.status.is_redirection(),
+        "{}",
+        r.describe()
+    );
     let r = s.get("/docs/").await;
     r.expect(200, None);
-    assert!(String::from_utf8_lossy(&r.body).contains("swagger"), "docs page is Swagger UI");
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("swagger"),
+        "docs page is Swagger UI"
+    );
 }
 
 /// "Try it out" sends repository names percent-encoded; they must route like raw ones.
@@ -68,5 +90,7 @@ async fn percent_encoded_names_work_like_raw_ones() {
     let r = s.get("/v2/org%2Fteam%2Fapp/manifests/v1").await;
     r.expect(200, None);
     assert_eq!(r.body, m);
-    s.get("/v2/org%2Fteam%2Fapp/tags/list").await.expect(200, None);
+    s.get("/v2/org%2Fteam%2Fapp/tags/list")
+        .await
+        .expect(200, None);
 }

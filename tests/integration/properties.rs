@@ -7,7 +7,11 @@ use reqwest::Method;
 use crate::support::TestServer;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Splits `len` bytes at the given cut points (sorted, deduplicated, inside 1..len).

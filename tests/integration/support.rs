@@ -62,7 +62,11 @@ impl TestServer {
 
     /// Sends a request; `path` may be absolute (`/v2/…`) or a full URL.
     pub async fn req(&self, method: Method, path: &str) -> Req<'_> {
-        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{}", self.url, path) };
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.url, path)
+        };
         Req {
             server: self,
             inner: self.client.request(method.clone(), url),
@@ -89,7 +93,10 @@ impl TestServer {
     pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
         let d = Algorithm::Sha256.digest_of(bytes);
         let r = self
-            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
+            .req(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            )
             .await
             .body(bytes.to_vec())
             .send()
@@ -99,7 +106,13 @@ impl TestServer {
     }
 
     /// Pushes a manifest; asserts 201 and returns the response.
-    pub async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Resp {
+    pub async fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Resp {
         let r = self
             .req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
             .await
@@ -202,7 +215,12 @@ impl<'a> Req<'a> {
         let headers: Vec<(String, String)> = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("<binary>").to_string()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    v.to_str().unwrap_or("<binary>").to_string(),
+                )
+            })
             .collect();
         let body = resp.bytes().await.expect("body").to_vec();
         Resp {
@@ -244,17 +262,31 @@ impl Resp {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.describe()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.describe()))
     }
 
     /// The OCI error code of a 4xx body, asserting the envelope's shape.
     pub fn error_code(&self) -> String {
-        assert_eq!(self.header("content-type"), Some("application/json"), "{}", self.describe());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "{}",
+            self.describe()
+        );
         let v = self.json();
-        let errors = v["errors"].as_array().unwrap_or_else(|| panic!("no errors array: {}", self.describe()));
+        let errors = v["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no errors array: {}", self.describe()));
         assert!(!errors.is_empty(), "{}", self.describe());
-        let code = errors[0]["code"].as_str().expect("code is a string").to_string();
-        assert!(marina::oci::ErrorCode::parse(&code).is_some(), "code {code} is not one of the spec's");
+        let code = errors[0]["code"]
+            .as_str()
+            .expect("code is a string")
+            .to_string();
+        assert!(
+            marina::oci::ErrorCode::parse(&code).is_some(),
+            "code {code} is not one of the spec's"
+        );
         assert!(errors[0]["message"].is_string(), "{}", self.describe());
         code
     }
@@ -311,10 +343,16 @@ pub fn redact(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix("sha256:").filter(|r| r.len() >= 64 && r[..64].bytes().all(|b| b.is_ascii_hexdigit())) {
+        if let Some(r) = rest
+            .strip_prefix("sha256:")
+            .filter(|r| r.len() >= 64 && r[..64].bytes().all(|b| b.is_ascii_hexdigit()))
+        {
             out.push_str("sha256:<digest>");
             rest = &r[64..];
-        } else if let Some(r) = rest.strip_prefix("sha512:").filter(|r| r.len() >= 128 && r[..128].bytes().all(|b| b.is_ascii_hexdigit())) {
+        } else if let Some(r) = rest
+            .strip_prefix("sha512:")
+            .filter(|r| r.len() >= 128 && r[..128].bytes().all(|b| b.is_ascii_hexdigit()))
+        {
             out.push_str("sha512:<digest>");
             rest = &r[128..];
         } else if is_session_id_at(out.as_bytes().last().copied(), rest) {

@@ -1,0 +1,33 @@
+//! The conformance runner: drives the official OCI distribution-spec
+//! conformance suites (the current `conformance/` program and the v1.1.x
+//! ginkgo test binary) against the reference server or any registry, and
+//! judges the run from the reports the suite wrote.
+//!
+//! Contract: this module never builds, ships or links the suites. It runs a
+//! binary the user built, configures it only through files and variables it
+//! writes itself (inherited `OCI_*` variables are removed), bounds its run
+//! time, and judges only from its reports (`results.yaml` plus junit `status`
+//! attributes for the current suite, junit `<failure>`/`<skipped>` elements for
+//! v1.1.x), never from the exit code alone, because the current suite exits 0
+//! when its configuration is rejected. Its only contact with the server is
+//! [`reference_server`].
+
+pub mod current;
+pub mod env;
+pub mod expect;
+pub mod junit;
+pub mod kind;
+pub mod outcome;
+pub mod plan;
+pub mod process;
+pub mod progress;
+pub mod reference_server;
+pub mod reports;
+pub mod runner;
+pub mod summary;
+pub mod switches;
+pub mod target;
+pub mod v111;
+pub mod verdict;
+
+pub use runner::{run, Options, RunReport};

@@ -1,0 +1,240 @@
+//! Marina as a library: build a registry in code and mount it in a poem application.
+//!
+//! ```no_run
+//! use poem::{EndpointExt, Route};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let registry = marina::Registry::builder()
+//!     .data_dir("./registry-data")
+//!     .delete_blobs(false)
+//!     .build()?;
+//! let app = Route::new()
+//!     .nest("/", registry.endpoint())
+//!     .at("/hello", poem::endpoint::make_sync(|_| "hello"));
+//! tokio::spawn(registry.maintenance());
+//! poem::Server::new(poem::listener::TcpListener::bind("127.0.0.1:5000")).run(app).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Response};
+
+use crate::config::{Config, ConfigError, DeletePolicy, WarningRule};
+use crate::registry::{Registry as Core, RegistryError};
+use crate::store::{BlobStore, MemoryBlobStore, MetadataStore, SqliteMetaStore, StoreError};
+
+/// A registry built in code: its HTTP endpoint and its background maintenance.
+#[derive(Clone)]
+pub struct Registry {
+    core: Arc<Core>,
+}
+
+/// Why a registry could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The options are inconsistent or out of range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The metadata store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data directory or blob store could not be opened.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Options of a [`Registry`]: the same as the config file's, plus the stores.
+#[must_use]
+pub struct RegistryBuilder {
+    config: Config,
+    meta: Option<Arc<dyn MetadataStore>>,
+    blobs: Option<Arc<dyn BlobStore>>,
+    in_memory: bool,
+}
+
+impl Registry {
+    /// Starts building a registry with the defaults of `marina serve`.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder {
+            config: Config::default(),
+            meta: None,
+            blobs: None,
+            in_memory: false,
+        }
+    }
+
+    /// The HTTP application: the OCI API under `/v2/`, `/openapi.json`, `/docs`,
+    /// `/healthz`. Mount it with `Route::nest`; under a prefix, `Location` and `Link`
+    /// headers carry the prefix.
+    pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
+        crate::api::app(self.core.clone())
+            .into_endpoint()
+            .map_to_response()
+    }
+
+    /// Expires idle upload sessions and collects unlinked blobs, forever; spawn it
+    /// next to the endpoint.
+    pub fn maintenance(&self) -> impl Future<Output = ()> + Send + 'static {
+        let core = self.core.clone();
+        async move {
+            let config = core.config().clone();
+            let expiry = Duration::from_secs(config.upload_expiry_secs.max(1));
+            let gc_every =
+                (config.gc_interval_secs > 0).then(|| Duration::from_secs(config.gc_interval_secs));
+            let period = (expiry / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+            let period = gc_every.map_or(period, |g| period.min(g));
+            let mut last_gc = tokio::time::Instant::now();
+            loop {
+                let c = core.clone();
+                let removed = tokio::task::spawn_blocking(move || c.expire_uploads())
+                    .await
+                    .unwrap_or(0);
+                if removed > 0 {
+                    tracing::info!(removed, "expired idle upload sessions");
+                }
+                if gc_every.is_some_and(|e| last_gc.elapsed() >= e) {
+                    last_gc = tokio::time::Instant::now();
+                    match core.collect_garbage().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(removed = n, "garbage-collected unlinked blobs"),
+                        Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+                    }
+                }
+                tokio::time::sleep(period).await;
+            }
+        }
+    }
+
+    /// The registry's semantics without HTTP (push and pull in code).
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        self.core.config()
+    }
+}
+
+impl RegistryBuilder {
+    /// Starts from a whole configuration (e.g. read with [`Config::from_file`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Directory for `meta.db`, `blobs/` and `uploads/` (ignored for stores given
+    /// explicitly and in memory).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.data_dir = dir.into();
+        self
+    }
+
+    /// Keeps everything in memory (SQLite in memory, blobs in memory): fast and
+    /// gone when the registry is dropped.
+    pub fn in_memory(mut self) -> Self {
+        self.in_memory = true;
+        self
+    }
+
+    /// Uses this metadata store instead of SQLite.
+    pub fn metadata_store(mut self, store: Arc<dyn MetadataStore>) -> Self {
+        self.meta = Some(store);
+        self
+    }
+
+    /// Uses this blob store instead of the filesystem.
+    pub fn blob_store(mut self, store: Arc<dyn BlobStore>) -> Self {
+        self.blobs = Some(store);
+        self
+    }
+
+    /// Which deletions are allowed.
+    pub fn delete(mut self, policy: DeletePolicy) -> Self {
+        self.config.delete = policy;
+        self
+    }
+
+    /// Allow deleting blobs.
+    pub fn delete_blobs(mut self, allow: bool) -> Self {
+        self.config.delete.blobs = allow;
+        self
+    }
+
+    /// Serve the referrers API.
+    pub fn referrers(mut self, on: bool) -> Self {
+        self.config.referrers = on;
+        self
+    }
+
+    /// Accept manifests whose references were never pushed.
+    pub fn sparse_manifests(mut self, allow: bool) -> Self {
+        self.config.sparse_manifests = allow;
+        self
+    }
+
+    /// Largest manifest accepted, in bytes.
+    pub fn max_manifest_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_manifest_bytes = bytes;
+        self
+    }
+
+    /// Referrers per response before a `Link` to the next page.
+    pub fn referrers_page_size(mut self, n: u32) -> Self {
+        self.config.referrers_page_size = n;
+        self
+    }
+
+    /// Idle time after which an upload session is removed.
+    pub fn upload_expiry(mut self, after: Duration) -> Self {
+        self.config.upload_expiry_secs = after.as_secs().max(1);
+        self
+    }
+
+    /// Adds a deprecation notice for repositories matching `pattern`.
+    pub fn warning(mut self, pattern: impl Into<String>, message: impl Into<String>) -> Self {
+        self.config.warnings.push(WarningRule {
+            repositories: pattern.into(),
+            message: message.into(),
+        });
+        self
+    }
+
+    /// Validates the options and opens the stores.
+    pub fn build(self) -> Result<Registry, BuildError> {
+        self.config.validate()?;
+        let core = match (self.meta, self.blobs, self.in_memory) {
+            (None, None, false) => Core::open(self.config)?,
+            (meta, blobs, in_memory) => {
+                let meta = match meta {
+                    Some(m) => m,
+                    None if in_memory => Arc::new(SqliteMetaStore::in_memory()?),
+                    None => {
+                        std::fs::create_dir_all(&self.config.data_dir)
+                            .map_err(RegistryError::from)?;
+                        Arc::new(SqliteMetaStore::open(
+                            &self.config.data_dir.join("meta.db"),
+                        )?)
+                    }
+                };
+                let blobs = match blobs {
+                    Some(b) => b,
+                    None if in_memory => Arc::new(MemoryBlobStore::new()),
+                    None => Arc::new(
+                        crate::store::FsBlobStore::open(&self.config.data_dir)
+                            .map_err(RegistryError::from)?,
+                    ),
+                };
+                Core::with_stores(self.config, meta, blobs)
+            }
+        };
+        Ok(Registry {
+            core: Arc::new(core),
+        })
+    }
+}

@@ -1,0 +1,449 @@
+//! The storage contract: what the registry relies on from a [`BlobStore`] and a
+//! [`MetadataStore`], as checks any backend can run.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use std::sync::Arc;
+//! use marina::store::{contract, MemoryBlobStore, SqliteMetaStore};
+//! contract::check_blob_store(&|| Arc::new(MemoryBlobStore::new())).await;
+//! contract::check_metadata_store(&|| Arc::new(SqliteMetaStore::in_memory().unwrap()));
+//! # }
+//! ```
+//!
+//! Each check gets a fresh store from the factory and panics with the name of the
+//! broken rule, so a failure reads as "which promise does my backend break".
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::io::AsyncReadExt;
+
+use super::{BlobStore, MetadataStore, NewManifest, StoreError};
+use crate::oci::{Algorithm, Digest};
+
+/// Makes a fresh, empty blob store for one check.
+pub type BlobFactory<'a> = &'a (dyn Fn() -> Arc<dyn BlobStore> + Sync);
+/// Makes a fresh, empty metadata store for one check.
+pub type MetaFactory<'a> = &'a (dyn Fn() -> Arc<dyn MetadataStore> + Sync);
+
+async fn read_all(store: &dyn BlobStore, d: &Digest, offset: u64, len: u64) -> Vec<u8> {
+    let mut r = store.open(d, offset, len).expect("open a stored blob");
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).await.expect("read a stored blob");
+    out
+}
+
+/// Runs every blob store check against stores made by `make`.
+pub async fn check_blob_store(make: BlobFactory<'_>) {
+    let data = b"hello, contract".to_vec();
+    let d = Algorithm::Sha256.digest_of(&data);
+
+    // Appended bytes are read back in order; truncation rolls back.
+    let s = make();
+    let mut st = s.create_staging("s1", b"note").expect("create staging");
+    st.append(b"hello, ").unwrap();
+    st.append(b"garbage").unwrap();
+    st.truncate(7).unwrap();
+    st.append(b"contract").unwrap();
+    assert_eq!(
+        st.size(),
+        data.len() as u64,
+        "staging: size counts appended bytes after truncation"
+    );
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut st.read_back().unwrap(), &mut back).unwrap();
+    assert_eq!(
+        back, data,
+        "staging: read_back returns exactly the bytes held"
+    );
+    assert_eq!(
+        s.size_of(&d).unwrap(),
+        None,
+        "staging: nothing is visible before publish"
+    );
+
+    // Publishing makes the blob visible with its size and bytes, ranges included.
+    st.publish(&d).expect("publish");
+    assert_eq!(
+        s.size_of(&d).unwrap(),
+        Some(data.len() as u64),
+        "publish: size_of reports the size"
+    );
+    assert_eq!(
+        read_all(&*s, &d, 0, data.len() as u64).await,
+        data,
+        "publish: bytes read back"
+    );
+    assert_eq!(
+        read_all(&*s, &d, 7, 5).await,
+        b"contr",
+        "open: offset and length select a range"
+    );
+    assert!(
+        s.reopen_staging("s1").unwrap().is_none(),
+        "publish: the staging area is gone afterwards"
+    );
+
+    // Publishing an already stored blob keeps the stored one and drops the staging area.
+    let mut st = s.create_staging("s2", b"").unwrap();
+    st.append(&data).unwrap();
+    st.publish(&d).expect("publish of an existing blob");
+    assert_eq!(
+        read_all(&*s, &d, 0, 100).await,
+        data,
+        "publish twice: content unchanged"
+    );
+
+    // Sessions can be reopened with their note; unknown ones cannot.
+    let s = make();
+    let mut st = s.create_staging("resume", b"{\"repo\":\"r\"}").unwrap();
+    st.append(b"part").unwrap();
+    drop(st);
+    let (st, note) = s
+        .reopen_staging("resume")
+        .unwrap()
+        .expect("reopen: a staging area survives its handle");
+    assert_eq!(note, b"{\"repo\":\"r\"}", "reopen: the note comes back");
+    assert_eq!(st.size(), 4, "reopen: the bytes come back");
+    assert!(
+        s.reopen_staging("nope").unwrap().is_none(),
+        "reopen: unknown sessions are None"
+    );
+
+    // Staleness and discard.
+    let future = SystemTime::now() + Duration::from_secs(5);
+    assert_eq!(
+        s.stale_staging(future),
+        vec!["resume".to_string()],
+        "stale_staging: lists idle sessions"
+    );
+    assert!(
+        s.stale_staging(SystemTime::now() - Duration::from_secs(3600))
+            .is_empty(),
+        "stale_staging: recent sessions are not stale"
+    );
+    s.discard_staging("resume");
+    s.discard_staging("resume");
+    assert!(
+        s.reopen_staging("resume").unwrap().is_none(),
+        "discard: the session is gone"
+    );
+    assert!(
+        s.stale_staging(future).is_empty(),
+        "discard: nothing left to expire"
+    );
+
+    // Removal.
+    let mut st = s.create_staging("r", b"").unwrap();
+    st.append(&data).unwrap();
+    st.publish(&d).unwrap();
+    s.remove(&d).unwrap();
+    assert_eq!(s.size_of(&d).unwrap(), None, "remove: the blob is gone");
+    s.remove(&d)
+        .expect("remove: removing an absent blob is not an error");
+}
+
+fn manifest<'a>(
+    repo: &'a str,
+    digest: &'a str,
+    tags: &'a [String],
+    subject: Option<&'a str>,
+    artifact_type: Option<&'a str>,
+) -> NewManifest<'a> {
+    NewManifest {
+        repo,
+        digest,
+        media_type: "application/vnd.oci.image.manifest.v1+json",
+        artifact_type,
+        subject,
+        annotations: None,
+        bytes: digest.as_bytes(),
+        tags,
+        required_blobs: vec![],
+        required_manifests: vec![],
+    }
+}
+
+fn d(i: u32) -> String {
+    Algorithm::Sha256.digest_of(&i.to_be_bytes()).to_string()
+}
+
+/// Runs every metadata store check against stores made by `make`.
+pub fn check_metadata_store(make: MetaFactory<'_>) {
+    // Links are per repository; lookups see only their own repository.
+    let s = make();
+    assert!(
+        !s.repo_exists("a").unwrap(),
+        "repo_exists: false before any write"
+    );
+    s.link_blob("a", &d(1), 10).unwrap();
+    s.link_blob("a", &d(1), 10)
+        .expect("link_blob: linking twice is fine");
+    assert!(
+        s.repo_exists("a").unwrap(),
+        "link_blob: creates the repository"
+    );
+    assert_eq!(
+        s.blob_in_repo("a", &d(1)).unwrap(),
+        Some(10),
+        "blob_in_repo: sees a link"
+    );
+    assert_eq!(
+        s.blob_in_repo("b", &d(1)).unwrap(),
+        None,
+        "blob_in_repo: other repositories do not see it"
+    );
+    assert_eq!(
+        s.blob_anywhere(&d(1)).unwrap(),
+        Some(10),
+        "blob_anywhere: sees any link"
+    );
+    assert!(
+        s.orphan_blobs(10).unwrap().is_empty(),
+        "orphan_blobs: linked blobs are not orphans"
+    );
+    assert!(
+        !s.forget_blob(&d(1)).unwrap(),
+        "forget_blob: refuses a linked blob"
+    );
+    assert!(
+        s.unlink_blob("a", &d(1)).unwrap(),
+        "unlink_blob: true when linked"
+    );
+    assert!(
+        !s.unlink_blob("a", &d(1)).unwrap(),
+        "unlink_blob: false when not linked"
+    );
+    assert_eq!(
+        s.blob_anywhere(&d(1)).unwrap(),
+        None,
+        "blob_anywhere: unlinked blobs are not mountable"
+    );
+    assert_eq!(
+        s.orphan_blobs(10).unwrap(),
+        vec![d(1)],
+        "orphan_blobs: an unlinked blob is an orphan"
+    );
+    assert!(
+        s.forget_blob(&d(1)).unwrap(),
+        "forget_blob: forgets an orphan"
+    );
+    assert!(
+        s.orphan_blobs(10).unwrap().is_empty(),
+        "forget_blob: the orphan is gone"
+    );
+
+    // Manifests with missing references change nothing.
+    let s = make();
+    let tags = vec!["v1".to_string()];
+    let (d10, d12) = (d(10), d(12));
+    let mut m = manifest("r", &d10, &tags, None, None);
+    m.required_blobs = vec![d(11)];
+    match s.put_manifest(&m) {
+        Err(StoreError::MissingReferences(missing)) => {
+            assert_eq!(missing, vec![d(11)], "put_manifest: names the missing blob")
+        }
+        other => panic!("put_manifest: a missing blob must be MissingReferences, got {other:?}"),
+    }
+    assert!(
+        s.get_manifest("r", "v1").unwrap().is_none(),
+        "put_manifest: a rejected manifest stores nothing"
+    );
+    s.link_blob("r", &d(11), 1).unwrap();
+    s.put_manifest(&m)
+        .expect("put_manifest: accepted once the blob is linked");
+    let got = s
+        .get_manifest("r", "v1")
+        .unwrap()
+        .expect("get_manifest: by tag");
+    assert_eq!(
+        (got.digest.as_str(), got.bytes.as_slice()),
+        (d(10).as_str(), d(10).as_bytes()),
+        "get_manifest: exact bytes by tag"
+    );
+    assert!(
+        s.get_manifest("r", &d(10)).unwrap().is_some(),
+        "get_manifest: by digest"
+    );
+    let mut child = manifest("r", &d12, &[], None, None);
+    child.required_manifests = vec![d(99)];
+    assert!(
+        matches!(
+            s.put_manifest(&child),
+            Err(StoreError::MissingReferences(_))
+        ),
+        "put_manifest: missing child manifests are refused"
+    );
+
+    // Tags move, are deleted alone, and go with their manifest.
+    let s = make();
+    let ab = vec!["a".to_string(), "b".to_string()];
+    s.put_manifest(&manifest("r", &d(1), &ab, None, None))
+        .unwrap();
+    s.put_manifest(&manifest("r", &d(2), &["b".to_string()], None, None))
+        .unwrap();
+    assert_eq!(
+        s.get_manifest("r", "b").unwrap().unwrap().digest,
+        d(2),
+        "put_manifest: re-tagging moves the tag"
+    );
+    assert!(
+        s.delete_tag("r", "a").unwrap(),
+        "delete_tag: true when present"
+    );
+    assert!(
+        !s.delete_tag("r", "a").unwrap(),
+        "delete_tag: false when absent"
+    );
+    assert!(
+        s.get_manifest("r", &d(1)).unwrap().is_some(),
+        "delete_tag: the manifest stays"
+    );
+    s.put_manifest(&manifest("r", &d(2), &["c".to_string()], None, None))
+        .expect("put_manifest: pushing again is idempotent");
+    assert!(
+        s.delete_manifest("r", &d(2)).unwrap(),
+        "delete_manifest: true when present"
+    );
+    assert!(
+        s.get_manifest("r", "b").unwrap().is_none() && s.get_manifest("r", "c").unwrap().is_none(),
+        "delete_manifest: its tags go with it"
+    );
+    assert!(
+        !s.delete_manifest("r", &d(2)).unwrap(),
+        "delete_manifest: false when absent"
+    );
+
+    // Shared content: deleting in one repository keeps the other.
+    s.put_manifest(&manifest("other", &d(1), &["x".to_string()], None, None))
+        .unwrap();
+    assert!(s.delete_manifest("r", &d(1)).unwrap());
+    assert_eq!(
+        s.get_manifest("other", "x").unwrap().map(|m| m.bytes),
+        Some(d(1).into_bytes()),
+        "delete_manifest: other repositories keep shared content"
+    );
+
+    // Tag pages: byte order, keyset after `last`, `more` flag, unknown repository.
+    let s = make();
+    let tags: Vec<String> = ["b", "A", "a", "c", "B", "_z", "1"]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    s.put_manifest(&manifest("t", &d(1), &tags, None, None))
+        .unwrap();
+    let mut sorted = tags.clone();
+    sorted.sort();
+    let mut seen = Vec::new();
+    let mut last: Option<String> = None;
+    for _ in 0..10 {
+        let p = s
+            .list_tags("t", last.as_deref(), 3)
+            .unwrap()
+            .expect("list_tags: known repository");
+        assert!(p.items.len() <= 3, "list_tags: at most n");
+        seen.extend(p.items.clone());
+        last = p.items.last().cloned();
+        if !p.more {
+            break;
+        }
+        assert_eq!(
+            p.items.len(),
+            3,
+            "list_tags: a page with more after it is full"
+        );
+    }
+    assert_eq!(
+        seen, sorted,
+        "list_tags: pages walk every tag once in byte order"
+    );
+    assert!(
+        s.list_tags("nope", None, 3).unwrap().is_none(),
+        "list_tags: None for an unknown repository"
+    );
+    assert!(
+        s.list_tags("t", None, 0).unwrap().unwrap().items.is_empty(),
+        "list_tags: n = 0 gives nothing"
+    );
+
+    // Referrers: the subject index, the artifact type filter, paging.
+    let s = make();
+    let subject = d(1000);
+    for i in 0..7 {
+        let t = if i % 2 == 0 { "even" } else { "odd" };
+        s.put_manifest(&manifest("r", &d(i), &[], Some(&subject), Some(t)))
+            .unwrap();
+    }
+    s.put_manifest(&manifest("r", &d(50), &[], Some(&d(2000)), Some("even")))
+        .unwrap();
+    let mut all = Vec::new();
+    let mut last: Option<String> = None;
+    for _ in 0..10 {
+        let p = s
+            .referrers("r", &subject, None, last.as_deref(), 3)
+            .unwrap();
+        all.extend(p.items.iter().map(|r| r.digest.clone()));
+        last = p.items.last().map(|r| r.digest.clone());
+        if !p.more {
+            break;
+        }
+    }
+    let mut want: Vec<String> = (0..7).map(d).collect();
+    want.sort();
+    assert_eq!(
+        all, want,
+        "referrers: pages list every referrer of the subject once, in digest order"
+    );
+    let even = s.referrers("r", &subject, Some("even"), None, 100).unwrap();
+    assert_eq!(even.items.len(), 4, "referrers: the artifact type filter");
+    assert!(
+        even.items
+            .iter()
+            .all(|r| r.artifact_type.as_deref() == Some("even")),
+        "referrers: filtered items have the type"
+    );
+    assert!(
+        s.referrers("elsewhere", &subject, None, None, 10)
+            .unwrap()
+            .items
+            .is_empty(),
+        "referrers: per repository"
+    );
+    s.delete_manifest("r", &d(0)).unwrap();
+    assert_eq!(
+        s.referrers("r", &subject, None, None, 100)
+            .unwrap()
+            .items
+            .len(),
+        6,
+        "referrers: a deleted referrer is gone"
+    );
+
+    // Catalog: repositories with manifests, paged.
+    let s = make();
+    for name in ["b/x", "a", "c", "a/b"] {
+        s.put_manifest(&manifest(name, &d(1), &[], None, None))
+            .unwrap();
+    }
+    s.link_blob("blobs-only", &d(5), 1).unwrap();
+    let p1 = s.catalog(None, 2).unwrap();
+    assert_eq!(
+        (p1.items.clone(), p1.more),
+        (vec!["a".to_string(), "a/b".into()], true),
+        "catalog: first page"
+    );
+    let p2 = s.catalog(Some("a/b"), 10).unwrap();
+    assert_eq!(
+        (p2.items.clone(), p2.more),
+        (vec!["b/x".to_string(), "c".into()], false),
+        "catalog: next page after last"
+    );
+    s.delete_manifest("c", &d(1)).unwrap();
+    assert!(
+        !s.catalog(None, 10)
+            .unwrap()
+            .items
+            .contains(&"c".to_string()),
+        "catalog: emptied repositories disappear"
+    );
+}

@@ -1,0 +1,251 @@
+//! [`BlobStore`] on the filesystem: content-addressed files
+//! `blobs/<algorithm>/<first 2 hex>/<hex>`, staging files `uploads/<session>` beside
+//! a `uploads/<session>.json` note.
+//!
+//! A staging file lives on the same filesystem as the blobs, so publishing is a
+//! rename: `fsync` the file (its bytes must be on disk before a name points at them),
+//! `rename` it into place (atomic on POSIX), then `fsync` the directory so the rename
+//! itself survives a crash. A reader can never see a blob whose bytes differ from its
+//! digest. Writeback of large uploads is started every few MiB so that the final
+//! `fsync` only waits for the tail.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use tokio::io::AsyncReadExt;
+
+use super::{BlobReader, BlobStore, ResumedStaging, Staging};
+use crate::oci::Digest;
+
+/// Blobs and staging files under one directory.
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+/// A staging file of an upload session.
+#[derive(Debug)]
+pub struct FsStaging {
+    store: FsBlobStore,
+    id: String,
+    file: File,
+    size: u64,
+    writeback_from: u64,
+}
+
+/// Start writeback every this many appended bytes.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// Asks the kernel to start writing a range to disk now, without waiting for it.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is open for the lifetime of `file`; the call only
+    // schedules I/O and reads no memory of ours.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
+impl FsBlobStore {
+    /// Opens (creating if needed) a blob store under `root`.
+    pub fn open(root: &Path) -> io::Result<Self> {
+        fs::create_dir_all(root.join("blobs"))?;
+        fs::create_dir_all(root.join("uploads"))?;
+        Ok(FsBlobStore {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Directory of upload staging files.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.root.join("uploads")
+    }
+
+    /// Final path of a blob.
+    pub fn path_of(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_str())
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    fn staging_path(&self, id: &str) -> PathBuf {
+        self.uploads_dir().join(id)
+    }
+
+    fn note_path(&self, id: &str) -> PathBuf {
+        self.uploads_dir().join(format!("{id}.json"))
+    }
+}
+
+impl Staging for FsStaging {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.size += bytes.len() as u64;
+        if self.size - self.writeback_from >= WRITEBACK_EVERY {
+            start_writeback(
+                &self.file,
+                self.writeback_from,
+                self.size - self.writeback_from,
+            );
+            self.writeback_from = self.size;
+        }
+        Ok(())
+    }
+
+    fn truncate(&mut self, size: u64) -> io::Result<()> {
+        self.file.set_len(size)?;
+        self.file.seek(SeekFrom::Start(size))?;
+        self.size = size;
+        self.writeback_from = self.writeback_from.min(size);
+        Ok(())
+    }
+
+    fn read_back(&self) -> io::Result<Box<dyn io::Read + Send>> {
+        Ok(Box::new(io::BufReader::with_capacity(
+            1 << 20,
+            File::open(self.store.staging_path(&self.id))?,
+        )))
+    }
+
+    fn publish(self: Box<Self>, digest: &Digest) -> io::Result<()> {
+        let FsStaging {
+            store, id, file, ..
+        } = *self;
+        let target = store.path_of(digest);
+        let _ = fs::remove_file(store.note_path(&id));
+        if target.is_file() {
+            drop(file);
+            let _ = fs::remove_file(store.staging_path(&id));
+            return Ok(());
+        }
+        // Data first, then the name: a crash between them leaves a staging file,
+        // never a blob name over missing bytes.
+        file.sync_all()?;
+        drop(file);
+        let dir = target.parent().expect("blob paths have a parent");
+        fs::create_dir_all(dir)?;
+        fs::rename(store.staging_path(&id), &target)?;
+        // The rename is a directory update; sync the directory so it is durable.
+        File::open(dir)?.sync_all()?;
+        Ok(())
+    }
+}
+
+impl BlobStore for FsBlobStore {
+    fn create_staging(&self, id: &str, note: &[u8]) -> io::Result<Box<dyn Staging>> {
+        fs::write(self.note_path(id), note)?;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(self.staging_path(id))?;
+        Ok(Box::new(FsStaging {
+            store: self.clone(),
+            id: id.to_string(),
+            file,
+            size: 0,
+            writeback_from: 0,
+        }))
+    }
+
+    fn reopen_staging(&self, id: &str) -> io::Result<Option<ResumedStaging>> {
+        let note = match fs::read(self.note_path(id)) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.staging_path(id))
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let size = file.seek(SeekFrom::End(0))?;
+        let staging = FsStaging {
+            store: self.clone(),
+            id: id.to_string(),
+            file,
+            size,
+            writeback_from: size,
+        };
+        Ok(Some((Box::new(staging), note)))
+    }
+
+    fn discard_staging(&self, id: &str) {
+        let _ = fs::remove_file(self.staging_path(id));
+        let _ = fs::remove_file(self.note_path(id));
+    }
+
+    fn stale_staging(&self, before: SystemTime) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.uploads_dir()) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .filter(|e| {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .map(|t| t < before)
+                    .unwrap_or(false)
+            })
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.trim_end_matches(".json").to_string()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        // A session is stale only if its data file is (a note alone is written once).
+        ids.retain(|id| {
+            fs::metadata(self.staging_path(id))
+                .and_then(|m| m.modified())
+                .map(|t| t < before)
+                .unwrap_or(true)
+        });
+        ids
+    }
+
+    fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
+        match fs::metadata(self.path_of(digest)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
+        let mut file = File::open(self.path_of(digest))?;
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset))?;
+        }
+        Ok(Box::new(tokio::fs::File::from_std(file).take(len)))
+    }
+
+    fn remove(&self, digest: &Digest) -> io::Result<()> {
+        match fs::remove_file(self.path_of(digest)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! [`BlobStore`] in memory, for tests and throwaway registries. Staging areas are
+//! kept in the store (not in the upload), so a registry rebuilt over the same store
+//! resumes its sessions as it would after a restart on disk.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::{BlobReader, BlobStore, ResumedStaging, Staging};
+use crate::oci::Digest;
+
+#[derive(Default)]
+struct State {
+    blobs: HashMap<String, Bytes>,
+    staging: HashMap<String, StagingEntry>,
+}
+
+struct StagingEntry {
+    data: Arc<Mutex<Vec<u8>>>,
+    note: Vec<u8>,
+    touched: SystemTime,
+}
+
+/// Blobs held in memory.
+#[derive(Clone, Default)]
+pub struct MemoryBlobStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for MemoryBlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryBlobStore")
+    }
+}
+
+impl MemoryBlobStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct MemoryStaging {
+    store: MemoryBlobStore,
+    id: String,
+    data: Arc<Mutex<Vec<u8>>>,
+}
+
+impl MemoryStaging {
+    fn data(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn touch(&self) {
+        if let Some(e) = self.store.lock().staging.get_mut(&self.id) {
+            e.touched = SystemTime::now();
+        }
+    }
+}
+
+impl Staging for MemoryStaging {
+    fn size(&self) -> u64 {
+        self.data().len() as u64
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.data().extend_from_slice(bytes);
+        self.touch();
+        Ok(())
+    }
+
+    fn truncate(&mut self, size: u64) -> io::Result<()> {
+        self.data().truncate(size as usize);
+        Ok(())
+    }
+
+    fn read_back(&self) -> io::Result<Box<dyn io::Read + Send>> {
+        Ok(Box::new(io::Cursor::new(self.data().clone())))
+    }
+
+    fn publish(self: Box<Self>, digest: &Digest) -> io::Result<()> {
+        let bytes = Bytes::from(std::mem::take(&mut *self.data()));
+        let mut state = self.store.lock();
+        state.staging.remove(&self.id);
+        state.blobs.entry(digest.to_string()).or_insert(bytes);
+        Ok(())
+    }
+}
+
+impl BlobStore for MemoryBlobStore {
+    fn create_staging(&self, id: &str, note: &[u8]) -> io::Result<Box<dyn Staging>> {
+        let data = Arc::new(Mutex::new(Vec::new()));
+        let mut state = self.lock();
+        if state.staging.contains_key(id) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "staging area exists",
+            ));
+        }
+        state.staging.insert(
+            id.to_string(),
+            StagingEntry {
+                data: data.clone(),
+                note: note.to_vec(),
+                touched: SystemTime::now(),
+            },
+        );
+        Ok(Box::new(MemoryStaging {
+            store: self.clone(),
+            id: id.to_string(),
+            data,
+        }))
+    }
+
+    fn reopen_staging(&self, id: &str) -> io::Result<Option<ResumedStaging>> {
+        let state = self.lock();
+        Ok(state.staging.get(id).map(|e| {
+            let staging: Box<dyn Staging> = Box::new(MemoryStaging {
+                store: self.clone(),
+                id: id.to_string(),
+                data: e.data.clone(),
+            });
+            (staging, e.note.clone())
+        }))
+    }
+
+    fn discard_staging(&self, id: &str) {
+        self.lock().staging.remove(id);
+    }
+
+    fn stale_staging(&self, before: SystemTime) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .lock()
+            .staging
+            .iter()
+            .filter(|(_, e)| e.touched < before)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
+        Ok(self
+            .lock()
+            .blobs
+            .get(&digest.to_string())
+            .map(|b| b.len() as u64))
+    }
+
+    fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
+        let bytes = self
+            .lock()
+            .blobs
+            .get(&digest.to_string())
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "blob not stored"))?;
+        let start = (offset as usize).min(bytes.len());
+        let end = start.saturating_add(len as usize).min(bytes.len());
+        Ok(Box::new(io::Cursor::new(bytes.slice(start..end))))
+    }
+
+    fn remove(&self, digest: &Digest) -> io::Result<()> {
+        self.lock().blobs.remove(&digest.to_string());
+        Ok(())
+    }
+}

@@ -1,0 +1,232 @@
+//! Durability under SIGKILL: the `marina` binary is killed while clients push, then
+//! restarted on the same directory. Every acknowledged blob and tag must still be
+//! there, and no stored blob may hold bytes that differ from its digest.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use marina::oci::{Algorithm, Digest};
+use reqwest::Method;
+
+use crate::support::{image_manifest, OCI_MANIFEST};
+
+/// The server as a child process; killed when dropped.
+struct Process {
+    child: Child,
+    url: String,
+}
+
+impl Process {
+    fn start(dir: &std::path::Path) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_marina"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("marina starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "unexpected first line {line:?}"
+        );
+        Process { child, url }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Default)]
+struct Acknowledged {
+    blobs: Vec<(String, Digest, Vec<u8>)>,
+    tags: Vec<(String, String, Digest)>,
+}
+
+fn content(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Pushes blobs (single POST and chunked) and manifests until the server dies,
+/// recording what was acknowledged.
+async fn pusher(url: String, worker: u64, acked: Arc<Mutex<Acknowledged>>) {
+    let client = reqwest::Client::new();
+    for i in 0..200u64 {
+        let repo = format!("crash/w{worker}");
+        let data = content(worker * 1000 + i, 1000 + ((i * 7919) % 300_000) as usize);
+        let d = Algorithm::Sha256.digest_of(&data);
+        let ok = if i % 2 == 0 {
+            match client
+                .request(
+                    Method::POST,
+                    format!("{url}/v2/{repo}/blobs/uploads/?digest={d}"),
+                )
+                .body(data.clone())
+                .send()
+                .await
+            {
+                Ok(r) => r.status() == 201,
+                Err(_) => return,
+            }
+        } else {
+            let Ok(r) = client
+                .post(format!("{url}/v2/{repo}/blobs/uploads/"))
+                .send()
+                .await
+            else {
+                return;
+            };
+            let Some(loc) = r
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+            else {
+                return;
+            };
+            let half = data.len() / 2;
+            let Ok(r) = client
+                .patch(format!("{url}{loc}"))
+                .header("Content-Range", format!("0-{}", half - 1))
+                .body(data[..half].to_vec())
+                .send()
+                .await
+            else {
+                return;
+            };
+            if r.status() != 202 {
+                return;
+            }
+            match client
+                .put(format!("{url}{loc}?digest={d}"))
+                .body(data[half..].to_vec())
+                .send()
+                .await
+            {
+                Ok(r) => r.status() == 201,
+                Err(_) => return,
+            }
+        };
+        if !ok {
+            return;
+        }
+        acked
+            .lock()
+            .unwrap()
+            .blobs
+            .push((repo.clone(), d.clone(), data.clone()));
+        let m = image_manifest(&d, data.len(), &[], None, None);
+        let tag = format!("t{i}");
+        match client
+            .put(format!("{url}/v2/{repo}/manifests/{tag}"))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(m.clone())
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 201 => {
+                acked
+                    .lock()
+                    .unwrap()
+                    .tags
+                    .push((repo, tag, Algorithm::Sha256.digest_of(&m)))
+            }
+            _ => return,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill_and_no_blob_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let acked = Arc::new(Mutex::new(Acknowledged::default()));
+    for round in 0..3u64 {
+        let mut server = Process::start(dir.path());
+        let workers: Vec<_> = (0..3)
+            .map(|w| tokio::spawn(pusher(server.url.clone(), round * 10 + w, acked.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(150 + round * 120)).await;
+        server.kill();
+        for w in workers {
+            let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
+        }
+    }
+    let server = Process::start(dir.path());
+    let client = reqwest::Client::new();
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(
+        !acked.blobs.is_empty(),
+        "the pushers got nothing acknowledged before the kills"
+    );
+    eprintln!(
+        "checking {} acknowledged blobs and {} tags after 3 kills",
+        acked.blobs.len(),
+        acked.tags.len()
+    );
+    for (repo, d, data) in &acked.blobs {
+        let r = client
+            .get(format!("{}/v2/{repo}/blobs/{d}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged blob {d} in {repo} is gone");
+        assert_eq!(&r.bytes().await.unwrap()[..], &data[..], "blob {d} changed");
+    }
+    for (repo, tag, d) in &acked.tags {
+        let r = client
+            .get(format!("{}/v2/{repo}/manifests/{tag}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged tag {repo}:{tag} is gone");
+        assert_eq!(
+            r.headers()["docker-content-digest"].to_str().unwrap(),
+            d.to_string()
+        );
+    }
+    // Every file in the blob store holds exactly the bytes its name promises.
+    let mut checked = 0;
+    for alg_dir in std::fs::read_dir(dir.path().join("blobs")).unwrap() {
+        let alg_dir = alg_dir.unwrap();
+        let alg: Algorithm = alg_dir.file_name().to_string_lossy().parse().unwrap();
+        for prefix in std::fs::read_dir(alg_dir.path()).unwrap() {
+            for f in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+                let f = f.unwrap();
+                let bytes = std::fs::read(f.path()).unwrap();
+                assert_eq!(
+                    alg.digest_of(&bytes).hex(),
+                    f.file_name().to_string_lossy(),
+                    "corrupt blob file {:?}",
+                    f.path()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= acked.blobs.len() / 3,
+        "blob files were checked ({checked})"
+    );
+}
