@@ -19,4 +19,5 @@ mod auth_support; // fixtures: users, policies, test CA, HTTPS clients, tokens
 mod auth_api; // basic and token auth over HTTP: challenges, 401/403/429, token endpoint, catalog, mounts
 mod auth_tls; // HTTPS with a test CA, certificate reload without restart
 mod auth_clients; // skopeo, podman, buildah, oras through HTTPS + token auth (skipped when absent)
+mod auth_cli; // marina passwd, and entries written by Apache htpasswd -B
 mod auth_properties; // proptest: random policies and requests vs a model; refused requests change nothing
