@@ -8,6 +8,12 @@ mod api_listing; // tag list, catalog, pagination
 mod api_manifests; // manifest push/pull/delete, tag params, sparse, limits
 mod api_referrers; // referrers index, filters, pagination, tag-schema upgrade
 mod api_uploads; // every upload method, chunk rules, mounts, sessions
+mod auth_api; // basic and token auth over HTTP: challenges, 401/403/429, token endpoint, catalog, mounts
+mod auth_cli; // marina passwd, and entries written by Apache htpasswd -B
+mod auth_clients; // skopeo, podman, buildah, oras through HTTPS + token auth (skipped when absent)
+mod auth_properties; // proptest: random policies and requests vs a model; refused requests change nothing
+mod auth_support; // fixtures: users, policies, test CA, HTTPS clients, tokens
+mod auth_tls; // HTTPS with a test CA, certificate reload without restart
 mod clients; // skopeo, buildah, podman against the server (skipped when absent)
 mod conformance;
 mod crash; // SIGKILL during pushes: acknowledged writes survive, no corrupt blob
@@ -15,9 +21,3 @@ mod durability; // restarts, concurrent identical pushes, upload expiry
 mod openapi; // the generated document, spec/openapi.json, /docs
 mod properties;
 mod storage_contract; // every storage backend against the shared contract // proptest: blob round trips under random chunkings // marina conformance: suite doubles, report parsing, verdicts, server lifecycle
-mod auth_support; // fixtures: users, policies, test CA, HTTPS clients, tokens
-mod auth_api; // basic and token auth over HTTP: challenges, 401/403/429, token endpoint, catalog, mounts
-mod auth_tls; // HTTPS with a test CA, certificate reload without restart
-mod auth_clients; // skopeo, podman, buildah, oras through HTTPS + token auth (skipped when absent)
-mod auth_cli; // marina passwd, and entries written by Apache htpasswd -B
-mod auth_properties; // proptest: random policies and requests vs a model; refused requests change nothing
