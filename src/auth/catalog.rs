@@ -124,14 +124,7 @@ pub(super) fn reads_everything(auth: &Auth, caller: &Caller) -> bool {
     match caller {
         Caller::Anonymous => auth.policy.pulls_everything(Subject::Anonymous),
         Caller::User(u) => auth.policy.pulls_everything(Subject::User(u)),
-        Caller::Token(c) if auth.issuer.is_some() => {
-            let who = if c.sub.is_empty() {
-                Subject::Anonymous
-            } else {
-                Subject::User(&c.sub)
-            };
-            auth.policy.pulls_everything(who)
-        }
+        Caller::Token(c) if auth.issuer.is_some() => auth.policy.pulls_everything(c.subject()),
         Caller::Token(_) => false,
     }
 }

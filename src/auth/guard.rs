@@ -173,9 +173,7 @@ impl<E: Endpoint> GuardEndpoint<E> {
         self.inner.call(req).await.map(IntoResponse::into_response)
     }
 
-    /// Makes a mount honest about the caller: the source must be readable by it
-    /// ([`Auth::visible`]: for Marina's own tokens the policy of the token's subject
-    /// decides, so clients need not ask for a second scope).
+    /// Makes a mount honest about the caller: the source must be readable by it.
     async fn adjust_mount(
         &self,
         req: &mut Request,
@@ -275,10 +273,14 @@ impl<E: Endpoint> Endpoint for GuardEndpoint<E> {
                     Caller::Anonymous => unauthorized(&auth, &req, scope, false),
                     // An anonymous token is sent to log in.
                     Caller::Token(c) if c.sub.is_empty() => unauthorized(&auth, &req, scope, false),
+                    // An external issuer's token without the scope: ask for it.
+                    Caller::Token(_) if auth.issuer.is_none() => {
+                        unauthorized(&auth, &req, scope, true)
+                    }
                     // Right credentials, no grant: denied. In token mode the
                     // answer also names the scope in a challenge, so clients that
                     // fetch a new token on 403 (oras-py) do so once and then stop
-                    // with the error, instead of retrying blindly.
+                    // with the error, instead of retrying for minutes.
                     _ => {
                         let mut e = denied(&name, action);
                         if auth.config.scheme == super::AuthScheme::Token {

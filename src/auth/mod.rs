@@ -173,32 +173,27 @@ impl Auth {
         self.policy.grants(who, repo)
     }
 
-    /// What `caller` may do on `repo`: the policy for users and anonymous callers,
-    /// the token's `access` claim for bearer tokens.
+    /// What `caller` may do on `repo`. For users, anonymous callers and Marina's own
+    /// tokens, the live policy of the subject decides: an own token proves who the
+    /// caller is, its `access` claim records what was asked for. (Clients disagree
+    /// on how to widen a token: oras-py fetches a new one only after a 403, the
+    /// conformance suite only after a 401; so no answer to "this token lacks a scope
+    /// the policy grants" works for both, and none is needed. A revoked grant also
+    /// takes effect at once instead of when the token expires.) For an external
+    /// issuer's tokens, their `access` claim decides.
     pub fn grants(&self, caller: &Caller, repo: &str) -> Actions {
         match caller {
             Caller::Anonymous => self.policy.grants(Subject::Anonymous, repo),
             Caller::User(u) => self.policy.grants(Subject::User(u), repo),
+            Caller::Token(c) if self.issuer.is_some() => self.policy.grants(c.subject(), repo),
             Caller::Token(c) => c.grants(repo),
         }
     }
 
-    /// Whether `repo` is listed for `caller`: it may pull there. For Marina's own
-    /// tokens the policy of the token's subject decides (catalog tokens carry no
-    /// repository list); for external tokens, their `access` claim.
+    /// Whether `repo` is listed for `caller` (and may be the source of a mount): it
+    /// may pull there.
     pub fn visible(&self, caller: &Caller, repo: &str) -> bool {
-        let grants = match caller {
-            Caller::Token(c) if self.issuer.is_some() => {
-                let who = if c.sub.is_empty() {
-                    Subject::Anonymous
-                } else {
-                    Subject::User(&c.sub)
-                };
-                self.policy.grants(who, repo)
-            }
-            other => self.grants(other, repo),
-        };
-        grants.contains(Action::Pull)
+        self.grants(caller, repo).contains(Action::Pull)
     }
 
     /// The challenge for a refused request.

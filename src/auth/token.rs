@@ -71,6 +71,15 @@ impl Claims {
             })
     }
 
+    /// The policy subject of the token: anonymous when `sub` is empty.
+    pub fn subject(&self) -> super::Subject<'_> {
+        if self.sub.is_empty() {
+            super::Subject::Anonymous
+        } else {
+            super::Subject::User(&self.sub)
+        }
+    }
+
     /// Repositories the token grants `pull` on.
     pub fn pullable(&self) -> impl Iterator<Item = &str> {
         self.access
