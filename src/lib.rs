@@ -52,6 +52,7 @@ pub mod cli;
 pub mod config;
 pub mod conformance;
 mod embed;
+pub mod harness;
 pub mod oci;
 pub mod registry;
 pub mod server;

@@ -1,6 +1,7 @@
 //! Command-line entry points. Each subcommand lives in its own module and returns
 //! the process exit code; this module only parses arguments and dispatches.
 
+pub mod check;
 pub mod conformance;
 pub mod passwd;
 pub mod secure;
@@ -30,6 +31,8 @@ pub enum Command {
     Conformance(conformance::ConformanceArgs),
     /// Print the OpenAPI document of the registry's HTTP API.
     Openapi,
+    /// Validate a registry against the spec, requirement by requirement.
+    Check(check::CheckArgs),
     /// Add, change or remove a user of an htpasswd file (bcrypt).
     Passwd(passwd::PasswdArgs),
 }
@@ -41,6 +44,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Openapi => print_openapi(),
+        Command::Check(args) => check::run(args),
         Command::Passwd(args) => passwd::run(args),
     }
 }

@@ -21,3 +21,7 @@ mod durability; // restarts, concurrent identical pushes, upload expiry
 mod openapi; // the generated document, spec/openapi.json, /docs
 mod properties;
 mod storage_contract; // every storage backend against the shared contract // proptest: blob round trips under random chunkings // marina conformance: suite doubles, report parsing, verdicts, server lifecycle
+mod harness_client; // the harness HTTP client: bearer tokens, redirects, redaction
+mod harness_docker_registry; // the harness against distribution 2.8 (skipped when absent)
+mod harness_reference; // the harness against the in-process reference server
+mod harness_reports; // report rendering: terminal, JUnit, JSON, HTML

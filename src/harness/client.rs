@@ -1,0 +1,478 @@
+//! The harness's HTTP client: one reqwest client (rustls), Basic and Bearer-token
+//! authentication driven by `WWW-Authenticate`, redirects followed by hand so that
+//! `Authorization` never crosses to another host, and every exchange recorded
+//! (redacted) for the failure transcripts and the run-wide observations.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LOCATION};
+use reqwest::{Method, Url};
+
+use super::auth::basic;
+pub use super::auth::scope_for;
+pub use super::http::{Request, Response, TransportError};
+use super::http::{PACE, PACED_SLICE};
+use super::options::{Credentials, Options};
+use super::parse;
+use super::transcript::{excerpt, redact_header, redact_url, Exchange};
+
+/// Most redirects followed for one request.
+const MAX_REDIRECTS: usize = 10;
+/// Exchanges kept for the current check's transcript.
+const LOG_LIMIT: usize = 64;
+/// Retries of a request answered 429.
+pub const MAX_THROTTLE_RETRIES: usize = 3;
+/// Longest wait before retrying a 429.
+pub const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(10);
+/// 4xx responses kept for the error-envelope check.
+const SEEN_LIMIT: usize = 2000;
+
+/// Observations gathered over the whole run, for the run-wide checks.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Every 4xx exchange (bounded), with its raw body.
+    pub client_errors: Vec<(Exchange, Bytes, Option<String>)>,
+    /// `Warning` header values, with the exchange that carried them.
+    pub warnings: Vec<(Vec<String>, Exchange)>,
+    /// 429 answers.
+    pub throttled: Vec<Exchange>,
+    /// Redirects followed.
+    pub redirects: usize,
+}
+
+/// The HTTP client of a run.
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    credentials: Option<Credentials>,
+    /// Bearer tokens by scope; `""` holds a Basic marker once Basic was asked for.
+    tokens: Mutex<HashMap<String, String>>,
+    log: Mutex<VecDeque<Exchange>>,
+    seen: Mutex<Seen>,
+}
+
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL does not parse or is not http(s).
+    #[error("invalid registry URL {0:?}: give a URL such as http://127.0.0.1:5000")]
+    Url(String),
+    /// The CA file cannot be read or parsed.
+    #[error("cannot use CA file {0}: {1}")]
+    Ca(String, String),
+    /// reqwest refused the configuration.
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+fn host_key(u: &Url) -> (String, Option<u16>) {
+    (
+        u.host_str().unwrap_or_default().to_string(),
+        u.port_or_known_default(),
+    )
+}
+impl Client {
+    /// Builds the client for a registry URL.
+    pub fn new(url: &str, options: &Options) -> Result<Client, ClientError> {
+        let mut base = Url::parse(url).map_err(|_| ClientError::Url(url.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            return Err(ClientError::Url(url.to_string()));
+        }
+        base.set_path("/");
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(options.request_timeout_secs))
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("marina-check/", env!("CARGO_PKG_VERSION")))
+            .use_rustls_tls();
+        if let Some(ca) = &options.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| ClientError::Ca(ca.display().to_string(), e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ClientError::Ca(ca.display().to_string(), e.to_string()))?;
+            if certs.is_empty() {
+                return Err(ClientError::Ca(
+                    ca.display().to_string(),
+                    "no certificate in file".into(),
+                ));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        if options.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Build(e.to_string()))?;
+        Ok(Client {
+            http,
+            base,
+            credentials: options.credentials.clone(),
+            tokens: Mutex::new(HashMap::new()),
+            log: Mutex::new(VecDeque::new()),
+            seen: Mutex::new(Seen::default()),
+        })
+    }
+
+    /// The registry's base URL (path `/`).
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// Empties the current check's exchange log.
+    pub fn clear_log(&self) {
+        self.log.lock().expect("log lock").clear();
+    }
+
+    /// The current check's exchanges.
+    pub fn log(&self) -> Vec<Exchange> {
+        self.log.lock().expect("log lock").iter().cloned().collect()
+    }
+
+    /// Runs `f` on the run-wide observations.
+    pub fn with_seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
+        f(&self.seen.lock().expect("seen lock"))
+    }
+
+    fn record(&self, ex: Exchange, raw_body: Option<(&Bytes, &HeaderMap)>) {
+        if let Some((body, headers)) = raw_body {
+            let mut seen = self.seen.lock().expect("seen lock");
+            if (400..500).contains(&ex.status) && seen.client_errors.len() < SEEN_LIMIT {
+                let ct = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                seen.client_errors.push((ex.clone(), body.clone(), ct));
+            }
+            let warnings: Vec<String> = headers
+                .get_all("warning")
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            if !warnings.is_empty() && seen.warnings.len() < SEEN_LIMIT {
+                seen.warnings.push((warnings, ex.clone()));
+            }
+            if ex.status == 429 && seen.throttled.len() < SEEN_LIMIT {
+                seen.throttled.push(ex.clone());
+            }
+        }
+        let mut log = self.log.lock().expect("log lock");
+        if log.len() == LOG_LIMIT {
+            log.pop_front();
+        }
+        log.push_back(ex);
+    }
+
+    /// Resolves a request target against the registry URL.
+    pub fn url(&self, target: &str) -> Result<Url, TransportError> {
+        self.base
+            .join(target)
+            .map_err(|e| TransportError(format!("cannot resolve {target:?}: {e}")))
+    }
+
+    fn cached_auth(&self, url: &Url) -> Option<String> {
+        let tokens = self.tokens.lock().expect("token lock");
+        if let Some(t) = tokens.get(&scope_for(url)) {
+            return Some(format!("Bearer {t}"));
+        }
+        if tokens.contains_key("") {
+            return self.basic();
+        }
+        None
+    }
+
+    fn basic(&self) -> Option<String> {
+        self.credentials
+            .as_ref()
+            .map(|c| basic(&c.username, &c.password))
+    }
+
+    /// Sends a request, authenticating when challenged and following redirects.
+    /// A 429 is retried up to [`MAX_THROTTLE_RETRIES`] times after its
+    /// `Retry-After` (at most [`MAX_THROTTLE_WAIT`]; one second when absent).
+    pub async fn send(&self, req: Request) -> Result<Response, TransportError> {
+        let mut resp = self.send_authenticated(&req).await?;
+        for _ in 0..MAX_THROTTLE_RETRIES {
+            if resp.status != 429 {
+                break;
+            }
+            let wait = resp
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(Duration::from_secs(1), Duration::from_secs)
+                .min(MAX_THROTTLE_WAIT);
+            tokio::time::sleep(wait).await;
+            resp = self.send_authenticated(&req).await?;
+        }
+        Ok(resp)
+    }
+
+    async fn send_authenticated(&self, req: &Request) -> Result<Response, TransportError> {
+        let url = self.url(&req.target)?;
+        let auth = self.cached_auth(&url);
+        let resp = self.send_following(req, url.clone(), auth).await?;
+        if resp.status != 401 {
+            return Ok(resp);
+        }
+        let Some(auth) = self.answer_challenge(&resp, &url).await? else {
+            return Ok(resp);
+        };
+        self.send_following(req, url, Some(auth)).await
+    }
+
+    async fn answer_challenge(
+        &self,
+        resp: &Response,
+        url: &Url,
+    ) -> Result<Option<String>, TransportError> {
+        let challenges: Vec<_> = resp
+            .header_all("www-authenticate")
+            .into_iter()
+            .flat_map(parse::parse_www_authenticate)
+            .collect();
+        if let Some(c) = challenges.iter().find(|c| c.scheme == "bearer") {
+            let Some(realm) = c.param("realm") else {
+                return Ok(None);
+            };
+            let scope = c
+                .param("scope")
+                .map(str::to_string)
+                .unwrap_or_else(|| scope_for(url));
+            let mut token_url = Url::parse(realm)
+                .or_else(|_| url.join(realm))
+                .map_err(|e| TransportError(format!("bad token realm {realm:?}: {e}")))?;
+            {
+                let mut q = token_url.query_pairs_mut();
+                if let Some(s) = c.param("service") {
+                    q.append_pair("service", s);
+                }
+                for s in scope.split(' ').filter(|s| !s.is_empty()) {
+                    q.append_pair("scope", s);
+                }
+            }
+            let mut token_req = Request::get(token_url.to_string());
+            if let Some(b) = self.basic() {
+                token_req = token_req.header("Authorization", b);
+            }
+            let t = self.send_following(&token_req, token_url, None).await?;
+            if t.status != 200 {
+                return Ok(None);
+            }
+            let v: serde_json::Value = serde_json::from_slice(&t.body).unwrap_or_default();
+            let token = v
+                .get("token")
+                .or_else(|| v.get("access_token"))
+                .and_then(|t| t.as_str())
+                .map(str::to_string);
+            let Some(token) = token else {
+                return Ok(None);
+            };
+            self.tokens
+                .lock()
+                .expect("token lock")
+                .insert(scope_for(url), token.clone());
+            return Ok(Some(format!("Bearer {token}")));
+        }
+        if challenges.iter().any(|c| c.scheme == "basic") && self.credentials.is_some() {
+            self.tokens
+                .lock()
+                .expect("token lock")
+                .insert(String::new(), String::new());
+            return Ok(self.basic());
+        }
+        Ok(None)
+    }
+
+    async fn send_following(
+        &self,
+        req: &Request,
+        mut url: Url,
+        auth: Option<String>,
+    ) -> Result<Response, TransportError> {
+        let origin = host_key(&url);
+        let mut method = req.method.clone();
+        let mut body = req.body.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            // Authorization goes only to the host it was meant for (spec, "API").
+            let auth_here = auth.as_ref().filter(|_| host_key(&url) == origin);
+            let resp = self
+                .send_once(
+                    &method,
+                    &url,
+                    &req.headers,
+                    body.clone(),
+                    auth_here,
+                    req.paced,
+                )
+                .await?;
+            let redirect = matches!(resp.status, 301 | 302 | 303 | 307 | 308);
+            let Some(next) = redirect
+                .then(|| resp.header(LOCATION.as_str()).and_then(|l| resp.resolve(l)))
+                .flatten()
+            else {
+                return Ok(resp);
+            };
+            self.seen.lock().expect("seen lock").redirects += 1;
+            if resp.status == 303 || (matches!(resp.status, 301 | 302) && method == Method::POST) {
+                method = Method::GET;
+                body = None;
+            }
+            url = next;
+        }
+        Err(TransportError(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &[(String, String)],
+        body: Option<Bytes>,
+        auth: Option<&String>,
+        paced: bool,
+    ) -> Result<Response, TransportError> {
+        let mut hm = HeaderMap::new();
+        for (k, v) in headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| TransportError(format!("bad header name {k:?}: {e}")))?;
+            let value = HeaderValue::from_bytes(v.as_bytes())
+                .map_err(|e| TransportError(format!("bad header value {v:?}: {e}")))?;
+            hm.append(name, value);
+        }
+        if let Some(a) = auth {
+            let v = HeaderValue::from_str(a).map_err(|e| TransportError(e.to_string()))?;
+            hm.insert(AUTHORIZATION, v);
+        }
+        let mut rb = self
+            .http
+            .request(method.clone(), url.clone())
+            .headers(hm.clone());
+        let body_len = body.as_ref().map(|b| b.len());
+        let request_body = body.as_deref().map(excerpt).unwrap_or_default();
+        match body {
+            Some(b) if paced => {
+                let len = b.len();
+                let slices: Vec<Bytes> = (0..len)
+                    .step_by(PACED_SLICE)
+                    .map(|i| b.slice(i..len.min(i + PACED_SLICE)))
+                    .collect();
+                let parts = futures_util::stream::iter(slices).then(|part| async move {
+                    tokio::time::sleep(PACE).await;
+                    Ok::<_, std::io::Error>(part)
+                });
+                rb = rb
+                    .header("content-length", len.to_string())
+                    .body(reqwest::Body::wrap_stream(parts));
+            }
+            Some(b) => rb = rb.body(b),
+            None if matches!(*method, Method::PUT | Method::POST | Method::PATCH) => {
+                rb = rb.header("content-length", "0");
+            }
+            None => {}
+        }
+        let mut request_headers: Vec<(String, String)> = hm
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    redact_header(k.as_str(), &String::from_utf8_lossy(v.as_bytes())),
+                )
+            })
+            .collect();
+        if let Some(n) = body_len {
+            request_headers.push(("content-length".into(), n.to_string()));
+        }
+        let mut ex = Exchange {
+            method: method.to_string(),
+            url: redact_url(url.as_str()),
+            request_headers,
+            request_body,
+            status: 0,
+            response_headers: Vec::new(),
+            response_body: String::new(),
+        };
+        let sent = rb.send().await;
+        let result = match sent {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let headers = r.headers().clone();
+                let final_url = r.url().clone();
+                ex.status = status;
+                ex.response_headers = headers
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "date")
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            redact_header(k.as_str(), &String::from_utf8_lossy(v.as_bytes())),
+                        )
+                    })
+                    .collect();
+                match r.bytes().await {
+                    Ok(body) => Ok((status, headers, final_url, body)),
+                    Err(e) => {
+                        let msg = format!(
+                            "status {status} received, then the body could not be read: {}",
+                            describe(&e)
+                        );
+                        ex.response_body = format!("({msg})");
+                        self.record(ex, None);
+                        return Err(TransportError(format!(
+                            "{} {}: {msg}",
+                            method,
+                            redact_url(url.as_str())
+                        )));
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((status, headers, final_url, body)) => {
+                let is_token = url.path().contains("token") && status == 200;
+                ex.response_body = if is_token {
+                    "(token response redacted)".into()
+                } else {
+                    excerpt(&body)
+                };
+                self.record(ex, Some((&body, &headers)));
+                Ok(Response {
+                    status,
+                    headers,
+                    body,
+                    url: final_url,
+                })
+            }
+            Err(e) => {
+                let msg = describe(&e);
+                ex.response_body = msg.clone();
+                self.record(ex, None);
+                Err(TransportError(format!(
+                    "{} {}: {msg}",
+                    method,
+                    redact_url(url.as_str())
+                )))
+            }
+        }
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
