@@ -65,6 +65,10 @@ pub struct Config {
     pub warnings: Vec<WarningRule>,
     /// Log output: `pretty` or `json`.
     pub log_format: String,
+    /// Access control (`[auth]`, see `crate::auth::config`); none: open to all.
+    pub auth: Option<crate::auth::AuthConfig>,
+    /// HTTPS (`[tls]`, see `crate::tls`); none: plain HTTP.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for Config {
@@ -82,6 +86,8 @@ impl Default for Config {
             gc_interval_secs: 600,
             warnings: Vec::new(),
             log_format: "pretty".into(),
+            auth: None,
+            tls: None,
         }
     }
 }
@@ -141,6 +147,12 @@ impl Config {
                 "log_format must be pretty or json, not {:?}",
                 self.log_format
             )));
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate().map_err(ConfigError::Invalid)?;
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(ConfigError::Invalid)?;
         }
         let mut total = 0;
         for w in &self.warnings {

@@ -47,6 +47,7 @@
 //!   the spec in `spec/requirements.toml`; a new check names the requirements it covers.
 
 pub mod api;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -59,5 +60,6 @@ pub mod registry;
 pub mod server;
 pub mod store;
 pub mod testing;
+pub mod tls;
 
 pub use embed::{BuildError, Registry, RegistryBuilder};

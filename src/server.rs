@@ -1,15 +1,18 @@
 //! Running the registry: bind, serve until stopped, sweep idle uploads.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
 
 use crate::config::Config;
 
 /// A running server; dropping it without [`ServerHandle::stop`] aborts it.
 pub struct ServerHandle {
     addr: SocketAddr,
+    https: bool,
+    tls_watch: Option<tokio::task::JoinHandle<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     sweeper: tokio::task::JoinHandle<()>,
@@ -21,9 +24,10 @@ impl ServerHandle {
         self.addr
     }
 
-    /// `http://<addr>`.
+    /// `http://<addr>`, or `https://<addr>` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 5 s), and returns.
@@ -32,6 +36,9 @@ impl ServerHandle {
             let _ = tx.send(());
         }
         self.sweeper.abort();
+        if let Some(w) = self.tls_watch.take() {
+            w.abort();
+        }
         let _ = (&mut self.task).await;
     }
 
@@ -52,15 +59,39 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
 /// Serves a registry built in code on `listen` (port 0 picks a free port), with its
 /// maintenance running beside it.
 pub async fn serve(registry: &crate::Registry, listen: &str) -> anyhow::Result<ServerHandle> {
-    let acceptor = TcpListener::bind(listen.to_string())
+    // Access control and TLS load their files now, so a bad file stops the start.
+    if let Some(auth) = &registry.config().auth {
+        crate::auth::Auth::load(auth).map_err(|e| anyhow::anyhow!("access control: {e}"))?;
+    }
+    let tls = match &registry.config().tls {
+        Some(t) => Some((
+            Arc::new(
+                crate::tls::ReloadingCert::load(&t.cert, &t.key)
+                    .map_err(|e| anyhow::anyhow!("TLS: {e}"))?,
+            ),
+            Duration::from_secs(t.reload_secs.max(1)),
+        )),
+        None => None,
+    };
+    let tcp = TcpListener::bind(listen.to_string())
         .into_acceptor()
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    let addr = acceptor
+    let addr = tcp
         .local_addr()
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| anyhow::anyhow!("listener on {listen} has no socket address"))?;
+    let (acceptor, tls_watch) = match tls {
+        Some((cert, period)) => {
+            let config = crate::tls::server_config(cert.clone()).map_err(|e| anyhow::anyhow!(e))?;
+            (
+                crate::tls::TlsAcceptor::new(tcp, config).boxed(),
+                Some(cert.spawn_watch(period)),
+            )
+        }
+        None => (tcp.boxed(), None),
+    };
     let app = registry.endpoint();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -80,6 +111,8 @@ pub async fn serve(registry: &crate::Registry, listen: &str) -> anyhow::Result<S
     let sweeper = tokio::spawn(registry.maintenance());
     Ok(ServerHandle {
         addr,
+        https: tls_watch.is_some(),
+        tls_watch,
         shutdown: Some(tx),
         task,
         sweeper,
@@ -92,6 +125,9 @@ impl Drop for ServerHandle {
         if self.shutdown.is_some() {
             self.task.abort();
             self.sweeper.abort();
+            if let Some(w) = &self.tls_watch {
+                w.abort();
+            }
         }
     }
 }

@@ -119,12 +119,15 @@ pub fn app(registry: Arc<Registry>) -> impl Endpoint {
         .nest("/docs", docs)
         .at("/healthz", poem::endpoint::make_sync(|_| "ok"))
         .nest("/", service);
+    // Access control (src/auth): a no-op without an `[auth]` section.
+    let guard = crate::auth::Guard::new(registry.clone());
     route
         .catch_all_error(|err: poem::Error| async move { error::framework_error(err) })
         .around(move |ep, req| {
             let registry = registry.clone();
             async move { Ok(dispatch(&ep, req, &registry).await) }
         })
+        .with(guard)
         .with(CatchPanic::new().with_handler(|_| {
             ApiError::new(
                 poem::http::StatusCode::INTERNAL_SERVER_ERROR,

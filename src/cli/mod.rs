@@ -5,6 +5,8 @@ pub mod bench;
 pub mod check;
 pub mod conformance;
 pub mod list;
+pub mod passwd;
+pub mod secure;
 pub mod serve;
 
 use std::process::ExitCode;
@@ -21,6 +23,8 @@ pub struct Cli {
 }
 
 /// The subcommands of `marina`.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the registry.
@@ -41,6 +45,8 @@ pub enum Command {
     ListManifests(list::ListManifestsArgs),
     /// List the artifacts that refer to a digest (signatures, SBOMs, …).
     ListReferrers(list::ListReferrersArgs),
+    /// Add, change or remove a user of an htpasswd file (bcrypt).
+    Passwd(passwd::PasswdArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -56,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::ListTags(args) => list::list_tags(args),
         Command::ListManifests(args) => list::list_manifests(args),
         Command::ListReferrers(args) => list::list_referrers(args),
+        Command::Passwd(args) => passwd::run(args),
     }
 }
 

@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// Log format: pretty or json [default: pretty].
     #[arg(long, env = "MARINA_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Access control and TLS (src/cli/secure.rs).
+    #[command(flatten)]
+    pub secure: super::secure::SecureArgs,
 }
 
 impl ServeArgs {
@@ -101,6 +104,7 @@ impl ServeArgs {
                 message: message.to_string(),
             });
         }
+        self.secure.apply(&mut c)?;
         c.validate()?;
         Ok(c)
     }

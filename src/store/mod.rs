@@ -10,8 +10,8 @@
 
 pub mod contract;
 pub mod fs;
-pub mod memory;
 pub mod listing;
+pub mod memory;
 pub mod meta;
 mod schema;
 

@@ -1,0 +1,224 @@
+//! Access control: who the caller is (htpasswd users over Basic auth, or bearer
+//! tokens), what the policy lets them do, and the poem middleware that enforces it
+//! in front of the API.
+//!
+//! Contract: the middleware ([`Guard`]) decides every request before routing, from
+//! method, path and query alone ([`need`]); the registry never sees identities. Where
+//! the spec's semantics depend on the caller, the middleware adjusts the request or
+//! answers itself: a mount from a repository the caller may not pull loses its
+//! `mount`/`from` (so the registry opens a normal upload session, 202), and
+//! `_catalog` is answered from [`Registry::catalog`](crate::registry::Registry::catalog)
+//! pages filtered to what the caller may pull. Handlers that need the caller (the
+//! listing extension) find an [`Access`] in the request's extensions.
+
+pub mod actions;
+pub mod config;
+pub mod credentials;
+pub mod htpasswd;
+pub mod need;
+pub mod policy;
+pub mod scope;
+pub mod throttle;
+pub mod token;
+pub mod users;
+
+mod catalog;
+mod endpoint;
+mod guard;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use actions::{Action, Actions};
+pub use config::{AuthConfig, AuthScheme};
+pub use guard::Guard;
+
+use credentials::Credentials;
+use policy::Policy;
+pub use policy::Subject;
+use scope::{Challenge, Scope};
+use throttle::Throttle;
+use token::{Claims, Issuer, Verifier};
+use users::Users;
+
+/// The loaded access-control state: policy, users, token keys, throttle.
+#[derive(Debug)]
+pub struct Auth {
+    config: AuthConfig,
+    policy: Policy,
+    users: Users,
+    throttle: Throttle,
+    issuer: Option<Issuer>,
+    verifier: Option<Verifier>,
+}
+
+/// Who a request comes from, once its credentials are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// No credentials.
+    Anonymous,
+    /// A user whose password was checked.
+    User(String),
+    /// A valid bearer token.
+    Token(Box<Claims>),
+}
+
+/// Why credentials were not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// Wrong, unknown or malformed credentials, or an invalid token.
+    Credentials,
+    /// Too many failures from this address: retry after this many seconds.
+    Throttled(u64),
+}
+
+/// The caller of a request and what it may do, for handlers (in the request's
+/// extensions when access control is on).
+#[derive(Debug, Clone)]
+pub struct Access {
+    auth: Arc<Auth>,
+    caller: Caller,
+}
+
+impl Access {
+    /// Whether the caller may do `action` on `repo`.
+    pub fn may(&self, repo: &str, action: Action) -> bool {
+        self.auth.grants(&self.caller, repo).contains(action)
+    }
+
+    /// Whether `repo` may be shown to the caller in listings.
+    pub fn may_list(&self, repo: &str) -> bool {
+        self.auth.visible(&self.caller, repo)
+    }
+
+    /// The caller.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl Auth {
+    /// Loads the configuration's files (htpasswd, keys). Blocking: call at startup.
+    pub fn load(config: &AuthConfig) -> Result<Auth, String> {
+        config.validate()?;
+        let policy = Policy::new(config)?;
+        let users = Users::load(config.htpasswd.as_deref())?;
+        let (issuer, verifier) = match (config.scheme, &config.token.external) {
+            (AuthScheme::Basic, _) => (None, None),
+            (AuthScheme::Token, Some(ext)) => {
+                (None, Some(token::external(ext, &config.token.service)?))
+            }
+            (AuthScheme::Token, None) => {
+                let (i, v) = token::own(&config.token)?;
+                (Some(i), Some(v))
+            }
+        };
+        Ok(Auth {
+            config: config.clone(),
+            policy,
+            users,
+            throttle: Throttle::new(&config.throttle),
+            issuer,
+            verifier,
+        })
+    }
+
+    /// The configuration this was loaded from.
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// Checks the request's credentials. Failed Basic logins count towards the
+    /// address's throttle; a throttled address is refused before any check.
+    pub async fn identify(
+        &self,
+        creds: &Credentials,
+        ip: Option<IpAddr>,
+    ) -> Result<Caller, Rejected> {
+        match creds {
+            Credentials::None => Ok(Caller::Anonymous),
+            Credentials::Malformed => Err(Rejected::Credentials),
+            Credentials::Bearer(t) => match &self.verifier {
+                Some(v) => v
+                    .verify(t.expose())
+                    .map(|c| Caller::Token(Box::new(c)))
+                    .map_err(|_| Rejected::Credentials),
+                None => Err(Rejected::Credentials),
+            },
+            Credentials::Basic { user, password } => {
+                if let Some(ip) = ip {
+                    self.throttle
+                        .check(ip, Instant::now())
+                        .map_err(Rejected::Throttled)?;
+                }
+                if self.users.verify(user, password).await {
+                    if let Some(ip) = ip {
+                        self.throttle.succeed(ip);
+                    }
+                    Ok(Caller::User(user.clone()))
+                } else {
+                    tracing::info!(client = ?ip, "failed login");
+                    match ip.map(|ip| self.throttle.fail(ip, Instant::now())) {
+                        Some(Err(secs)) => Err(Rejected::Throttled(secs)),
+                        _ => Err(Rejected::Credentials),
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the policy grants a subject on `repo`.
+    pub fn policy_grants(&self, who: Subject<'_>, repo: &str) -> Actions {
+        self.policy.grants(who, repo)
+    }
+
+    /// What `caller` may do on `repo`. For users, anonymous callers and Marina's own
+    /// tokens, the live policy of the subject decides: an own token proves who the
+    /// caller is, its `access` claim records what was asked for. (Clients disagree
+    /// on how to widen a token: oras-py fetches a new one only after a 403, the
+    /// conformance suite only after a 401; so no answer to "this token lacks a scope
+    /// the policy grants" works for both, and none is needed. A revoked grant also
+    /// takes effect at once instead of when the token expires.) For an external
+    /// issuer's tokens, their `access` claim decides.
+    pub fn grants(&self, caller: &Caller, repo: &str) -> Actions {
+        match caller {
+            Caller::Anonymous => self.policy.grants(Subject::Anonymous, repo),
+            Caller::User(u) => self.policy.grants(Subject::User(u), repo),
+            Caller::Token(c) if self.issuer.is_some() => self.policy.grants(c.subject(), repo),
+            Caller::Token(c) => c.grants(repo),
+        }
+    }
+
+    /// Whether `repo` is listed for `caller` (and may be the source of a mount): it
+    /// may pull there.
+    pub fn visible(&self, caller: &Caller, repo: &str) -> bool {
+        self.grants(caller, repo).contains(Action::Pull)
+    }
+
+    /// The challenge for a refused request.
+    pub fn challenge(
+        &self,
+        default_realm: &str,
+        scope: Option<Scope>,
+        insufficient: bool,
+    ) -> Challenge {
+        let t = &self.config.token;
+        match self.config.scheme {
+            AuthScheme::Basic => Challenge::Basic {
+                realm: t.service.clone(),
+            },
+            AuthScheme::Token => Challenge::Bearer {
+                realm: t
+                    .external
+                    .as_ref()
+                    .map(|e| e.realm.clone())
+                    .or_else(|| t.realm.clone())
+                    .unwrap_or_else(|| default_realm.to_string()),
+                service: t.service.clone(),
+                scope,
+                insufficient,
+            },
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! Access control over plain HTTP: Basic and token challenges, 401/403/429 with the
+//! spec's codes, the token endpoint, `_catalog` filtering, and mounts that respect
+//! what the caller may read.
+
+use marina::auth::AuthScheme;
+use marina::oci::Algorithm;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::auth_support::{
+    basic, bearer, rule, standard_auth, start_secure, token, write_htpasswd,
+};
+use crate::support::{image_manifest, Resp, TestServer, OCI_MANIFEST};
+
+/// Sends `method path` with an optional `Authorization` and body.
+pub async fn send(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Resp {
+    let mut r = s.req(method, path).await;
+    if let Some(a) = auth {
+        r = r.header("Authorization", a);
+    }
+    if let Some(b) = body {
+        r = r.header("Content-Type", OCI_MANIFEST).body(b);
+    }
+    r.send().await
+}
+
+/// Pushes a blob and a one-layer image as `auth`; returns the layer's digest.
+pub async fn push_image_as(
+    s: &TestServer,
+    auth: &str,
+    repo: &str,
+    tag: &str,
+    seed: &str,
+) -> String {
+    let config = format!("{{\"seed\":\"{seed}\"}}");
+    let layer = format!("layer of {seed}");
+    let mut digests = vec![];
+    for bytes in [config.as_bytes(), layer.as_bytes()] {
+        let d = Algorithm::Sha256.digest_of(bytes);
+        send(
+            s,
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            Some(auth),
+            Some(bytes.to_vec()),
+        )
+        .await
+        .expect(201, None);
+        digests.push(d);
+    }
+    let m = image_manifest(
+        &digests[0],
+        config.len(),
+        &[(&digests[1], layer.len())],
+        None,
+        None,
+    );
+    send(
+        s,
+        Method::PUT,
+        &format!("/v2/{repo}/manifests/{tag}"),
+        Some(auth),
+        Some(m),
+    )
+    .await
+    .expect(201, None);
+    digests[1].to_string()
+}
+
+fn claims(bearer: &str) -> Value {
+    use base64::Engine;
+    let payload = bearer
+        .trim_start_matches("Bearer ")
+        .split('.')
+        .nth(1)
+        .unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn basic_auth_challenges_admits_and_denies_by_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_secure(standard_auth(dir.path(), AuthScheme::Basic), None, |_| {}).await;
+    let admin = basic("admin", "admin-pw");
+    let writer = basic("writer", "writer-pw");
+    let reader = basic("reader", "reader-pw");
+
+    let r = send(&s, Method::GET, "/v2/", None, None).await;
+    r.expect(401, Some("UNAUTHORIZED"));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Basic realm="marina""#),
+        "{}",
+        r.describe()
+    );
+    send(&s, Method::GET, "/v2/", Some(&reader), None)
+        .await
+        .expect(200, None);
+    send(&s, Method::GET, "/healthz", None, None)
+        .await
+        .expect(200, None);
+
+    // Wrong password and unknown user look the same.
+    let wrong = send(
+        &s,
+        Method::GET,
+        "/v2/",
+        Some(&basic("reader", "nope")),
+        None,
+    )
+    .await;
+    let unknown = send(
+        &s,
+        Method::GET,
+        "/v2/",
+        Some(&basic("nobody", "nope")),
+        None,
+    )
+    .await;
+    wrong.expect(401, Some("UNAUTHORIZED"));
+    assert_eq!(
+        (
+            wrong.status,
+            wrong.body.clone(),
+            wrong.header("www-authenticate")
+        ),
+        (
+            unknown.status,
+            unknown.body.clone(),
+            unknown.header("www-authenticate")
+        )
+    );
+
+    push_image_as(&s, &writer, "team/app", "v1", "w").await;
+    push_image_as(&s, &admin, "public/base", "v1", "p").await;
+    let r = send(
+        &s,
+        Method::POST,
+        "/v2/team/app/blobs/uploads/",
+        Some(&reader),
+        None,
+    )
+    .await;
+    r.expect(403, Some("DENIED"));
+    assert_eq!(
+        r.header("www-authenticate"),
+        None,
+        "basic mode: nothing to ask for: {}",
+        r.describe()
+    );
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("push on repository team/app"),
+        "{}",
+        r.describe()
+    );
+    send(
+        &s,
+        Method::POST,
+        "/v2/other/app/blobs/uploads/",
+        Some(&writer),
+        None,
+    )
+    .await
+    .expect(403, Some("DENIED"));
+    send(
+        &s,
+        Method::GET,
+        "/v2/team/app/manifests/v1",
+        Some(&reader),
+        None,
+    )
+    .await
+    .expect(200, None);
+    send(&s, Method::GET, "/v2/public/base/manifests/v1", None, None)
+        .await
+        .expect(200, None);
+    send(
+        &s,
+        Method::GET,
+        "/v2/public/base/manifests/v1",
+        Some(&writer),
+        None,
+    )
+    .await
+    .expect(200, None);
+    let r = send(&s, Method::GET, "/v2/team/app/manifests/v1", None, None).await;
+    r.expect(401, Some("UNAUTHORIZED"));
+    send(
+        &s,
+        Method::DELETE,
+        "/v2/team/app/manifests/v1",
+        Some(&writer),
+        None,
+    )
+    .await
+    .expect(403, Some("DENIED"));
+    send(
+        &s,
+        Method::DELETE,
+        "/v2/team/app/manifests/v1",
+        Some(&admin),
+        None,
+    )
+    .await
+    .expect(202, None);
+}
+
+#[tokio::test]
+async fn token_auth_follows_the_registry_token_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_secure(standard_auth(dir.path(), AuthScheme::Token), None, |_| {}).await;
+    let realm = format!("{}/token", s.url);
+
+    let r = send(&s, Method::GET, "/v2/", None, None).await;
+    r.expect(401, Some("UNAUTHORIZED"));
+    assert_eq!(
+        r.header("www-authenticate").unwrap(),
+        format!(r#"Bearer realm="{realm}",service="marina""#)
+    );
+    let r = send(&s, Method::POST, "/v2/team/app/blobs/uploads/", None, None).await;
+    assert_eq!(
+        r.header("www-authenticate").unwrap(),
+        format!(r#"Bearer realm="{realm}",service="marina",scope="repository:team/app:pull,push""#),
+        "{}",
+        r.describe()
+    );
+
+    // The token endpoint: requested ∩ policy, in the protocol's JSON.
+    let t = token(
+        &s,
+        Some(("writer", "writer-pw")),
+        &[
+            "repository:team/app:pull,push,delete",
+            "repository:other:pull",
+        ],
+    )
+    .await;
+    t.expect(200, None);
+    let body = t.json();
+    assert_eq!(body["token"], body["access_token"]);
+    assert_eq!(body["expires_in"], json!(300));
+    let issued = body["issued_at"].as_str().unwrap();
+    assert!(
+        issued.len() == 20 && issued.ends_with('Z') && issued.as_bytes()[10] == b'T',
+        "{issued}"
+    );
+    let c = claims(body["token"].as_str().unwrap());
+    assert_eq!(c["sub"], "writer");
+    assert_eq!(c["aud"], "marina");
+    assert_eq!(
+        c["access"],
+        json!([{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}])
+    );
+    token(&s, Some(("writer", "bad")), &[])
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+    token(&s, Some(("nobody", "bad")), &[])
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+    let r = send(
+        &s,
+        Method::GET,
+        "/token?service=elsewhere",
+        Some(&basic("writer", "writer-pw")),
+        None,
+    )
+    .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", r.describe());
+
+    // Pushing and pulling with tokens.
+    let writer = bearer(
+        &s,
+        Some(("writer", "writer-pw")),
+        &["repository:team/app:pull,push"],
+    )
+    .await;
+    push_image_as(&s, &writer, "team/app", "v1", "t").await;
+    send(&s, Method::GET, "/v2/", Some(&writer), None)
+        .await
+        .expect(200, None);
+    // Marina's own tokens identify their subject; the live policy decides (the
+    // writer may read all of team/**, whatever the token was asked for).
+    send(
+        &s,
+        Method::GET,
+        "/v2/team/other/tags/list",
+        Some(&writer),
+        None,
+    )
+    .await
+    .expect(404, Some("NAME_UNKNOWN"));
+    send(&s, Method::GET, "/v2/secret/tags/list", Some(&writer), None)
+        .await
+        .expect(403, Some("DENIED"));
+    let reader = bearer(
+        &s,
+        Some(("reader", "reader-pw")),
+        &["repository:team/app:pull,push"],
+    )
+    .await;
+    assert_eq!(claims(&reader)["access"][0]["actions"], json!(["pull"]));
+    send(
+        &s,
+        Method::GET,
+        "/v2/team/app/manifests/v1",
+        Some(&reader),
+        None,
+    )
+    .await
+    .expect(200, None);
+    let r = send(
+        &s,
+        Method::POST,
+        "/v2/team/app/blobs/uploads/",
+        Some(&reader),
+        None,
+    )
+    .await;
+    r.expect(403, Some("DENIED"));
+    let challenge = r.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.ends_with(r#"scope="repository:team/app:pull,push",error="insufficient_scope""#),
+        "{}",
+        r.describe()
+    );
+
+    // Anonymous tokens: only what anonymous callers may do.
+    let anon = bearer(
+        &s,
+        None,
+        &["repository:public/x:pull,push", "repository:team/app:pull"],
+    )
+    .await;
+    assert_eq!(
+        claims(&anon)["access"],
+        json!([{"type": "repository", "name": "public/x", "actions": ["pull"]}])
+    );
+    let r = send(
+        &s,
+        Method::GET,
+        "/v2/team/app/manifests/v1",
+        Some(&anon),
+        None,
+    )
+    .await;
+    r.expect(401, Some("UNAUTHORIZED"));
+
+    // Forged or damaged tokens are refused.
+    let mut damaged = writer.clone();
+    damaged.push('x');
+    send(
+        &s,
+        Method::GET,
+        "/v2/team/app/manifests/v1",
+        Some(&damaged),
+        None,
+    )
+    .await
+    .expect(401, Some("UNAUTHORIZED"));
+    // Basic credentials work directly too.
+    send(
+        &s,
+        Method::GET,
+        "/v2/team/app/manifests/v1",
+        Some(&basic("reader", "reader-pw")),
+        None,
+    )
+    .await
+    .expect(200, None);
+}
+
+#[tokio::test]
+async fn oauth2_password_grant_issues_tokens_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_secure(standard_auth(dir.path(), AuthScheme::Token), None, |_| {}).await;
+    let r = s
+        .req(Method::POST, "/token")
+        .await
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(b"grant_type=password&username=writer&password=writer-pw&service=marina&scope=repository%3Ateam%2Fx%3Apush&client_id=test".to_vec())
+        .send()
+        .await;
+    r.expect(200, None);
+    let c = claims(r.json()["access_token"].as_str().unwrap());
+    assert_eq!(c["access"][0]["actions"], json!(["push"]));
+    let r = s
+        .req(Method::POST, "/token")
+        .await
+        .body(b"grant_type=refresh_token&refresh_token=x".to_vec())
+        .send()
+        .await;
+    assert_eq!(r.status.as_u16(), 400);
+    assert_eq!(r.json()["error"], "unsupported_grant_type");
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut auth = standard_auth(dir.path(), AuthScheme::Basic);
+    auth.throttle.max_failures = 3;
+    let s = start_secure(auth, None, |_| {}).await;
+    let bad = basic("reader", "guess");
+    send(&s, Method::GET, "/v2/", Some(&bad), None)
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+    send(&s, Method::GET, "/v2/", Some(&bad), None)
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+    let r = send(&s, Method::GET, "/v2/", Some(&bad), None).await;
+    r.expect(429, Some("TOOMANYREQUESTS"));
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{}", r.describe());
+    // Locked out: even the right password is refused, on every endpoint.
+    send(
+        &s,
+        Method::GET,
+        "/v2/",
+        Some(&basic("reader", "reader-pw")),
+        None,
+    )
+    .await
+    .expect(429, Some("TOOMANYREQUESTS"));
+    send(
+        &s,
+        Method::GET,
+        "/v2/public/x/tags/list",
+        Some(&basic("reader", "reader-pw")),
+        None,
+    )
+    .await
+    .expect(429, Some("TOOMANYREQUESTS"));
+    // Anonymous requests carry no password to guess with.
+    send(&s, Method::GET, "/v2/", None, None)
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+}
+
+#[tokio::test]
+async fn catalog_lists_only_repositories_the_caller_may_pull_and_pages_never_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_secure(standard_auth(dir.path(), AuthScheme::Basic), None, |_| {}).await;
+    let admin = basic("admin", "admin-pw");
+    for repo in ["public/a", "secret/b", "secret/c", "team/d", "zz/e"] {
+        push_image_as(&s, &admin, repo, "v1", repo).await;
+    }
+    let list = |auth: Option<String>, q: &'static str| {
+        let s = &s;
+        async move {
+            send(
+                s,
+                Method::GET,
+                &format!("/v2/_catalog{q}"),
+                auth.as_deref(),
+                None,
+            )
+            .await
+        }
+    };
+    let names = |r: &Resp| r.json()["repositories"].clone();
+    assert_eq!(names(&list(None, "").await), json!(["public/a"]));
+    assert_eq!(
+        names(&list(Some(basic("writer", "writer-pw")), "").await),
+        json!(["public/a", "team/d"])
+    );
+    assert_eq!(
+        names(&list(Some(admin.clone()), "").await),
+        json!(["public/a", "secret/b", "secret/c", "team/d", "zz/e"])
+    );
+    let first = list(Some(basic("writer", "writer-pw")), "?n=1").await;
+    assert_eq!(names(&first), json!(["public/a"]));
+    assert_eq!(
+        first.header("link"),
+        Some(r#"</v2/_catalog?n=1&last=public%2Fa>; rel="next""#),
+        "{}",
+        first.describe()
+    );
+    let second = list(Some(basic("writer", "writer-pw")), "?n=1&last=public%2Fa").await;
+    assert_eq!(names(&second), json!(["team/d"]));
+    assert_eq!(
+        second.header("link"),
+        None,
+        "no hidden name may follow: {}",
+        second.describe()
+    );
+    list(None, "?n=x").await.expect(400, None);
+
+    // Without anonymous grants, an anonymous catalog is a challenge.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut closed = standard_auth(dir2.path(), AuthScheme::Token);
+    closed.rules.retain(|r| !r.anonymous);
+    let s2 = start_secure(closed, None, |_| {}).await;
+    let r = send(&s2, Method::GET, "/v2/_catalog", None, None).await;
+    r.expect(401, Some("UNAUTHORIZED"));
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains(r#"scope="registry:catalog:*""#),
+        "{}",
+        r.describe()
+    );
+    token(&s2, None, &["repository:public/a:pull"])
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+}
+
+#[tokio::test]
+async fn mounts_only_take_blobs_the_caller_may_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_secure(standard_auth(dir.path(), AuthScheme::Basic), None, |_| {}).await;
+    let admin = basic("admin", "admin-pw");
+    let writer = basic("writer", "writer-pw");
+    let hidden = push_image_as(&s, &admin, "secret/b", "v1", "hidden").await;
+    let visible = push_image_as(&s, &admin, "public/a", "v1", "visible").await;
+
+    let r = send(
+        &s,
+        Method::POST,
+        &format!("/v2/team/x/blobs/uploads/?mount={hidden}&from=secret/b"),
+        Some(&writer),
+        None,
+    )
+    .await;
+    r.expect(202, None);
+    send(
+        &s,
+        Method::HEAD,
+        &format!("/v2/team/x/blobs/{hidden}"),
+        Some(&writer),
+        None,
+    )
+    .await
+    .expect(404, None);
+    send(
+        &s,
+        Method::POST,
+        &format!("/v2/team/x/blobs/uploads/?mount={visible}&from=public/a"),
+        Some(&writer),
+        None,
+    )
+    .await
+    .expect(201, None);
+
+    // Without `from`: found only where the caller may pull.
+    send(
+        &s,
+        Method::POST,
+        &format!("/v2/team/y/blobs/uploads/?mount={hidden}"),
+        Some(&writer),
+        None,
+    )
+    .await
+    .expect(202, None);
+    send(
+        &s,
+        Method::HEAD,
+        &format!("/v2/team/y/blobs/{hidden}"),
+        Some(&writer),
+        None,
+    )
+    .await
+    .expect(404, None);
+    send(
+        &s,
+        Method::POST,
+        &format!("/v2/team/y/blobs/uploads/?mount={visible}"),
+        Some(&writer),
+        None,
+    )
+    .await
+    .expect(201, None);
+    send(
+        &s,
+        Method::POST,
+        &format!("/v2/team/z/blobs/uploads/?mount={hidden}"),
+        Some(&admin),
+        None,
+    )
+    .await
+    .expect(201, None);
+}
+
+#[tokio::test]
+async fn a_server_with_unusable_auth_files_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut auth = standard_auth(dir.path(), AuthScheme::Basic);
+    auth.htpasswd = Some(dir.path().join("missing"));
+    let mut config = marina::config::Config::ephemeral(dir.path());
+    config.auth = Some(auth.clone());
+    let err = marina::server::start(config.clone())
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("htpasswd") && err.contains("missing"), "{err}");
+    std::fs::write(dir.path().join("weak"), "alice:$apr1$x$y\n").unwrap();
+    auth.htpasswd = Some(dir.path().join("weak"));
+    config.auth = Some(auth);
+    let err = marina::server::start(config)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("not a bcrypt entry"), "{err}");
+}
+
+#[tokio::test]
+async fn a_changed_htpasswd_file_takes_effect_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut auth = standard_auth(dir.path(), AuthScheme::Basic);
+    auth.rules
+        .push(rule(&["newcomer"], &[], false, &["**"], &["pull"]));
+    let s = start_secure(auth, None, |_| {}).await;
+    let newcomer = basic("newcomer", "fresh");
+    send(&s, Method::GET, "/v2/", Some(&newcomer), None)
+        .await
+        .expect(401, None);
+    write_htpasswd(dir.path(), &[("newcomer", "fresh")]);
+    let mut ok = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        if send(&s, Method::GET, "/v2/", Some(&newcomer), None)
+            .await
+            .status
+            == 200
+        {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "new user never admitted");
+    send(
+        &s,
+        Method::GET,
+        "/v2/",
+        Some(&basic("reader", "reader-pw")),
+        None,
+    )
+    .await
+    .expect(401, None);
+}
