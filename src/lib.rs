@@ -14,11 +14,13 @@
 //! | [`cli`] | argument parsing; each subcommand returns an exit code |
 //! | [`api`] | HTTP on poem-openapi: paths, headers, status codes, the JSON error envelope, `/openapi.json`, `/docs` |
 //! | [`registry`] | the spec's semantics (push, pull, uploads, mounts, manifests, tags, referrers, deletes) without HTTP types |
+//! | [`auth`] | who is calling (htpasswd, tokens), what the policy grants them; [`tls`] serves HTTPS |
 //! | [`store`] | where things live: [`store::MetadataStore`] (SQLite) and [`store::BlobStore`] (filesystem), both pluggable |
 //! | [`oci`] | the spec's vocabulary: digests, names, tags, references, media types, manifests, error codes |
 //!
-//! [`conformance`] drives the official suite's binary; it only talks HTTP to the
-//! registry it tests. [`Registry`] and [`testing::TestRegistry`] are the entry points
+//! [`conformance`] drives the official suite's binary, [`harness`] checks any registry
+//! requirement by requirement, [`bench`] measures one, and [`listing_client`] browses
+//! one; all four only talk HTTP to the registry they are pointed at. [`Registry`] and [`testing::TestRegistry`] are the entry points
 //! for embedding.
 //!
 //! # Embedding

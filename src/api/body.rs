@@ -45,7 +45,18 @@ impl RawBody {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             if (buf.len() + chunk.len()) as u64 > limit {
-                return Ok(Err((buf.len() + chunk.len()) as u64));
+                // Read (and drop) the rest, up to a bound, so the client is still
+                // reading when the 413 arrives instead of hitting a reset connection.
+                let mut seen = (buf.len() + chunk.len()) as u64;
+                drop(buf);
+                let drain_limit = limit.saturating_add(64 << 20);
+                while seen <= drain_limit {
+                    match stream.next().await {
+                        Some(Ok(c)) => seen += c.len() as u64,
+                        _ => break,
+                    }
+                }
+                return Ok(Err(seen));
             }
             buf.extend_from_slice(&chunk);
         }

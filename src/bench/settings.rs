@@ -190,9 +190,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Formats a byte size the way [`parse_size`] reads it, e.g. `256MiB`, `4KiB`, `100B`.
 pub fn size_label(bytes: u64) -> String {
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{}MiB", bytes / MIB)
-    } else if bytes >= 1024 && bytes % 1024 == 0 {
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{}KiB", bytes / 1024)
     } else {
         format!("{bytes}B")

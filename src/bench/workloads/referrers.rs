@@ -27,7 +27,7 @@ pub const SIGNATURE_TYPE: &str = "application/vnd.marina.bench.signature";
 const MAX_PAGES: u64 = 10_000;
 
 fn artifact_type(i: u64) -> &'static str {
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         SIGNATURE_TYPE
     } else {
         SBOM_TYPE
