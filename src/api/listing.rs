@@ -47,6 +47,14 @@ pub enum CatalogResponse {
     Ok(Json<Catalog>, #[oai(header = "Link")] Option<String>),
 }
 
+/// `Link` to the page after `page` of a name list, when more remain.
+fn page_link(path: &str, page: &crate::store::Page<String>, n: u32) -> Option<String> {
+    match (page.more && n > 0, page.items.last()) {
+        (true, Some(last)) => Some(next_link(path, &[("n", &n.to_string()), ("last", last)])),
+        _ => None,
+    }
+}
+
 #[OpenApi]
 impl ListingApi {
     /// List tags
@@ -77,13 +85,7 @@ impl ListingApi {
         let max = self.0.config().max_list_page;
         let n = n.0.unwrap_or(max);
         let page = self.0.list_tags(&repo, last.0.clone(), n).await?;
-        let link = match (page.more && n > 0, page.items.last()) {
-            (true, Some(last)) => Some(next_link(
-                &format!("/v2/{repo}/tags/list"),
-                &[("n", &n.min(max).to_string()), ("last", last)],
-            )),
-            _ => None,
-        };
+        let link = page_link(&format!("/v2/{repo}/tags/list"), &page, n.min(max));
         Ok(TagListResponse::Ok(
             Json(TagList {
                 name: repo.to_string(),
@@ -113,13 +115,7 @@ impl ListingApi {
         let max = self.0.config().max_list_page;
         let n = n.0.unwrap_or(max);
         let page = self.0.catalog(last.0.clone(), n).await?;
-        let link = match (page.more && n > 0, page.items.last()) {
-            (true, Some(last)) => Some(next_link(
-                "/v2/_catalog",
-                &[("n", &n.min(max).to_string()), ("last", last)],
-            )),
-            _ => None,
-        };
+        let link = page_link("/v2/_catalog", &page, n.min(max));
         Ok(CatalogResponse::Ok(
             Json(Catalog {
                 repositories: page.items,
