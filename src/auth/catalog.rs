@@ -12,10 +12,8 @@ use super::need::query_pairs;
 use super::{Auth, Caller, Subject};
 use crate::api::error::ApiError;
 use crate::oci::{Digest, ErrorCode, RepoName};
+use crate::registry::kept::{kept_page, SCAN_LIMIT};
 use crate::registry::Registry;
-
-/// Most repository names examined for one request.
-const SCAN_LIMIT: usize = 100_000;
 
 /// `GET /v2/_catalog` for `caller`.
 pub(super) async fn serve(
@@ -45,36 +43,32 @@ pub(super) async fn serve(
             }
         },
     };
-    let mut last = get("last").filter(|l| !l.is_empty());
-    let mut shown: Vec<String> = Vec::new();
-    let mut more = false;
-    let mut scanned = 0;
-    'pages: while n > 0 && scanned < SCAN_LIMIT {
-        let page = match registry.catalog(last.clone(), max).await {
-            Ok(p) => p,
-            Err(e) => return ApiError::from(e).into_response(),
-        };
-        scanned += page.items.len().max(1);
-        for name in page.items {
-            last = Some(name.clone());
-            if auth.visible(caller, &name) {
-                if shown.len() == n as usize {
-                    more = true;
-                    break 'pages;
-                }
-                shown.push(name);
-            }
-        }
-        if !page.more {
-            break;
-        }
+    let start = get("last").filter(|l| !l.is_empty());
+    let page = kept_page(
+        n as usize,
+        start,
+        |after| registry.catalog(after, max),
+        String::clone,
+        |name: &String| auth.visible(caller, name),
+    )
+    .await;
+    let page = match page {
+        Ok(p) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if page.truncated {
+        tracing::warn!(
+            limit = SCAN_LIMIT,
+            "catalog shortened: the caller may see too few of the repositories examined"
+        );
     }
+    let shown = page.items;
     let body = serde_json::json!({ "repositories": shown });
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .content_type("application/json")
         .body(body.to_string());
-    if let (true, Some(l)) = (more, shown.last()) {
+    if let Some(l) = &page.next {
         let link =
             crate::api::headers::next_link("/v2/_catalog", &[("n", &n.to_string()), ("last", l)]);
         if let Ok(v) = link.parse() {

@@ -246,11 +246,14 @@ impl<E: Endpoint> Endpoint for GuardEndpoint<E> {
                 Caller::Anonymous => Ok(unauthorized(&auth, &req, None, false)),
                 c => self.pass(req, &auth, c).await,
             },
-            Need::Catalog => {
+            Need::Catalog | Need::Listing => {
                 if caller == Caller::Anonymous
                     && !auth.policy.grants_anything(super::Subject::Anonymous)
                 {
                     return Ok(unauthorized(&auth, &req, Some(Scope::Catalog), false));
+                }
+                if need == Need::Listing {
+                    return self.pass(req, &auth, caller).await;
                 }
                 Ok(super::catalog::serve(&self.guard.registry, &auth, &caller, &req).await)
             }

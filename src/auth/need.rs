@@ -24,6 +24,9 @@ pub enum Need {
     Base,
     /// `GET /v2/_catalog`: answered with the repositories the caller may pull.
     Catalog,
+    /// A registry-level listing of the `_marina` extension: the handler lists only
+    /// the repositories the caller may pull.
+    Listing,
     /// An action on a repository.
     Repository {
         /// The repository, as written in the path.
@@ -34,6 +37,9 @@ pub enum Need {
         mount: Option<MountFrom>,
     },
 }
+
+/// Where the registry-level endpoints of the `_marina` extension live.
+const LISTING_PREFIX: &str = "/v2/_marina/";
 
 /// The path of the token endpoint.
 pub const TOKEN_PATH: &str = "/token";
@@ -68,6 +74,7 @@ pub fn need(method: &str, path: &str, query: Option<&str>) -> Need {
     let Some(name) = rewritten.repo else {
         return match rewritten.path.as_str() {
             "/v2/_catalog" => Need::Catalog,
+            p if p.starts_with(LISTING_PREFIX) => Need::Listing,
             _ => Need::Base,
         };
     };
@@ -135,6 +142,19 @@ mod tests {
             ("GET", "/v2/", None, Need::Base),
             ("GET", "/v2/nothing-here", None, Need::Base),
             ("GET", "/v2/_catalog", Some("n=1"), Need::Catalog),
+            (
+                "GET",
+                "/v2/_marina/list/repositories",
+                Some("namespace=org"),
+                Need::Listing,
+            ),
+            ("GET", "/v2/_oci/ext/discover", None, Need::Base),
+            (
+                "GET",
+                "/v2/org/app/_marina/list/tags",
+                None,
+                repo("org/app", Pull),
+            ),
             ("GET", "/v2/a/manifests/v1", None, repo("a", Pull)),
             (
                 "HEAD",

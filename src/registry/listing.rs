@@ -6,6 +6,7 @@
 //! for. Continuing from it is a keyset query, so pages stay correct while content
 //! changes between them: nothing present throughout is skipped or repeated.
 
+use super::kept::{kept_page, KeptPage};
 use super::{blocking, Registry, RegistryError};
 use crate::oci::{Digest, RepoName};
 use crate::store::Page;
@@ -84,6 +85,41 @@ impl Registry {
         let ns = namespace.map(|n| n.to_string()).unwrap_or_default();
         let req = self.clamp(req);
         blocking(move || Ok(meta.list_repositories(&ns, &req)?)).await
+    }
+
+    /// One page of the repositories that `visible` admits (access control decides
+    /// it), as [`Registry::list_repositories`] orders them; the page is full unless
+    /// it is the last, and its cursor names a visible repository.
+    pub async fn list_visible_repositories(
+        &self,
+        namespace: Option<&RepoName>,
+        req: PageRequest,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<KeptPage<RepositoryRecord, Position>, RegistryError> {
+        let want = req.n.min(self.config.max_list_page) as usize;
+        let scan = self.config.max_list_page;
+        let page = kept_page(
+            want,
+            req.after.clone(),
+            |after| {
+                let req = PageRequest {
+                    sort: req.sort,
+                    after,
+                    n: scan,
+                };
+                self.list_repositories(namespace, req)
+            },
+            Position::of_repository,
+            |r: &RepositoryRecord| visible(&r.name),
+        )
+        .await?;
+        if page.truncated {
+            tracing::warn!(
+                limit = super::kept::SCAN_LIMIT,
+                "repository listing shortened: the caller may see too few of the repositories examined"
+            );
+        }
+        Ok(page)
     }
 
     /// One page of the tags of `repo`, each with its digest and push time; with

@@ -6,6 +6,7 @@
 //! [`RegistryError`] that `api::error` maps to the spec's status and error code.
 
 mod error;
+pub mod kept;
 pub mod listing;
 mod manifests;
 mod staged;

@@ -515,6 +515,105 @@ async fn catalog_lists_only_repositories_the_caller_may_pull_and_pages_never_lea
 }
 
 #[tokio::test]
+async fn listing_extension_shows_only_repositories_the_caller_may_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_secure(standard_auth(dir.path(), AuthScheme::Basic), None, |_| {}).await;
+    let admin = basic("admin", "admin-pw");
+    let writer = basic("writer", "writer-pw");
+    for repo in [
+        "public/a", "secret/b", "team/c", "secret/d", "team/e/f", "zz/g",
+    ] {
+        push_image_as(&s, &admin, repo, "v1", repo).await;
+    }
+    let names = |r: &Resp| -> Vec<String> {
+        r.json()["repositories"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", r.describe()))
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Follows every Link from `first`, collecting names and page sizes.
+    let walk = |auth: Option<String>, first: &'static str| {
+        let s = &s;
+        async move {
+            let mut all = Vec::new();
+            let mut sizes = Vec::new();
+            let mut next = Some(first.to_string());
+            for _ in 0..20 {
+                let Some(path) = next.take() else { break };
+                let r = send(s, Method::GET, &path, auth.as_deref(), None).await;
+                assert_eq!(r.status.as_u16(), 200, "{}", r.describe());
+                let page = names(&r);
+                sizes.push(page.len());
+                all.extend(page);
+                next = r.header("link").map(|l| {
+                    l.trim_start_matches('<')
+                        .split_once('>')
+                        .unwrap()
+                        .0
+                        .to_string()
+                });
+            }
+            assert!(next.is_none(), "the walk ended");
+            (all, sizes)
+        }
+    };
+    let everything = "/v2/_marina/list/repositories";
+    assert_eq!(walk(None, everything).await.0, ["public/a"]);
+    assert_eq!(
+        walk(Some(writer.clone()), everything).await.0,
+        ["public/a", "team/c", "team/e/f"]
+    );
+    assert_eq!(walk(Some(admin.clone()), everything).await.0.len(), 6);
+    // Pages of one stay full and never name a hidden repository in their cursor.
+    let (paged, sizes) = walk(
+        Some(writer.clone()),
+        "/v2/_marina/list/repositories?n=1&sort=name&order=desc",
+    )
+    .await;
+    assert_eq!(paged, ["team/e/f", "team/c", "public/a"]);
+    assert_eq!(sizes, [1, 1, 1]);
+    assert_eq!(
+        walk(
+            Some(writer.clone()),
+            "/v2/_marina/list/repositories?namespace=secret"
+        )
+        .await
+        .0,
+        Vec::<String>::new()
+    );
+    // Repository-level listings follow the repository's pull grant.
+    send(
+        &s,
+        Method::GET,
+        "/v2/secret/b/_marina/list/tags",
+        Some(&writer),
+        None,
+    )
+    .await
+    .expect(403, Some("DENIED"));
+    send(
+        &s,
+        Method::GET,
+        "/v2/team/c/_marina/list/tags",
+        Some(&writer),
+        None,
+    )
+    .await
+    .expect(200, None);
+
+    // Without anonymous grants, an anonymous listing is a challenge.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut closed = standard_auth(dir2.path(), AuthScheme::Basic);
+    closed.rules.retain(|r| !r.anonymous);
+    let s2 = start_secure(closed, None, |_| {}).await;
+    send(&s2, Method::GET, everything, None, None)
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+}
+
+#[tokio::test]
 async fn mounts_only_take_blobs_the_caller_may_read() {
     let dir = tempfile::tempdir().unwrap();
     let s = start_secure(standard_auth(dir.path(), AuthScheme::Basic), None, |_| {}).await;

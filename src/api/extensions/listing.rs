@@ -16,6 +16,7 @@ use super::payload::{negotiate, MediaType, Versioned};
 use super::ExtensionTags;
 use crate::api::error::ApiError;
 use crate::api::{parse_digest, parse_repo};
+use crate::auth::Access;
 use crate::registry::listing::{ManifestFilter, Position};
 use crate::registry::Registry;
 
@@ -106,24 +107,45 @@ impl ListingExtApi {
             Some(ns) => Some(parse_repo(ns)?),
         };
         let paging = Paging::parse(n.0, next.as_deref(), sort.0, order.0)?;
-        let page = self
-            .0
-            .list_repositories(namespace.as_ref(), paging.request())
-            .await?;
+        // With access control on, only what the caller may pull is listed.
+        let (items, next) = match req.extensions().get::<Access>() {
+            None => {
+                let page = self
+                    .0
+                    .list_repositories(namespace.as_ref(), paging.request())
+                    .await?;
+                let next = page
+                    .items
+                    .last()
+                    .filter(|_| page.more)
+                    .map(Position::of_repository);
+                (page.items, next)
+            }
+            Some(access) => {
+                let page = self
+                    .0
+                    .list_visible_repositories(namespace.as_ref(), paging.request(), |r| {
+                        access.may_list(r)
+                    })
+                    .await?;
+                (page.items, page.next)
+            }
+        };
         let extra: Vec<(&str, String)> = namespace
             .iter()
             .map(|ns| ("namespace", ns.to_string()))
             .collect();
+        let page_size = paging.n.min(self.0.config().max_list_page) as usize;
         let link = paging.link(
             "/v2/_marina/list/repositories",
-            page.items.len(),
-            page.more,
-            page.items.last().map(Position::of_repository),
+            page_size,
+            next.is_some(),
+            next,
             &extra,
         );
         let body = RepositoryList {
             namespace: namespace.map(|n| n.to_string()),
-            repositories: page.items.into_iter().map(Into::into).collect(),
+            repositories: items.into_iter().map(Into::into).collect(),
         };
         Ok(RepositoriesResponse::Ok(Versioned::new(body), link))
     }
