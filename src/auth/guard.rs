@@ -246,13 +246,13 @@ impl<E: Endpoint> Endpoint for GuardEndpoint<E> {
                 Caller::Anonymous => Ok(unauthorized(&auth, &req, None, false)),
                 c => self.pass(req, &auth, c).await,
             },
-            Need::Catalog | Need::Listing => {
+            Need::Catalog | Need::Extension => {
                 if caller == Caller::Anonymous
                     && !auth.policy.grants_anything(super::Subject::Anonymous)
                 {
                     return Ok(unauthorized(&auth, &req, Some(Scope::Catalog), false));
                 }
-                if need == Need::Listing {
+                if need == Need::Extension {
                     return self.pass(req, &auth, caller).await;
                 }
                 Ok(super::catalog::serve(&self.guard.registry, &auth, &caller, &req).await)

@@ -24,9 +24,10 @@ pub enum Need {
     Base,
     /// `GET /v2/_catalog`: answered with the repositories the caller may pull.
     Catalog,
-    /// A registry-level listing of the `_marina` extension: the handler lists only
-    /// the repositories the caller may pull.
-    Listing,
+    /// A registry-level extension endpoint (`_oci/ext/discover`, `_marina/…`): open
+    /// to every caller that may pull something; listings show only the
+    /// repositories the caller may pull.
+    Extension,
     /// An action on a repository.
     Repository {
         /// The repository, as written in the path.
@@ -38,8 +39,8 @@ pub enum Need {
     },
 }
 
-/// Where the registry-level endpoints of the `_marina` extension live.
-const LISTING_PREFIX: &str = "/v2/_marina/";
+/// Where registry-level extension endpoints live.
+const EXTENSION_PREFIXES: [&str; 2] = ["/v2/_oci/", "/v2/_marina/"];
 
 /// The path of the token endpoint.
 pub const TOKEN_PATH: &str = "/token";
@@ -74,7 +75,7 @@ pub fn need(method: &str, path: &str, query: Option<&str>) -> Need {
     let Some(name) = rewritten.repo else {
         return match rewritten.path.as_str() {
             "/v2/_catalog" => Need::Catalog,
-            p if p.starts_with(LISTING_PREFIX) => Need::Listing,
+            p if EXTENSION_PREFIXES.iter().any(|x| p.starts_with(x)) => Need::Extension,
             _ => Need::Base,
         };
     };
@@ -146,9 +147,9 @@ mod tests {
                 "GET",
                 "/v2/_marina/list/repositories",
                 Some("namespace=org"),
-                Need::Listing,
+                Need::Extension,
             ),
-            ("GET", "/v2/_oci/ext/discover", None, Need::Base),
+            ("GET", "/v2/_oci/ext/discover", None, Need::Extension),
             (
                 "GET",
                 "/v2/org/app/_marina/list/tags",

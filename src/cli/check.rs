@@ -1,12 +1,12 @@
 //! `marina check`: runs the spec harness against a registry and writes reports.
 
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::harness::{self, catalog, checks, report, Credentials, Options, Section};
+use super::connect::ConnectArgs;
+use crate::harness::{self, catalog, checks, report, Options, Section};
 
 /// Validate any registry against the OCI Distribution Specification, requirement by requirement.
 #[derive(Debug, Args)]
@@ -24,21 +24,9 @@ pub struct CheckArgs {
     /// (repositories are <prefix>/<run id>-<purpose>).
     #[arg(long, value_name = "NAME", default_value = "marina-check")]
     pub repo_prefix: String,
-    /// User name for Basic auth and for the token endpoint of a Bearer challenge, e.g. --username ci.
-    #[arg(long, value_name = "USER")]
-    pub username: Option<String>,
-    /// Password or access token, e.g. --password s3cret (prefer --password-stdin).
-    #[arg(long, value_name = "SECRET", conflicts_with = "password_stdin")]
-    pub password: Option<String>,
-    /// Read the password from standard input, e.g. --password-stdin < token.txt.
-    #[arg(long)]
-    pub password_stdin: bool,
-    /// PEM file of extra CA certificates for TLS, e.g. --ca-file ./ca.pem.
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// Accept any TLS certificate (self-signed test registries only).
-    #[arg(long)]
-    pub insecure: bool,
+    /// Credentials and TLS trust.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Read-only registry: never push (checks that need pushes are skipped).
     #[arg(long)]
     pub no_push: bool,
@@ -127,32 +115,12 @@ pub fn render_list() -> String {
 }
 
 fn options(a: &CheckArgs) -> Result<Options, String> {
-    let password = if a.password_stdin {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
-        Some(s.trim_end_matches(['\n', '\r']).to_string())
-    } else {
-        a.password.clone()
-    };
-    let credentials = match (&a.username, password) {
-        (Some(u), Some(p)) => Some(Credentials {
-            username: u.clone(),
-            password: p,
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(
-                "--username and a password (--password or --password-stdin) go together".into(),
-            )
-        }
-    };
+    let credentials = a.connect.credentials()?;
     Ok(Options {
         repo_prefix: a.repo_prefix.clone(),
         credentials,
-        ca_file: a.ca_file.clone(),
-        insecure: a.insecure,
+        ca_file: a.connect.ca_file.clone(),
+        insecure: a.connect.insecure,
         push: !a.no_push,
         delete: !a.no_delete,
         sections: a.section.clone(),

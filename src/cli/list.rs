@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
+use super::connect::ConnectArgs;
 use crate::listing_client::{
-    Filters, Listing, ListingClient, Manifest, Options, RepoTarget, Repository, Sorting, Source,
-    Tag, Target,
+    Connection, Filters, Listing, ListingClient, Manifest, Options, RepoTarget, Repository,
+    Sorting, Source, Tag, Target,
 };
 
 /// How to reach the registry and how to print.
@@ -27,9 +28,9 @@ pub struct OutputArgs {
     /// Use http even for a non-loopback registry (loopback hosts use http anyway).
     #[arg(long)]
     pub plain_http: bool,
-    /// Accept any TLS certificate.
-    #[arg(long)]
-    pub insecure: bool,
+    /// Credentials and TLS trust.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// Conditions on manifests.
@@ -144,7 +145,16 @@ where
         }
     };
     let result = rt.block_on(async {
-        let client = ListingClient::new(registry, output.plain_http, output.insecure)?;
+        let conn = Connection {
+            plain_http: output.plain_http,
+            insecure: output.connect.insecure,
+            ca_file: output.connect.ca_file.clone(),
+            credentials: output
+                .connect
+                .credentials()
+                .map_err(crate::listing_client::ClientError::Invalid)?,
+        };
+        let client = ListingClient::new(registry, &conn)?;
         list(client).await
     });
     match result {

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod check;
 pub mod conformance;
+pub mod connect;
 pub mod list;
 pub mod passwd;
 pub mod secure;

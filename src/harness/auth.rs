@@ -10,7 +10,17 @@ pub fn scope_for(url: &Url) -> String {
     let Some(rest) = path.strip_prefix("/v2/") else {
         return String::new();
     };
-    let markers = ["/blobs/", "/manifests/", "/tags/", "/referrers/"];
+    if rest == "_catalog" || rest.starts_with("_marina/") {
+        return "registry:catalog:*".to_string();
+    }
+    let markers = [
+        "/blobs/",
+        "/manifests/",
+        "/tags/",
+        "/referrers/",
+        "/_marina/",
+        "/_oci/",
+    ];
     let name = markers
         .iter()
         .filter_map(|m| rest.rfind(m).map(|i| &rest[..i]))
@@ -89,5 +99,13 @@ mod tests {
         let u = Url::parse("http://h/v2/org/manifests/x/manifests/latest").unwrap();
         assert_eq!(scope_for(&u), "repository:org/manifests/x:pull,push,delete");
         assert_eq!(scope_for(&Url::parse("http://h/v2/").unwrap()), "");
+        let u = Url::parse("http://h/v2/org/app/_marina/list/tags?n=1").unwrap();
+        assert_eq!(scope_for(&u), "repository:org/app:pull,push,delete");
+        let u = Url::parse("http://h/v2/org/app/_oci/ext/discover").unwrap();
+        assert_eq!(scope_for(&u), "repository:org/app:pull,push,delete");
+        for path in ["/v2/_catalog", "/v2/_marina/list/repositories"] {
+            let u = Url::parse(&format!("http://h{path}")).unwrap();
+            assert_eq!(scope_for(&u), "registry:catalog:*", "{path}");
+        }
     }
 }

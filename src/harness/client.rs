@@ -20,6 +20,8 @@ use super::options::{Credentials, Options};
 use super::parse;
 use super::transcript::{excerpt, redact_header, redact_url, Exchange};
 
+/// The key of the token map that records a Basic challenge (no scope looks like it).
+const BASIC_MARKER: &str = "\0basic";
 /// Most redirects followed for one request.
 const MAX_REDIRECTS: usize = 10;
 /// Exchanges kept for the current check's transcript.
@@ -49,8 +51,10 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     credentials: Option<Credentials>,
-    /// Bearer tokens by scope; `""` holds a Basic marker once Basic was asked for.
+    /// Bearer tokens by scope; [`BASIC_MARKER`] once Basic was asked for.
     tokens: Mutex<HashMap<String, String>>,
+    /// The token service of the last Bearer challenge: `(realm URL, service)`.
+    token_service: Mutex<Option<(Url, Option<String>)>>,
     log: Mutex<VecDeque<Exchange>>,
     seen: Mutex<Seen>,
 }
@@ -115,6 +119,7 @@ impl Client {
             base,
             credentials: options.credentials.clone(),
             tokens: Mutex::new(HashMap::new()),
+            token_service: Mutex::new(None),
             log: Mutex::new(VecDeque::new()),
             seen: Mutex::new(Seen::default()),
         })
@@ -181,7 +186,7 @@ impl Client {
         if let Some(t) = tokens.get(&scope_for(url)) {
             return Some(format!("Bearer {t}"));
         }
-        if tokens.contains_key("") {
+        if tokens.contains_key(BASIC_MARKER) {
             return self.basic();
         }
         None
@@ -215,7 +220,10 @@ impl Client {
 
     async fn send_authenticated(&self, req: &Request) -> Result<Response, TransportError> {
         let url = self.url(&req.target)?;
-        let auth = self.cached_auth(&url);
+        let auth = match self.cached_auth(&url) {
+            Some(a) => Some(a),
+            None => self.token_up_front(&url).await?,
+        };
         let resp = self.send_following(req, url.clone(), auth).await?;
         if resp.status != 401 {
             return Ok(resp);
@@ -224,6 +232,65 @@ impl Client {
             return Ok(resp);
         };
         self.send_following(req, url, Some(auth)).await
+    }
+
+    /// With credentials, once a registry has named its token service, a request for
+    /// a new scope gets its token first, as Docker clients do: a registry that also
+    /// serves anonymous callers would otherwise answer with the anonymous view and
+    /// never challenge.
+    async fn token_up_front(&self, url: &Url) -> Result<Option<String>, TransportError> {
+        if self.credentials.is_none() {
+            return Ok(None);
+        }
+        let service = self.token_service.lock().expect("token lock").clone();
+        let Some((realm, service)) = service else {
+            return Ok(None);
+        };
+        let scope = scope_for(url);
+        self.fetch_token(realm, service.as_deref(), &scope, url)
+            .await
+    }
+
+    /// Asks the token service for `scope` (with the credentials, if any), caching
+    /// the token for the scope of `url`.
+    async fn fetch_token(
+        &self,
+        mut token_url: Url,
+        service: Option<&str>,
+        scope: &str,
+        url: &Url,
+    ) -> Result<Option<String>, TransportError> {
+        {
+            let mut q = token_url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            for s in scope.split(' ').filter(|s| !s.is_empty()) {
+                q.append_pair("scope", s);
+            }
+        }
+        let mut token_req = Request::get(token_url.to_string());
+        if let Some(b) = self.basic() {
+            token_req = token_req.header("Authorization", b);
+        }
+        let t = self.send_following(&token_req, token_url, None).await?;
+        if t.status != 200 {
+            return Ok(None);
+        }
+        let v: serde_json::Value = serde_json::from_slice(&t.body).unwrap_or_default();
+        let token = v
+            .get("token")
+            .or_else(|| v.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string);
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        self.tokens
+            .lock()
+            .expect("token lock")
+            .insert(scope_for(url), token.clone());
+        Ok(Some(format!("Bearer {token}")))
     }
 
     async fn answer_challenge(
@@ -244,46 +311,21 @@ impl Client {
                 .param("scope")
                 .map(str::to_string)
                 .unwrap_or_else(|| scope_for(url));
-            let mut token_url = Url::parse(realm)
+            let token_url = Url::parse(realm)
                 .or_else(|_| url.join(realm))
                 .map_err(|e| TransportError(format!("bad token realm {realm:?}: {e}")))?;
-            {
-                let mut q = token_url.query_pairs_mut();
-                if let Some(s) = c.param("service") {
-                    q.append_pair("service", s);
-                }
-                for s in scope.split(' ').filter(|s| !s.is_empty()) {
-                    q.append_pair("scope", s);
-                }
-            }
-            let mut token_req = Request::get(token_url.to_string());
-            if let Some(b) = self.basic() {
-                token_req = token_req.header("Authorization", b);
-            }
-            let t = self.send_following(&token_req, token_url, None).await?;
-            if t.status != 200 {
-                return Ok(None);
-            }
-            let v: serde_json::Value = serde_json::from_slice(&t.body).unwrap_or_default();
-            let token = v
-                .get("token")
-                .or_else(|| v.get("access_token"))
-                .and_then(|t| t.as_str())
-                .map(str::to_string);
-            let Some(token) = token else {
-                return Ok(None);
-            };
-            self.tokens
-                .lock()
-                .expect("token lock")
-                .insert(scope_for(url), token.clone());
-            return Ok(Some(format!("Bearer {token}")));
+            let service = c.param("service").map(str::to_string);
+            *self.token_service.lock().expect("token lock") =
+                Some((token_url.clone(), service.clone()));
+            return self
+                .fetch_token(token_url, service.as_deref(), &scope, url)
+                .await;
         }
         if challenges.iter().any(|c| c.scheme == "basic") && self.credentials.is_some() {
             self.tokens
                 .lock()
                 .expect("token lock")
-                .insert(String::new(), String::new());
+                .insert(BASIC_MARKER.to_string(), String::new());
             return Ok(self.basic());
         }
         Ok(None)

@@ -23,23 +23,30 @@ struct DiscoveredExtension {
 }
 
 /// Whether the registry (`repo` `None`) or the repository advertises the listing
-/// extension through `_oci/ext/discover`. Any failure means no.
-pub(crate) async fn offers(http: &Http, repo: Option<&str>) -> bool {
+/// extension through `_oci/ext/discover`. Any failure means no, except refused
+/// credentials: a listing under another identity than the one given would mislead.
+pub(crate) async fn offers(http: &Http, repo: Option<&str>) -> Result<bool, ClientError> {
     let path = match repo {
         Some(r) => format!("/v2/{r}/_oci/ext/discover"),
         None => "/v2/_oci/ext/discover".to_string(),
     };
     let Ok(answer) = http.get(&path, "application/json").await else {
-        return false;
+        return Ok(false);
     };
-    if !answer.status.is_success() {
-        return false;
+    if answer.status == reqwest::StatusCode::UNAUTHORIZED && http.has_credentials() {
+        return Err(ClientError::Invalid(format!(
+            "{}: the registry refused the credentials (401)",
+            answer.url
+        )));
     }
-    answer.json::<Discovered>().is_ok_and(|d| {
+    if !answer.status.is_success() {
+        return Ok(false);
+    }
+    Ok(answer.json::<Discovered>().is_ok_and(|d| {
         d.extensions
             .iter()
             .any(|e| e.name == NAME && e.endpoints.iter().any(|p| p.contains("/_marina/list/")))
-    })
+    }))
 }
 
 fn encode(v: &str) -> String {

@@ -1,10 +1,14 @@
-//! A thin HTTP layer: GETs and HEADs relative to the registry's base URL, status
-//! checks with the body kept for diagnosis, and `Link: <…>; rel="next"` following.
+//! A thin HTTP layer: GETs and HEADs relative to the registry's base URL (through
+//! the harness's authenticating client), status checks with the body kept for
+//! diagnosis, and `Link: <…>; rel="next"` following.
 
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, StatusCode};
 
 use super::ClientError;
+use crate::harness::client::{Client, Request};
+pub use crate::harness::options::Credentials;
+use crate::harness::options::Options as HarnessOptions;
 
 /// Every manifest media type the fallbacks ask for.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
@@ -13,7 +17,10 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.list.v2+json";
 
 pub(crate) struct Http {
-    client: reqwest::Client,
+    client: Client,
+    credentials: bool,
+    /// With credentials: the status `/v2/` answered once logged in.
+    pinged: tokio::sync::OnceCell<Option<u16>>,
     base: String,
 }
 
@@ -84,20 +91,43 @@ pub(crate) fn next_target(link: &str) -> Option<String> {
     is_next.then(|| url.to_string())
 }
 
+/// How to reach a registry: TLS trust and credentials.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// Use http even for a non-loopback registry given without a scheme.
+    pub plain_http: bool,
+    /// Accept any TLS certificate.
+    pub insecure: bool,
+    /// PEM file with extra root certificates.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Credentials for Basic auth and for the token endpoint of a Bearer challenge.
+    pub credentials: Option<Credentials>,
+}
+
 impl Http {
-    pub fn new(base: &str, insecure: bool) -> Result<Http, ClientError> {
-        let client = reqwest::Client::builder()
-            .danger_accept_invalid_certs(insecure)
-            .user_agent(concat!("marina/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Transport {
-                url: base.to_string(),
-                source: e,
-            })?;
+    /// The harness's client does the HTTP work: it answers Basic and Bearer
+    /// challenges, never sends `Authorization` to another host on a redirect, and
+    /// retries 429 answers after `Retry-After`.
+    pub fn new(base: &str, conn: &Connection) -> Result<Http, ClientError> {
+        let options = HarnessOptions {
+            credentials: conn.credentials.clone(),
+            ca_file: conn.ca_file.clone(),
+            insecure: conn.insecure,
+            ..HarnessOptions::default()
+        };
+        let client =
+            Client::new(base, &options).map_err(|e| ClientError::Invalid(e.to_string()))?;
         Ok(Http {
             client,
+            credentials: conn.credentials.is_some(),
+            pinged: tokio::sync::OnceCell::new(),
             base: base.trim_end_matches('/').to_string(),
         })
+    }
+
+    /// Whether credentials were given.
+    pub fn has_credentials(&self) -> bool {
+        self.credentials
     }
 
     pub fn base(&self) -> &str {
@@ -119,25 +149,37 @@ impl Http {
         path: &str,
         accept: &str,
     ) -> Result<Answer, ClientError> {
+        if self.credentials {
+            // Learn the registry's login (Basic, or which token service) first, as
+            // Docker clients do: a registry that also serves anonymous callers
+            // would answer the listing itself anonymously, without a challenge.
+            let ping = self
+                .pinged
+                .get_or_init(|| async {
+                    let r = self.client.send(Request::get(self.url("/v2/"))).await;
+                    r.ok().map(|r| r.status)
+                })
+                .await;
+            if *ping == Some(401) {
+                return Err(ClientError::Invalid(format!(
+                    "{}: the registry refused the credentials (401)",
+                    self.url("/v2/")
+                )));
+            }
+        }
         let url = self.url(path);
-        let transport = |e| ClientError::Transport {
-            url: url.clone(),
-            source: e,
-        };
-        let resp: Response = self
+        let resp = self
             .client
-            .request(method, &url)
-            .header(ACCEPT, accept)
-            .send()
+            .send(Request::new(method, url.clone()).header(ACCEPT.as_str(), accept))
             .await
-            .map_err(transport)?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(transport)?.to_vec();
+            .map_err(|e| ClientError::Transport {
+                url: url.clone(),
+                reason: e.0,
+            })?;
         Ok(Answer {
-            status,
-            headers,
-            body,
+            status: StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY),
+            headers: resp.headers,
+            body: resp.body.to_vec(),
             url,
         })
     }

@@ -13,6 +13,7 @@ mod http;
 pub mod model;
 pub mod target;
 
+pub use http::{Connection, Credentials};
 pub use model::{Manifest, Repository, Tag};
 pub use target::{RepoTarget, Target};
 
@@ -22,12 +23,12 @@ use http::Http;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The request could not be sent or its answer not read.
-    #[error("{url}: {source}")]
+    #[error("{url}: {reason}")]
     Transport {
         /// The URL requested.
         url: String,
         /// What went wrong.
-        source: reqwest::Error,
+        reason: String,
     },
     /// The registry answered with an unexpected status.
     #[error("{method} {url}: {status}: {body}")]
@@ -162,11 +163,11 @@ pub struct ListingClient {
 
 impl ListingClient {
     /// A client for `registry` (`host[:port]`, or a URL with its scheme). Without a
-    /// scheme, `plain_http` or a loopback host (`localhost`, `127.*`, `[::1]`) means
-    /// `http`, anything else `https`. `insecure` accepts any TLS certificate.
-    pub fn new(registry: &str, plain_http: bool, insecure: bool) -> Result<Self, ClientError> {
+    /// scheme, `conn.plain_http` or a loopback host (`localhost`, `127.*`, `[::1]`)
+    /// means `http`, anything else `https`.
+    pub fn new(registry: &str, conn: &Connection) -> Result<Self, ClientError> {
         Ok(ListingClient {
-            http: Http::new(&target::base_url(registry, plain_http), insecure)?,
+            http: Http::new(&target::base_url(registry, conn.plain_http), conn)?,
         })
     }
 
@@ -181,7 +182,7 @@ impl ListingClient {
         namespace: Option<&str>,
         opts: &Options,
     ) -> Result<Listing<Repository>, ClientError> {
-        if extension::offers(&self.http, None).await {
+        if extension::offers(&self.http, None).await? {
             extension::repositories(&self.http, namespace, opts).await
         } else {
             fallback::repositories(&self.http, namespace, opts).await
@@ -195,7 +196,7 @@ impl ListingClient {
         digest: Option<&str>,
         opts: &Options,
     ) -> Result<Listing<Tag>, ClientError> {
-        if extension::offers(&self.http, Some(repo)).await {
+        if extension::offers(&self.http, Some(repo)).await? {
             extension::tags(&self.http, repo, digest, opts).await
         } else {
             fallback::tags(&self.http, repo, digest, opts).await
@@ -208,7 +209,7 @@ impl ListingClient {
         repo: &str,
         opts: &Options,
     ) -> Result<Listing<Manifest>, ClientError> {
-        if extension::offers(&self.http, Some(repo)).await {
+        if extension::offers(&self.http, Some(repo)).await? {
             extension::manifests(&self.http, repo, None, opts).await
         } else {
             fallback::manifests(&self.http, repo, opts).await
@@ -222,7 +223,7 @@ impl ListingClient {
         subject: &str,
         opts: &Options,
     ) -> Result<Listing<Manifest>, ClientError> {
-        if extension::offers(&self.http, Some(repo)).await {
+        if extension::offers(&self.http, Some(repo)).await? {
             extension::manifests(&self.http, repo, Some(subject), opts).await
         } else {
             fallback::referrers(&self.http, repo, subject, opts).await

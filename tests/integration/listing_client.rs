@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use marina::listing_client::{Filters, ListingClient, Options, SortKey, Sorting, Source};
+use marina::listing_client::{
+    Connection, Filters, ListingClient, Options, SortKey, Sorting, Source,
+};
 use marina::oci::{referrers_tag, Algorithm, Digest};
 use serde_json::{json, Value};
 
@@ -44,7 +46,7 @@ async fn marina(args: &[&str]) -> (i32, String, String) {
 async fn client_lists_the_scenarios_through_the_extension() {
     let s = TestServer::start().await;
     let sc = scenario(&s).await;
-    let c = ListingClient::new(&host(&s.url), false, false).unwrap();
+    let c = ListingClient::new(&host(&s.url), &Connection::default()).unwrap();
     assert!(c.base_url().starts_with("http://127.0.0.1:"));
 
     let all = c.repositories(None, &opts()).await.unwrap();
@@ -467,7 +469,7 @@ async fn client_falls_back_to_the_standard_api_on_docker_registry() {
     )
     .await;
 
-    let c = ListingClient::new(&host(&reg.url), false, false).unwrap();
+    let c = ListingClient::new(&host(&reg.url), &Connection::default()).unwrap();
     // Repositories through _catalog, filtered by namespace.
     let all = c.repositories(None, &opts()).await.unwrap();
     assert_eq!(all.source, Source::Standard);
@@ -653,4 +655,90 @@ async fn client_falls_back_to_the_standard_api_on_docker_registry() {
         err.contains("standard API") && err.contains("not honoured"),
         "{err}"
     );
+}
+
+/// The listing client logs in (Basic, or a token from the registry's token
+/// endpoint), trusts a CA given as a file, and lists what the caller may pull.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_logs_in_and_lists_what_the_caller_may_pull() {
+    use crate::auth_api::push_image_as;
+    use crate::auth_support::{basic, standard_auth, start_secure, TestCa};
+    use marina::auth::AuthScheme;
+    use marina::listing_client::Credentials;
+
+    for scheme in [AuthScheme::Basic, AuthScheme::Token] {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("listing client test CA");
+        let s = start_secure(standard_auth(dir.path(), scheme), Some(&ca), |_| {}).await;
+        let admin = basic("admin", "admin-pw");
+        for repo in ["public/a", "secret/b", "team/c"] {
+            push_image_as(&s, &admin, repo, "v1", repo).await;
+        }
+        let ca_file = ca.dir.path().join("ca.crt");
+        let client = |user: Option<(&str, &str)>| {
+            let conn = Connection {
+                ca_file: Some(ca_file.clone()),
+                credentials: user.map(|(u, p)| Credentials {
+                    username: u.into(),
+                    password: p.into(),
+                }),
+                ..Connection::default()
+            };
+            ListingClient::new(&s.url, &conn).unwrap()
+        };
+        let names = |l: &marina::listing_client::Listing<marina::listing_client::Repository>| {
+            l.items.iter().map(|r| r.name.clone()).collect::<Vec<_>>()
+        };
+        let writer = client(Some(("writer", "writer-pw")))
+            .repositories(None, &opts())
+            .await
+            .unwrap();
+        assert_eq!(writer.source, Source::Extension, "{scheme:?}");
+        assert_eq!(names(&writer), ["public/a", "team/c"], "{scheme:?}");
+        let reader = client(Some(("reader", "reader-pw")))
+            .repositories(None, &opts())
+            .await
+            .unwrap();
+        assert_eq!(
+            names(&reader),
+            ["public/a", "secret/b", "team/c"],
+            "{scheme:?}"
+        );
+        let anonymous = client(None).repositories(None, &opts()).await.unwrap();
+        assert_eq!(names(&anonymous), ["public/a"], "{scheme:?}");
+        let tags = client(Some(("writer", "writer-pw")))
+            .tags("team/c", None, &opts())
+            .await
+            .unwrap();
+        assert_eq!(tags.source, Source::Extension, "{scheme:?}");
+        assert_eq!(tags.items.len(), 1, "{scheme:?}");
+        let refused = client(Some(("writer", "writer-pw")))
+            .tags("secret/b", None, &opts())
+            .await;
+        assert!(refused.is_err(), "{scheme:?}: {refused:?}");
+        let wrong = client(Some(("writer", "guess")))
+            .repositories(None, &opts())
+            .await;
+        assert!(wrong.is_err(), "{scheme:?}: {wrong:?}");
+
+        // The same through the command line.
+        let url = s.url.clone();
+        let ca_arg = ca_file.display().to_string();
+        let (code, out, err) = marina(&[
+            "list",
+            &format!("{url}/"),
+            "--ca-file",
+            &ca_arg,
+            "--username",
+            "writer",
+            "--password",
+            "writer-pw",
+        ])
+        .await;
+        assert_eq!(code, 0, "{scheme:?}: {err}");
+        assert!(out.contains("team/c") && !out.contains("secret/b"), "{out}");
+        let (code, _, err) = marina(&["list", &format!("{url}/"), "--username", "writer"]).await;
+        assert_ne!(code, 0);
+        assert!(err.contains("go together"), "{err}");
+    }
 }
