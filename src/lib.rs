@@ -62,6 +62,7 @@ pub mod registry;
 pub mod server;
 pub mod store;
 pub mod testing;
+pub mod timefmt;
 pub mod tls;
 
 pub use embed::{BuildError, Registry, RegistryBuilder};

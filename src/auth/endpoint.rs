@@ -14,30 +14,9 @@ use super::token::{now, Access};
 use super::{Auth, Caller, Rejected, Subject};
 use crate::api::error::ApiError;
 use crate::oci::{ErrorCode, RepoName};
+use crate::timefmt::rfc3339_seconds;
 
 const MAX_FORM_BYTES: usize = 64 * 1024;
-
-/// `2024-05-01T12:00:00Z` for seconds since the epoch.
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
 
 fn basic_challenge(auth: &Auth, message: &str) -> Response {
     ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
@@ -217,7 +196,7 @@ pub(super) async fn token(auth: &Auth, req: &mut Request) -> Response {
         serde_json::json!({
             "access_token": issued.token,
             "expires_in": issued.expires_in,
-            "issued_at": rfc3339(issued.issued_at),
+            "issued_at": rfc3339_seconds(issued.issued_at),
             "token_type": "Bearer",
         })
     } else {
@@ -225,7 +204,7 @@ pub(super) async fn token(auth: &Auth, req: &mut Request) -> Response {
             "token": issued.token,
             "access_token": issued.token,
             "expires_in": issued.expires_in,
-            "issued_at": rfc3339(issued.issued_at),
+            "issued_at": rfc3339_seconds(issued.issued_at),
         })
     };
     Response::builder()
@@ -233,22 +212,4 @@ pub(super) async fn token(auth: &Auth, req: &mut Request) -> Response {
         .content_type("application/json")
         .header(header::CACHE_CONTROL, "no-store")
         .body(body.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_table() {
-        let table = [
-            (0, "1970-01-01T00:00:00Z"),
-            (951_782_400, "2000-02-29T00:00:00Z"),
-            (1_700_000_000, "2023-11-14T22:13:20Z"),
-            (4_107_542_399, "2100-02-28T23:59:59Z"),
-        ];
-        for (secs, want) in table {
-            assert_eq!(rfc3339(secs), want);
-        }
-    }
 }

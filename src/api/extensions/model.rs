@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 
 use poem_openapi::Object;
 
-use super::payload::{rfc3339, MediaType};
+use super::payload::MediaType;
 use crate::registry::listing::{ManifestSummary, RepositoryRecord, TagRecord};
+use crate::timefmt::rfc3339_millis as rfc3339;
 
 /// Media type of a repository list.
 pub struct RepositoriesV1;
