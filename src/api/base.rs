@@ -1,5 +1,6 @@
 //! `GET /v2/` (end-1): the API version check every client starts with.
 
+use crate::api::security::Login;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
@@ -34,7 +35,7 @@ impl BaseApi {
         operation_id = "apiVersion",
         tag = "ApiTags::Base"
     )]
-    async fn version(&self) -> BaseResponse {
+    async fn version(&self, _login: Login) -> BaseResponse {
         BaseResponse::Ok(Json(Empty {}), "registry/2.0".to_string())
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::api::security::Login;
 use poem::Body;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::{ApiResponse, OpenApi};
@@ -108,6 +109,7 @@ impl BlobsApi {
     )]
     async fn get_blob(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
@@ -135,6 +137,7 @@ impl BlobsApi {
     )]
     async fn head_blob(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
@@ -162,6 +165,7 @@ impl BlobsApi {
     )]
     async fn delete_blob(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",

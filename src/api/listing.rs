@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::api::security::Login;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -69,6 +70,7 @@ impl ListingApi {
     )]
     async fn list_tags(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
@@ -106,6 +108,7 @@ impl ListingApi {
     )]
     async fn catalog(
         &self,
+        _login: Login,
         /// Most repositories to return.
         #[oai(validator(minimum(value = "0")))]
         n: Query<Option<u32>>,

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::api::security::Login;
 use bytes::Bytes;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
@@ -100,6 +101,7 @@ impl ManifestsApi {
     )]
     async fn get_manifest(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
@@ -121,6 +123,7 @@ impl ManifestsApi {
     )]
     async fn head_manifest(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
@@ -146,6 +149,7 @@ impl ManifestsApi {
     )]
     async fn put_manifest(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
@@ -209,6 +213,7 @@ impl ManifestsApi {
     )]
     async fn delete_manifest(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",

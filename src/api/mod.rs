@@ -17,6 +17,8 @@ mod blobs;
 mod listing;
 mod manifests;
 mod referrers;
+mod security;
+mod token;
 mod uploads;
 
 use std::sync::Arc;
@@ -47,6 +49,8 @@ pub enum ApiTags {
     Referrers,
     /// Listing repositories (outside the spec; widely used).
     Catalog,
+    /// Tokens for Bearer authentication (token mode).
+    Token,
 }
 
 pub(crate) fn parse_repo(name: &str) -> Result<RepoName, ApiError> {
@@ -77,6 +81,7 @@ pub fn openapi_service(
         listing::ListingApi,
         referrers::ReferrersApi,
         extensions::ExtensionApis,
+        token::TokenApi,
     ),
     (),
 > {
@@ -89,6 +94,7 @@ pub fn openapi_service(
             listing::ListingApi(registry.clone()),
             referrers::ReferrersApi(registry.clone()),
             extensions::apis(registry),
+            token::TokenApi,
         ),
         "Marina — OCI Distribution API",
         env!("CARGO_PKG_VERSION"),

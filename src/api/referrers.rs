@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::api::security::Login;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
 use serde_json::{json, Map, Value};
@@ -43,6 +44,7 @@ impl ReferrersApi {
     )]
     async fn referrers(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",

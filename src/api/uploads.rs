@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::api::security::Login;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
 
@@ -87,6 +88,7 @@ impl UploadsApi {
     #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
@@ -147,6 +149,7 @@ impl UploadsApi {
     )]
     async fn status(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
@@ -177,6 +180,7 @@ impl UploadsApi {
     )]
     async fn chunk(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
@@ -213,6 +217,7 @@ impl UploadsApi {
     )]
     async fn finish(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
@@ -259,6 +264,7 @@ impl UploadsApi {
     )]
     async fn cancel(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
             pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",

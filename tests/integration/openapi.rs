@@ -59,6 +59,46 @@ fn every_endpoint_of_the_spec_is_documented() {
     }
 }
 
+/// Every operation says how it may authenticate (Basic, Bearer, or anonymously),
+/// and the token endpoint of token mode is documented.
+#[test]
+fn security_schemes_and_the_token_endpoint_are_documented() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&marina::api::openapi_document().unwrap()).unwrap();
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["basic"]["scheme"], "basic", "{schemes}");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
+    let want = serde_json::json!([{"basic": []}, {"bearer": []}, {}]);
+    let mut operations = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if path == "/token" && method == "post" {
+                continue; // the form carries the credentials
+            }
+            assert_eq!(op["security"], want, "{method} {path}");
+            operations += 1;
+        }
+    }
+    assert!(operations >= 23, "{operations} operations");
+    let token = &doc["paths"]["/token"];
+    assert!(token["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "scope"));
+    assert!(token["post"]["requestBody"]["content"]
+        .get("application/x-www-form-urlencoded")
+        .is_some());
+}
+
+/// Without access control there is no token service: a clear 404, not a token.
+#[tokio::test]
+async fn token_endpoint_without_access_control_says_so() {
+    let s = TestServer::start().await;
+    let r = s.get("/token?service=marina&scope=repository:a:pull").await;
+    r.expect(404, Some("UNSUPPORTED"));
+}
+
 #[tokio::test]
 async fn served_document_and_docs_page() {
     let s = TestServer::start().await;

@@ -2,6 +2,7 @@
 //! base extension, announcing which extensions (here `_marina`) and endpoints the
 //! registry and a repository offer.
 
+use crate::api::security::Login;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -82,7 +83,7 @@ impl DiscoverApi {
         operation_id = "discoverExtensions",
         tag = "ExtensionTags::Extensions"
     )]
-    async fn registry(&self) -> Result<DiscoverResponse, ApiError> {
+    async fn registry(&self, _login: Login) -> Result<DiscoverResponse, ApiError> {
         Ok(DiscoverResponse::Ok(Json(listing(registry_endpoints()))))
     }
 
@@ -97,6 +98,7 @@ impl DiscoverApi {
     )]
     async fn repository(
         &self,
+        _login: Login,
         /// Repository name (may contain `/`).
         name: Path<String>,
     ) -> Result<DiscoverResponse, ApiError> {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::api::security::Login;
 use poem::Request;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
@@ -89,6 +90,7 @@ impl ListingExtApi {
     #[allow(clippy::too_many_arguments)]
     async fn repositories(
         &self,
+        _login: Login,
         req: &Request,
         /// Only repositories under this namespace (a name prefix ending before a `/`).
         namespace: Query<Option<String>>,
@@ -164,6 +166,7 @@ impl ListingExtApi {
     #[allow(clippy::too_many_arguments)]
     async fn tags(
         &self,
+        _login: Login,
         req: &Request,
         /// Repository name (may contain `/`).
         name: Path<String>,
@@ -230,6 +233,7 @@ impl ListingExtApi {
     #[allow(clippy::too_many_arguments)]
     async fn manifests(
         &self,
+        _login: Login,
         req: &Request,
         /// Repository name (may contain `/`).
         name: Path<String>,
@@ -286,6 +290,7 @@ impl ListingExtApi {
     #[allow(clippy::too_many_arguments)]
     async fn referrers(
         &self,
+        _login: Login,
         req: &Request,
         /// Repository name (may contain `/`).
         name: Path<String>,
