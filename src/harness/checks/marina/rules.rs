@@ -3,12 +3,12 @@
 //! error answers.
 
 use super::{
-    advertised, discover_repository, page, push_under, registry_module, repository_module,
-    with_query, Listing, TagEntry, NAME, REPOSITORIES_V1, TAGS_V1,
+    advertised, discover_repository, fresh_image, page, push_under, registry_module,
+    repository_module, with_query, Listing, TagEntry, NAME, REPOSITORIES_V1, TAGS_V1,
 };
 use crate::harness::checks::CheckDef;
 use crate::harness::client::{Request, Response};
-use crate::harness::content::{self, Desc, Extras};
+use crate::harness::content::Extras;
 use crate::harness::context::{Ctx, Step};
 use crate::harness::discover::{error_codes, Answer};
 use crate::harness::verdict::Verdict;
@@ -97,13 +97,7 @@ async fn live_paging(cx: &Ctx) -> Step<Verdict> {
     cx.need_push()?;
     cx.need_delete()?;
     let repo = cx.repo("ext-live");
-    let config = content::config_blob(&cx.label("live"));
-    cx.push_blob(&repo, &config).await?;
-    let body = content::image_manifest(
-        &Desc::of(content::CONFIG_TYPE, &config),
-        &[],
-        &Extras::default(),
-    );
+    let body = fresh_image(cx, &repo, &Extras::default()).await?;
     let names: Vec<String> = (0..15).map(|i| format!("t{i:02}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     push_under(cx, &repo, &body, OCI_MANIFEST, &refs).await?;
