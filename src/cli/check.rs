@@ -38,7 +38,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "REPO:TAG")]
     pub image: Option<String>,
     /// Run only these sections (repeatable), e.g. --section push --section tags.
-    /// One of: protocol, pull, push, manifests, tags, referrers, delete, errors, properties.
+    /// One of: protocol, pull, push, manifests, tags, referrers, delete, extensions, errors, properties.
     #[arg(long, value_name = "SECTION", value_parser = parse_section)]
     pub section: Vec<Section>,
     /// Run only checks whose id starts with this (repeatable), e.g. --only push.chunk.
@@ -82,7 +82,12 @@ pub fn render_list() -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let reqs = catalog::requirements();
+    let mut source = "";
     for r in reqs {
+        if r.source != source {
+            source = &r.source;
+            let _ = writeln!(out, "== {source} ==");
+        }
         let checks = if r.checks.is_empty() {
             "-".to_string()
         } else {
@@ -100,11 +105,18 @@ pub fn render_list() -> String {
         .collect();
     let covered = musts.iter().filter(|r| !r.checks.is_empty()).count();
     let any = reqs.iter().filter(|r| !r.checks.is_empty()).count();
+    let from = |sources: &[&str]| {
+        reqs.iter()
+            .filter(|r| sources.contains(&r.source.as_str()))
+            .count()
+    };
     let all = checks::all();
     let _ = writeln!(
         out,
-        "\n{} requirements; {covered} of {} registry-observable MUSTs covered; {any} requirements checked by {} checks.",
-        reqs.len(),
+        "\n{} spec requirements, {} from its extension rules, {} of the _marina extension; {covered} of {} registry-observable MUSTs covered; {any} requirements checked by {} checks.",
+        from(&[catalog::SPEC]),
+        from(&[catalog::EXTENSIONS_README, catalog::EXTENSIONS_OCI]),
+        from(&[catalog::MARINA_EXTENSION]),
         musts.len(),
         all.len()
     );

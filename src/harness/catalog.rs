@@ -1,26 +1,58 @@
 //! The requirement catalog: `spec/requirements.toml`, compiled into the binary.
 //!
-//! Every normative sentence of the spec has an entry with its level, whom it binds
-//! and the checks covering it. Tests keep the catalog and the checks' own
-//! declarations in agreement.
+//! Every normative sentence has an entry with its level, whom it binds and the
+//! checks covering it. Sentences come from three kinds of documents, told apart by
+//! `source` and by the id's letter: the spec itself (`spec.md`, `R001`…), the
+//! spec's extension rules (`extensions/README.md` and `extensions/_oci.md`,
+//! `X001`…), and Marina's own extension definition (`spec/extensions/_marina.md`,
+//! `M001`…). Tests keep the catalog and the checks' own declarations in agreement.
 
 use serde::{Deserialize, Serialize};
 
 /// The catalog's source text.
 pub const REQUIREMENTS_TOML: &str = include_str!("../../spec/requirements.toml");
 
-/// One normative sentence of the spec, paraphrased.
+/// The document of the spec proper.
+pub const SPEC: &str = "spec.md";
+/// The spec's rules for extensions.
+pub const EXTENSIONS_README: &str = "extensions/README.md";
+/// The spec's base extension, `_oci` (discovery).
+pub const EXTENSIONS_OCI: &str = "extensions/_oci.md";
+/// Marina's listing extension, defined in this repository.
+pub const MARINA_EXTENSION: &str = "spec/extensions/_marina.md";
+
+/// Every source, in catalog order, with the letter of its ids.
+pub const SOURCES: [(&str, char); 4] = [
+    (SPEC, 'R'),
+    (EXTENSIONS_README, 'X'),
+    (EXTENSIONS_OCI, 'X'),
+    (MARINA_EXTENSION, 'M'),
+];
+
+/// The text of `spec/extensions/_marina.md`, which the `M` lines point into.
+pub const MARINA_EXTENSION_MD: &str = include_str!("../../spec/extensions/_marina.md");
+
+fn default_source() -> String {
+    SPEC.to_string()
+}
+
+/// One normative sentence, paraphrased.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requirement {
-    /// `R001` … `R154`.
+    /// `R001`… (spec.md), `X001`… (the extension rules) or `M001`… (`_marina`).
     pub id: String,
-    /// Line of the sentence in the spec at the pinned commit.
+    /// The document the sentence is in (default `spec.md`); see [`SOURCES`].
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// Line of the sentence in its document (for the spec's documents, at the
+    /// commit named in the catalog's header).
     pub line: u32,
-    /// Spec heading.
+    /// Heading the sentence sits under.
     pub section: String,
     /// `MUST`, `MUST NOT`, `SHOULD` or `SHOULD NOT`.
     pub level: String,
-    /// `registry`, `client`, `data` or `registry+client`.
+    /// `registry`, `client`, `data`, `registry+client`, or `definition` (the
+    /// authors of an extension's definition document).
     pub binds: String,
     /// The paraphrase.
     pub text: String,
@@ -38,6 +70,12 @@ impl Requirement {
     /// Observable by talking HTTP to a registry.
     pub fn is_registry_observable(&self) -> bool {
         self.binds.starts_with("registry")
+    }
+
+    /// From one of the spec's extension documents or an extension's definition
+    /// (not from `spec.md`).
+    pub fn is_extension(&self) -> bool {
+        self.source != SPEC
     }
 }
 
@@ -111,34 +149,117 @@ pub fn rewrite_checks(
 mod tests {
     use super::*;
 
+    const LEVELS: [&str; 4] = ["MUST", "MUST NOT", "SHOULD", "SHOULD NOT"];
+    const BINDS: [&str; 5] = [
+        "registry",
+        "client",
+        "data",
+        "registry+client",
+        "definition",
+    ];
+
     #[test]
-    fn ids_are_unique_and_in_spec_order() {
+    fn ids_are_unique_and_in_document_order() {
         let reqs = requirements();
-        assert_eq!(reqs.len(), 154, "the spec has 154 normative sentences");
-        for (i, r) in reqs.iter().enumerate() {
-            assert_eq!(
+        let spec: Vec<&Requirement> = reqs.iter().filter(|r| r.source == SPEC).collect();
+        assert_eq!(spec.len(), 154, "spec.md has 154 normative sentences");
+        // Per letter, ids run 001.. without gaps, in catalog order; the letter
+        // follows from the source.
+        for letter in ['R', 'X', 'M'] {
+            let ids: Vec<&str> = reqs
+                .iter()
+                .filter(|r| r.id.starts_with(letter))
+                .map(|r| r.id.as_str())
+                .collect();
+            assert!(!ids.is_empty(), "no {letter} requirement");
+            for (i, id) in ids.iter().enumerate() {
+                assert_eq!(*id, format!("{letter}{:03}", i + 1), "ids run without gaps");
+            }
+        }
+        let mut last_source = 0;
+        for r in reqs {
+            let (at, (_, letter)) = SOURCES
+                .iter()
+                .enumerate()
+                .find(|(_, (s, _))| *s == r.source)
+                .unwrap_or_else(|| panic!("{}: unknown source {:?}", r.id, r.source));
+            assert!(
+                r.id.starts_with(*letter),
+                "{} comes from {}",
                 r.id,
-                format!("R{:03}", i + 1),
-                "ids run R001..R154 without gaps or duplicates"
+                r.source
             );
             assert!(
-                ["MUST", "MUST NOT", "SHOULD", "SHOULD NOT"].contains(&r.level.as_str()),
+                at >= last_source,
+                "{}: sources appear in SOURCES order",
+                r.id
+            );
+            last_source = at;
+            assert!(
+                LEVELS.contains(&r.level.as_str()),
                 "{}: level {}",
                 r.id,
                 r.level
             );
             assert!(
-                ["registry", "client", "data", "registry+client"].contains(&r.binds.as_str()),
+                BINDS.contains(&r.binds.as_str()),
                 "{}: binds {}",
                 r.id,
                 r.binds
             );
             assert!(!r.text.is_empty() && !r.section.is_empty(), "{}", r.id);
+            assert!(
+                r.binds != "definition" || r.is_extension(),
+                "{}: only extension documents bind a definition",
+                r.id
+            );
         }
-        let lines: Vec<u32> = reqs.iter().map(|r| r.line).collect();
-        assert!(
-            lines.windows(2).all(|w| w[0] < w[1]),
-            "lines increase with ids"
+        for (source, _) in SOURCES {
+            let lines: Vec<u32> = reqs
+                .iter()
+                .filter(|r| r.source == source)
+                .map(|r| r.line)
+                .collect();
+            assert!(!lines.is_empty(), "nothing from {source}");
+            assert!(
+                lines.windows(2).all(|w| w[0] < w[1]),
+                "lines of {source} increase with ids"
+            );
+        }
+    }
+
+    /// Each `M` requirement points at a line of `_marina.md` that carries its
+    /// keyword, so editing the definition without the catalog (or the reverse)
+    /// fails here; and every keyword line of the definition is in the catalog.
+    #[test]
+    fn marina_requirements_point_at_their_sentences() {
+        let lines: Vec<&str> = MARINA_EXTENSION_MD.lines().collect();
+        let marina: Vec<&Requirement> = requirements()
+            .iter()
+            .filter(|r| r.source == MARINA_EXTENSION)
+            .collect();
+        for r in &marina {
+            let line = lines
+                .get(r.line as usize - 1)
+                .unwrap_or_else(|| panic!("{}: line {} is past the end", r.id, r.line));
+            let keyword = r.level.split(' ').next().expect("a level");
+            assert!(
+                line.contains(keyword),
+                "{}: line {} of _marina.md has no {keyword}: {line}",
+                r.id,
+                r.line
+            );
+        }
+        let normative: Vec<u32> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains("MUST") || l.contains("SHOULD"))
+            .map(|(i, _)| i as u32 + 1)
+            .collect();
+        let cataloged: Vec<u32> = marina.iter().map(|r| r.line).collect();
+        assert_eq!(
+            normative, cataloged,
+            "every normative line of _marina.md has one M id"
         );
     }
 

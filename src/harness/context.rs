@@ -1,6 +1,7 @@
 //! The state shared by the checks of one run: the client, the options, a run id
-//! that keeps this run's repositories apart, the features detected so far, the
-//! shared fixture image, and the list of everything created (for cleanup).
+//! that keeps this run's repositories apart, the features detected so far (the
+//! referrers API, the extensions `_oci/ext/discover` lists), the shared fixture
+//! image, and the list of everything created (for cleanup).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use super::client::{Client, Request, Response};
 use super::content::{self, Desc, Extras};
+use super::discover::{self, Answer, Level};
 use super::options::Options;
 use super::transcript;
 use super::verdict::{Failure, Verdict};
@@ -58,6 +60,7 @@ struct Inner {
     created: Mutex<Vec<Created>>,
     image: OnceCell<Result<Image, String>>,
     referrers: OnceCell<Result<(), String>>,
+    extensions: OnceCell<Answer>,
 }
 
 /// How many exchanges a failure transcript shows.
@@ -75,6 +78,7 @@ impl Ctx {
                 created: Mutex::new(Vec::new()),
                 image: OnceCell::new(),
                 referrers: OnceCell::new(),
+                extensions: OnceCell::new(),
             }),
         }
     }
@@ -433,5 +437,21 @@ impl Ctx {
             })
             .await;
         r.clone().map_err(Verdict::skipped)
+    }
+
+    /// What `GET /v2/_oci/ext/discover` says: detected once per run. A request
+    /// that gets no answer counts as no discovery.
+    pub async fn extensions(&self) -> Answer {
+        self.inner
+            .extensions
+            .get_or_init(|| async {
+                let level = Level::Registry;
+                match self.client().send(Request::get(level.path())).await {
+                    Ok(r) => discover::classify(r.status, r.header("content-type"), &r.body, level),
+                    Err(e) => Answer::Absent(format!("{} did not answer: {e}", level.path())),
+                }
+            })
+            .await
+            .clone()
     }
 }

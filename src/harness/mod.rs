@@ -14,6 +14,7 @@ pub mod checks;
 pub mod client;
 pub mod content;
 pub mod context;
+pub mod discover;
 pub mod http;
 pub mod options;
 pub mod parse;

@@ -20,6 +20,9 @@ pub enum Section {
     Referrers,
     /// Deleting tags, manifests and blobs, and what a delete makes visible.
     Delete,
+    /// Registry extensions: `_oci/ext/discover`, and the extensions it advertises
+    /// (checked only when advertised).
+    Extensions,
     /// Error envelopes and codes on every 4xx seen.
     Errors,
     /// Property-based checks: random inputs against a model, shrunk on failure.
@@ -28,7 +31,7 @@ pub enum Section {
 
 impl Section {
     /// Every section, in report order.
-    pub const ALL: [Section; 9] = [
+    pub const ALL: [Section; 10] = [
         Section::Protocol,
         Section::Pull,
         Section::Push,
@@ -36,6 +39,7 @@ impl Section {
         Section::Tags,
         Section::Referrers,
         Section::Delete,
+        Section::Extensions,
         Section::Errors,
         Section::Properties,
     ];
@@ -50,6 +54,7 @@ impl Section {
             Section::Tags => "tags",
             Section::Referrers => "referrers",
             Section::Delete => "delete",
+            Section::Extensions => "extensions",
             Section::Errors => "errors",
             Section::Properties => "properties",
         }

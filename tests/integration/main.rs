@@ -21,6 +21,7 @@ mod crash; // SIGKILL during pushes: acknowledged writes survive, no corrupt blo
 mod durability; // restarts, concurrent identical pushes, upload expiry
 mod harness_client; // the harness HTTP client: bearer tokens, redirects, redaction
 mod harness_docker_registry; // the harness against distribution 2.8 (skipped when absent)
+mod harness_extensions; // extension checks against registries that break one rule, and read-only runs
 mod harness_reference; // the harness against the in-process reference server
 mod harness_reports; // report rendering: terminal, JUnit, JSON, HTML
 mod listing_api; // the _marina listing extension over HTTP: scenarios, paging, filters, sorting

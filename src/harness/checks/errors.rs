@@ -21,6 +21,10 @@ pub fn checks() -> Vec<CheckDef> {
 
 /// Legacy codes the spec says clients may still meet (schema1 era).
 const LEGACY: [&str; 2] = ["TAG_INVALID", "MANIFEST_UNVERIFIED"];
+/// Codes of the spec's extension documents: `extensions/README.md` (line 91)
+/// lets a registry answer a request for an extension it does not know with
+/// `EXTENSION_UNKNOWN`.
+const EXTENSION_CODES: [&str; 1] = ["EXTENSION_UNKNOWN"];
 
 /// Judges one 4xx body; `Err` names the requirement broken and why.
 pub fn judge_body(body: &[u8], content_type: Option<&str>) -> Result<(), (&'static str, String)> {
@@ -51,7 +55,10 @@ pub fn judge_body(body: &[u8], content_type: Option<&str>) -> Result<(), (&'stat
                 format!("codes are uppercase letters and underscores; got {code:?}"),
             ));
         }
-        if ErrorCode::parse(code).is_none() && !LEGACY.contains(&code) {
+        if ErrorCode::parse(code).is_none()
+            && !LEGACY.contains(&code)
+            && !EXTENSION_CODES.contains(&code)
+        {
             return Err((
                 "R148",
                 format!("codes come from the spec's table; got {code:?}"),
@@ -92,6 +99,7 @@ mod tests {
         let ok = br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown","detail":{"digest":"x"}}]}"#;
         assert!(judge_body(ok, Some("application/json")).is_ok());
         assert!(judge_body(br#"{"errors":[{"code":"TAG_INVALID"}]}"#, None).is_ok());
+        assert!(judge_body(br#"{"errors":[{"code":"EXTENSION_UNKNOWN"}]}"#, None).is_ok());
         assert!(judge_body(b"not found", Some("text/plain")).is_ok());
         assert!(judge_body(b"", Some("application/json")).is_ok());
         assert_eq!(judge_body(br#"{"error":"x"}"#, None).unwrap_err().0, "R145");

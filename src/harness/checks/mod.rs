@@ -11,7 +11,9 @@ use super::verdict::{Section, Verdict};
 
 pub(crate) mod delete;
 pub(crate) mod errors;
+pub(crate) mod extensions;
 pub(crate) mod manifests;
+pub(crate) mod marina;
 pub(crate) mod protocol;
 pub(crate) mod pull;
 pub(crate) mod push;
@@ -76,6 +78,8 @@ pub fn all() -> Vec<CheckDef> {
     v.extend(tags::checks());
     v.extend(referrers::checks());
     v.extend(delete::checks());
+    v.extend(extensions::checks());
+    v.extend(marina::checks());
     v.extend(super::props::checks());
     v.extend(errors::checks());
     v.extend(protocol::late());
