@@ -108,6 +108,22 @@ mod tests {
         assert_eq!(r.status(), 200);
         assert_eq!(r.text().await.unwrap(), "embedded");
 
+        // Extension discovery names the definition document under the prefix too.
+        let r = http
+            .get(format!("{base}/registry/v2/team/app/_oci/ext/discover"))
+            .send()
+            .await
+            .unwrap();
+        let discovered: serde_json::Value = r.json().await.unwrap();
+        let url = discovered["extensions"][0]["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(url, "/registry/extensions/_marina.md");
+        let r = http.get(format!("{base}{url}")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().starts_with("# _marina"));
+
         // Unknown paths under the prefix still get the spec's error envelope.
         let r = http
             .get(format!("{base}/registry/v2/team/app/nothing"))
@@ -116,7 +132,7 @@ mod tests {
             .unwrap();
         assert_eq!(r.status(), 404);
         assert!(r.text().await.unwrap().contains("\"errors\""));
-        assert_eq!(counter.load(Ordering::Relaxed), 6);
+        assert_eq!(counter.load(Ordering::Relaxed), 8);
         server.abort();
     }
 }

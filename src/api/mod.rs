@@ -124,6 +124,14 @@ pub fn app(registry: Arc<Registry>) -> impl Endpoint {
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .at("/healthz", poem::endpoint::make_sync(|_| "ok"))
+        .at(
+            extensions::DEFINITION_PATH,
+            poem::endpoint::make_sync(|_| {
+                poem::Response::builder()
+                    .content_type("text/markdown; charset=utf-8")
+                    .body(extensions::DEFINITION)
+            }),
+        )
         .nest("/", service);
     // Access control (src/auth): a no-op without an `[auth]` section.
     let guard = crate::auth::Guard::new(registry.clone());
@@ -153,6 +161,11 @@ fn mount_prefix(original: &str, current: &str) -> String {
     }
 }
 
+/// The path prefix the application is mounted under (empty at the root), for
+/// handlers that write URLs into bodies.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MountPrefix(pub String);
+
 /// Rewrites the path, calls the routes, and adds the operator's `Warning` headers.
 async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) -> Response {
     // Mounted under a prefix (poem's `nest`), the URI we see lacks it; the
@@ -172,6 +185,7 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) ->
             }
         }
     }
+    req.extensions_mut().insert(MountPrefix(prefix.clone()));
     let method = req.method().clone();
     let started = std::time::Instant::now();
     let mut resp = match ep.call(req).await {

@@ -91,7 +91,12 @@ async fn discover_advertises_the_extension_at_both_levels() {
     let v = r.json();
     let ext = &v["extensions"][0];
     assert_eq!(ext["name"], "_marina");
-    assert!(ext["url"].is_string() && ext["description"].is_string());
+    assert!(ext["description"].is_string());
+    // The url names the extension's definition, which the registry serves.
+    assert_eq!(ext["url"], "/extensions/_marina.md");
+    let def = s.get("/extensions/_marina.md").await;
+    def.expect(200, None);
+    assert!(String::from_utf8_lossy(&def.body).contains("#### Module: `repositories`"));
     assert_eq!(
         ext["endpoints"],
         serde_json::json!(["/v2/_marina/list/repositories"])

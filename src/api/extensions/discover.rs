@@ -7,9 +7,12 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::{ExtensionTags, DOCS_URL, NAME};
+use poem::Request;
+
+use super::{ExtensionTags, DEFINITION_PATH, NAME};
 use crate::api::error::ApiError;
 use crate::api::parse_repo;
+use crate::api::MountPrefix;
 
 /// The discover endpoints.
 pub struct DiscoverApi;
@@ -43,11 +46,21 @@ pub enum DiscoverResponse {
     Ok(Json<ExtensionList>),
 }
 
-fn listing(endpoints: Vec<String>) -> ExtensionList {
+/// The URL of the definition, under the prefix the registry is mounted at.
+fn definition_url(req: &Request) -> String {
+    let prefix = req
+        .extensions()
+        .get::<MountPrefix>()
+        .map(|p| p.0.as_str())
+        .unwrap_or("");
+    format!("{prefix}{DEFINITION_PATH}")
+}
+
+fn listing(url: String, endpoints: Vec<String>) -> ExtensionList {
     ExtensionList {
         extensions: vec![Extension {
             name: NAME.to_string(),
-            url: DOCS_URL.to_string(),
+            url,
             description: Some(
                 "Listing: repositories of the registry or a namespace; tags with digests and push \
                  times; manifests tagged and untagged; referrers; filtered by artifact type and \
@@ -83,8 +96,11 @@ impl DiscoverApi {
         operation_id = "discoverExtensions",
         tag = "ExtensionTags::Extensions"
     )]
-    async fn registry(&self, _login: Login) -> Result<DiscoverResponse, ApiError> {
-        Ok(DiscoverResponse::Ok(Json(listing(registry_endpoints()))))
+    async fn registry(&self, req: &Request, _login: Login) -> Result<DiscoverResponse, ApiError> {
+        Ok(DiscoverResponse::Ok(Json(listing(
+            definition_url(req),
+            registry_endpoints(),
+        ))))
     }
 
     /// Discover repository extensions
@@ -98,13 +114,15 @@ impl DiscoverApi {
     )]
     async fn repository(
         &self,
+        req: &Request,
         _login: Login,
         /// Repository name (may contain `/`).
         name: Path<String>,
     ) -> Result<DiscoverResponse, ApiError> {
         let repo = parse_repo(&name)?;
-        Ok(DiscoverResponse::Ok(Json(listing(repository_endpoints(
-            repo.as_str(),
-        )))))
+        Ok(DiscoverResponse::Ok(Json(listing(
+            definition_url(req),
+            repository_endpoints(repo.as_str()),
+        ))))
     }
 }

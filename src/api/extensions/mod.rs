@@ -28,9 +28,12 @@ use crate::registry::Registry;
 /// The extension's name in URL paths.
 pub const NAME: &str = "_marina";
 
-/// Where `_oci/ext/discover` says the extension is documented: the registry's own
-/// interactive API documentation, which lists every operation of it.
-pub const DOCS_URL: &str = "/docs";
+/// Where the registry serves the extension's definition (`spec/extensions/_marina.md`),
+/// which `_oci/ext/discover` names as the extension's documentation.
+pub const DEFINITION_PATH: &str = "/extensions/_marina.md";
+
+/// The extension's definition, in the style of the spec's `extensions/_<ext>.md`.
+pub const DEFINITION: &str = include_str!("../../../spec/extensions/_marina.md");
 
 /// Operation groups of the extensions in the OpenAPI document and `/docs`.
 #[derive(Tags)]
