@@ -874,12 +874,16 @@ async fn real_suite(variable: &str, kind: SuiteKind) {
     assert!(!reference.data_dir.exists());
 }
 
-#[tokio::test]
+// Several threads: the in-process server must answer promptly while the suite
+// process runs, even on a loaded machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_current_suite_passes_against_the_reference_server() {
     real_suite(MARINA_CONFORMANCE_BIN, SuiteKind::Current).await;
 }
 
-#[tokio::test]
+// Several threads: the in-process server must answer promptly while the suite
+// process runs, even on a loaded machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_v111_suite_passes_against_the_reference_server() {
     real_suite(MARINA_CONFORMANCE_V111_BIN, SuiteKind::V111).await;
 }
