@@ -10,6 +10,7 @@ pub mod listing;
 mod manifests;
 mod staged;
 pub mod uploads;
+mod writer;
 
 use std::io;
 use std::path::Path;
