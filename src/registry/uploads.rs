@@ -279,8 +279,9 @@ impl UploadSessions {
     }
 }
 
-/// Streams `body` into the staging area: the async side gathers frames into large
-/// buffers, which blocking tasks hash and write side by side ([`BodyWriter`]).
+/// Streams `body` into the staging area: each frame is hashed as it arrives, and
+/// frames are written in batches by blocking tasks while the next batch arrives
+/// ([`BodyWriter`]).
 async fn write_stream<S>(
     staged: StagedBlob,
     mut body: S,
@@ -294,7 +295,7 @@ where
     while let Some(item) = body.next().await {
         match item {
             Ok(chunk) => {
-                writer = writer.push(&chunk).await;
+                writer = writer.push(chunk).await;
                 if writer.failed() {
                     break; // its error is reported below
                 }

@@ -410,11 +410,11 @@ async fn mounts_from_a_repository_anonymously_and_of_missing_blobs() {
     .expect(202, None);
 }
 
-/// Bodies are gathered into 1 MiB buffers before they are hashed and written: sizes
-/// around and across that boundary, in frames of awkward sizes, must come back
-/// byte for byte under their digest.
+/// Bodies are written in batches of about 1 MiB, small frames copied together and
+/// large ones kept as they came: sizes around and across a batch, in frames of
+/// awkward sizes, must come back byte for byte under their digest.
 #[tokio::test]
-async fn bodies_of_any_size_survive_the_write_buffers() {
+async fn bodies_of_any_size_survive_the_write_batches() {
     const MIB: usize = 1 << 20;
     let s = TestServer::start().await;
     for (i, size) in [0, 1, MIB - 1, MIB, MIB + 1, 3 * MIB + 12_345]
@@ -459,7 +459,7 @@ async fn client_disconnecting_mid_chunk_leaves_the_session_resumable() {
         .await
         .expect(202, None);
 
-    // Announce 4 MiB, send 2.5 MiB (so whole buffers were hashed and written), hang up.
+    // Announce 4 MiB, send 2.5 MiB (so whole batches were written), hang up.
     let addr = s.url.trim_start_matches("http://").to_string();
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let announced = 4 << 20;
