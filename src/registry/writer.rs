@@ -9,7 +9,9 @@
 //! allocation). Handing over batches instead of frames keeps the cost of a thread
 //! wake-up and a system call per frame away when a client sends small frames. The
 //! thread starts with the first full batch: a body of one batch costs one blocking
-//! call, an empty body none. At most `QUEUED_BATCHES + 2` batches are held.
+//! call, an empty body none. The first batches are small (from 64 KiB, doubling), so
+//! that writing starts while a small body is still arriving. At most
+//! `QUEUED_BATCHES + 2` batches are held.
 
 use std::io;
 
@@ -22,6 +24,9 @@ use crate::store::Staging;
 
 /// Bytes gathered before they are handed to the writer thread.
 pub(crate) const WRITE_BATCH: usize = 1 << 20;
+
+/// The first batch handed to the writer (see `BodyWriter::threshold`).
+const FIRST_BATCH: usize = 64 << 10;
 
 /// Frames at least this large are written as they came; smaller ones are copied
 /// together first (a write per small frame would cost more than the copy).
@@ -100,6 +105,10 @@ pub(crate) struct BodyWriter {
     /// Frames gathered for the next write.
     batch: Batch,
     batch_len: usize,
+    /// Batch size that triggers a hand-over: it starts small, so the writer starts
+    /// early and a small body is written while it arrives, and doubles up to
+    /// [`WRITE_BATCH`].
+    threshold: usize,
     /// Small frames, copied together; its filled part joins the batch when sealed.
     copy: BytesMut,
     /// Capacity `copy` was last allocated with.
@@ -116,6 +125,7 @@ impl BodyWriter {
             write: Stage::Ready(staging),
             batch: Vec::new(),
             batch_len: 0,
+            threshold: FIRST_BATCH,
             copy: BytesMut::new(),
             copy_size: 0,
             written: 0,
@@ -148,7 +158,8 @@ impl BodyWriter {
             }
             self.copy.extend_from_slice(&frame);
         }
-        if self.batch_len >= WRITE_BATCH {
+        if self.batch_len >= self.threshold {
+            self.threshold = (self.threshold * 2).min(WRITE_BATCH);
             self = self.submit().await;
         }
         self
@@ -316,8 +327,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_write_stops_the_writing_and_is_reported() {
-        // Frames of 100,000 bytes are written as they came: eleven make the first
-        // batch (appends 0 to 10); the second batch fails at its second append.
+        // Frames of 100,000 bytes are written as they came, one append each, over
+        // several batches; the thirteenth append fails.
         let body = vec![1u8; 5 * WRITE_BATCH];
         let (staging, bytes) = recorder(Some(12));
         let w = BodyWriter::new(staging, Algorithm::Sha256.hasher());
