@@ -42,25 +42,26 @@ pub struct FileChunks {
 
 impl FileChunks {
     /// Reads the first chunk now, on the calling (blocking) thread, so a blob of
-    /// one chunk is served without another hop; later chunks are read on the
-    /// blocking pool as the stream is polled.
-    pub fn new(file: File, len: u64) -> Self {
+    /// one chunk is served without another hop, and a file that cannot be read
+    /// fails before anything is sent; later chunks are read on the blocking pool as
+    /// the stream is polled.
+    pub fn new(file: File, len: u64) -> io::Result<Self> {
         if len == 0 {
-            return FileChunks {
+            return Ok(FileChunks {
                 file: None,
                 remaining: 0,
                 ready: None,
                 reading: None,
-            };
+            });
         }
         let n = len.min(READ_CHUNK as u64);
         let (file, first) = read_chunk(file, n);
-        FileChunks {
+        Ok(FileChunks {
             file: Some(file),
             remaining: len - n,
-            ready: Some(first),
+            ready: Some(Ok(first?)),
             reading: None,
-        }
+        })
     }
 
     /// Starts reading the next chunk on the blocking pool, if any bytes remain and
@@ -161,7 +162,10 @@ mod tests {
     async fn read(f: &File, offset: u64, len: u64) -> (Vec<usize>, io::Result<Vec<u8>>) {
         let mut f = f.try_clone().unwrap();
         f.seek(SeekFrom::Start(offset)).unwrap();
-        let mut chunks = FileChunks::new(f, len);
+        let mut chunks = match FileChunks::new(f, len) {
+            Ok(chunks) => chunks,
+            Err(e) => return (Vec::new(), Err(e)),
+        };
         let (mut sizes, mut out) = (Vec::new(), Vec::new());
         while let Some(chunk) = chunks.next().await {
             match chunk {
@@ -208,11 +212,20 @@ mod tests {
     async fn a_file_shorter_than_announced_is_an_error_not_a_short_body() {
         let data = vec![7u8; READ_CHUNK + 10];
         let f = file_of(&data);
+        // Short in a later chunk: the stream ends with an error.
         for len in [C + 11, C + 20, 3 * C] {
-            let (_, got) = read(&f, 0, len).await;
+            let (sizes, got) = read(&f, 0, len).await;
             let err = got.expect_err("a short file must fail");
             assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{len}");
+            assert_eq!(sizes, vec![READ_CHUNK], "{len}: the whole first chunk came");
         }
+        // Short in the first chunk: nothing is streamed at all.
+        let mut short = file_of(b"0123456789");
+        short.seek(SeekFrom::Start(0)).unwrap();
+        let err = FileChunks::new(short, 20)
+            .err()
+            .expect("a short first chunk fails");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]
@@ -221,7 +234,7 @@ mod tests {
         let f = file_of(&data);
         let mut f2 = f.try_clone().unwrap();
         f2.seek(SeekFrom::Start(0)).unwrap();
-        let mut chunks = FileChunks::new(f2, C + 3);
+        let mut chunks = FileChunks::new(f2, C + 3).unwrap();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut got = Vec::new();
         // Without a runtime every read happens in place, so every poll is ready.

@@ -250,7 +250,7 @@ impl BlobStore for FsBlobStore {
         if offset > 0 {
             file.seek(SeekFrom::Start(offset))?;
         }
-        Ok(Box::pin(FileChunks::new(file, len)))
+        Ok(Box::pin(FileChunks::new(file, len)?))
     }
 
     fn remove(&self, digest: &Digest) -> io::Result<()> {

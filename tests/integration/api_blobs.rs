@@ -131,6 +131,33 @@ async fn ranges_across_read_chunk_boundaries() {
     }
 }
 
+/// A blob file found shorter than its recorded size (damaged on disk) is answered
+/// with a 500 before any byte is sent, never with a 200 and a short body.
+#[tokio::test]
+async fn a_truncated_blob_file_is_an_error_not_a_short_body() {
+    let s = TestServer::start().await;
+    let data = vec![5u8; 100_000];
+    let d = s.push_blob("damaged", &data).await;
+    let file = s
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&d.hex()[..2])
+        .join(d.hex());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    let r = s.get(&format!("/v2/damaged/blobs/{d}")).await;
+    assert_eq!(r.status.as_u16(), 500, "{}", r.describe());
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("\"errors\""),
+        "{}",
+        r.describe()
+    );
+}
+
 #[tokio::test]
 async fn delete_unlinks_from_one_repository_only() {
     let s = TestServer::start().await;
