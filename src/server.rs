@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
+use poem::listener::{Acceptor, Listener, TcpListener};
 
 use crate::config::Config;
 
@@ -82,32 +82,20 @@ pub async fn serve(registry: &crate::Registry, listen: &str) -> anyhow::Result<S
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| anyhow::anyhow!("listener on {listen} has no socket address"))?;
-    let (acceptor, tls_watch) = match tls {
+    let app = registry.endpoint();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    // Each acceptor is served as its own type: boxing it would hide the socket's
+    // vectored writes from hyper, which then copies every body chunk it sends.
+    let (task, tls_watch) = match tls {
         Some((cert, period)) => {
             let config = crate::tls::server_config(cert.clone()).map_err(|e| anyhow::anyhow!(e))?;
             (
-                crate::tls::TlsAcceptor::new(tcp, config).boxed(),
+                spawn_server(crate::tls::TlsAcceptor::new(tcp, config), app, rx),
                 Some(cert.spawn_watch(period)),
             )
         }
-        None => (tcp.boxed(), None),
+        None => (spawn_server(tcp, app, rx), None),
     };
-    let app = registry.endpoint();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let result = poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async move {
-                    let _ = rx.await;
-                },
-                Some(Duration::from_secs(5)),
-            )
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
-    });
     let sweeper = tokio::spawn(registry.maintenance());
     Ok(ServerHandle {
         addr,
@@ -116,6 +104,31 @@ pub async fn serve(registry: &crate::Registry, listen: &str) -> anyhow::Result<S
         shutdown: Some(tx),
         task,
         sweeper,
+    })
+}
+
+/// Serves `app` on `acceptor` in a background task until `stop` fires.
+fn spawn_server<A>(
+    acceptor: A,
+    app: impl poem::Endpoint + 'static,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()>
+where
+    A: Acceptor + 'static,
+{
+    tokio::spawn(async move {
+        let result = poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    let _ = stop.await;
+                },
+                Some(Duration::from_secs(5)),
+            )
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
     })
 }
 

@@ -6,7 +6,6 @@ use crate::api::security::Login;
 use poem::Body;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::{ApiResponse, OpenApi};
-use tokio_util::io::ReaderStream;
 
 use super::body::BlobPayload;
 use super::error::ApiError;
@@ -47,8 +46,6 @@ pub enum BlobDeleted {
     Accepted,
 }
 
-const STREAM_BUFFER: usize = 256 * 1024;
-
 impl BlobsApi {
     async fn serve(
         &self,
@@ -78,8 +75,7 @@ impl BlobsApi {
         let body = if head {
             Body::empty()
         } else {
-            let reader = self.0.read_blob(&digest, start, len).await?;
-            Body::from_bytes_stream(ReaderStream::with_capacity(reader, STREAM_BUFFER))
+            Body::from_bytes_stream(self.0.read_blob(&digest, start, len).await?)
         };
         let digest = digest.to_string();
         Ok(if partial {

@@ -11,6 +11,7 @@ pub mod listing;
 mod manifests;
 mod staged;
 pub mod uploads;
+mod writer;
 
 use std::io;
 use std::path::Path;
@@ -28,7 +29,7 @@ pub use uploads::ChunkRange;
 use crate::config::Config;
 use crate::oci::{Algorithm, Digest, RepoName};
 use crate::store::{
-    BlobReader, BlobStore, CatalogPage, FsBlobStore, MetadataStore, Page, ReferrerRecord,
+    BlobChunks, BlobStore, CatalogPage, FsBlobStore, MetadataStore, Page, ReferrerRecord,
     SqliteMetaStore,
 };
 use uploads::UploadSessions;
@@ -143,16 +144,17 @@ impl Registry {
         }
     }
 
-    /// Streams `len` bytes of a blob from `offset` (the caller checked the size).
+    /// Streams `len` bytes of a blob from `offset` (the caller checked the size), in
+    /// the chunks the blob store hands out ([`BlobStore::open_chunks`]).
     pub async fn read_blob(
         &self,
         digest: &Digest,
         offset: u64,
         len: u64,
-    ) -> Result<BlobReader, RegistryError> {
+    ) -> Result<BlobChunks, RegistryError> {
         let blobs = self.blobs.clone();
         let d = digest.clone();
-        blocking(move || Ok(blobs.open(&d, offset, len)?)).await
+        blocking(move || Ok(blobs.open_chunks(&d, offset, len)?)).await
     }
 
     /// Unlinks a blob from a repository.

@@ -15,6 +15,7 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::staged::StagedBlob;
+use super::writer::BodyWriter;
 use super::RegistryError;
 use crate::oci::{Algorithm, Digest, RepoName};
 use crate::store::BlobStore;
@@ -278,9 +279,9 @@ impl UploadSessions {
     }
 }
 
-/// Streams `body` into the staging file: the async side hashes each chunk as it
-/// arrives and hands it to a blocking thread that writes it, so on two cores the
-/// hash and the copy into the page cache run side by side instead of in turn.
+/// Streams `body` into the staging area: each frame is hashed as it arrives, and
+/// frames are written in batches by blocking tasks while the next batch arrives
+/// ([`BodyWriter`]).
 async fn write_stream<S>(
     staged: StagedBlob,
     mut body: S,
@@ -288,27 +289,15 @@ async fn write_stream<S>(
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
 {
-    let (mut staging, mut hasher) = staged.into_parts();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
-    let writer = tokio::task::spawn_blocking(move || {
-        let mut written = 0u64;
-        let mut err = None;
-        while let Some(chunk) = rx.blocking_recv() {
-            if let Err(e) = staging.append(&chunk) {
-                err = Some(e);
-                break;
-            }
-            written += chunk.len() as u64;
-        }
-        (staging, written, err)
-    });
+    let (staging, hasher) = staged.into_parts();
+    let mut writer = BodyWriter::new(staging, hasher);
     let mut read_err = None;
     while let Some(item) = body.next().await {
         match item {
             Ok(chunk) => {
-                hasher.update(&chunk);
-                if tx.send(chunk).await.is_err() {
-                    break; // writer failed; its error is reported below
+                writer = writer.push(chunk).await;
+                if writer.failed() {
+                    break; // its error is reported below
                 }
             }
             Err(e) => {
@@ -317,15 +306,15 @@ where
             }
         }
     }
-    drop(tx);
-    let (staging, written, write_err) = match writer.await {
-        Ok(v) => v,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    let out = match read_err {
+        // The caller rolls back to its checkpoint: what is still buffered is dropped.
+        Some(_) => writer.abandon().await,
+        None => writer.finish().await,
     };
-    let result = match (write_err, read_err) {
+    let result = match (out.error, read_err) {
         (Some(e), _) => Err(RegistryError::Internal(e.to_string())),
         (None, Some(e)) => Err(RegistryError::BodyIncomplete(e.to_string())),
-        (None, None) => Ok(written),
+        (None, None) => Ok(out.written),
     };
-    (StagedBlob::from_parts(staging, hasher), result)
+    (StagedBlob::from_parts(out.staging, out.hasher), result)
 }

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
 use super::{BlobStore, MetadataStore, NewManifest, StoreError};
@@ -30,6 +31,17 @@ async fn read_all(store: &dyn BlobStore, d: &Digest, offset: u64, len: u64) -> V
     let mut r = store.open(d, offset, len).expect("open a stored blob");
     let mut out = Vec::new();
     r.read_to_end(&mut out).await.expect("read a stored blob");
+    out
+}
+
+async fn read_chunks(store: &dyn BlobStore, d: &Digest, offset: u64, len: u64) -> Vec<u8> {
+    let mut chunks = store
+        .open_chunks(d, offset, len)
+        .expect("open_chunks on a stored blob");
+    let mut out = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        out.extend_from_slice(&chunk.expect("read a chunk of a stored blob"));
+    }
     out
 }
 
@@ -78,6 +90,20 @@ pub async fn check_blob_store(make: BlobFactory<'_>) {
         read_all(&*s, &d, 7, 5).await,
         b"contr",
         "open: offset and length select a range"
+    );
+    assert_eq!(
+        read_chunks(&*s, &d, 0, data.len() as u64).await,
+        data,
+        "open_chunks: bytes read back"
+    );
+    assert_eq!(
+        read_chunks(&*s, &d, 7, 5).await,
+        b"contr",
+        "open_chunks: offset and length select a range"
+    );
+    assert!(
+        read_chunks(&*s, &d, 3, 0).await.is_empty(),
+        "open_chunks: an empty range yields no bytes"
     );
     assert!(
         s.reopen_staging("s1").unwrap().is_none(),

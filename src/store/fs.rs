@@ -16,7 +16,8 @@ use std::time::SystemTime;
 
 use tokio::io::AsyncReadExt;
 
-use super::{BlobReader, BlobStore, ResumedStaging, Staging};
+use super::file_chunks::FileChunks;
+use super::{BlobChunks, BlobReader, BlobStore, ResumedStaging, Staging};
 use crate::oci::Digest;
 
 /// Blobs and staging files under one directory.
@@ -240,6 +241,16 @@ impl BlobStore for FsBlobStore {
             file.seek(SeekFrom::Start(offset))?;
         }
         Ok(Box::new(tokio::fs::File::from_std(file).take(len)))
+    }
+
+    /// Large chunks read straight into the buffers that are sent, one chunk ahead of
+    /// the client (see `FileChunks`).
+    fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
+        let mut file = File::open(self.path_of(digest))?;
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset))?;
+        }
+        Ok(Box::pin(FileChunks::new(file, len)?))
     }
 
     fn remove(&self, digest: &Digest) -> io::Result<()> {

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use super::{BlobReader, BlobStore, ResumedStaging, Staging};
+use super::{BlobChunks, BlobReader, BlobStore, ResumedStaging, Staging};
 use crate::oci::Digest;
 
 #[derive(Default)]
@@ -44,6 +44,22 @@ impl MemoryBlobStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `len` bytes of a stored blob from `offset` (fewer at its end), without a copy.
+    fn slice(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<Bytes> {
+        let bytes = self
+            .lock()
+            .blobs
+            .get(&digest.to_string())
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "blob not stored"))?;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let end = start.saturating_add(len).min(bytes.len());
+        Ok(bytes.slice(start..end))
     }
 }
 
@@ -156,15 +172,14 @@ impl BlobStore for MemoryBlobStore {
     }
 
     fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
-        let bytes = self
-            .lock()
-            .blobs
-            .get(&digest.to_string())
-            .cloned()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "blob not stored"))?;
-        let start = (offset as usize).min(bytes.len());
-        let end = start.saturating_add(len as usize).min(bytes.len());
-        Ok(Box::new(io::Cursor::new(bytes.slice(start..end))))
+        Ok(Box::new(io::Cursor::new(self.slice(digest, offset, len)?)))
+    }
+
+    fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
+        let bytes = self.slice(digest, offset, len)?;
+        Ok(Box::pin(futures_util::stream::iter(
+            (!bytes.is_empty()).then_some(Ok(bytes)),
+        )))
     }
 
     fn remove(&self, digest: &Digest) -> io::Result<()> {

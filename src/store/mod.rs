@@ -9,6 +9,7 @@
 //! [`contract`] module checks any backend against the behaviour the registry relies on.
 
 pub mod contract;
+mod file_chunks;
 pub mod fs;
 pub mod listing;
 pub mod memory;
@@ -16,7 +17,11 @@ pub mod meta;
 mod schema;
 
 use std::io;
+use std::pin::Pin;
 use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::Stream;
 
 use crate::oci::Digest;
 
@@ -31,6 +36,12 @@ pub type ResumedStaging = (Box<dyn Staging>, Vec<u8>);
 
 /// Streams a stored blob (or a range of it).
 pub type BlobReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// A stored blob (or a range of it) as a stream of byte chunks, ready to be sent.
+pub type BlobChunks = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// Chunk size of [`BlobStore::open_chunks`]'s default implementation.
+pub const DEFAULT_CHUNK: usize = 256 << 10;
 
 /// An upload's staging area: bytes appended in order, truncatable (to roll back a
 /// failed chunk), readable back (to re-hash under another algorithm), and published
@@ -66,6 +77,19 @@ pub trait BlobStore: Send + Sync + 'static {
     fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>>;
     /// Streams `len` bytes of a stored blob from `offset`.
     fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader>;
+    /// Streams `len` bytes of a stored blob from `offset` as chunks, which is how the
+    /// registry serves blobs (it only asks for ranges within the blob's size). The
+    /// default reads [`BlobStore::open`] in chunks of [`DEFAULT_CHUNK`] bytes; a
+    /// backend that can hand out larger chunks, or its own buffers without a copy,
+    /// overrides it. Like every method here it is called off the async runtime; the
+    /// stream is polled on it.
+    fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
+        let reader = self.open(digest, offset, len)?;
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            DEFAULT_CHUNK,
+        )))
+    }
     /// Deletes a stored blob (garbage collection); no error if absent.
     fn remove(&self, digest: &Digest) -> io::Result<()>;
 }

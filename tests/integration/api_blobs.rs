@@ -93,6 +93,71 @@ async fn range_requests_follow_rfc_9110() {
     assert_transcript!("blob_range", r.transcript());
 }
 
+/// Blobs are read from disk in 1 MiB chunks: whole blobs and ranges that start,
+/// end or straddle a chunk boundary come back exactly.
+#[tokio::test]
+async fn ranges_across_read_chunk_boundaries() {
+    const C: usize = 1 << 20;
+    let s = TestServer::start().await;
+    let size = 2 * C + 7;
+    let data: Vec<u8> = (0..size).map(|i| (i % 241) as u8).collect();
+    let d = s.push_blob("chunks", &data).await;
+    let path = format!("/v2/chunks/blobs/{d}");
+    let whole = s.get(&path).await;
+    whole.expect(200, None);
+    assert!(whole.body == data, "whole blob differs");
+    for (a, b) in [
+        (0, C - 1),
+        (0, C),
+        (C - 1, C),
+        (C, 2 * C - 1),
+        (C + 1, 2 * C + 1),
+        (2 * C, size - 1),
+        (size - 1, size - 1),
+        (1, size - 2),
+    ] {
+        let r = s
+            .req(reqwest::Method::GET, &path)
+            .await
+            .header("Range", &format!("bytes={a}-{b}"))
+            .send()
+            .await;
+        assert_eq!(r.status.as_u16(), 206, "{a}-{b}: {}", r.describe());
+        assert!(r.body == data[a..=b], "{a}-{b}: bytes differ");
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {a}-{b}/{size}").as_str())
+        );
+    }
+}
+
+/// A blob file found shorter than its recorded size (damaged on disk) is answered
+/// with a 500 before any byte is sent, never with a 200 and a short body.
+#[tokio::test]
+async fn a_truncated_blob_file_is_an_error_not_a_short_body() {
+    let s = TestServer::start().await;
+    let data = vec![5u8; 100_000];
+    let d = s.push_blob("damaged", &data).await;
+    let file = s
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&d.hex()[..2])
+        .join(d.hex());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    let r = s.get(&format!("/v2/damaged/blobs/{d}")).await;
+    assert_eq!(r.status.as_u16(), 500, "{}", r.describe());
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("\"errors\""),
+        "{}",
+        r.describe()
+    );
+}
+
 #[tokio::test]
 async fn delete_unlinks_from_one_repository_only() {
     let s = TestServer::start().await;
