@@ -266,118 +266,117 @@ fn with_sort(url: &str, value: &str) -> Option<String> {
     Some(u.to_string())
 }
 
-async fn errors(cx: &Ctx) -> Step<Verdict> {
-    let path = registry_module(cx, "repositories").await?;
-    let r = cx
-        .send(Request::get(with_query(
-            &path,
-            &[("next", "marina-check-no-such-cursor")],
-        )))
-        .await?;
-    expect_error(
-        cx,
-        &r,
-        400,
-        "UNSUPPORTED",
-        "M021",
-        "a next cursor the registry never issued",
-    )?;
-    let r = cx
-        .send(Request::get(with_query(
-            &path,
-            &[("namespace", "Not_A/valid..name")],
-        )))
-        .await?;
-    expect_error(cx, &r, 400, "NAME_INVALID", "M029", "a malformed namespace")?;
+/// A request the registry must refuse: where, with which status and error code,
+/// which requirement that breaks, and what it is.
+struct Refusal {
+    url: String,
+    status: u16,
+    code: &'static str,
+    requirement: &'static str,
+    what: String,
+}
 
-    // Repository level, once a repository's discover answer lists the modules.
-    let Ok(image) = cx.image().await else {
-        return Ok(Verdict::Pass);
-    };
-    let unknown = cx.repo("never-created");
-    let absent = super::super::pull::absent_digest(cx).to_string();
-    if let Ok(tags) = repository_module(cx, &image.repo, "tags").await {
-        let r = cx
-            .send(Request::get(format!("/v2/{unknown}/{NAME}/list/tags")))
-            .await?;
-        expect_error(
-            cx,
-            &r,
-            404,
-            "NAME_UNKNOWN",
-            "M028",
-            "the tags of an unknown repository",
-        )?;
-        let r = cx
-            .send(Request::get(with_query(
-                &tags,
-                &[("digest", "sha256:not-a-digest")],
-            )))
-            .await?;
-        expect_error(
-            cx,
-            &r,
-            400,
-            "DIGEST_INVALID",
-            "M029",
-            "tags with a malformed digest",
-        )?;
-    }
-    if let Ok(manifests) = repository_module(cx, &image.repo, "manifests").await {
-        let r = cx
-            .send(Request::get(format!("/v2/{unknown}/{NAME}/list/manifests")))
-            .await?;
-        expect_error(
-            cx,
-            &r,
-            404,
-            "NAME_UNKNOWN",
-            "M028",
-            "the manifests of an unknown repository",
-        )?;
-        for bad in ["=x", ""] {
-            let r = cx
-                .send(Request::get(with_query(&manifests, &[("annotation", bad)])))
-                .await?;
-            expect_error(
-                cx,
-                &r,
-                400,
-                "UNSUPPORTED",
-                "M016",
-                &format!("the annotation filter {bad:?}"),
-            )?;
+impl Refusal {
+    fn new(
+        url: String,
+        status: u16,
+        code: &'static str,
+        requirement: &'static str,
+        what: &str,
+    ) -> Refusal {
+        Refusal {
+            url,
+            status,
+            code,
+            requirement,
+            what: what.to_string(),
         }
     }
-    if let Ok(referrers) = repository_module(cx, &image.repo, "referrers").await {
-        let r = cx
-            .send(Request::get(with_query(
-                &format!("/v2/{unknown}/{NAME}/list/referrers"),
-                &[("subject", &absent)],
-            )))
-            .await?;
-        expect_error(
-            cx,
-            &r,
-            404,
-            "NAME_UNKNOWN",
-            "M028",
-            "the referrers in an unknown repository",
-        )?;
-        let r = cx
-            .send(Request::get(with_query(
-                &referrers,
-                &[("subject", "not-a-digest")],
-            )))
-            .await?;
-        expect_error(
-            cx,
-            &r,
+}
+
+async fn errors(cx: &Ctx) -> Step<Verdict> {
+    let path = registry_module(cx, "repositories").await?;
+    let mut refusals = vec![
+        Refusal::new(
+            with_query(&path, &[("next", "marina-check-no-such-cursor")]),
             400,
-            "DIGEST_INVALID",
+            "UNSUPPORTED",
+            "M021",
+            "a next cursor the registry never issued",
+        ),
+        Refusal::new(
+            with_query(&path, &[("namespace", "Not_A/valid..name")]),
+            400,
+            "NAME_INVALID",
             "M029",
-            "referrers of a malformed subject",
-        )?;
+            "a malformed namespace",
+        ),
+    ];
+    // Repository level, once a repository's discover answer lists the modules.
+    let image = cx.image().await.ok();
+    let unknown = cx.repo("never-created");
+    let absent = super::super::pull::absent_digest(cx).to_string();
+    if let Some(image) = &image {
+        if let Ok(tags) = repository_module(cx, &image.repo, "tags").await {
+            refusals.push(Refusal::new(
+                format!("/v2/{unknown}/{NAME}/list/tags"),
+                404,
+                "NAME_UNKNOWN",
+                "M028",
+                "the tags of an unknown repository",
+            ));
+            refusals.push(Refusal::new(
+                with_query(&tags, &[("digest", "sha256:not-a-digest")]),
+                400,
+                "DIGEST_INVALID",
+                "M029",
+                "tags with a malformed digest",
+            ));
+        }
+        if let Ok(manifests) = repository_module(cx, &image.repo, "manifests").await {
+            refusals.push(Refusal::new(
+                format!("/v2/{unknown}/{NAME}/list/manifests"),
+                404,
+                "NAME_UNKNOWN",
+                "M028",
+                "the manifests of an unknown repository",
+            ));
+            for bad in ["=x", ""] {
+                refusals.push(Refusal::new(
+                    with_query(&manifests, &[("annotation", bad)]),
+                    400,
+                    "UNSUPPORTED",
+                    "M016",
+                    &format!("the annotation filter {bad:?}"),
+                ));
+            }
+        }
+        if let Ok(referrers) = repository_module(cx, &image.repo, "referrers").await {
+            refusals.push(Refusal::new(
+                with_query(
+                    &format!("/v2/{unknown}/{NAME}/list/referrers"),
+                    &[("subject", &absent)],
+                ),
+                404,
+                "NAME_UNKNOWN",
+                "M028",
+                "the referrers in an unknown repository",
+            ));
+            refusals.push(Refusal::new(
+                with_query(&referrers, &[("subject", "not-a-digest")]),
+                400,
+                "DIGEST_INVALID",
+                "M029",
+                "referrers of a malformed subject",
+            ));
+        }
+    }
+    for f in &refusals {
+        let r = cx.send(Request::get(f.url.clone())).await?;
+        expect_error(cx, &r, f.status, f.code, f.requirement, &f.what)?;
+    }
+    if image.is_none() {
+        return Ok(Verdict::Pass);
     }
 
     // A cursor replayed with another sort: needs two tags of our own.
