@@ -415,6 +415,18 @@ pub trait ListingStore {
     ) -> Result<Option<Page<ManifestSummary>>, StoreError>;
 }
 
+/// Runs a built listing query (cached statement) and maps every row.
+fn query_rows<T>(
+    c: &Connection,
+    sql: &str,
+    args: Vec<Value>,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(params_from_iter(args), row)?;
+    rows.collect()
+}
+
 impl ListingStore for SqliteMetaStore {
     fn list_repositories(
         &self,
@@ -423,14 +435,13 @@ impl ListingStore for SqliteMetaStore {
     ) -> Result<Page<RepositoryRecord>, StoreError> {
         let (sql, args) = repositories_query(namespace, req);
         self.read(|c| {
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(args), |r| {
+            let rows = query_rows(c, &sql, args, |r| {
                 Ok(RepositoryRecord {
                     name: r.get(0)?,
                     pushed_at: r.get(1)?,
                 })
             })?;
-            Ok(page(rows.collect::<rusqlite::Result<Vec<_>>>()?, req.n))
+            Ok(page(rows, req.n))
         })
     }
 
@@ -446,18 +457,14 @@ impl ListingStore for SqliteMetaStore {
                 return Ok(None);
             };
             let (sql, args) = tags_query(id, digest, filter, req);
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(args), |r| {
+            let rows = query_rows(c, &sql, args, |r| {
                 Ok(TagRecord {
                     name: r.get(0)?,
                     digest: r.get(1)?,
                     pushed_at: r.get(2)?,
                 })
             })?;
-            Ok(Some(page(
-                rows.collect::<rusqlite::Result<Vec<_>>>()?,
-                req.n,
-            )))
+            Ok(Some(page(rows, req.n)))
         })
     }
 
@@ -473,8 +480,7 @@ impl ListingStore for SqliteMetaStore {
                 return Ok(None);
             };
             let (sql, args) = manifests_query(id, subject, filter, req);
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(args), |r| {
+            let mut items = query_rows(c, &sql, args, |r| {
                 Ok(ManifestSummary {
                     digest: r.get(0)?,
                     media_type: r.get(1)?,
@@ -486,7 +492,6 @@ impl ListingStore for SqliteMetaStore {
                     tags: Vec::new(),
                 })
             })?;
-            let mut items = rows.collect::<rusqlite::Result<Vec<_>>>()?;
             items.truncate(req.n as usize + 1);
             let mut tags = c.prepare_cached(
                 "SELECT name FROM tags WHERE repo_id = ?1 AND digest = ?2 ORDER BY name",

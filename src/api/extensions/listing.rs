@@ -9,8 +9,8 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::model::{
-    ManifestList, ManifestsV1, ReferrerList, ReferrersV1, RepositoriesV1, RepositoryList, TagList,
-    TagsV1,
+    ManifestEntry, ManifestList, ManifestsV1, ReferrerList, ReferrersV1, RepositoriesV1,
+    RepositoryList, TagList, TagsV1,
 };
 use super::params::{parse_filter, OrderBy, Paging, SortBy};
 use super::payload::{negotiate, MediaType, Versioned};
@@ -18,6 +18,7 @@ use super::ExtensionTags;
 use crate::api::error::ApiError;
 use crate::api::{parse_digest, parse_repo};
 use crate::auth::Access;
+use crate::oci::{Digest, RepoName};
 use crate::registry::listing::{ManifestFilter, Position};
 use crate::registry::Registry;
 
@@ -66,6 +67,33 @@ pub enum ReferrersResponse {
         Versioned<ReferrerList, ReferrersV1>,
         #[oai(header = "Link")] Option<String>,
     ),
+}
+
+impl ListingExtApi {
+    /// One page of the manifests of `repo` (the referrers of `subject`, if given)
+    /// as response entries, with the `Link` to the next page of `module`.
+    async fn manifest_page(
+        &self,
+        repo: &RepoName,
+        subject: Option<&Digest>,
+        filter: ManifestFilter,
+        paging: &Paging,
+        module: &str,
+        extra: &[(&str, String)],
+    ) -> Result<(Vec<ManifestEntry>, Option<String>), ApiError> {
+        let page = self
+            .0
+            .list_manifest_summaries(repo, subject, filter, paging.request())
+            .await?;
+        let link = paging.link(
+            &format!("/v2/{repo}/_marina/list/{module}"),
+            page.items.len(),
+            page.more,
+            page.items.last().map(Position::of_manifest),
+            extra,
+        );
+        Ok((page.items.into_iter().map(Into::into).collect(), link))
+    }
 }
 
 fn accept(req: &Request) -> Option<&str> {
@@ -259,20 +287,12 @@ impl ListingExtApi {
         let repo = parse_repo(&name)?;
         let (filter, extra) = parse_filter(artifact_type.0, &annotation, tagged.0)?;
         let paging = Paging::parse(n.0, next.as_deref(), sort.0, order.0)?;
-        let page = self
-            .0
-            .list_manifest_summaries(&repo, None, filter, paging.request())
+        let (manifests, link) = self
+            .manifest_page(&repo, None, filter, &paging, "manifests", &extra)
             .await?;
-        let link = paging.link(
-            &format!("/v2/{repo}/_marina/list/manifests"),
-            page.items.len(),
-            page.more,
-            page.items.last().map(Position::of_manifest),
-            &extra,
-        );
         let body = ManifestList {
             repository: repo.to_string(),
-            manifests: page.items.into_iter().map(Into::into).collect(),
+            manifests,
         };
         Ok(ManifestsResponse::Ok(Versioned::new(body), link))
     }
@@ -321,21 +341,13 @@ impl ListingExtApi {
             parse_filter(artifact_type.0, &annotation, tagged.0)?;
         extra.insert(0, ("subject", subject.to_string()));
         let paging = Paging::parse(n.0, next.as_deref(), sort.0, order.0)?;
-        let page = self
-            .0
-            .list_manifest_summaries(&repo, Some(&subject), filter, paging.request())
+        let (manifests, link) = self
+            .manifest_page(&repo, Some(&subject), filter, &paging, "referrers", &extra)
             .await?;
-        let link = paging.link(
-            &format!("/v2/{repo}/_marina/list/referrers"),
-            page.items.len(),
-            page.more,
-            page.items.last().map(Position::of_manifest),
-            &extra,
-        );
         let body = ReferrerList {
             repository: repo.to_string(),
             subject: subject.to_string(),
-            manifests: page.items.into_iter().map(Into::into).collect(),
+            manifests,
         };
         Ok(ReferrersResponse::Ok(Versioned::new(body), link))
     }
