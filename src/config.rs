@@ -65,6 +65,15 @@ pub struct Config {
     pub warnings: Vec<WarningRule>,
     /// Log output: `pretty` or `json`.
     pub log_format: String,
+    /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of reverse proxies whose
+    /// `X-Forwarded-For` names the client in access logs.
+    pub trusted_proxies: Vec<String>,
+    /// Seconds SIGTERM/SIGINT waits for in-flight requests before exiting.
+    pub shutdown_timeout_secs: u64,
+    /// A second address serving only `/metrics`, `/healthz` and `/readyz`, open to
+    /// all (bind it to a private interface). Without it `/metrics` is on the main
+    /// address: open without access control, for signed-in users with it.
+    pub metrics_listen: Option<String>,
     /// Access control (`[auth]`, see `crate::auth::config`); none: open to all.
     pub auth: Option<crate::auth::AuthConfig>,
     /// HTTPS (`[tls]`, see `crate::tls`); none: plain HTTP.
@@ -86,6 +95,9 @@ impl Default for Config {
             gc_interval_secs: 600,
             warnings: Vec::new(),
             log_format: "pretty".into(),
+            trusted_proxies: Vec::new(),
+            shutdown_timeout_secs: 30,
+            metrics_listen: None,
             auth: None,
             tls: None,
         }
@@ -148,6 +160,11 @@ impl Config {
                 self.log_format
             )));
         }
+        check_listen("listen", &self.listen)?;
+        if let Some(m) = &self.metrics_listen {
+            check_listen("metrics_listen", m)?;
+        }
+        self.proxy_networks()?;
         if let Some(auth) = &self.auth {
             auth.validate().map_err(ConfigError::Invalid)?;
         }
@@ -178,6 +195,22 @@ impl Config {
         Ok(())
     }
 
+    /// The parsed `trusted_proxies`.
+    pub fn proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "trusted_proxies: {p:?} is neither an IP address nor a network such as 10.0.0.0/8"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
     /// A configuration for tests and the conformance runner: ephemeral loopback port,
     /// the given data directory, every optional feature on (sparse manifests included).
     pub fn ephemeral(data_dir: &Path) -> Config {
@@ -190,9 +223,45 @@ impl Config {
     }
 }
 
+/// Refuses a listen address without a host, saying what was probably meant.
+fn check_listen(key: &str, addr: &str) -> Result<(), ConfigError> {
+    if addr.parse::<u16>().is_ok() {
+        return Err(ConfigError::Invalid(format!(
+            "{key} {addr:?} has no host; did you mean 127.0.0.1:{addr} (this machine only) or 0.0.0.0:{addr} (every interface)?"
+        )));
+    }
+    if !addr.contains(':') {
+        return Err(ConfigError::Invalid(format!(
+            "{key} {addr:?} has no port; write HOST:PORT, e.g. 127.0.0.1:5000"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listen_address_without_host_suggests_one() {
+        let c = Config {
+            listen: "5150".into(),
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("127.0.0.1:5150"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_networks_and_refuse_the_rest() {
+        let mut c = Config {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
+            ..Config::default()
+        };
+        assert_eq!(c.proxy_networks().unwrap().len(), 2);
+        c.trusted_proxies.push("proxy.example".into());
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))));
+    }
 
     #[test]
     fn file_overrides_defaults_and_rejects_unknown_keys() {

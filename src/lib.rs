@@ -57,6 +57,7 @@ pub mod conformance;
 mod embed;
 pub mod harness;
 pub mod listing_client;
+pub mod metrics;
 pub mod oci;
 pub mod registry;
 pub mod server;

@@ -138,6 +138,13 @@ impl From<RegistryError> for ApiError {
             E::ReferrersDisabled => {
                 ApiError::new(StatusCode::NOT_FOUND, ErrorCode::Unsupported, msg)
             }
+            // The spec has no code for a full disk; UNSUPPORTED is the one that
+            // claims nothing about the request. The status says what happened.
+            E::StorageFull(_) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                ErrorCode::Unsupported,
+                "insufficient storage: the registry's storage is full; nothing was stored, retry once space is freed",
+            ),
             E::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::new(
@@ -196,7 +203,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-const DOCUMENTED: [(u16, &str); 8] = [
+const DOCUMENTED: [(u16, &str); 9] = [
     (400, "Invalid name, reference, digest, manifest or upload (`NAME_INVALID`, `DIGEST_INVALID`, `MANIFEST_INVALID`, `MANIFEST_BLOB_UNKNOWN`, `SIZE_INVALID`, `BLOB_UPLOAD_INVALID`)"),
     (401, "Authentication required (`UNAUTHORIZED`)"),
     (403, "Access denied (`DENIED`)"),
@@ -205,6 +212,7 @@ const DOCUMENTED: [(u16, &str); 8] = [
     (413, "Manifest larger than the configured limit (`SIZE_INVALID`)"),
     (416, "Chunk out of order; `Range` gives what the upload holds (`BLOB_UPLOAD_INVALID`)"),
     (429, "Too many requests (`TOOMANYREQUESTS`)"),
+    (507, "The registry's storage is full; nothing was stored (`UNSUPPORTED`)"),
 ];
 
 impl ApiResponse for ApiError {

@@ -14,9 +14,12 @@ pub mod path;
 
 mod base;
 mod blobs;
+mod health;
 mod listing;
 mod manifests;
+pub mod observe;
 mod referrers;
+pub mod route_template;
 mod security;
 mod token;
 mod uploads;
@@ -51,6 +54,8 @@ pub enum ApiTags {
     Catalog,
     /// Tokens for Bearer authentication (token mode).
     Token,
+    /// Health, readiness and metrics, for orchestrators and monitoring.
+    Operations,
 }
 
 pub(crate) fn parse_repo(name: &str) -> Result<RepoName, ApiError> {
@@ -82,6 +87,7 @@ pub fn openapi_service(
         referrers::ReferrersApi,
         extensions::ExtensionApis,
         token::TokenApi,
+        health::HealthApi,
     ),
     (),
 > {
@@ -93,8 +99,9 @@ pub fn openapi_service(
             manifests::ManifestsApi(registry.clone()),
             listing::ListingApi(registry.clone()),
             referrers::ReferrersApi(registry.clone()),
-            extensions::apis(registry),
+            extensions::apis(registry.clone()),
             token::TokenApi,
+            health::HealthApi(registry),
         ),
         "Marina — OCI Distribution API",
         env!("CARGO_PKG_VERSION"),
@@ -115,7 +122,24 @@ pub fn openapi_document() -> Result<String, crate::registry::RegistryError> {
     Ok(openapi_service(Arc::new(registry)).spec())
 }
 
-/// The complete HTTP application: API, `/openapi.json`, `/docs`, `/healthz`.
+/// A small icon for browsers that open `/docs` (they all ask for one).
+const FAVICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0b5394"/><path d="M3 11h10l-2 3H5z M7 3v7h1V3z M8 4l4 5H8z" fill="#fff"/></svg>"##;
+
+/// Only `/healthz`, `/readyz` and `/metrics`, open to all and counted like every
+/// request: what `metrics_listen` serves on its own address.
+pub fn operations_app(registry: Arc<Registry>) -> impl Endpoint {
+    let ops = OpenApiService::new(
+        health::HealthApi(registry.clone()),
+        "Marina operations",
+        env!("CARGO_PKG_VERSION"),
+    );
+    Route::new()
+        .nest("/", ops)
+        .with(observe::Observer::new(registry))
+}
+
+/// The complete HTTP application: API, `/openapi.json`, `/docs`, `/healthz`,
+/// `/readyz`, `/metrics`.
 pub fn app(registry: Arc<Registry>) -> impl Endpoint {
     let service = openapi_service(registry.clone());
     let spec = service.spec_endpoint();
@@ -123,7 +147,15 @@ pub fn app(registry: Arc<Registry>) -> impl Endpoint {
     let route = Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .at("/healthz", poem::endpoint::make_sync(|_| "ok"))
+        .at(
+            "/favicon.ico",
+            poem::endpoint::make_sync(|_| {
+                Response::builder()
+                    .content_type("image/svg+xml")
+                    .header(poem::http::header::CACHE_CONTROL, "public, max-age=86400")
+                    .body(FAVICON)
+            }),
+        )
         .at(
             extensions::DEFINITION_PATH,
             poem::endpoint::make_sync(|_| {
@@ -135,6 +167,7 @@ pub fn app(registry: Arc<Registry>) -> impl Endpoint {
         .nest("/", service);
     // Access control (src/auth): a no-op without an `[auth]` section.
     let guard = crate::auth::Guard::new(registry.clone());
+    let observer = observe::Observer::new(registry.clone());
     route
         .catch_all_error(|err: poem::Error| async move { error::framework_error(err) })
         .around(move |ep, req| {
@@ -150,6 +183,8 @@ pub fn app(registry: Arc<Registry>) -> impl Endpoint {
             )
             .into_response()
         }))
+        // Outermost: refusals and panics are logged and counted too.
+        .with(observer)
 }
 
 /// The path prefix under which the application is mounted: what the original path
@@ -171,6 +206,13 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) ->
     // Mounted under a prefix (poem's `nest`), the URI we see lacks it; the
     // `Location` and `Link` headers we send must carry it.
     let prefix = mount_prefix(req.original_uri().path(), req.uri().path());
+    if req.uri().path() == "/" {
+        // People who open the registry's address in a browser get the API docs.
+        return Response::builder()
+            .status(poem::http::StatusCode::FOUND)
+            .header(poem::http::header::LOCATION, format!("{prefix}/docs"))
+            .finish();
+    }
     let rewritten = path::rewrite(req.uri().path());
     if rewritten.path != req.uri().path() {
         let pq = match req.uri().query() {
@@ -186,8 +228,6 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) ->
         }
     }
     req.extensions_mut().insert(MountPrefix(prefix.clone()));
-    let method = req.method().clone();
-    let started = std::time::Instant::now();
     let mut resp = match ep.call(req).await {
         Ok(r) => r.into_response(),
         Err(e) => error::framework_error(e),
@@ -222,6 +262,5 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) ->
             }
         }
     }
-    tracing::debug!(%method, path = %rewritten.path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     resp
 }

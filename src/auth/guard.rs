@@ -207,10 +207,41 @@ impl<E: Endpoint> GuardEndpoint<E> {
     }
 }
 
+/// Leaves who called and why a refusal happened on the response.
+fn with_verdict(mut resp: Response, user: Option<String>, rejected: Option<Rejected>) -> Response {
+    let refusal = match (rejected, resp.status()) {
+        (Some(Rejected::Credentials), _) => Some("credentials"),
+        (Some(Rejected::Throttled(_)), _) | (None, StatusCode::TOO_MANY_REQUESTS) => {
+            Some("throttled")
+        }
+        (None, StatusCode::UNAUTHORIZED) => Some("unauthenticated"),
+        (None, StatusCode::FORBIDDEN) => Some("denied"),
+        _ => None,
+    };
+    resp.extensions_mut()
+        .insert(super::Verdict { user, refusal });
+    resp
+}
+
 impl<E: Endpoint> Endpoint for GuardEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let mut seen = Seen::default();
+        let resp = self.decide(req, &mut seen).await?;
+        Ok(with_verdict(resp, seen.user, seen.rejected))
+    }
+}
+
+/// What the guard learnt of the caller: its user name and why it was rejected.
+#[derive(Default)]
+struct Seen {
+    user: Option<String>,
+    rejected: Option<Rejected>,
+}
+
+impl<E: Endpoint> GuardEndpoint<E> {
+    async fn decide(&self, mut req: Request, seen: &mut Seen) -> poem::Result<Response> {
         let auth = match &self.guard.state {
             State::Off => return self.inner.call(req).await.map(IntoResponse::into_response),
             State::Broken(_) => {
@@ -238,8 +269,12 @@ impl<E: Endpoint> Endpoint for GuardEndpoint<E> {
         let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
         let caller = match auth.identify(&creds, ip).await {
             Ok(c) => c,
-            Err(r) => return Ok(rejected(&auth, &req, r)),
+            Err(r) => {
+                seen.rejected = Some(r);
+                return Ok(rejected(&auth, &req, r));
+            }
         };
+        seen.user = caller.user().map(str::to_string);
         match need {
             Need::Open | Need::Token => unreachable!("answered above"),
             Need::Base => match caller {

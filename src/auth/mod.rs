@@ -73,6 +73,30 @@ pub enum Rejected {
     Throttled(u64),
 }
 
+impl Caller {
+    /// The user name for logs, `None` for an anonymous caller.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::User(u) => Some(u),
+            Caller::Token(c) if c.sub.is_empty() => None,
+            Caller::Token(c) => Some(&c.sub),
+        }
+    }
+}
+
+/// Who made a request and why access control refused it, if it did: left in the
+/// response's extensions for the access log and the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// The authenticated user; `None` for anonymous callers.
+    pub user: Option<String>,
+    /// Why the request was refused: `credentials` (wrong or unusable
+    /// credentials), `unauthenticated` (credentials needed), `denied` (no grant),
+    /// `throttled` (locked out after failed logins).
+    pub refusal: Option<&'static str>,
+}
+
 /// The caller of a request and what it may do, for handlers (in the request's
 /// extensions when access control is on).
 #[derive(Debug, Clone)]
@@ -158,9 +182,13 @@ impl Auth {
                     }
                     Ok(Caller::User(user.clone()))
                 } else {
-                    tracing::info!(client = ?ip, "failed login");
+                    let client = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+                    tracing::info!(%client, user = %user, "failed login");
                     match ip.map(|ip| self.throttle.fail(ip, Instant::now())) {
-                        Some(Err(secs)) => Err(Rejected::Throttled(secs)),
+                        Some(Err(secs)) => {
+                            tracing::warn!(%client, user = %user, retry_after_secs = secs, "login throttle: address locked out after repeated failed logins");
+                            Err(Rejected::Throttled(secs))
+                        }
                         _ => Err(Rejected::Credentials),
                     }
                 }

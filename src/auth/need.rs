@@ -68,6 +68,11 @@ pub fn need(method: &str, path: &str, query: Option<&str>) -> Need {
     if path == TOKEN_PATH {
         return Need::Token;
     }
+    // Metrics tell how busy the registry is: signed-in callers only (or open on
+    // the separate `metrics_listen` address, which has no access control).
+    if path == "/metrics" {
+        return Need::Base;
+    }
     if path != "/v2" && !path.starts_with("/v2/") {
         return Need::Open;
     }
@@ -142,6 +147,9 @@ mod tests {
             ("GET", "/v2", None, Need::Base),
             ("GET", "/v2/", None, Need::Base),
             ("GET", "/v2/nothing-here", None, Need::Base),
+            ("GET", "/metrics", None, Need::Base),
+            ("GET", "/healthz", None, Need::Open),
+            ("GET", "/readyz", None, Need::Open),
             ("GET", "/v2/_catalog", Some("n=1"), Need::Catalog),
             (
                 "GET",

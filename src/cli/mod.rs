@@ -82,10 +82,14 @@ fn print_openapi() -> ExitCode {
 
 /// Sets up `tracing` output (`RUST_LOG` filters; default `info`).
 pub fn init_logging(format: &str) {
+    use std::io::IsTerminal;
+    // poem's own INFO lines ("listening", "server started") repeat the banner.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,poem=warn"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = if format == "json" {
         builder.json().try_init()

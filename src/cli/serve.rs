@@ -60,9 +60,20 @@ pub struct ServeArgs {
     /// sent as `Warning: 299 - "MESSAGE"`. Adds to the file's `[[warnings]]`.
     #[arg(long = "warning", value_name = "PATTERN=MESSAGE")]
     pub warnings: Vec<String>,
-    /// Log format: pretty or json [default: pretty].
+    /// Log format: pretty or json [default: pretty]. Either way one access-log
+    /// line per request is written at INFO.
     #[arg(long, env = "MARINA_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// A reverse proxy (address or network, repeatable) whose `X-Forwarded-For`
+    /// names the client in the access log. Adds to the file's `trusted_proxies`.
+    #[arg(long = "trusted-proxy", value_name = "ADDR|NET")]
+    pub trusted_proxies: Vec<String>,
+    /// Seconds SIGTERM or SIGINT waits for in-flight requests before exiting [default: 30].
+    #[arg(long, env = "MARINA_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
+    /// Also serve `/metrics`, `/healthz` and `/readyz` on this address, open to all.
+    #[arg(long, env = "MARINA_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Access control and TLS (src/cli/secure.rs).
     #[command(flatten)]
     pub secure: super::secure::SecureArgs,
@@ -95,6 +106,12 @@ impl ServeArgs {
         set!(upload_expiry_secs = self.upload_expiry_secs);
         set!(gc_interval_secs = self.gc_interval_secs);
         set!(log_format = self.log_format);
+        set!(shutdown_timeout_secs = self.shutdown_timeout_secs);
+        if self.metrics_listen.is_some() {
+            c.metrics_listen = self.metrics_listen.clone();
+        }
+        c.trusted_proxies
+            .extend(self.trusted_proxies.iter().cloned());
         for w in &self.warnings {
             let (pattern, message) = w
                 .split_once('=')
@@ -110,7 +127,7 @@ impl ServeArgs {
     }
 }
 
-/// Runs the registry until Ctrl-C.
+/// Runs the registry until SIGTERM or SIGINT, then drains and exits 0.
 pub fn run(args: ServeArgs) -> ExitCode {
     let config = match args.resolve() {
         Ok(c) => c,
@@ -129,6 +146,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     rt.block_on(async move {
         let data_dir = config.data_dir.clone();
+        let access = match &config.auth {
+            Some(a) => format!("on ({:?} scheme)", a.scheme).to_lowercase(),
+            None => "off (anyone may push, pull and delete)".to_string(),
+        };
+        let grace = config.shutdown_timeout_secs;
         let server = match crate::server::start(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -147,9 +169,44 @@ pub fn run(args: ServeArgs) -> ExitCode {
         say(format!("  data directory: {}", data_dir.display()));
         say(format!("  API docs:       {url}/docs"));
         say(format!("  OpenAPI:        {url}/openapi.json"));
-        let _ = tokio::signal::ctrl_c().await;
-        say("shutting down".to_string());
+        say(format!("  access control: {access}"));
+        say(format!(
+            "  TLS:            {}",
+            if url.starts_with("https") {
+                "on"
+            } else {
+                "off"
+            }
+        ));
+        match server.metrics_addr() {
+            Some(m) => say(format!("  metrics:        http://{m}/metrics (open)")),
+            None => say(format!("  metrics:        {url}/metrics")),
+        }
+        let signal = stop_signal().await;
+        tracing::info!(
+            signal,
+            timeout_secs = grace,
+            "stopping: no new connections; waiting for in-flight requests"
+        );
         server.stop().await;
+        tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// Waits for SIGTERM (what systemd, Docker and Kubernetes send) or SIGINT
+/// (Ctrl-C) and says which came.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
 }

@@ -67,6 +67,10 @@ pub enum RegistryError {
     /// The referrers API is switched off (answered 404 so clients fall back).
     #[error("the referrers API is disabled on this registry")]
     ReferrersDisabled,
+    /// The storage is full (no space, or over quota); nothing was stored. The
+    /// client gets a 507 and may retry once space is freed.
+    #[error("insufficient storage: {0}")]
+    StorageFull(String),
     /// Storage failed; the cause is logged, the client gets a 500.
     #[error("storage failure: {0}")]
     Internal(String),
@@ -76,6 +80,11 @@ impl From<StoreError> for RegistryError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::MissingReferences(v) => RegistryError::ManifestBlobUnknown(v),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DiskFull =>
+            {
+                RegistryError::StorageFull("the metadata database cannot grow".into())
+            }
             other => RegistryError::Internal(other.to_string()),
         }
     }
@@ -83,6 +92,17 @@ impl From<StoreError> for RegistryError {
 
 impl From<std::io::Error> for RegistryError {
     fn from(e: std::io::Error) -> Self {
-        RegistryError::Internal(e.to_string())
+        if is_storage_full(&e) {
+            RegistryError::StorageFull(e.to_string())
+        } else {
+            RegistryError::Internal(e.to_string())
+        }
     }
+}
+
+/// Whether an I/O error says the disk is full or the quota used up.
+pub(crate) fn is_storage_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }

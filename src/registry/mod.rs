@@ -27,6 +27,7 @@ pub use manifests::PushedManifest;
 pub use uploads::ChunkRange;
 
 use crate::config::Config;
+use crate::metrics::{GcRun, Metrics, StorageTotals};
 use crate::oci::{Algorithm, Digest, RepoName};
 use crate::store::{
     BlobChunks, BlobStore, CatalogPage, FsBlobStore, MetadataStore, Page, ReferrerRecord,
@@ -44,6 +45,7 @@ pub struct Registry {
     /// Publishing or linking a blob holds this shared; garbage collection holds it
     /// exclusively, so it never deletes a file that a push is about to link.
     gc_lock: tokio::sync::RwLock<()>,
+    metrics: Metrics,
 }
 
 /// How a mount request ended.
@@ -97,6 +99,7 @@ impl Registry {
             blobs,
             warnings,
             gc_lock: tokio::sync::RwLock::new(()),
+            metrics: Metrics::new(),
         }
     }
 
@@ -112,6 +115,44 @@ impl Registry {
             .filter(|(m, _)| m.is_match(repo))
             .map(|(_, msg)| msg.as_str())
             .collect()
+    }
+
+    /// The registry's metrics, which the api layer adds its requests to.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// What the stores hold now, for a scrape; `None` when the metadata store
+    /// cannot count.
+    pub async fn storage_totals(&self) -> Option<StorageTotals> {
+        let meta = self.meta.clone();
+        let totals = match blocking(move || Ok(meta.totals()?)).await {
+            Ok(t) => t?,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: the metadata store cannot be counted");
+                return None;
+            }
+        };
+        let (uploads, upload_bytes) = self.uploads.in_progress();
+        Some(StorageTotals {
+            blobs: totals.blobs,
+            blob_bytes: totals.blob_bytes,
+            manifests: totals.manifests,
+            uploads,
+            upload_bytes,
+        })
+    }
+
+    /// Whether both stores answer and the schema is current; the error says which
+    /// does not.
+    pub async fn ready(&self) -> Result<(), String> {
+        let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
+        tokio::task::spawn_blocking(move || {
+            meta.ping().map_err(|e| format!("metadata store: {e}"))?;
+            blobs.ping().map_err(|e| format!("blob store: {e}"))
+        })
+        .await
+        .map_err(|e| format!("readiness check failed: {e}"))?
     }
 
     /// Removes idle upload sessions; called periodically by the server.
@@ -264,29 +305,34 @@ impl Registry {
     pub async fn collect_garbage(&self) -> Result<usize, RegistryError> {
         const BATCH: u32 = 500;
         const MAX_BATCHES: usize = 10_000;
-        let mut removed = 0;
+        let started = std::time::Instant::now();
+        let mut run = GcRun::default();
         for _ in 0..MAX_BATCHES {
             let _exclusive = self.gc_lock.write().await;
             let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
-            let n = blocking(move || {
-                let mut n = 0;
+            let (n, bytes) = blocking(move || {
+                let (mut n, mut bytes) = (0u64, 0u64);
                 for d in meta.orphan_blobs(BATCH)? {
                     if meta.forget_blob(&d)? {
                         if let Ok(digest) = d.parse::<Digest>() {
+                            bytes += blobs.size_of(&digest)?.unwrap_or(0);
                             blobs.remove(&digest)?;
                         }
                         n += 1;
                     }
                 }
-                Ok(n)
+                Ok((n, bytes))
             })
             .await?;
-            removed += n;
-            if n < BATCH as usize {
+            run.blobs += n;
+            run.bytes += bytes;
+            if n < u64::from(BATCH) {
                 break;
             }
         }
-        Ok(removed)
+        run.duration = started.elapsed();
+        self.metrics.gc(&run);
+        Ok(run.blobs as usize)
     }
 
     /// Single-request upload (`POST ?digest=` with a body).

@@ -250,6 +250,17 @@ impl UploadSessions {
         Ok(())
     }
 
+    /// Sessions open in this process and the bytes they hold (a session busy
+    /// with a chunk counts with no bytes: it is not waited for).
+    pub fn in_progress(&self) -> (u64, u64) {
+        let map = self.lock_map();
+        let bytes = map
+            .values()
+            .filter_map(|s| Some(s.try_lock().ok()?.staged.as_ref()?.size()))
+            .sum();
+        (map.len() as u64, bytes)
+    }
+
     /// Removes sessions idle for longer than `ttl`, in memory and in the store.
     /// Returns how many were removed.
     pub fn expire(&self, ttl: Duration) -> usize {
@@ -312,7 +323,7 @@ where
         None => writer.finish().await,
     };
     let result = match (out.error, read_err) {
-        (Some(e), _) => Err(RegistryError::Internal(e.to_string())),
+        (Some(e), _) => Err(RegistryError::from(e)),
         (None, Some(e)) => Err(RegistryError::BodyIncomplete(e.to_string())),
         (None, None) => Ok(out.written),
     };

@@ -253,6 +253,19 @@ impl BlobStore for FsBlobStore {
         Ok(Box::pin(FileChunks::new(file, len)?))
     }
 
+    fn ping(&self) -> io::Result<()> {
+        for dir in ["blobs", "uploads"] {
+            let path = self.root.join(dir);
+            if !fs::metadata(&path)?.is_dir() {
+                return Err(io::Error::other(format!(
+                    "{} is not a directory",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn remove(&self, digest: &Digest) -> io::Result<()> {
         match fs::remove_file(self.path_of(digest)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

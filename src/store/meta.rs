@@ -22,6 +22,9 @@ pub enum StoreError {
     /// SQLite reported an error.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database's schema is not the one this build expects.
+    #[error("{0}")]
+    Schema(String),
     /// A manifest names blobs or manifests the repository does not hold.
     #[error("manifest references unknown content: {0:?}")]
     MissingReferences(Vec<String>),
@@ -283,6 +286,34 @@ impl MetadataStore for SqliteMetaStore {
     }
 
     /// Whether the repository has ever been written to.
+    fn totals(&self) -> Result<Option<super::StoreTotals>, StoreError> {
+        self.read(|c| {
+            let (blobs, blob_bytes) = c
+                .prepare_cached("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs")?
+                .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            let manifests = c
+                .prepare_cached("SELECT COUNT(*) FROM manifests")?
+                .query_row([], |r| r.get::<_, i64>(0))?;
+            Ok(Some(super::StoreTotals {
+                blobs: blobs as u64,
+                blob_bytes: blob_bytes as u64,
+                manifests: manifests as u64,
+            }))
+        })
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let version: i64 = self.read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
+        let current = super::schema::MIGRATIONS.len() as i64;
+        if version == current {
+            Ok(())
+        } else {
+            Err(StoreError::Schema(format!(
+                "the database schema is at version {version}, this build needs {current}"
+            )))
+        }
+    }
+
     fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
         self.read(|c| {
             c.prepare_cached("SELECT 1 FROM repos WHERE name = ?1")?

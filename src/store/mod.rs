@@ -92,6 +92,10 @@ pub trait BlobStore: Send + Sync + 'static {
     }
     /// Deletes a stored blob (garbage collection); no error if absent.
     fn remove(&self, digest: &Digest) -> io::Result<()>;
+    /// A cheap call that proves the store answers, for `/readyz`.
+    fn ping(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Repositories, blob links, manifests, tags and the subject index.
@@ -146,4 +150,25 @@ pub trait MetadataStore: listing::ListingStore + Send + Sync + 'static {
     ) -> Result<Page<ReferrerRecord>, StoreError>;
     /// Repositories holding at least one manifest, after `last`, at most `n`.
     fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError>;
+    /// What the store holds, for `/metrics`; `None` when a backend cannot count
+    /// cheaply (the default).
+    fn totals(&self) -> Result<Option<StoreTotals>, StoreError> {
+        Ok(None)
+    }
+    /// A cheap query that proves the store answers and its schema is current,
+    /// for `/readyz`.
+    fn ping(&self) -> Result<(), StoreError> {
+        self.repo_exists("").map(|_| ())
+    }
+}
+
+/// Counts of what a metadata store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreTotals {
+    /// Blobs recorded.
+    pub blobs: u64,
+    /// Their bytes.
+    pub blob_bytes: u64,
+    /// Manifests (one per repository holding it).
+    pub manifests: u64,
 }

@@ -28,5 +28,6 @@ mod listing_api; // the _marina listing extension over HTTP: scenarios, paging, 
 mod listing_client;
 mod listing_fixture; // the listing extension's scenario registry
 mod openapi; // the generated document, spec/openapi.json, /docs
+mod operations; // /metrics, access log, SIGTERM draining, health, 507, start-up failures
 mod properties;
 mod storage_contract; // every storage backend against the shared contract // proptest: blob round trips under random chunkings // marina conformance: suite doubles, report parsing, verdicts, server lifecycle // marina list* and its client: via the extension, and via fallbacks on docker-registry

@@ -325,7 +325,13 @@ impl Resp {
         let mut headers: Vec<_> = self.headers.iter().filter(|(k, _)| k != "date").collect();
         headers.sort();
         for (k, v) in headers {
-            out.push_str(&format!("< {k}: {}\n", redact(v)));
+            // Request ids are random per request.
+            let v = if k == "x-request-id" {
+                "<request-id>".to_string()
+            } else {
+                redact(v)
+            };
+            out.push_str(&format!("< {k}: {v}\n"));
         }
         if !self.body.is_empty() {
             match serde_json::from_slice::<Value>(&self.body) {

@@ -1,0 +1,464 @@
+//! Running it in production: /metrics (and promtool), the access log, SIGTERM
+//! draining, /healthz and /readyz, 507 on a full store, start-up failures.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use marina::oci::{Algorithm, Digest};
+use marina::store::{BlobReader, BlobStore, MemoryBlobStore, ResumedStaging, Staging};
+use reqwest::{Method, StatusCode};
+
+use crate::support::TestServer;
+
+/// The value of the sample `name` (with its labels written as in the text).
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Whether `tool` runs; under CI a missing tool fails the test instead.
+fn have(tool: &str, install: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{tool}` is missing under CI ({install}); .ci/run installs it"
+        );
+        eprintln!("skipped the {tool} part: not installed ({install})");
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_a_push_and_a_pull_by_route_template_and_pass_promtool() {
+    let s = TestServer::start().await;
+    let (_, manifest) = s.push_image("team/app", "v1", "metrics").await;
+    let r = s.get(&format!("/v2/team/app/manifests/{manifest}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.describe());
+    let r = s.get("/metrics").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.describe());
+    assert!(
+        r.header("content-type")
+            .unwrap_or("")
+            .starts_with("text/plain; version=0.0.4"),
+        "{}",
+        r.describe()
+    );
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    let put = r#"marina_http_requests_total{route="/v2/{name}/manifests/{reference}",method="PUT",status="201"}"#;
+    let get = r#"marina_http_requests_total{route="/v2/{name}/manifests/{reference}",method="GET",status="200"}"#;
+    let blobs = r#"marina_http_requests_total{route="/v2/{name}/blobs/uploads/",method="POST",status="201"}"#;
+    assert_eq!(sample(&text, put), Some(1.0), "{text}");
+    assert_eq!(sample(&text, get), Some(1.0), "{text}");
+    assert_eq!(sample(&text, blobs), Some(2.0), "{text}");
+    assert_eq!(
+        sample(&text, r#"marina_stored{kind="manifest"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"marina_stored{kind="blob"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "marina_http_received_bytes_total").unwrap_or(0.0) > 0.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "marina_http_sent_bytes_total").unwrap_or(0.0) > 0.0,
+        "{text}"
+    );
+    assert!(text.contains("marina_build_info{version="), "{text}");
+    assert!(
+        text.contains("# TYPE marina_gc_runs_total counter"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("team/app"),
+        "a repository name leaked into labels: {text}"
+    );
+    assert!(
+        !text.contains(&manifest.to_string()),
+        "a digest leaked into labels: {text}"
+    );
+    if have("promtool", "apt-get install prometheus") {
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_and_readyz_answer_and_readyz_fails_when_the_blob_store_is_gone() {
+    let s = TestServer::start().await;
+    let r = s.get("/healthz").await;
+    assert_eq!((r.status, r.body.as_slice()), (StatusCode::OK, &b"ok"[..]));
+    let r = s.get("/readyz").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.describe());
+    std::fs::remove_dir_all(s.data_dir().join("blobs")).unwrap();
+    let r = s.get("/readyz").await;
+    assert_eq!(
+        r.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        r.describe()
+    );
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("blob store"),
+        "{}",
+        r.describe()
+    );
+    let r = s.get("/").await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(r.header("location"), Some("/docs"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_a_request_id_and_echoes_the_clients() {
+    let s = TestServer::start().await;
+    let r = s
+        .req(Method::GET, "/v2/")
+        .await
+        .header("X-Request-Id", "trace-42")
+        .send()
+        .await;
+    assert_eq!(r.header("x-request-id"), Some("trace-42"));
+    // An id that could break a log line is replaced.
+    let r = s
+        .req(Method::GET, "/v2/")
+        .await
+        .header("X-Request-Id", "a b\"c")
+        .send()
+        .await;
+    let id = r.header("x-request-id").unwrap_or("");
+    assert!(
+        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id:?}"
+    );
+    let r = s.get("/v2/nope/manifests/v1").await;
+    assert!(r.header("x-request-id").is_some(), "{}", r.describe());
+}
+
+/// A blob store whose staging areas fail every write with ENOSPC.
+struct FullStore(MemoryBlobStore);
+
+struct FullStaging;
+
+impl Staging for FullStaging {
+    fn size(&self) -> u64 {
+        0
+    }
+    fn append(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+    }
+    fn truncate(&mut self, _: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn read_back(&self) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::io::empty()))
+    }
+    fn publish(self: Box<Self>, _: &Digest) -> std::io::Result<()> {
+        Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+    }
+}
+
+impl BlobStore for FullStore {
+    fn create_staging(&self, _: &str, _: &[u8]) -> std::io::Result<Box<dyn Staging>> {
+        Ok(Box::new(FullStaging))
+    }
+    fn reopen_staging(&self, _: &str) -> std::io::Result<Option<ResumedStaging>> {
+        Ok(None)
+    }
+    fn discard_staging(&self, _: &str) {}
+    fn stale_staging(&self, _: std::time::SystemTime) -> Vec<String> {
+        Vec::new()
+    }
+    fn size_of(&self, d: &Digest) -> std::io::Result<Option<u64>> {
+        self.0.size_of(d)
+    }
+    fn open(&self, d: &Digest, offset: u64, len: u64) -> std::io::Result<BlobReader> {
+        self.0.open(d, offset, len)
+    }
+    fn remove(&self, d: &Digest) -> std::io::Result<()> {
+        self.0.remove(d)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_answered_507_in_the_error_envelope_and_counted() {
+    let registry = marina::Registry::builder()
+        .in_memory()
+        .blob_store(Arc::new(FullStore(MemoryBlobStore::new())))
+        .build()
+        .unwrap();
+    let handle = marina::server::serve(&registry, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = handle.url();
+    let client = reqwest::Client::new();
+    let bytes = vec![7u8; 4096];
+    let d = Algorithm::Sha256.digest_of(&bytes);
+    let r = client
+        .post(format!("{url}/v2/full/app/blobs/uploads/?digest={d}"))
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::INSUFFICIENT_STORAGE);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "UNSUPPORTED", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("storage is full"), "{body}");
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&text, "marina_storage_full_errors_total"),
+        Some(1.0),
+        "{text}"
+    );
+    // Nothing half-written became visible.
+    let r = client
+        .head(format!("{url}/v2/full/app/blobs/{d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    handle.stop().await;
+}
+
+/// `marina serve` as a child process, its stderr collected.
+struct Served {
+    child: Child,
+    url: String,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+fn serve(args: &[&str]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_marina"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("marina starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "first line {line:?}");
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    Served { child, url, stderr }
+}
+
+fn sigterm(child: &Child) {
+    // SAFETY: kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill");
+}
+
+/// Waits (bounded) for the child to exit.
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("marina did not exit within 60 s of SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_100_mib_upload_lets_it_finish_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve(&[
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--log-format",
+        "json",
+    ]);
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS: usize = 100;
+    let chunk: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+    let mut all = Vec::with_capacity(CHUNK * CHUNKS);
+    for _ in 0..CHUNKS {
+        all.extend_from_slice(&chunk);
+    }
+    let d = Algorithm::Sha256.digest_of(&all);
+    drop(all);
+    let body = futures_util::stream::unfold(0usize, move |i| {
+        let chunk = chunk.clone();
+        async move {
+            if i == CHUNKS {
+                return None;
+            }
+            // Slow enough that SIGTERM arrives mid-upload.
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            Some((Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)), i + 1))
+        }
+    });
+    let url = format!("{}/v2/drain/app/blobs/uploads/?digest={d}", served.url);
+    let upload = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .header("Content-Length", (CHUNK * CHUNKS).to_string())
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sigterm(&served.child);
+    let status = upload.await.unwrap().expect("the upload gets an answer");
+    assert_eq!(status, StatusCode::CREATED);
+    let exit = wait_exit(&mut served.child);
+    let log = served.stderr.join().unwrap();
+    assert!(exit.success(), "exit {exit:?}\n{log}");
+    assert!(log.contains("SIGTERM"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"route\":\"/v2/{name}/blobs/uploads/\""))
+        .unwrap_or_else(|| panic!("no access-log line for the upload:\n{log}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["fields"]["status"], 201, "{line}");
+    assert_eq!(v["fields"]["bytes_in"], (CHUNK * CHUNKS) as u64, "{line}");
+    assert_eq!(v["fields"]["repository"], "drain/app", "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_names_request_ids_routes_users_and_statuses_and_no_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve(&[
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--log-format",
+        "json",
+    ]);
+    let client = reqwest::Client::new();
+    let secret = "hunter2-not-logged";
+    let layer = b"a layer".to_vec();
+    let d = Algorithm::Sha256.digest_of(&layer);
+    let r = client
+        .post(format!(
+            "{}/v2/log/test/blobs/uploads/?digest={d}",
+            served.url
+        ))
+        .basic_auth("alice", Some(secret))
+        .header("X-Request-Id", "push-1")
+        .body(layer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = client
+        .get(format!("{}/v2/log/test/blobs/{d}", served.url))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    sigterm(&served.child);
+    wait_exit(&mut served.child);
+    let log = served.stderr.join().unwrap();
+    assert!(!log.contains(secret), "a credential was logged:\n{log}");
+    assert!(!log.to_lowercase().contains("authorization"), "{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "marina::access")
+        .collect();
+    let push = lines
+        .iter()
+        .find(|v| v["fields"]["request_id"] == "push-1")
+        .unwrap_or_else(|| panic!("no line for push-1:\n{log}"));
+    assert_eq!(push["fields"]["method"], "POST");
+    assert_eq!(push["fields"]["route"], "/v2/{name}/blobs/uploads/");
+    assert_eq!(push["fields"]["repository"], "log/test");
+    assert_eq!(push["fields"]["status"], 201);
+    assert_eq!(
+        push["fields"]["user"], "anonymous",
+        "without access control nobody signs in"
+    );
+    assert_eq!(push["fields"]["client"], "127.0.0.1");
+    let pull = lines
+        .iter()
+        .find(|v| v["fields"]["route"] == "/v2/{name}/blobs/{digest}")
+        .unwrap_or_else(|| panic!("no line for the pull:\n{log}"));
+    assert_eq!(pull["fields"]["status"], 200);
+    assert_eq!(pull["fields"]["bytes_out"], 7);
+    assert!(pull["fields"]["request_id"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_stops_the_start_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_marina"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&file.display().to_string()) && err.contains("not a directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_port_in_use_stops_the_start_before_the_data_dir_is_created() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_marina"))
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&addr), "{err}");
+    assert!(!data.exists(), "the data directory was created: {err}");
+}
