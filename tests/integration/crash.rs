@@ -2,8 +2,7 @@
 //! restarted on the same directory. Every acknowledged blob and tag must still be
 //! there, and no stored blob may hold bytes that differ from its digest.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,22 +19,8 @@ struct Process {
 
 impl Process {
     fn start(dir: &std::path::Path) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_marina"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("marina starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "unexpected first line {line:?}"
-        );
+        let (child, url) =
+            crate::support::spawn_serve(&["--data-dir".as_ref(), dir.as_os_str()], Stdio::null());
         Process { child, url }
     }
 

@@ -393,3 +393,29 @@ macro_rules! assert_transcript {
         });
     };
 }
+
+/// Starts the `marina` binary as `marina serve --listen 127.0.0.1:0 ARGS` with its
+/// stderr going to `stderr`, and returns it with the URL of its banner's first line.
+pub fn spawn_serve(
+    args: &[&std::ffi::OsStr],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_marina"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("marina starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("banner");
+    let url = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "unexpected first line {line:?}"
+    );
+    (child, url)
+}
