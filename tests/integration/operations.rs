@@ -451,3 +451,91 @@ fn a_port_in_use_stops_the_start_before_the_data_dir_is_created() {
     assert!(err.contains(&addr), "{err}");
     assert!(!data.exists(), "the data directory was created: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_access_control_the_access_log_names_the_user_and_each_refusals_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    let password = "s3cret-not-logged";
+    let hash = bcrypt::hash(password, 4).unwrap();
+    std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
+    let data = dir.path().join("data");
+    let mut served = serve(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--htpasswd",
+        htpasswd.to_str().unwrap(),
+        "--log-format",
+        "json",
+    ]);
+    let client = reqwest::Client::new();
+    let layer = b"a signed-in layer".to_vec();
+    let d = Algorithm::Sha256.digest_of(&layer);
+    let push = client
+        .post(format!(
+            "{}/v2/team/app/blobs/uploads/?digest={d}",
+            served.url
+        ))
+        .basic_auth("alice", Some(password))
+        .body(layer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(push.status(), StatusCode::CREATED);
+    let anonymous = client
+        .get(format!("{}/v2/", served.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let wrong = client
+        .get(format!("{}/v2/", served.url))
+        .basic_auth("mallory", Some("guess-not-logged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let metrics = client
+        .get(format!("{}/metrics", served.url))
+        .basic_auth("alice", Some(password))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    sigterm(&served.child);
+    wait_exit(&mut served.child);
+    let log = served.stderr.join().unwrap();
+    assert!(
+        !log.contains(password) && !log.contains("guess-not-logged"),
+        "{log}"
+    );
+    let access: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "marina::access")
+        .collect();
+    let line = |status: u64, user: &str, refusal: &str| {
+        access.iter().any(|v| {
+            v["fields"]["status"] == status
+                && v["fields"]["user"] == user
+                && v["fields"]["refusal"] == refusal
+        })
+    };
+    assert!(line(201, "alice", "-"), "{log}");
+    assert!(line(401, "anonymous", "unauthenticated"), "{log}");
+    assert!(line(401, "anonymous", "credentials"), "{log}");
+    assert!(
+        log.contains("failed login") && log.contains("mallory"),
+        "the failed login names the user tried:\n{log}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"marina_auth_refusals_total{reason="credentials"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+}
