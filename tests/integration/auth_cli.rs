@@ -100,7 +100,7 @@ async fn entries_written_by_apache_htpasswd_are_accepted() {
         .args(["-nbB", "-C", "5", "carol", "carol-pw"])
         .output()
     else {
-        eprintln!("skipped: `htpasswd` is not installed (apt-get install apache2-utils)");
+        crate::support::missing_tool("`htpasswd`", "apt-get install apache2-utils");
         return;
     };
     assert!(out.status.success(), "{out:?}");

@@ -21,7 +21,7 @@ fn available(program: &str, args: &[&str], install: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !found {
-        eprintln!("skipped: `{program}` is not available ({install}); .ci/run installs it");
+        crate::support::missing_tool(&format!("`{program}`"), install);
     }
     found
 }

@@ -18,9 +18,7 @@ fn tool(name: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !found {
-        eprintln!(
-            "skipped: `{name}` is not installed (apt-get install {name}); .ci/run installs it"
-        );
+        crate::support::missing_tool(&format!("`{name}`"), &format!("apt-get install {name}"));
     }
     found
 }

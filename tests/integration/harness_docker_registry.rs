@@ -34,7 +34,10 @@ async fn start() -> Option<DockerRegistry> {
         .map(|p| std::env::split_paths(&p).any(|d| d.join("docker-registry").is_file()))
         .unwrap_or(false);
     if !found {
-        eprintln!("SKIPPED harness_docker_registry: the docker-registry binary is not installed (apt-get install docker-registry)");
+        crate::support::missing_tool(
+            "the docker-registry binary",
+            "apt-get install docker-registry",
+        );
         return None;
     }
     let root = tempfile::tempdir().expect("temp dir");

@@ -227,7 +227,7 @@ impl DockerRegistry {
             .map(|o| o.status.success())
             .unwrap_or(false);
         if !installed {
-            eprintln!("skipped: `docker-registry` is not installed (apt-get install docker-registry); .ci/run installs it");
+            crate::support::missing_tool("`docker-registry`", "apt-get install docker-registry");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

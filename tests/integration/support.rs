@@ -419,3 +419,13 @@ pub fn spawn_serve(
     );
     (child, url)
 }
+
+/// Says that a test's tool is missing: under CI (`CI` set) that fails the test, since
+/// `.ci/run` installs every tool; elsewhere it prints why the test returns early.
+pub fn missing_tool(what: &str, install: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} is missing under CI ({install}); .ci/run must install it"
+    );
+    eprintln!("skipped: {what} is not installed ({install}); .ci/run installs it");
+}
