@@ -173,9 +173,8 @@ impl Config {
         }
         let mut total = 0;
         for w in &self.warnings {
-            globset::Glob::new(&w.repositories).map_err(|e| {
-                ConfigError::Invalid(format!("warning pattern {:?}: {e}", w.repositories))
-            })?;
+            crate::oci::name::repository_glob(&w.repositories)
+                .map_err(|e| ConfigError::Invalid(format!("warning rule: {e}")))?;
             if w.message.contains('"')
                 || w.message.contains('\\')
                 || w.message.chars().any(|c| c.is_control())

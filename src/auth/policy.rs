@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::GlobMatcher;
 
 use super::actions::Actions;
 use super::config::AuthConfig;
@@ -18,15 +18,7 @@ pub enum Subject<'a> {
     User(&'a str),
 }
 
-/// Compiles a repository glob: `*` stays within a segment, `**` crosses segments.
-pub fn compile_glob(pattern: &str) -> Result<GlobMatcher, String> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .map(|g| g.compile_matcher())
-        .map_err(|e| format!("repository pattern {pattern:?}: {e}"))
-}
+pub use crate::oci::name::repository_glob as compile_glob;
 
 #[derive(Debug)]
 struct CompiledRule {

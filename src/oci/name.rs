@@ -127,6 +127,18 @@ impl fmt::Display for Tag {
     }
 }
 
+/// Compiles a glob over repository names, the one way every setting reads them
+/// (access policy, warning rules): `*` stays within one path segment, `**`
+/// crosses segments, `\\` escapes.
+pub fn repository_glob(pattern: &str) -> Result<globset::GlobMatcher, String> {
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| format!("repository pattern {pattern:?}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use globset::{Glob, GlobMatcher};
+use globset::GlobMatcher;
 
 pub use error::RegistryError;
 pub use manifests::PushedManifest;
@@ -88,8 +88,8 @@ impl Registry {
             .warnings
             .iter()
             .filter_map(|w| {
-                let glob = Glob::new(&w.repositories).ok()?;
-                Some((glob.compile_matcher(), w.message.clone()))
+                let glob = crate::oci::name::repository_glob(&w.repositories).ok()?;
+                Some((glob, w.message.clone()))
             })
             .collect();
         Registry {

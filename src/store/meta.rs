@@ -123,6 +123,27 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// A read connection taken from the pool; dropping it gives it back, also when the
+/// read panicked, so the pool never shrinks (a read-only connection holds no
+/// transaction a panic could leave open: its statements reset when dropped).
+struct Lent<'a> {
+    store: &'a SqliteMetaStore,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.store
+                .readers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
+            self.store.reader_ready.notify_one();
+        }
+    }
+}
+
 impl SqliteMetaStore {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -182,12 +203,12 @@ impl SqliteMetaStore {
                     .unwrap_or_else(|e| e.into_inner());
             }
         };
-        let result = f(&conn);
-        self.readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
-        self.reader_ready.notify_one();
+        let lent = Lent {
+            store: self,
+            conn: Some(conn),
+        };
+        let result = f(lent.conn.as_ref().expect("lent until dropped"));
+        drop(lent);
         Ok(result?)
     }
 
@@ -538,6 +559,29 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_read_pool_gets_its_connection_back_when_a_read_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(SqliteMetaStore::open(&dir.path().join("m.db")).unwrap());
+        for _ in 0..=READERS {
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = store.read(|_| -> rusqlite::Result<()> { panic!("a read that fails") });
+            }));
+            assert!(panicked.is_err());
+        }
+        // Had a connection been lost per panic, this read would wait forever.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = store.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(s.repo_exists("anything"));
+        });
+        let answer = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a read after panicked reads still gets a connection");
+        assert!(!answer.unwrap());
+        assert_eq!(store.readers.lock().unwrap().len(), READERS);
+    }
+
     use super::*;
 
     fn store() -> (tempfile::TempDir, SqliteMetaStore) {

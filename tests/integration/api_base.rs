@@ -143,3 +143,25 @@ async fn warnings_are_attached_to_matching_repositories_in_the_spec_format() {
     let r = s.get("/v2/current/app/tags/list").await;
     assert!(r.header("warning").is_none(), "{}", r.describe());
 }
+
+/// Regression: warning rules compiled `legacy/*` so that it also matched
+/// `legacy/a/b`, unlike the access policy and the README (`*` is one segment).
+#[tokio::test]
+async fn a_warning_rules_star_matches_one_path_segment_only() {
+    let s = TestServer::start_with(|c| {
+        c.warnings.push(marina::config::WarningRule {
+            repositories: "legacy/*".into(),
+            message: "moved to new/".into(),
+        });
+    })
+    .await;
+    let one = s.get("/v2/legacy/app/tags/list").await;
+    assert_eq!(
+        one.header("warning"),
+        Some("299 - \"moved to new/\""),
+        "{}",
+        one.describe()
+    );
+    let deeper = s.get("/v2/legacy/team/app/tags/list").await;
+    assert_eq!(deeper.header("warning"), None, "{}", deeper.describe());
+}
