@@ -34,6 +34,14 @@ pub enum ManifestError {
     /// Neither an image manifest nor an index could be recognised.
     #[error("document is neither an image manifest nor an index")]
     UnknownShape,
+    /// The request's Content-Type is not a manifest media type (a manifest is
+    /// served back with the type it was pushed with, so it must be one).
+    #[error(
+        "Content-Type {0:?} is not a manifest media type; send the manifest's mediaType \
+         (application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+         or a Docker v2 manifest or manifest list type)"
+    )]
+    ContentType(String),
 }
 
 /// A content descriptor as it appears inside a manifest.
@@ -107,6 +115,9 @@ impl ManifestView {
             }
         })?;
         let content_type = content_type.filter(|c| !c.is_empty());
+        if let Some(ct) = content_type.filter(|ct| !is_manifest_type(ct)) {
+            return Err(ManifestError::ContentType(ct.to_string()));
+        }
         if let (Some(ct), Some(mt)) = (content_type, raw.media_type.as_deref()) {
             if ct != mt && is_manifest_type(ct) {
                 return Err(ManifestError::MediaTypeMismatch {

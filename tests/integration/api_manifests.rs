@@ -395,3 +395,32 @@ async fn deletion_switches_answer_405() {
         .expect(405, Some("UNSUPPORTED"));
     s.get("/v2/app/manifests/keep").await.expect(200, None);
 }
+
+/// Regression: a manifest pushed with `Content-Type: text/plain` was stored (201)
+/// and served back as `text/plain`.
+#[tokio::test]
+async fn a_manifest_pushed_with_a_non_manifest_content_type_is_refused_and_not_stored() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("ct/app", b"{}").await;
+    let m = image_manifest(&c, 2, &[], None, None);
+    for content_type in ["text/plain", "application/json", "application/octet-stream"] {
+        let r = s
+            .req(Method::PUT, "/v2/ct/app/manifests/v1")
+            .await
+            .header("Content-Type", content_type)
+            .body(m.clone())
+            .send()
+            .await;
+        r.expect(400, Some("MANIFEST_INVALID"));
+        assert!(
+            String::from_utf8_lossy(&r.body).contains(content_type),
+            "{}",
+            r.describe()
+        );
+        s.get("/v2/ct/app/manifests/v1")
+            .await
+            .expect(404, Some("MANIFEST_UNKNOWN"));
+    }
+    // The same bytes with the right type are accepted.
+    s.push_manifest("ct/app", "v1", OCI_MANIFEST, &m).await;
+}
