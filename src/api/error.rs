@@ -126,8 +126,22 @@ impl From<RegistryError> for ApiError {
             }
             E::ManifestInvalid(_) => ApiError::bad_request(ErrorCode::ManifestInvalid, msg),
             E::ManifestBlobUnknown(missing) => {
-                ApiError::bad_request(ErrorCode::ManifestBlobUnknown, msg)
-                    .with_detail(serde_json::json!({ "missing": missing }))
+                // Bounded: an error is never larger than the request that caused it.
+                const SHOWN: usize = 10;
+                let count = missing.len();
+                let shown = &missing[..count.min(SHOWN)];
+                let more = match count - shown.len() {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                ApiError::bad_request(
+                    ErrorCode::ManifestBlobUnknown,
+                    format!(
+                        "manifest references {count} unknown blobs or manifests: {}{more}",
+                        shown.join(", ")
+                    ),
+                )
+                .with_detail(serde_json::json!({ "missing": shown, "count": count }))
             }
             E::ManifestTooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::SizeInvalid, msg)

@@ -424,3 +424,41 @@ async fn a_manifest_pushed_with_a_non_manifest_content_type_is_refused_and_not_s
     // The same bytes with the right type are accepted.
     s.push_manifest("ct/app", "v1", OCI_MANIFEST, &m).await;
 }
+
+/// Regression: a manifest naming 20,000 missing layers got a 2.9 MB
+/// `MANIFEST_BLOB_UNKNOWN` body listing every digest twice.
+#[tokio::test]
+async fn missing_blob_errors_are_bounded_by_a_few_digests_and_a_count() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("many/app", b"{}").await;
+    let layers: Vec<(marina::oci::Digest, usize)> = (0..20_000u32)
+        .map(|i| (Algorithm::Sha256.digest_of(&i.to_be_bytes()), 4))
+        .collect();
+    let refs: Vec<(&marina::oci::Digest, usize)> = layers.iter().map(|(d, n)| (d, *n)).collect();
+    let m = image_manifest(&c, 2, &refs, None, None);
+    let r = s
+        .req(Method::PUT, "/v2/many/app/manifests/v1")
+        .await
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m.clone())
+        .send()
+        .await;
+    r.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
+    assert!(
+        r.body.len() < 4096,
+        "{} bytes of error for a {} byte request",
+        r.body.len(),
+        m.len()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let detail = &v["errors"][0]["detail"];
+    assert_eq!(detail["count"], 20_000, "{v}");
+    assert_eq!(detail["missing"].as_array().map(Vec::len), Some(10), "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("and 19990 more"),
+        "{v}"
+    );
+}
