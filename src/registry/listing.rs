@@ -152,6 +152,10 @@ impl Registry {
         filter: ManifestFilter,
         req: PageRequest,
     ) -> Result<Page<ManifestSummary>, RegistryError> {
+        // The referrers switch governs the listing's referrers module too.
+        if subject.is_some() && !self.config().referrers {
+            return Err(RegistryError::ReferrersDisabled);
+        }
         let meta = self.meta.clone();
         let name = repo.to_string();
         let subject = subject.map(|d| d.to_string());

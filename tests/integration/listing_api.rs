@@ -732,3 +732,28 @@ async fn percent_encoded_names_work_for_the_extension() {
     r.expect(200, None);
     assert_eq!(r.json()["repository"], "org2/team-a/image-a1");
 }
+
+/// Regression: `--referrers false` made the referrers API answer 404 while the
+/// listing extension still listed referrers. One switch governs both.
+#[tokio::test]
+async fn the_referrers_switch_also_turns_off_the_listings_referrers_module() {
+    let s = TestServer::start_with(|c| c.referrers = false).await;
+    let sc = scenario(&s).await;
+    s.get(&format!("/v2/hello-world/referrers/{}", sc.hello))
+        .await
+        .expect(404, Some("UNSUPPORTED"));
+    s.get(&format!(
+        "/v2/hello-world/_marina/list/referrers?subject={}",
+        sc.hello
+    ))
+    .await
+    .expect(404, Some("UNSUPPORTED"));
+    let d = s.get("/v2/hello-world/_oci/ext/discover").await.json();
+    let endpoints = d.to_string();
+    assert!(!endpoints.contains("/list/referrers"), "{endpoints}");
+    assert!(endpoints.contains("/list/manifests"), "{endpoints}");
+    // Tags and manifests are still listed.
+    s.get("/v2/hello-world/_marina/list/tags")
+        .await
+        .expect(200, None);
+}

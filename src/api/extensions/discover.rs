@@ -15,7 +15,7 @@ use crate::api::parse_repo;
 use crate::api::MountPrefix;
 
 /// The discover endpoints.
-pub struct DiscoverApi;
+pub struct DiscoverApi(pub std::sync::Arc<crate::registry::Registry>);
 
 /// One extension a registry offers (the spec's `_oci` extension format).
 #[derive(Debug, Clone, Object)]
@@ -77,10 +77,12 @@ pub fn registry_endpoints() -> Vec<String> {
     vec![format!("/v2/{NAME}/list/repositories")]
 }
 
-/// The repository-level endpoints of the listing extension for `repo`.
-pub fn repository_endpoints(repo: &str) -> Vec<String> {
+/// The repository-level endpoints of the listing extension for `repo`; the
+/// `referrers` module only while the referrers API is on (one switch governs both).
+pub fn repository_endpoints(repo: &str, referrers: bool) -> Vec<String> {
     ["tags", "manifests", "referrers"]
         .iter()
+        .filter(|m| referrers || **m != "referrers")
         .map(|m| format!("/v2/{repo}/{NAME}/list/{m}"))
         .collect()
 }
@@ -122,7 +124,7 @@ impl DiscoverApi {
         let repo = parse_repo(&name)?;
         Ok(DiscoverResponse::Ok(Json(listing(
             definition_url(req),
-            repository_endpoints(repo.as_str()),
+            repository_endpoints(repo.as_str(), self.0.config().referrers),
         ))))
     }
 }

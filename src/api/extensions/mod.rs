@@ -50,5 +50,8 @@ pub type ExtensionApis = (discover::DiscoverApi, listing::ListingExtApi);
 
 /// Builds [`ExtensionApis`] over a registry.
 pub fn apis(registry: Arc<Registry>) -> ExtensionApis {
-    (discover::DiscoverApi, listing::ListingExtApi(registry))
+    (
+        discover::DiscoverApi(registry.clone()),
+        listing::ListingExtApi(registry),
+    )
 }
