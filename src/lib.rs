@@ -19,7 +19,7 @@
 //! | [`oci`] | the spec's vocabulary: digests, names, tags, references, media types, manifests, error codes |
 //!
 //! [`conformance`] drives the official suite's binary, [`harness`] checks any registry
-//! requirement by requirement, [`bench`] measures one, and [`listing_client`] browses
+//! requirement by requirement, [`bench`](mod@bench) measures one, and [`listing_client`] browses
 //! one; all four only talk HTTP to the registry they are pointed at. [`Registry`] and [`testing::TestRegistry`] are the entry points
 //! for embedding.
 //!

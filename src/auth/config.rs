@@ -84,7 +84,7 @@ pub struct Rule {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenConfig {
-    /// The realm clients are sent to [default: `<scheme>://<host>/token` of the request].
+    /// The realm clients are sent to \[default: `<scheme>://<host>/token` of the request\].
     pub realm: Option<String>,
     /// The `service` of challenges and the tokens' audience [default: marina].
     pub service: String,

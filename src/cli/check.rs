@@ -14,14 +14,14 @@ use crate::harness::{self, catalog, checks, report, Options, Section};
     after_help = "Examples:\n  marina check http://127.0.0.1:5000\n  marina check https://registry.example.org --username me --password-stdin < token.txt\n  marina check http://127.0.0.1:5000 --section tags --section referrers --junit junit.xml\n  marina check https://ro.example.org --no-push --no-delete --image library/alpine:3.20 --ca-file ca.pem\n  marina check --list\n\nExit status: 0 when every MUST passes, 1 when one fails, 2 on usage or connection errors."
 )]
 pub struct CheckArgs {
-    /// Registry base URL, e.g. http://127.0.0.1:5000 (the harness talks to <URL>/v2/...).
+    /// Registry base URL, e.g. http://127.0.0.1:5000 (the harness talks to `<URL>/v2/...`).
     #[arg(value_name = "URL", required_unless_present = "list")]
     pub url: Option<String>,
     /// Print the requirement catalog with the checks covering each requirement, then exit.
     #[arg(long)]
     pub list: bool,
     /// Prefix of every repository the run creates, e.g. --repo-prefix myorg/conformance
-    /// (repositories are <prefix>/<run id>-<purpose>).
+    /// (repositories are `<prefix>/<run id>-<purpose>`).
     #[arg(long, value_name = "NAME", default_value = "marina-check")]
     pub repo_prefix: String,
     /// Credentials and TLS trust.

@@ -35,7 +35,8 @@ pub struct ServeArgs {
     #[arg(long, env = "MARINA_DELETE_BLOBS", value_name = "BOOL")]
     pub delete_blobs: Option<bool>,
     /// Serve the referrers API [default: true]. When false it answers 404 and no
-    /// `OCI-Subject` is sent, so clients fall back to the referrers tag schema.
+    /// `OCI-Subject` is sent, so clients fall back to the referrers tag schema; the
+    /// listing extension's referrers module is off too.
     #[arg(long, env = "MARINA_REFERRERS", value_name = "BOOL")]
     pub referrers: Option<bool>,
     /// Accept manifests whose blobs or child manifests were never pushed [default: false].

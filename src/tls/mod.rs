@@ -4,7 +4,7 @@
 //!
 //! poem's own `rustls` feature is not used: it pulls tokio-rustls with its default
 //! features, which bring aws-lc. The acceptor here is small: TCP accept, then a
-//! lazily driven handshake ([`handshake::HandshakeStream`]) so a slow client never
+//! lazily driven handshake (`handshake::HandshakeStream`) so a slow client never
 //! blocks the accept loop.
 
 mod acceptor;
