@@ -23,7 +23,7 @@ pub struct PasswdArgs {
     /// Read the password from the first line of standard input instead of prompting.
     #[arg(long)]
     pub password_stdin: bool,
-    /// bcrypt cost, 4 to 31 [default: 12].
+    /// bcrypt cost, 4 to 31.
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
     pub cost: u32,
     /// Remove the user instead.

@@ -128,3 +128,15 @@ async fn entries_written_by_apache_htpasswd_are_accepted() {
     .await
     .expect(401, None);
 }
+
+/// Regression: `marina passwd --help` said `[default: 12] [default: 12]`.
+#[test]
+fn passwd_help_names_each_default_once() {
+    let out = Command::new(env!("CARGO_BIN_EXE_marina"))
+        .args(["passwd", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{help}");
+    assert_eq!(help.matches("[default: 12]").count(), 1, "{help}");
+}
