@@ -2,15 +2,13 @@
 //!
 //! Handlers are thin: they parse path, query and headers into the `oci` newtypes,
 //! call the [`crate::registry::Registry`], and turn its answer into a
-//! response; every failure goes through `error` into the spec's JSON envelope. Before
-//! routing, `path::rewrite` encodes the `/` of repository names so one OpenAPI path
-//! per endpoint serves names of any depth.
+//! response; every failure goes through `error` into the spec's JSON envelope. One
+//! route table (`route`) names every request's endpoint before poem routes it.
 
 pub mod body;
 pub mod error;
 pub mod extensions;
 pub mod headers;
-pub mod path;
 
 mod base;
 mod blobs;
@@ -19,7 +17,7 @@ mod listing;
 mod manifests;
 pub mod observe;
 mod referrers;
-pub mod route_template;
+pub(crate) mod route;
 mod security;
 mod token;
 mod uploads;
@@ -213,11 +211,14 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) ->
             .header(poem::http::header::LOCATION, format!("{prefix}/docs"))
             .finish();
     }
-    let rewritten = path::rewrite(req.uri().path());
-    if rewritten.path != req.uri().path() {
+    let routed = match req.extensions_mut().remove::<route::Routed>() {
+        Some(r) => r,
+        None => route::route(req.method().as_str(), req.uri().path(), req.uri().query()),
+    };
+    if let Some(path) = &routed.routing_path {
         let pq = match req.uri().query() {
-            Some(q) => format!("{}?{q}", rewritten.path),
-            None => rewritten.path.clone(),
+            Some(q) => format!("{path}?{q}"),
+            None => path.clone(),
         };
         let mut parts = req.uri().clone().into_parts();
         if let Ok(pq) = pq.parse() {
@@ -235,7 +236,7 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) ->
     if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
         && !resp.headers().contains_key("allow")
     {
-        if let Some(allow) = path::allowed_methods(&rewritten.path) {
+        if let Some(allow) = routed.endpoint.allow() {
             resp.headers_mut()
                 .insert("allow", HeaderValue::from_static(allow));
         }
@@ -255,7 +256,7 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) ->
             }
         }
     }
-    if let Some(repo) = &rewritten.repo {
+    if let Some(repo) = routed.endpoint.repository() {
         for msg in registry.warnings_for(repo) {
             if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{msg}\"")) {
                 resp.headers_mut().append("Warning", v);

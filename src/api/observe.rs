@@ -23,7 +23,7 @@ use ipnet::IpNet;
 use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 
-use super::route_template::classify;
+use super::route::{route, Routed};
 use crate::auth::Verdict;
 use crate::oci::RepoName;
 use crate::registry::Registry;
@@ -55,10 +55,17 @@ impl Observer {
         let started = Instant::now();
         let id = request_id(&req);
         let method = method_name(req.method());
-        let (route, repo) = classify(req.uri().path());
-        let client = client_address(&req, &self.proxies);
+        // The route table is read once per request; the layers inside find the
+        // answer in the request's extensions.
+        let routed = route(req.method().as_str(), req.uri().path(), req.uri().query());
+        let route = routed.endpoint.template();
         // Only a valid name is logged: a raw one could carry anything.
-        let repo = repo.and_then(|r| r.parse::<RepoName>().ok());
+        let repo = routed
+            .endpoint
+            .repository()
+            .and_then(|r| r.parse::<RepoName>().ok());
+        req.extensions_mut().insert::<Routed>(routed);
+        let client = client_address(&req, &self.proxies);
         let received = Arc::new(AtomicU64::new(0));
         if has_body(&req) {
             let body = req.take_body().into_bytes_stream();

@@ -7,10 +7,11 @@ use poem::http::{header, StatusCode, Uri};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 
 use super::credentials::Credentials;
-use super::need::{need, query_pairs, MountFrom, Need};
+use super::need::{query_pairs, MountFrom, Need};
 use super::scope::Scope;
 use super::{Access, Action, Actions, Auth, Caller, Rejected};
 use crate::api::error::ApiError;
+use crate::api::route::{self, Routed};
 use crate::oci::ErrorCode;
 use crate::registry::Registry;
 
@@ -254,7 +255,11 @@ impl<E: Endpoint> GuardEndpoint<E> {
             }
             State::On(a) => a.clone(),
         };
-        let need = need(req.method().as_str(), req.uri().path(), req.uri().query());
+        let need = match req.extensions().get::<Routed>() {
+            Some(r) => r.endpoint.required_access(),
+            None => route::parse(req.method().as_str(), req.uri().path(), req.uri().query())
+                .required_access(),
+        };
         if need == Need::Open {
             return self.inner.call(req).await.map(IntoResponse::into_response);
         }

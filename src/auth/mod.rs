@@ -33,6 +33,7 @@ use std::time::Instant;
 pub use actions::{Action, Actions};
 pub use config::{AuthConfig, AuthScheme};
 pub use guard::Guard;
+pub use need::{MountFrom, Need};
 
 use credentials::Credentials;
 use policy::Policy;
