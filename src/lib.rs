@@ -44,7 +44,7 @@
 //! - **A registry extension**: add a poem-openapi API struct in `api` whose paths follow
 //!   the spec's extension rules (`/v2/_<ext>/…`, `/v2/<name>/_<ext>/…`), put its
 //!   semantics in `registry` and its queries in `store`, and add it to the service
-//!   tuple in [`api::openapi_service`]; it then appears in `/openapi.json` and `/docs`.
+//!   tuple in `api::openapi_service`; it then appears in `/openapi.json` and `/docs`.
 //! - **A conformance check**: the harness (`marina check`) lists every requirement of
 //!   the spec in `spec/requirements.toml`; a new check names the requirements it covers.
 

@@ -194,16 +194,22 @@ impl poem::error::ResponseError for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
+impl ApiError {
+    /// The envelope of this error.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
             errors: vec![ErrorItem {
                 code: self.code.as_str().to_string(),
-                message: self.message,
-                detail: self.detail,
+                message: self.message.clone(),
+                detail: self.detail.clone(),
             }],
-        };
-        let json = body.to_json_string();
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let json = self.body().to_json_string();
         let mut resp = Response::builder()
             .status(self.status)
             .content_type("application/json")
@@ -217,7 +223,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-const DOCUMENTED: [(u16, &str); 9] = [
+const DOCUMENTED: [(u16, &str); 10] = [
     (400, "Invalid name, reference, digest, manifest or upload (`NAME_INVALID`, `DIGEST_INVALID`, `MANIFEST_INVALID`, `MANIFEST_BLOB_UNKNOWN`, `SIZE_INVALID`, `BLOB_UPLOAD_INVALID`)"),
     (401, "Authentication required (`UNAUTHORIZED`)"),
     (403, "Access denied (`DENIED`)"),
@@ -226,6 +232,7 @@ const DOCUMENTED: [(u16, &str); 9] = [
     (413, "Manifest larger than the configured limit (`SIZE_INVALID`)"),
     (416, "Chunk out of order; `Range` gives what the upload holds (`BLOB_UPLOAD_INVALID`)"),
     (429, "Too many requests (`TOOMANYREQUESTS`)"),
+    (500, "An internal error; nothing was stored, and the server log says why (`UNSUPPORTED`)"),
     (507, "The registry's storage is full; nothing was stored (`UNSUPPORTED`)"),
 ];
 

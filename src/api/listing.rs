@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::error::ApiError;
 use super::headers::next_link;
 use super::{parse_repo, ApiTags};
+use crate::auth::Access;
 use crate::registry::Registry;
 
 /// Listing endpoints.
@@ -108,6 +109,7 @@ impl ListingApi {
     )]
     async fn catalog(
         &self,
+        req: &poem::Request,
         _login: Login,
         /// Most repositories to return.
         #[oai(validator(minimum(value = "0")))]
@@ -116,14 +118,32 @@ impl ListingApi {
         last: Query<Option<String>>,
     ) -> Result<CatalogResponse, ApiError> {
         let max = self.0.config().max_list_page;
-        let n = n.0.unwrap_or(max);
-        let page = self.0.catalog(last.0.clone(), n).await?;
-        let link = page_link("/v2/_catalog", &page, n.min(max));
-        Ok(CatalogResponse::Ok(
-            Json(Catalog {
-                repositories: page.items,
-            }),
-            link,
-        ))
+        let n = n.0.unwrap_or(max).min(max);
+        // With access control on, only what the caller may pull is listed, and a
+        // page boundary never names a hidden repository.
+        let access = req
+            .extensions()
+            .get::<Access>()
+            .filter(|a| !a.reads_everything());
+        let (repositories, link) = match access {
+            None => {
+                let page = self.0.catalog(last.0.clone(), n).await?;
+                let link = page_link("/v2/_catalog", &page, n);
+                (page.items, link)
+            }
+            Some(access) => {
+                let start = last.0.clone().filter(|l| !l.is_empty());
+                let page = self
+                    .0
+                    .visible_catalog(n, start, |name| access.may_list(name))
+                    .await?;
+                let link = page
+                    .next
+                    .as_ref()
+                    .map(|l| next_link("/v2/_catalog", &[("n", &n.to_string()), ("last", l)]));
+                (page.items, link)
+            }
+        };
+        Ok(CatalogResponse::Ok(Json(Catalog { repositories }), link))
     }
 }

@@ -12,6 +12,7 @@ pub mod headers;
 
 mod base;
 mod blobs;
+mod guard;
 mod health;
 mod listing;
 mod manifests;
@@ -73,8 +74,9 @@ pub(crate) fn parse_reference(reference: &str) -> Result<Reference, ApiError> {
 
 /// The OpenAPI service with every operation of the registry.
 #[allow(clippy::type_complexity)] // the tuple of API groups; one line per group
-pub fn openapi_service(
+fn openapi_service(
     registry: Arc<Registry>,
+    auth: Option<Arc<crate::auth::Auth>>,
 ) -> OpenApiService<
     (
         base::BaseApi,
@@ -98,7 +100,7 @@ pub fn openapi_service(
             listing::ListingApi(registry.clone()),
             referrers::ReferrersApi(registry.clone()),
             extensions::apis(registry.clone()),
-            token::TokenApi,
+            token::TokenApi(auth),
             health::HealthApi(registry),
         ),
         "Marina — OCI Distribution API",
@@ -117,7 +119,7 @@ pub fn openapi_service(
 pub fn openapi_document() -> Result<String, crate::registry::RegistryError> {
     let dir = tempfile::tempdir()?;
     let registry = Registry::open(crate::config::Config::ephemeral(dir.path()))?;
-    Ok(openapi_service(Arc::new(registry)).spec())
+    Ok(openapi_service(Arc::new(registry), None).spec())
 }
 
 /// A small icon for browsers that open `/docs` (they all ask for one).
@@ -139,7 +141,9 @@ pub fn operations_app(registry: Arc<Registry>) -> impl Endpoint {
 /// The complete HTTP application: API, `/openapi.json`, `/docs`, `/healthz`,
 /// `/readyz`, `/metrics`.
 pub fn app(registry: Arc<Registry>) -> impl Endpoint {
-    let service = openapi_service(registry.clone());
+    // Access control (`crate::auth`): off without an `[auth]` section.
+    let auth = guard::AuthState::load(registry.config().auth.as_ref());
+    let service = openapi_service(registry.clone(), auth.auth());
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     let route = Route::new()
@@ -163,8 +167,7 @@ pub fn app(registry: Arc<Registry>) -> impl Endpoint {
             }),
         )
         .nest("/", service);
-    // Access control (src/auth): a no-op without an `[auth]` section.
-    let guard = crate::auth::Guard::new(registry.clone());
+    let guard = guard::Guard::new(auth);
     let observer = observe::Observer::new(registry.clone());
     route
         .catch_all_error(|err: poem::Error| async move { error::framework_error(err) })

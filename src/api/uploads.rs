@@ -88,6 +88,7 @@ impl UploadsApi {
     #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
+        req: &poem::Request,
         _login: Login,
         /// Repository name (may contain `/`).
         #[oai(validator(
@@ -115,8 +116,19 @@ impl UploadsApi {
         if let Some(m) = mount.as_deref() {
             let d = parse_digest(m)?;
             let from = from.as_deref().and_then(|f| f.parse::<RepoName>().ok());
+            // With access control on, the source must be one the caller may pull.
+            let access = req
+                .extensions()
+                .get::<crate::auth::Access>()
+                .filter(|a| !a.reads_everything());
+            let visible = access.map(|a| move |name: &str| a.may_list(name));
+            let visible = visible.as_ref().map(|v| v as &crate::registry::Visible<'_>);
             return Ok(
-                match self.0.mount(&repo, &d, from.as_ref(), algorithm).await? {
+                match self
+                    .0
+                    .mount(&repo, &d, from.as_ref(), visible, algorithm)
+                    .await?
+                {
                     MountOutcome::Mounted => {
                         UploadResponse::Created(blob_location(&repo, m), d.to_string())
                     }

@@ -1,20 +1,18 @@
-//! Access control: who the caller is (htpasswd users over Basic auth, or bearer
-//! tokens), what the policy lets them do, and the poem middleware that enforces it
-//! in front of the API.
+//! Access control, pure: who the caller is (htpasswd users over Basic auth, or
+//! bearer tokens), what the policy lets them do, and the tokens of token mode. No
+//! HTTP and no registry here.
 //!
-//! Contract: the middleware ([`Guard`]) decides every request before routing, from
-//! method, path and query alone ([`need`]); the registry never sees identities. Where
-//! the spec's semantics depend on the caller, the middleware adjusts the request or
-//! answers itself: a mount from a repository the caller may not pull loses its
-//! `mount`/`from` (so the registry opens a normal upload session, 202), and
-//! `_catalog` is answered from [`Registry::catalog`](crate::registry::Registry::catalog)
-//! pages filtered to what the caller may pull. Handlers that need the caller (the
-//! listing extension) find an [`Access`] in the request's extensions.
+//! Contract: `crate::api`'s guard asks the route table what a request needs
+//! ([`Need`]) and this module whether the caller has it; the registry never sees
+//! identities. Handlers whose answer depends on the caller (`_catalog`, the listing
+//! extension, anonymous mounts) find an [`Access`] in the request's extensions and
+//! hand the registry a visibility predicate built from it.
 
 pub mod actions;
 pub mod config;
 pub mod credentials;
 pub mod htpasswd;
+pub mod login;
 pub mod need;
 pub mod policy;
 pub mod scope;
@@ -22,23 +20,19 @@ pub mod throttle;
 pub mod token;
 pub mod users;
 
-mod catalog;
-mod endpoint;
-mod guard;
-
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 pub use actions::{Action, Actions};
 pub use config::{AuthConfig, AuthScheme};
-pub use guard::Guard;
+pub use login::LoginRefused;
 pub use need::{MountFrom, Need};
 
-use credentials::Credentials;
+pub use credentials::Credentials;
 use policy::Policy;
 pub use policy::Subject;
-use scope::{Challenge, Scope};
+pub use scope::{Challenge, Scope};
 use throttle::Throttle;
 use token::{Claims, Issuer, Verifier};
 use users::Users;
@@ -107,6 +101,23 @@ pub struct Access {
 }
 
 impl Access {
+    /// The access of `caller` under `auth`.
+    pub fn new(auth: Arc<Auth>, caller: Caller) -> Access {
+        Access { auth, caller }
+    }
+
+    /// Whether the caller may pull every repository: listings and anonymous
+    /// mounts then need no filtering.
+    pub fn reads_everything(&self) -> bool {
+        let policy = &self.auth.policy;
+        match &self.caller {
+            Caller::Anonymous => policy.pulls_everything(Subject::Anonymous),
+            Caller::User(u) => policy.pulls_everything(Subject::User(u)),
+            Caller::Token(c) if self.auth.issuer.is_some() => policy.pulls_everything(c.subject()),
+            Caller::Token(_) => false,
+        }
+    }
+
     /// Whether the caller may do `action` on `repo`.
     pub fn may(&self, repo: &str, action: Action) -> bool {
         self.auth.grants(&self.caller, repo).contains(action)
@@ -147,6 +158,23 @@ impl Auth {
             issuer,
             verifier,
         })
+    }
+
+    /// Whether anonymous callers may do anything at all (otherwise registry-level
+    /// listings challenge them).
+    pub fn anonymous_may_act(&self) -> bool {
+        self.policy.grants_anything(Subject::Anonymous)
+    }
+
+    /// Whether a refusal of `caller` should ask for a wider token rather than
+    /// deny: an external issuer's token lacks the scope, or an anonymous token
+    /// should log in.
+    pub fn refusal_asks_for_token(&self, caller: &Caller) -> Option<bool> {
+        match caller {
+            Caller::Token(c) if c.sub.is_empty() => Some(false),
+            Caller::Token(_) if self.issuer.is_none() => Some(true),
+            _ => None,
+        }
     }
 
     /// The configuration this was loaded from.

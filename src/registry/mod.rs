@@ -35,6 +35,10 @@ use crate::store::{
 };
 use uploads::UploadSessions;
 
+/// Which repositories a caller may see, for the listings and mounts that
+/// access control filters (the registry itself never sees identities).
+pub type Visible<'a> = dyn Fn(&str) -> bool + Send + Sync + 'a;
+
 /// The registry: configuration plus the two stores and the open upload sessions.
 pub struct Registry {
     config: Arc<Config>,
@@ -225,25 +229,29 @@ impl Registry {
     }
 
     /// Cross-repository (or, without `from`, anonymous) mount; falls back to a new
-    /// upload session when the blob is not available.
+    /// upload session when the blob is not available. With `visible` (access
+    /// control: the repositories the caller may pull), the source must be one it
+    /// admits: a named source it does not admit opens a session, and an anonymous
+    /// mount looks only in admitted repositories.
     pub async fn mount(
         &self,
         repo: &RepoName,
         digest: &Digest,
         from: Option<&RepoName>,
+        visible: Option<&Visible<'_>>,
         algorithm: Algorithm,
     ) -> Result<MountOutcome, RegistryError> {
         let _no_gc = self.gc_lock.read().await;
-        let meta = self.meta.clone();
-        let d = digest.to_string();
-        let source = from.map(|f| f.to_string());
-        let size = blocking(move || {
-            Ok(match source {
-                Some(src) => meta.blob_in_repo(&src, &d)?,
-                None => meta.blob_anywhere(&d)?,
-            })
-        })
-        .await?;
+        let size = match (from, visible) {
+            (Some(src), Some(v)) if !v(src.as_str()) => None,
+            (Some(src), _) => self.size_in(src.to_string(), digest).await?,
+            (None, None) => {
+                let meta = self.meta.clone();
+                let d = digest.to_string();
+                blocking(move || Ok(meta.blob_anywhere(&d)?)).await?
+            }
+            (None, Some(v)) => self.size_in_visible(digest, v).await?,
+        };
         match size {
             Some(size) if self.blobs.size_of(digest)?.is_some() => {
                 self.link(repo, digest, size).await?;
@@ -253,6 +261,38 @@ impl Registry {
                 self.start_upload(repo, algorithm).await?,
             )),
         }
+    }
+
+    /// The size of `digest` when `repo` links it.
+    async fn size_in(&self, repo: String, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        let meta = self.meta.clone();
+        let d = digest.to_string();
+        blocking(move || Ok(meta.blob_in_repo(&repo, &d)?)).await
+    }
+
+    /// The size of `digest` in the first repository `visible` admits that links
+    /// it, examining at most [`kept::SCAN_LIMIT`] repositories.
+    async fn size_in_visible(
+        &self,
+        digest: &Digest,
+        visible: &Visible<'_>,
+    ) -> Result<Option<u64>, RegistryError> {
+        let mut last = None;
+        let mut scanned = 0;
+        while scanned < kept::SCAN_LIMIT {
+            let page = self.catalog(last.take(), 1000).await?;
+            scanned += page.items.len().max(1);
+            last = page.items.last().cloned();
+            for name in page.items.into_iter().filter(|n| visible(n)) {
+                if let Some(size) = self.size_in(name, digest).await? {
+                    return Ok(Some(size));
+                }
+            }
+            if !page.more || last.is_none() {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     async fn link(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<(), RegistryError> {
@@ -396,6 +436,32 @@ impl Registry {
             Ok(meta.referrers(&name, &s, artifact_type.as_deref(), last.as_deref(), n)?)
         })
         .await
+    }
+
+    /// A page of the catalog holding only repositories `visible` admits, whose
+    /// cursor names only such a repository (see [`kept`]).
+    pub async fn visible_catalog(
+        &self,
+        n: u32,
+        start: Option<String>,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<kept::KeptPage<String, String>, RegistryError> {
+        let max = self.config.max_list_page;
+        let page = kept::kept_page(
+            n as usize,
+            start,
+            |after| self.catalog(after, max),
+            String::clone,
+            |name: &String| visible(name),
+        )
+        .await?;
+        if page.truncated {
+            tracing::warn!(
+                limit = kept::SCAN_LIMIT,
+                "catalog shortened: the caller may see too few of the repositories examined"
+            );
+        }
+        Ok(page)
     }
 
     /// One page of repository names.

@@ -397,11 +397,22 @@ async fn oauth2_password_grant_issues_tokens_too() {
     let r = s
         .req(Method::POST, "/token")
         .await
+        .header("Content-Type", "application/x-www-form-urlencoded")
         .body(b"grant_type=refresh_token&refresh_token=x".to_vec())
         .send()
         .await;
     assert_eq!(r.status.as_u16(), 400);
     assert_eq!(r.json()["error"], "unsupported_grant_type");
+    // A form without its Content-Type is an invalid request, in OAuth2's words,
+    // not an undocumented 415.
+    let r = s
+        .req(Method::POST, "/token")
+        .await
+        .body(b"grant_type=password&username=writer&password=writer-pw".to_vec())
+        .send()
+        .await;
+    assert_eq!(r.status.as_u16(), 400);
+    assert_eq!(r.json()["error"], "invalid_request");
 }
 
 #[tokio::test]
@@ -747,4 +758,60 @@ async fn a_changed_htpasswd_file_takes_effect_without_restart() {
     )
     .await
     .expect(401, None);
+}
+
+/// Embedded under a path prefix with access control on, what the guard and the
+/// catalog write into headers carries the prefix: the challenge's realm names the
+/// token endpoint under the prefix, and the catalog's `Link` the next page there.
+#[tokio::test]
+async fn under_a_mount_prefix_challenges_and_catalog_links_carry_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = marina::config::Config::ephemeral(dir.path());
+    config.auth = Some(standard_auth(dir.path(), AuthScheme::Token));
+    let test =
+        marina::testing::TestRegistry::start_with(marina::Registry::builder().config(config), None)
+            .await;
+    for repo in ["public/a", "public/b", "team/hidden"] {
+        test.push_image(repo, "v1").await;
+    }
+    let app = poem::Route::new().nest("/registry", test.registry().endpoint());
+    use poem::listener::{Acceptor, Listener};
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    let server = tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("http://{addr}/registry{path}")).send();
+
+    let r = get("/v2/team/hidden/tags/list").await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.contains(&format!("realm=\"http://{addr}/registry/token\"")),
+        "{challenge}"
+    );
+
+    // Anonymous callers may pull public/**: the catalog shows those, one per page.
+    let r = get("/v2/_catalog?n=1").await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    assert_eq!(
+        link,
+        "</registry/v2/_catalog?n=1&last=public%2Fa>; rel=\"next\""
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"repositories": ["public/a"]}));
+    let r = get("/v2/_catalog?n=1&last=public%2Fa").await.unwrap();
+    assert!(
+        r.headers().get("link").is_none(),
+        "team/hidden is not announced"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"repositories": ["public/b"]}));
+    server.abort();
 }
