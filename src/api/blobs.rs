@@ -10,8 +10,8 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::body::BlobPayload;
 use super::error::ApiError;
 use super::headers::{parse_range, ByteRange};
-use super::{parse_digest, parse_repo, ApiTags};
-use crate::oci::ErrorCode;
+use super::ApiTags;
+use crate::oci::{Digest, ErrorCode, RepoName};
 use crate::registry::Registry;
 
 /// Blob endpoints.
@@ -49,14 +49,12 @@ pub enum BlobDeleted {
 impl BlobsApi {
     async fn serve(
         &self,
-        name: &str,
-        digest: &str,
+        repo: &RepoName,
+        digest: &Digest,
         range: Option<&str>,
         head: bool,
     ) -> Result<BlobResponse, ApiError> {
-        let repo = parse_repo(name)?;
-        let digest = parse_digest(digest)?;
-        let size = self.0.blob_size(&repo, &digest).await?;
+        let size = self.0.blob_size(repo, digest).await?;
         let (start, len, partial) = match parse_range(range, size) {
             ByteRange::Whole => (0, size, false),
             ByteRange::Part { start, end } => (start, end - start + 1, true),
@@ -75,7 +73,7 @@ impl BlobsApi {
         let body = if head {
             Body::empty()
         } else {
-            Body::from_bytes_stream(self.0.read_blob(&digest, start, len).await?)
+            Body::from_bytes_stream(self.0.read_blob(digest, start, len).await?)
         };
         let digest = digest.to_string();
         Ok(if partial {
@@ -107,14 +105,9 @@ impl BlobsApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Blob digest, e.g. `sha256:…`.
-        #[oai(validator(pattern = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
-        digest: Path<String>,
+        digest: Path<Digest>,
         /// Optional single byte range.
         #[oai(name = "Range")]
         range: Header<Option<String>>,
@@ -135,14 +128,9 @@ impl BlobsApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Blob digest.
-        #[oai(validator(pattern = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
-        digest: Path<String>,
+        digest: Path<Digest>,
         /// Optional single byte range.
         #[oai(name = "Range")]
         range: Header<Option<String>>,
@@ -163,17 +151,12 @@ impl BlobsApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Blob digest.
-        #[oai(validator(pattern = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
-        digest: Path<String>,
+        digest: Path<Digest>,
     ) -> Result<BlobDeleted, ApiError> {
-        let repo = parse_repo(&name)?;
-        let digest = parse_digest(&digest)?;
+        let repo = name.0;
+        let digest = digest.0;
         self.0.delete_blob(&repo, &digest).await?;
         Ok(BlobDeleted::Accepted)
     }

@@ -262,21 +262,19 @@ impl ApiResponse for ApiError {
     }
 
     fn from_parse_request_error(err: poem::Error) -> Self {
-        let param = err
-            .downcast_ref::<poem_openapi::error::ParseParamError>()
-            .map(|p| p.name);
-        match param {
-            Some("name") => ApiError::bad_request(
-                ErrorCode::NameInvalid,
-                "invalid repository name: path components of lowercase letters and digits, \
-                 joined by '.', '_', '__' or dashes, separated by '/', at most 255 characters",
-            ),
-            Some("digest") => ApiError::bad_request(
-                ErrorCode::DigestInvalid,
-                "invalid digest: expected <algorithm>:<encoded>, e.g. sha256:<64 hex digits>",
-            ),
-            _ => ApiError::bad_request(ErrorCode::Unsupported, format!("invalid request: {err}")),
-        }
+        // A typed parameter (`api::params`) names its own OCI error.
+        let reason = err
+            .downcast_ref::<poem_openapi::error::ParsePathError>()
+            .map(|p| p.reason.as_str())
+            .or_else(|| {
+                err.downcast_ref::<poem_openapi::error::ParseParamError>()
+                    .map(|p| p.reason.as_str())
+            });
+        reason
+            .and_then(super::params::parameter_error)
+            .unwrap_or_else(|| {
+                ApiError::bad_request(ErrorCode::Unsupported, format!("invalid request: {err}"))
+            })
     }
 }
 
@@ -286,7 +284,9 @@ pub fn framework_error(err: poem::Error) -> Response {
     if let Some(api) = err.downcast_ref::<ApiError>() {
         return api.clone().into_response();
     }
-    if err.is::<poem_openapi::error::ParseParamError>() {
+    if err.is::<poem_openapi::error::ParseParamError>()
+        || err.is::<poem_openapi::error::ParsePathError>()
+    {
         return ApiError::from_parse_request_error(err).into_response();
     }
     let status = err.status();
@@ -317,32 +317,40 @@ mod tests {
 
     #[test]
     fn framework_parameter_errors_get_the_parameter_s_code() {
-        let err: poem::Error = poem_openapi::error::ParseParamError {
-            name: "name",
-            reason: "bad".into(),
+        let reason = format!(
+            "failed to parse \"Digest\": {}",
+            <crate::oci::Digest as poem_openapi::types::ParseFromParameter>::parse_from_parameter(
+                "x"
+            )
+            .err()
+            .unwrap()
+            .into_message()
+        );
+        for err in [
+            poem::Error::from(poem_openapi::error::ParseParamError {
+                name: "mount",
+                reason: reason.clone(),
+            }),
+            poem::Error::from(poem_openapi::error::ParsePathError {
+                name: "digest",
+                reason,
+            }),
+        ] {
+            let resp = framework_error(err);
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
         }
-        .into();
-        let resp = framework_error(err);
-        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]
-    fn parameter_errors_map_to_the_parameter_s_code() {
-        for (param, code) in [
-            ("name", ErrorCode::NameInvalid),
-            ("digest", ErrorCode::DigestInvalid),
-            ("n", ErrorCode::Unsupported),
-        ] {
-            let err: poem::Error = poem_openapi::error::ParseParamError {
-                name: param,
-                reason: "bad".into(),
-            }
-            .into();
-            assert_eq!(
-                ApiError::from_parse_request_error(err).code,
-                code,
-                "{param}"
-            );
+    fn untyped_parameter_errors_are_unsupported() {
+        let err: poem::Error = poem_openapi::error::ParseParamError {
+            name: "n",
+            reason: "failed to parse \"integer\": bad".into(),
         }
+        .into();
+        assert_eq!(
+            ApiError::from_parse_request_error(err).code,
+            ErrorCode::Unsupported
+        );
     }
 }

@@ -10,8 +10,9 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::error::ApiError;
 use super::headers::next_link;
-use super::{parse_repo, ApiTags};
+use super::ApiTags;
 use crate::auth::Access;
+use crate::oci::RepoName;
 use crate::registry::Registry;
 
 /// Listing endpoints.
@@ -73,18 +74,14 @@ impl ListingApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Most tags to return.
         #[oai(validator(minimum(value = "0")))]
         n: Query<Option<u32>>,
         /// Return tags after this one.
         last: Query<Option<String>>,
     ) -> Result<TagListResponse, ApiError> {
-        let repo = parse_repo(&name)?;
+        let repo = name.0;
         let max = self.0.config().max_list_page;
         let n = n.0.unwrap_or(max);
         let page = self.0.list_tags(&repo, last.0.clone(), n).await?;

@@ -9,8 +9,9 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::body::{ManifestBody, ManifestPayload};
 use super::error::ApiError;
-use super::{parse_reference, parse_repo, ApiTags};
-use crate::oci::{ErrorCode, Tag};
+use super::params::Lookup;
+use super::ApiTags;
+use crate::oci::{ErrorCode, Reference, RepoName, Tag};
 use crate::registry::{Registry, RegistryError};
 
 /// Manifest endpoints.
@@ -49,28 +50,14 @@ pub enum ManifestDeleted {
     Accepted,
 }
 
-/// A reference to look up: a malformed digest is a 400, but a string that cannot be
-/// a tag simply names nothing, so it is a 404 like any unknown tag.
-fn parse_lookup_reference(reference: &str) -> Result<crate::oci::Reference, ApiError> {
-    match reference.parse() {
-        Ok(r) => Ok(r),
-        Err(crate::oci::reference::ReferenceError::Tag(_)) => {
-            Err(RegistryError::ManifestUnknown(reference.to_string()).into())
-        }
-        Err(crate::oci::reference::ReferenceError::Digest(e)) => Err(e.into()),
-    }
-}
-
 impl ManifestsApi {
     async fn fetch(
         &self,
-        name: &str,
-        reference: &str,
+        repo: &RepoName,
+        reference: &Reference,
         head: bool,
     ) -> Result<ManifestResponse, ApiError> {
-        let repo = parse_repo(name)?;
-        let reference = parse_lookup_reference(reference)?;
-        let m = self.0.get_manifest(&repo, &reference).await?;
+        let m = self.0.get_manifest(repo, reference).await?;
         let len = m.bytes.len() as u64;
         let bytes = if head {
             Bytes::new()
@@ -103,15 +90,11 @@ impl ManifestsApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// A tag or a digest.
-        reference: Path<String>,
+        reference: Path<Lookup>,
     ) -> Result<ManifestResponse, ApiError> {
-        self.fetch(&name, &reference, false).await
+        self.fetch(&name, &reference.0 .0, false).await
     }
 
     /// Check that a manifest exists
@@ -125,15 +108,11 @@ impl ManifestsApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// A tag or a digest.
-        reference: Path<String>,
+        reference: Path<Lookup>,
     ) -> Result<ManifestResponse, ApiError> {
-        self.fetch(&name, &reference, true).await
+        self.fetch(&name, &reference.0 .0, true).await
     }
 
     /// Push a manifest
@@ -151,20 +130,16 @@ impl ManifestsApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// A tag or the manifest's digest.
-        reference: Path<String>,
+        reference: Path<Reference>,
         /// Extra tags to point at the manifest (repeatable).
         tag: Query<Vec<String>>,
         /// The manifest.
         body: ManifestBody,
     ) -> Result<ManifestPushed, ApiError> {
-        let repo = parse_repo(&name)?;
-        let reference = parse_reference(&reference)?;
+        let repo = name.0;
+        let reference = reference.0;
         let mut tags = Vec::with_capacity(tag.len());
         for t in tag.0 {
             tags.push(t.parse::<Tag>().map_err(ApiError::from)?);
@@ -215,16 +190,12 @@ impl ManifestsApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// A tag or a digest.
-        reference: Path<String>,
+        reference: Path<Lookup>,
     ) -> Result<ManifestDeleted, ApiError> {
-        let repo = parse_repo(&name)?;
-        let reference = parse_lookup_reference(&reference)?;
+        let repo = name.0;
+        let reference = reference.0 .0;
         self.0.delete_manifest(&repo, &reference).await?;
         Ok(ManifestDeleted::Accepted)
     }

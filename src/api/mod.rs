@@ -17,6 +17,7 @@ mod health;
 mod listing;
 mod manifests;
 pub mod observe;
+mod params;
 mod referrers;
 pub(crate) mod route;
 mod security;
@@ -30,7 +31,7 @@ use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 
-use crate::oci::{Digest, Reference, RepoName};
+use crate::oci::{Digest, RepoName};
 use crate::registry::Registry;
 use error::ApiError;
 
@@ -63,13 +64,6 @@ pub(crate) fn parse_repo(name: &str) -> Result<RepoName, ApiError> {
 
 pub(crate) fn parse_digest(digest: &str) -> Result<Digest, ApiError> {
     digest.parse::<Digest>().map_err(ApiError::from)
-}
-
-pub(crate) fn parse_reference(reference: &str) -> Result<Reference, ApiError> {
-    reference.parse::<Reference>().map_err(|e| match e {
-        crate::oci::reference::ReferenceError::Digest(d) => d.into(),
-        crate::oci::reference::ReferenceError::Tag(t) => t.into(),
-    })
 }
 
 /// The OpenAPI service with every operation of the registry.

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 use super::body::IndexPayload;
 use super::error::ApiError;
 use super::headers::next_link;
-use super::{parse_digest, parse_repo, ApiTags};
-use crate::oci::media_types;
+use super::ApiTags;
+use crate::oci::{media_types, Digest, RepoName};
 use crate::registry::Registry;
 
 /// Referrers endpoint.
@@ -46,22 +46,17 @@ impl ReferrersApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Digest of the subject manifest.
-        #[oai(validator(pattern = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
-        digest: Path<String>,
+        digest: Path<Digest>,
         /// Only referrers of this artifact type.
         #[oai(name = "artifactType")]
         artifact_type: Query<Option<String>>,
         /// Continue after this referrer digest (from `Link`).
         last: Query<Option<String>>,
     ) -> Result<ReferrersResponse, ApiError> {
-        let repo = parse_repo(&name)?;
-        let subject = parse_digest(&digest)?;
+        let repo = name.0;
+        let subject = digest.0;
         let filter = artifact_type.0.filter(|a| !a.is_empty());
         let page = self
             .0

@@ -10,9 +10,9 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::body::RawBody;
 use super::error::{upload_range, ApiError};
 use super::headers::parse_content_range;
-use super::{parse_digest, parse_repo, ApiTags};
+use super::{parse_digest, ApiTags};
 use crate::oci::{Algorithm, ErrorCode, RepoName};
-use crate::registry::{MountOutcome, Registry};
+use crate::registry::{MountOutcome, Registry, UploadId};
 
 /// Upload endpoints.
 pub struct UploadsApi(pub Arc<Registry>);
@@ -91,11 +91,7 @@ impl UploadsApi {
         req: &poem::Request,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Digest of the body, for a single-request upload.
         digest: Query<Option<String>>,
         /// Digest of a blob to mount.
@@ -108,7 +104,7 @@ impl UploadsApi {
         /// The blob, for a single-request upload.
         body: RawBody,
     ) -> Result<UploadResponse, ApiError> {
-        let repo = parse_repo(&name)?;
+        let repo = name.0;
         let algorithm = match digest_algorithm.as_deref() {
             None | Some("") => Algorithm::Sha256,
             Some(a) => a.parse::<Algorithm>()?,
@@ -163,20 +159,16 @@ impl UploadsApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Upload session id (from `Location`).
-        session: Path<String>,
+        session: Path<UploadId>,
     ) -> Result<UploadStatus, ApiError> {
-        let repo = parse_repo(&name)?;
-        let size = self.0.upload_status(&repo, &session).await?;
+        let repo = name.0;
+        let size = self.0.upload_status(&repo, session.as_str()).await?;
         Ok(UploadStatus::Open(
-            session_location(&repo, &session),
+            session_location(&repo, session.as_str()),
             upload_range(size),
-            session.0,
+            session.0.to_string(),
         ))
     }
 
@@ -194,27 +186,23 @@ impl UploadsApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Upload session id.
-        session: Path<String>,
+        session: Path<UploadId>,
         /// Position of the chunk, inclusive.
         #[oai(name = "Content-Range")]
         content_range: Header<Option<String>>,
         /// The chunk.
         body: RawBody,
     ) -> Result<UploadResponse, ApiError> {
-        let repo = parse_repo(&name)?;
+        let repo = name.0;
         let range = chunk_range(content_range.as_deref())?;
         let size = self
             .0
-            .upload_chunk(&repo, &session, range, None, body.into_stream())
+            .upload_chunk(&repo, session.as_str(), range, None, body.into_stream())
             .await
-            .map_err(|e| with_location(e, &repo, &session))?;
-        Ok(accepted(&repo, session.0, size))
+            .map_err(|e| with_location(e, &repo, session.as_str()))?;
+        Ok(accepted(&repo, session.0.to_string(), size))
     }
 
     /// Finish an upload
@@ -231,13 +219,9 @@ impl UploadsApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Upload session id.
-        session: Path<String>,
+        session: Path<UploadId>,
         /// Digest of the whole blob.
         digest: Query<Option<String>>,
         /// Position of the last chunk, if the body carries one.
@@ -246,7 +230,7 @@ impl UploadsApi {
         /// Optional last chunk.
         body: RawBody,
     ) -> Result<UploadResponse, ApiError> {
-        let repo = parse_repo(&name)?;
+        let repo = name.0;
         let digest_s = digest.as_deref().ok_or_else(|| {
             ApiError::bad_request(
                 ErrorCode::DigestInvalid,
@@ -256,9 +240,9 @@ impl UploadsApi {
         let d = parse_digest(digest_s)?;
         let range = chunk_range(content_range.as_deref())?;
         self.0
-            .finish_upload(&repo, &session, &d, range, None, body.into_stream())
+            .finish_upload(&repo, session.as_str(), &d, range, None, body.into_stream())
             .await
-            .map_err(|e| with_location(e, &repo, &session))?;
+            .map_err(|e| with_location(e, &repo, session.as_str()))?;
         Ok(UploadResponse::Created(
             blob_location(&repo, &d.to_string()),
             d.to_string(),
@@ -278,16 +262,12 @@ impl UploadsApi {
         &self,
         _login: Login,
         /// Repository name (may contain `/`).
-        #[oai(validator(
-            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-            max_length = 255
-        ))]
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Upload session id.
-        session: Path<String>,
+        session: Path<UploadId>,
     ) -> Result<UploadCancelled, ApiError> {
-        let repo = parse_repo(&name)?;
-        self.0.cancel_upload(&repo, &session).await?;
+        let repo = name.0;
+        self.0.cancel_upload(&repo, session.as_str()).await?;
         Ok(UploadCancelled::Cancelled)
     }
 }

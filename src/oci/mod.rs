@@ -18,3 +18,6 @@ pub use error_code::{ErrorCode, ErrorEnvelope, ErrorInfo};
 pub use manifest::{Descriptor, ManifestError, ManifestView};
 pub use name::{NameError, RepoName, Tag};
 pub use reference::Reference;
+
+#[cfg(test)]
+mod pattern_tests;

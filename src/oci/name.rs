@@ -12,11 +12,22 @@ pub const MAX_NAME_LEN: usize = 255;
 /// Longest tag the spec allows.
 pub const MAX_TAG_LEN: usize = 128;
 
+/// The repository-name grammar as a regular expression, for schemas (the
+/// OpenAPI document's parameter patterns); [`RepoName`]'s parser is the check.
+pub const NAME_PATTERN: &str =
+    r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$";
+
+/// The tag grammar as a regular expression (see [`NAME_PATTERN`]).
+pub const TAG_PATTERN: &str = r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$";
+
 /// Why a name or tag is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// The repository name breaks the grammar or the length limit.
-    #[error("invalid repository name {0:?}")]
+    #[error(
+        "invalid repository name {0:?}: path components of lowercase letters and digits, \
+         joined by '.', '_', '__' or dashes, separated by '/', at most 255 characters"
+    )]
     InvalidName(String),
     /// The tag breaks `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
     #[error("invalid tag {0:?}")]

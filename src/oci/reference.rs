@@ -5,6 +5,10 @@ use std::str::FromStr;
 
 use super::{Digest, DigestError, NameError, Tag};
 
+/// The reference grammar (a tag or a digest) as a regular expression, for schemas.
+pub const REFERENCE_PATTERN: &str =
+    r"^([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}|[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)$";
+
 /// A manifest reference: a tag or a digest, and nothing else (spec: "Pulling manifests").
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reference {

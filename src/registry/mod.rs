@@ -24,7 +24,7 @@ use globset::GlobMatcher;
 
 pub use error::RegistryError;
 pub use manifests::PushedManifest;
-pub use uploads::ChunkRange;
+pub use uploads::{ChunkRange, UploadId};
 
 use crate::config::Config;
 use crate::metrics::{GcRun, Metrics, StorageTotals};

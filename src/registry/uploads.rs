@@ -102,7 +102,7 @@ impl UploadSessions {
     ) -> Result<Arc<tokio::sync::Mutex<Session>>, RegistryError> {
         let unknown = || RegistryError::UploadUnknown(id.to_string());
         // Session ids are our own uuids; anything else never touches the filesystem.
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if id.parse::<UploadId>().is_err() {
             return Err(unknown());
         }
         let found = self.lock_map().get(id).cloned();
@@ -328,4 +328,37 @@ where
         (None, None) => Ok(out.written),
     };
     (StagedBlob::from_parts(out.staging, out.hasher), result)
+}
+
+/// The grammar of upload session ids (see [`UploadId`]), for schemas.
+pub const UPLOAD_ID_PATTERN: &str = "^[0-9a-fA-F]{32}$";
+
+/// An upload session's id, as its `Location` carries it: 32 hex digits (a uuid
+/// this registry made). Anything else names no session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadId(String);
+
+impl UploadId {
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for UploadId {
+    type Err = RegistryError;
+
+    fn from_str(s: &str) -> Result<Self, RegistryError> {
+        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(UploadId(s.to_string()))
+        } else {
+            Err(RegistryError::UploadUnknown(s.to_string()))
+        }
+    }
+}
+
+impl std::fmt::Display for UploadId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }

@@ -11,8 +11,8 @@ use poem::Request;
 
 use super::{ExtensionTags, DEFINITION_PATH, NAME};
 use crate::api::error::ApiError;
-use crate::api::parse_repo;
 use crate::api::MountPrefix;
+use crate::oci::RepoName;
 
 /// The discover endpoints.
 pub struct DiscoverApi(pub std::sync::Arc<crate::registry::Registry>);
@@ -119,9 +119,9 @@ impl DiscoverApi {
         req: &Request,
         _login: Login,
         /// Repository name (may contain `/`).
-        name: Path<String>,
+        name: Path<RepoName>,
     ) -> Result<DiscoverResponse, ApiError> {
-        let repo = parse_repo(&name)?;
+        let repo = name.0;
         Ok(DiscoverResponse::Ok(Json(listing(
             definition_url(req),
             repository_endpoints(repo.as_str(), self.0.config().referrers),

@@ -197,7 +197,7 @@ impl ListingExtApi {
         _login: Login,
         req: &Request,
         /// Repository name (may contain `/`).
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Only tags pointing at this manifest digest.
         digest: Query<Option<String>>,
         /// Only tags whose manifest has this artifact type.
@@ -217,7 +217,7 @@ impl ListingExtApi {
         order: Query<Option<OrderBy>>,
     ) -> Result<TagsResponse, ApiError> {
         negotiate(accept(req), TagsV1::MEDIA_TYPE)?;
-        let repo = parse_repo(&name)?;
+        let repo = name.0;
         let digest = digest
             .0
             .filter(|d| !d.is_empty())
@@ -264,7 +264,7 @@ impl ListingExtApi {
         _login: Login,
         req: &Request,
         /// Repository name (may contain `/`).
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Only manifests of this artifact type.
         #[oai(name = "artifactType")]
         artifact_type: Query<Option<String>>,
@@ -284,7 +284,7 @@ impl ListingExtApi {
         order: Query<Option<OrderBy>>,
     ) -> Result<ManifestsResponse, ApiError> {
         negotiate(accept(req), ManifestsV1::MEDIA_TYPE)?;
-        let repo = parse_repo(&name)?;
+        let repo = name.0;
         let (filter, extra) = parse_filter(artifact_type.0, &annotation, tagged.0)?;
         let paging = Paging::parse(n.0, next.as_deref(), sort.0, order.0)?;
         let (manifests, link) = self
@@ -313,9 +313,9 @@ impl ListingExtApi {
         _login: Login,
         req: &Request,
         /// Repository name (may contain `/`).
-        name: Path<String>,
+        name: Path<RepoName>,
         /// Digest of the subject manifest.
-        subject: Query<String>,
+        subject: Query<Digest>,
         /// Only referrers of this artifact type.
         #[oai(name = "artifactType")]
         artifact_type: Query<Option<String>>,
@@ -335,8 +335,8 @@ impl ListingExtApi {
         order: Query<Option<OrderBy>>,
     ) -> Result<ReferrersResponse, ApiError> {
         negotiate(accept(req), ReferrersV1::MEDIA_TYPE)?;
-        let repo = parse_repo(&name)?;
-        let subject = parse_digest(&subject)?;
+        let repo = name.0;
+        let subject = subject.0;
         let (filter, mut extra): (ManifestFilter, _) =
             parse_filter(artifact_type.0, &annotation, tagged.0)?;
         extra.insert(0, ("subject", subject.to_string()));
