@@ -52,11 +52,13 @@ pub mod api;
 pub mod auth;
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod conformance;
 mod embed;
 pub mod harness;
 pub mod listing_client;
+mod markup;
 pub mod metrics;
 pub mod oci;
 pub mod registry;
@@ -67,3 +69,6 @@ pub mod timefmt;
 pub mod tls;
 
 pub use embed::{BuildError, Registry, RegistryBuilder};
+
+#[cfg(test)]
+mod layers;

@@ -51,7 +51,7 @@ pub enum CatalogResponse {
 }
 
 /// `Link` to the page after `page` of a name list, when more remain.
-fn page_link(path: &str, page: &crate::store::Page<String>, n: u32) -> Option<String> {
+fn page_link(path: &str, page: &crate::registry::CatalogPage, n: u32) -> Option<String> {
     match (page.more && n > 0, page.items.last()) {
         (true, Some(last)) => Some(next_link(path, &[("n", &n.to_string()), ("last", last)])),
         _ => None,

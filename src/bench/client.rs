@@ -14,7 +14,7 @@ use super::content::BlobSpec;
 use crate::oci::media_types;
 
 /// The `Accept` header of manifest requests.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+pub use crate::oci::media_types::MANIFEST_ACCEPT;
 
 /// One registry, addressed by its base URL.
 #[derive(Debug, Clone)]

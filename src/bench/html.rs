@@ -5,21 +5,7 @@ use std::fmt::Write as _;
 
 use super::report::{PhaseResult, Report, TargetReport, Unit};
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::markup::escape;
 
 const COLORS: [&str; 2] = ["#2563eb", "#f97316"];
 const STYLE: &str =

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::harness::options::Credentials;
+use crate::client::Credentials;
 
 /// Credentials and TLS trust for a registry.
 #[derive(Debug, Clone, Default, Args)]

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 
-use super::client::{Client, Request, Response};
 use super::content::{self, Desc, Extras};
 use super::discover::{self, Answer, Level};
 use super::options::Options;
-use super::transcript;
 use super::verdict::{Failure, Verdict};
+use crate::client::transcript;
+use crate::client::{Client, Request, Response};
 use crate::oci::{media_types, Digest};
 
 /// Result type of checks and their steps: `Err` carries a final verdict early.

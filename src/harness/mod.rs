@@ -1,30 +1,26 @@
 //! The spec harness: validates any registry over HTTP, requirement by requirement.
 //!
-//! Contract: the harness depends on `crate::oci` only and talks HTTP to whatever
-//! URL it is given; it never reaches into Marina's server. `check` runs every
+//! Contract: the harness depends on `crate::oci` and `crate::client` only and
+//! talks HTTP to whatever URL it is given; it never reaches into Marina's server. `check` runs every
 //! selected check (grouped by section in `checks`, property-based ones in
 //! `props`), each returning Pass, Fail (with the requirement, what was expected
 //! and a redacted transcript), Unsupported (an allowed answer for an optional
 //! feature) or Skipped; `report` renders the result for terminals, JUnit, JSON
 //! and HTML. The requirement catalog (`spec/requirements.toml`) is in `catalog`.
 
-pub mod auth;
 pub mod catalog;
 pub mod checks;
-pub mod client;
 pub mod content;
 pub mod context;
 pub mod discover;
-pub mod http;
 pub mod options;
-pub mod parse;
 pub mod props;
 pub mod report;
 pub mod runner;
-pub mod transcript;
 pub mod verdict;
 
-pub use options::{Credentials, Options};
+pub use crate::client::Credentials;
+pub use options::Options;
 pub use report::Report;
 pub use runner::HarnessError;
 pub use verdict::{Failure, Outcome, Section, Verdict};

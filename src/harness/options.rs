@@ -4,24 +4,7 @@
 use std::path::PathBuf;
 
 use super::verdict::Section;
-
-/// Credentials for the registry (used for Basic auth and for the token endpoint).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// User name.
-    pub username: String,
-    /// Password or access token.
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
+use crate::client::{ClientOptions, Credentials};
 
 /// Options of a run. `Options::default()` runs every check with deletes and pushes on.
 #[derive(Debug, Clone)]
@@ -80,6 +63,17 @@ impl Default for Options {
 }
 
 impl Options {
+    /// What the run's HTTP client is told.
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            credentials: self.credentials.clone(),
+            ca_file: self.ca_file.clone(),
+            insecure: self.insecure,
+            request_timeout_secs: self.request_timeout_secs,
+            user_agent: concat!("marina-check/", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
     /// Whether a check with this id and section is selected.
     pub fn selects(&self, id: &str, section: Section) -> bool {
         (self.sections.is_empty() || self.sections.contains(&section))

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use super::catalog;
 use super::checks::{self, CheckDef};
-use super::client::{Client, ClientError, Request};
 use super::context::{Created, Ctx};
 use super::options::Options;
 use super::report::Report;
 use super::verdict::{Outcome, Verdict};
+use crate::client::{Client, ClientError, Request};
 
 /// Longest time one check may take.
 const CHECK_TIME_LIMIT: Duration = Duration::from_secs(600);
@@ -115,7 +115,7 @@ pub async fn run(url: &str, options: Options) -> Result<Report, HarnessError> {
     if selected.is_empty() {
         return Err(HarnessError::NothingSelected);
     }
-    let client = Client::new(url, &options)?;
+    let client = Client::new(url, &options.client_options())?;
     preflight(&client, &options).await?;
     let progress = options.progress && std::io::stderr().is_terminal();
     let (seed, cases) = (options.seed, options.cases);

@@ -6,7 +6,10 @@ use super::http::Http;
 use super::model::{Manifest, ManifestPage, Repository, RepositoryPage, Tag, TagPage};
 use super::{ClientError, Listing, Options, SortKey, Source};
 
-const NAME: &str = "_marina";
+use crate::oci::media_types::{
+    MARINA_EXTENSION as NAME, MARINA_MANIFESTS_V1, MARINA_REFERRERS_V1, MARINA_REPOSITORIES_V1,
+    MARINA_TAGS_V1,
+};
 const PAGE: usize = 100;
 
 #[derive(Deserialize)]
@@ -126,7 +129,7 @@ pub(crate) async fn repositories(
     let mut plain = opts.clone();
     plain.filters = Default::default();
     let first = format!("/v2/{NAME}/list/repositories?{}", query(&plain, &ns, false));
-    let accept = "application/vnd.marina.list.repositories.v1+json, application/json;q=0.5";
+    let accept = &format!("{MARINA_REPOSITORIES_V1}, application/json;q=0.5");
     let items = collect(http, first, accept, opts.limit, |p: RepositoryPage| {
         p.repositories
     })
@@ -146,7 +149,7 @@ pub(crate) async fn tags(
 ) -> Result<Listing<Tag>, ClientError> {
     let d: Vec<(&str, &str)> = digest.map(|d| ("digest", d)).into_iter().collect();
     let first = format!("/v2/{repo}/{NAME}/list/tags?{}", query(opts, &d, false));
-    let accept = "application/vnd.marina.list.tags.v1+json, application/json;q=0.5";
+    let accept = &format!("{MARINA_TAGS_V1}, application/json;q=0.5");
     let items = collect(http, first, accept, opts.limit, |p: TagPage| p.tags).await?;
     let mut notes = Vec::new();
     if opts.filters.tagged.is_some() {
@@ -168,14 +171,14 @@ pub(crate) async fn manifests(
                 "/v2/{repo}/{NAME}/list/referrers?{}",
                 query(opts, &[("subject", s)], true)
             ),
-            "application/vnd.marina.list.referrers.v1+json, application/json;q=0.5",
+            &format!("{MARINA_REFERRERS_V1}, application/json;q=0.5"),
         ),
         None => (
             format!(
                 "/v2/{repo}/{NAME}/list/manifests?{}",
                 query(opts, &[], true)
             ),
-            "application/vnd.marina.list.manifests.v1+json, application/json;q=0.5",
+            &format!("{MARINA_MANIFESTS_V1}, application/json;q=0.5"),
         ),
     };
     let items = collect(http, first, accept, opts.limit, |p: ManifestPage| {

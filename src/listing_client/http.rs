@@ -6,15 +6,11 @@ use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
 use super::ClientError;
-use crate::harness::client::{Client, Request};
-pub use crate::harness::options::Credentials;
-use crate::harness::options::Options as HarnessOptions;
+use crate::client::headers::next_link;
+pub use crate::client::Credentials;
+use crate::client::{Client, ClientOptions, Request};
 
-/// Every manifest media type the fallbacks ask for.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
-     application/vnd.oci.image.index.v1+json, \
-     application/vnd.docker.distribution.manifest.v2+json, \
-     application/vnd.docker.distribution.manifest.list.v2+json";
+pub use crate::oci::media_types::MANIFEST_ACCEPT;
 
 pub(crate) struct Http {
     client: Client,
@@ -71,24 +67,12 @@ impl Answer {
 
     /// The target of a `Link: <…>; rel="next"` header, if any.
     pub fn next(&self) -> Option<String> {
-        self.headers
-            .get_all("link")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .find_map(next_target)
+        let values = self.headers.get_all("link");
+        // A `Link` that does not parse names no next page.
+        next_link(values.iter().filter_map(|v| v.to_str().ok()))
+            .ok()
+            .flatten()
     }
-}
-
-/// Reads one `<url>; rel="next"` link value.
-pub(crate) fn next_target(link: &str) -> Option<String> {
-    let (url, params) = link.trim().split_once('>')?;
-    let url = url.trim().strip_prefix('<')?;
-    let is_next = params.split(';').any(|p| {
-        let p = p.trim().replace(' ', "");
-        p == "rel=\"next\"" || p == "rel=next"
-    });
-    is_next.then(|| url.to_string())
 }
 
 /// How to reach a registry: TLS trust and credentials.
@@ -109,11 +93,12 @@ impl Http {
     /// challenges, never sends `Authorization` to another host on a redirect, and
     /// retries 429 answers after `Retry-After`.
     pub fn new(base: &str, conn: &Connection) -> Result<Http, ClientError> {
-        let options = HarnessOptions {
+        let options = ClientOptions {
             credentials: conn.credentials.clone(),
             ca_file: conn.ca_file.clone(),
             insecure: conn.insecure,
-            ..HarnessOptions::default()
+            user_agent: concat!("marina-list/", env!("CARGO_PKG_VERSION")),
+            ..ClientOptions::default()
         };
         let client =
             Client::new(base, &options).map_err(|e| ClientError::Invalid(e.to_string()))?;
@@ -186,24 +171,5 @@ impl Http {
 
     pub async fn get(&self, path: &str, accept: &str) -> Result<Answer, ClientError> {
         self.send(Method::GET, path, accept).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_values() {
-        assert_eq!(
-            next_target("</v2/a/tags/list?n=2&last=b>; rel=\"next\""),
-            Some("/v2/a/tags/list?n=2&last=b".into())
-        );
-        assert_eq!(
-            next_target("<https://r/x>;rel=next"),
-            Some("https://r/x".into())
-        );
-        assert_eq!(next_target("</x>; rel=\"prev\""), None);
-        assert_eq!(next_target("garbage"), None);
     }
 }

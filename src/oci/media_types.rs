@@ -13,6 +13,23 @@ pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// Media type of the error bodies and of JSON answers.
 pub const JSON: &str = "application/json";
 
+/// Every manifest media type a client pulling images asks for, as an `Accept` value.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The name of Marina's registry extension (`/v2/_marina/…`, `/v2/<name>/_marina/…`).
+pub const MARINA_EXTENSION: &str = "_marina";
+/// `_marina`: a page of repositories.
+pub const MARINA_REPOSITORIES_V1: &str = "application/vnd.marina.list.repositories.v1+json";
+/// `_marina`: a page of tags.
+pub const MARINA_TAGS_V1: &str = "application/vnd.marina.list.tags.v1+json";
+/// `_marina`: a page of manifests.
+pub const MARINA_MANIFESTS_V1: &str = "application/vnd.marina.list.manifests.v1+json";
+/// `_marina`: a page of referrers.
+pub const MARINA_REFERRERS_V1: &str = "application/vnd.marina.list.referrers.v1+json";
+
 /// Layer media types whose blobs need not be in the registry (non-distributable).
 pub fn is_non_distributable(media_type: &str) -> bool {
     media_type.contains(".nondistributable.") || media_type.contains(".foreign.")

@@ -29,9 +29,9 @@ pub use uploads::{ChunkRange, UploadId};
 use crate::config::Config;
 use crate::metrics::{GcRun, Metrics, StorageTotals};
 use crate::oci::{Algorithm, Digest, RepoName};
+pub use crate::store::CatalogPage;
 use crate::store::{
-    BlobChunks, BlobStore, CatalogPage, FsBlobStore, MetadataStore, Page, ReferrerRecord,
-    SqliteMetaStore,
+    BlobChunks, BlobStore, FsBlobStore, MetadataStore, Page, ReferrerRecord, SqliteMetaStore,
 };
 use uploads::UploadSessions;
 

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use marina::harness::client::{Client, Request};
+use marina::client::{Client, Request};
 use marina::harness::{Credentials, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -121,7 +121,7 @@ async fn bearer_challenge_fetches_a_token_with_basic_credentials_and_retries() {
     )
     .await;
     *realm.lock().unwrap() = server.url.clone();
-    let client = Client::new(&server.url, &creds()).expect("client");
+    let client = Client::new(&server.url, &creds().client_options()).expect("client");
     let r = client
         .send(Request::get("/v2/a/b/tags/list"))
         .await
@@ -136,7 +136,7 @@ async fn bearer_challenge_fetches_a_token_with_basic_credentials_and_retries() {
         .expect("answer");
     assert_eq!(r.status, 200);
     assert_eq!(server.seen.lock().unwrap().len(), 4);
-    let transcript = marina::harness::transcript::render_all(&client.log(), 10);
+    let transcript = marina::client::transcript::render_all(&client.log(), 10);
     assert!(
         !transcript.contains("tok-123") && !transcript.contains("YWxpY2U6czNjcmV0"),
         "secrets leak:\n{transcript}"
@@ -175,7 +175,7 @@ async fn redirects_keep_authorization_on_the_same_host_only() {
         }),
     )
     .await;
-    let client = Client::new(&server.url, &creds()).expect("client");
+    let client = Client::new(&server.url, &creds().client_options()).expect("client");
     assert_eq!(
         client
             .send(Request::get("/v2/"))
@@ -243,7 +243,7 @@ async fn tls_options_are_validated_before_any_request() {
         ca_file: Some(missing),
         ..Options::default()
     };
-    let err = Client::new("https://127.0.0.1:1", &options)
+    let err = Client::new("https://127.0.0.1:1", &options.client_options())
         .err()
         .expect("a missing CA file is refused");
     assert!(err.to_string().contains("cannot use CA file"), "{err}");
@@ -253,7 +253,7 @@ async fn tls_options_are_validated_before_any_request() {
         ca_file: Some(empty),
         ..Options::default()
     };
-    let err = Client::new("https://127.0.0.1:1", &options)
+    let err = Client::new("https://127.0.0.1:1", &options.client_options())
         .err()
         .expect("a file without certificates is refused");
     assert!(err.to_string().contains("no certificate"), "{err}");
@@ -261,7 +261,7 @@ async fn tls_options_are_validated_before_any_request() {
         insecure: true,
         ..Options::default()
     };
-    assert!(Client::new("https://127.0.0.1:1", &options).is_ok());
+    assert!(Client::new("https://127.0.0.1:1", &options.client_options()).is_ok());
 }
 
 #[tokio::test]
@@ -283,7 +283,7 @@ async fn throttled_requests_are_retried_after_retry_after() {
         }),
     )
     .await;
-    let client = Client::new(&server.url, &Options::default()).expect("client");
+    let client = Client::new(&server.url, &Options::default().client_options()).expect("client");
     let r = client.send(Request::get("/v2/")).await.expect("answer");
     assert_eq!(r.status, 200);
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);

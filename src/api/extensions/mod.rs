@@ -26,7 +26,7 @@ pub use discover::{registry_endpoints, repository_endpoints, Extension, Extensio
 use crate::registry::Registry;
 
 /// The extension's name in URL paths.
-pub const NAME: &str = "_marina";
+pub const NAME: &str = crate::oci::media_types::MARINA_EXTENSION;
 
 /// Where the registry serves the extension's definition (`spec/extensions/_marina.md`),
 /// which `_oci/ext/discover` names as the extension's documentation.

@@ -10,31 +10,32 @@ use std::collections::BTreeMap;
 use poem_openapi::Object;
 
 use super::payload::MediaType;
+use crate::oci::media_types;
 use crate::registry::listing::{ManifestSummary, RepositoryRecord, TagRecord};
 use crate::timefmt::rfc3339_millis as rfc3339;
 
 /// Media type of a repository list.
 pub struct RepositoriesV1;
 impl MediaType for RepositoriesV1 {
-    const MEDIA_TYPE: &'static str = "application/vnd.marina.list.repositories.v1+json";
+    const MEDIA_TYPE: &'static str = media_types::MARINA_REPOSITORIES_V1;
 }
 
 /// Media type of a tag list.
 pub struct TagsV1;
 impl MediaType for TagsV1 {
-    const MEDIA_TYPE: &'static str = "application/vnd.marina.list.tags.v1+json";
+    const MEDIA_TYPE: &'static str = media_types::MARINA_TAGS_V1;
 }
 
 /// Media type of a manifest list.
 pub struct ManifestsV1;
 impl MediaType for ManifestsV1 {
-    const MEDIA_TYPE: &'static str = "application/vnd.marina.list.manifests.v1+json";
+    const MEDIA_TYPE: &'static str = media_types::MARINA_MANIFESTS_V1;
 }
 
 /// Media type of a referrer list.
 pub struct ReferrersV1;
 impl MediaType for ReferrersV1 {
-    const MEDIA_TYPE: &'static str = "application/vnd.marina.list.referrers.v1+json";
+    const MEDIA_TYPE: &'static str = media_types::MARINA_REFERRERS_V1;
 }
 
 /// A repository (`application/vnd.marina.list.repositories.v1+json` entries).

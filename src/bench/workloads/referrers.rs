@@ -34,21 +34,6 @@ fn artifact_type(i: u64) -> &'static str {
     }
 }
 
-/// The target of a `Link: <…>; rel="next"` header.
-pub fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (target, params) = part.trim().split_once(';')?;
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        params
-            .split(';')
-            .any(|p| {
-                let p = p.trim().replace(' ', "");
-                p == "rel=\"next\"" || p == "rel=next"
-            })
-            .then(|| target.to_string())
-    })
-}
-
 #[derive(Deserialize)]
 struct Index {
     #[serde(default)]
@@ -67,7 +52,7 @@ async fn page(reg: &Registry, target: &str) -> anyhow::Result<(u64, bool, Option
         .headers
         .get(reqwest::header::LINK)
         .and_then(|v| v.to_str().ok())
-        .and_then(next_link);
+        .and_then(|v| crate::client::headers::next_link([v]).ok().flatten());
     Ok((index.manifests.len() as u64, applied, next))
 }
 
@@ -270,21 +255,6 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn link_headers() {
-        assert_eq!(
-            next_link(r#"</v2/a/referrers/sha256:00?last=x>; rel="next""#).as_deref(),
-            Some("/v2/a/referrers/sha256:00?last=x")
-        );
-        assert_eq!(
-            next_link(r#"<http://h/p>; rel="prev", <http://h/n?a=1>;rel=next"#).as_deref(),
-            Some("http://h/n?a=1")
-        );
-        assert_eq!(next_link("</x>"), None);
-        assert_eq!(next_link(r#"</x>; rel="prev""#), None);
-        assert_eq!(next_link(""), None);
-    }
 
     #[test]
     fn one_in_ten_is_a_signature() {

@@ -4,7 +4,7 @@
 
 use super::tags::{get_page, push_tags};
 use super::CheckDef;
-use crate::harness::client::Request;
+use crate::client::Request;
 use crate::harness::context::{Ctx, Step};
 use crate::harness::verdict::Verdict;
 use crate::harness_check;

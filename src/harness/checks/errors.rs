@@ -2,8 +2,8 @@
 //! the spec's envelope with codes from its table.
 
 use super::CheckDef;
+use crate::client::transcript::render_all;
 use crate::harness::context::{Ctx, Step};
-use crate::harness::transcript::render_all;
 use crate::harness::verdict::{Failure, Verdict};
 use crate::harness_check;
 use crate::oci::ErrorCode;

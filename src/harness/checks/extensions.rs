@@ -4,7 +4,7 @@
 //! Unsupported: the spec lets a registry offer no extension at all.
 
 use super::CheckDef;
-use crate::harness::client::Request;
+use crate::client::Request;
 use crate::harness::context::{Ctx, Step};
 use crate::harness::discover::{self, Answer, Level};
 use crate::harness::verdict::Verdict;

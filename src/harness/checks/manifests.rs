@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::pull::expect_digest_header;
 use super::CheckDef;
-use crate::harness::client::Request;
+use crate::client::Request;
 use crate::harness::content::{self, Desc, Extras};
 use crate::harness::context::{Created, Ctx, Step};
 use crate::harness::verdict::Verdict;

@@ -2,10 +2,10 @@
 //! observations of `Warning` headers and `429` answers.
 
 use super::CheckDef;
-use crate::harness::client::Request;
+use crate::client::headers as parse;
+use crate::client::transcript::render_all;
+use crate::client::Request;
 use crate::harness::context::{Ctx, Step};
-use crate::harness::parse;
-use crate::harness::transcript::render_all;
 use crate::harness::verdict::{Failure, Verdict};
 use crate::harness_check;
 

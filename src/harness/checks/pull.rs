@@ -1,9 +1,9 @@
 //! Pull checks: manifests and blobs by GET and HEAD, unknown content, ranges.
 
 use super::CheckDef;
-use crate::harness::client::{Request, Response};
+use crate::client::headers as parse;
+use crate::client::{Request, Response};
 use crate::harness::context::{Ctx, Step};
-use crate::harness::parse;
 use crate::harness::verdict::Verdict;
 use crate::harness_check;
 use crate::oci::{Algorithm, Digest};

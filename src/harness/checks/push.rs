@@ -5,7 +5,7 @@ use bytes::Bytes;
 use reqwest::Url;
 
 use super::CheckDef;
-use crate::harness::client::{Request, Response};
+use crate::client::{Request, Response};
 use crate::harness::context::{Created, Ctx, Step};
 use crate::harness::verdict::Verdict;
 use crate::harness_check;

@@ -5,9 +5,9 @@ use bytes::Bytes;
 
 use super::push::{expect_pullable, open_session, with_digest};
 use super::CheckDef;
-use crate::harness::client::{Request, Response};
+use crate::client::headers as parse;
+use crate::client::{Request, Response};
 use crate::harness::context::{Created, Ctx, Step};
-use crate::harness::parse;
 use crate::harness::verdict::Verdict;
 use crate::harness_check;
 use crate::oci::{Algorithm, Digest};

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::CheckDef;
-use crate::harness::client::Request;
+use crate::client::headers as parse;
+use crate::client::Request;
 use crate::harness::content::{self, Desc, Extras};
 use crate::harness::context::{Ctx, Step};
-use crate::harness::parse;
 use crate::harness::verdict::Verdict;
 use crate::harness_check;
 use crate::oci::{media_types, referrers_tag::referrers_tag_for, Digest};

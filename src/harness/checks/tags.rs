@@ -6,10 +6,10 @@ use std::cmp::Ordering;
 use serde::Deserialize;
 
 use super::CheckDef;
-use crate::harness::client::{Request, Response};
+use crate::client::headers as parse;
+use crate::client::{Request, Response};
 use crate::harness::content::{self, Desc, Extras};
 use crate::harness::context::{Ctx, Step};
-use crate::harness::parse;
 use crate::harness::verdict::Verdict;
 use crate::harness_check;
 use crate::oci::media_types;

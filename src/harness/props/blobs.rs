@@ -5,11 +5,11 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::run_property;
+use crate::client::Request;
 use crate::harness::checks::pull::range_read;
 use crate::harness::checks::push::open_session;
 use crate::harness::checks::push_chunks::{chunked_upload, min_chunk};
 use crate::harness::checks::CheckDef;
-use crate::harness::client::Request;
 use crate::harness::context::{Ctx, Step};
 use crate::harness::verdict::Verdict;
 use crate::harness_check;

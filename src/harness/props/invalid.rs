@@ -7,9 +7,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use proptest::prelude::*;
 
 use super::run_property_cases;
+use crate::client::Request;
 use crate::harness::checks::push::open_session;
 use crate::harness::checks::CheckDef;
-use crate::harness::client::Request;
 use crate::harness::content;
 use crate::harness::context::{Created, Ctx, Step};
 use crate::harness::verdict::Verdict;

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::run_property;
+use crate::client::Request;
 use crate::harness::checks::referrers::{list_referrers, push_referrer};
 use crate::harness::checks::tags::TagList;
 use crate::harness::checks::CheckDef;
-use crate::harness::client::Request;
 use crate::harness::content::{self, Desc, Extras};
 use crate::harness::context::{Created, Ctx, Step};
 use crate::harness::verdict::Verdict;

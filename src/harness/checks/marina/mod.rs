@@ -16,11 +16,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::CheckDef;
-use crate::harness::client::{Request, Response};
+use crate::client::headers as parse;
+use crate::client::{Request, Response};
 use crate::harness::content::{self, Desc, Extras};
 use crate::harness::context::{Ctx, Step};
 use crate::harness::discover::{self, Answer, Extension, Level};
-use crate::harness::parse;
 use crate::harness::verdict::Verdict;
 
 mod judge;
@@ -31,16 +31,11 @@ mod rules;
 pub(crate) use judge::{essence, sorted, with_query};
 pub use judge::{judge_order, judge_sizes, parse_utc, Sort};
 
-/// The extension's name.
-pub const NAME: &str = "_marina";
-/// Media type of a repository list.
-pub const REPOSITORIES_V1: &str = "application/vnd.marina.list.repositories.v1+json";
-/// Media type of a tag list.
-pub const TAGS_V1: &str = "application/vnd.marina.list.tags.v1+json";
-/// Media type of a manifest list.
-pub const MANIFESTS_V1: &str = "application/vnd.marina.list.manifests.v1+json";
-/// Media type of a referrer list.
-pub const REFERRERS_V1: &str = "application/vnd.marina.list.referrers.v1+json";
+pub use crate::oci::media_types::{
+    MARINA_EXTENSION as NAME, MARINA_MANIFESTS_V1 as MANIFESTS_V1,
+    MARINA_REFERRERS_V1 as REFERRERS_V1, MARINA_REPOSITORIES_V1 as REPOSITORIES_V1,
+    MARINA_TAGS_V1 as TAGS_V1,
+};
 
 /// The `_marina` checks, in run order.
 pub fn checks() -> Vec<CheckDef> {

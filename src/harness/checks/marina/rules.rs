@@ -6,8 +6,8 @@ use super::{
     advertised, discover_repository, fresh_image, page, push_under, registry_module,
     repository_module, with_query, Listing, TagEntry, NAME, REPOSITORIES_V1, TAGS_V1,
 };
+use crate::client::{Request, Response};
 use crate::harness::checks::CheckDef;
-use crate::harness::client::{Request, Response};
 use crate::harness::content::Extras;
 use crate::harness::context::{Ctx, Step};
 use crate::harness::discover::{error_codes, Answer};

@@ -260,6 +260,23 @@ mod tests {
             Ok(Some("b".to_string()))
         );
         assert_eq!(next_link(["garbage"]), Err("garbage".to_string()));
+        // The forms registries send: relative and absolute targets, quoted and
+        // bare `rel`, several links in one value.
+        for (value, want) in [
+            (
+                r#"</v2/a/tags/list?n=2&last=b>; rel="next""#,
+                Some("/v2/a/tags/list?n=2&last=b"),
+            ),
+            ("<https://r/x>;rel=next", Some("https://r/x")),
+            (
+                r#"<http://h/p>; rel="prev", <http://h/n?a=1>;rel=next"#,
+                Some("http://h/n?a=1"),
+            ),
+            (r#"</x>; rel="prev""#, None),
+            ("</x>", None),
+        ] {
+            assert_eq!(next_link([value]), Ok(want.map(String::from)), "{value}");
+        }
     }
 
     #[test]

@@ -1,7 +1,16 @@
-//! The harness's HTTP client: one reqwest client (rustls), Basic and Bearer-token
-//! authentication driven by `WWW-Authenticate`, redirects followed by hand so that
-//! `Authorization` never crosses to another host, and every exchange recorded
-//! (redacted) for the failure transcripts and the run-wide observations.
+//! The one HTTP client of Marina's tools (the harness, the listing client): one
+//! reqwest client (rustls), Basic and Bearer-token authentication driven by
+//! `WWW-Authenticate` with a token cache, 429 retries after `Retry-After`,
+//! redirects followed by hand so that `Authorization` never crosses to another
+//! host, `Location`/`Link` targets pinned to the registry's origin, and every
+//! exchange recorded (redacted) for transcripts and run-wide observations. The
+//! header grammars it reads (`Link`, challenges, ranges) are parsed once, in
+//! [`headers`].
+
+pub mod auth;
+pub mod headers;
+pub mod http;
+pub mod transcript;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -12,13 +21,57 @@ use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::{Method, Url};
 
-use super::auth::basic;
-pub use super::auth::scope_for;
-pub use super::http::{Request, Response, TransportError};
-use super::http::{PACE, PACED_SLICE};
-use super::options::{Credentials, Options};
-use super::parse;
-use super::transcript::{excerpt, redact_header, redact_url, Exchange};
+use auth::basic;
+pub use auth::scope_for;
+use headers as parse;
+pub use http::{Request, Response, TransportError};
+use http::{PACE, PACED_SLICE};
+use transcript::{excerpt, redact_header, redact_url, Exchange};
+
+/// Credentials for the registry (used for Basic auth and for the token endpoint).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password or access token.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How the client reaches a registry.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Basic credentials, if the registry needs them.
+    pub credentials: Option<Credentials>,
+    /// PEM file with extra root certificates.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Accept any TLS certificate.
+    pub insecure: bool,
+    /// Timeout of one HTTP request, in seconds.
+    pub request_timeout_secs: u64,
+    /// The `User-Agent` sent.
+    pub user_agent: &'static str,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            credentials: None,
+            ca_file: None,
+            insecure: false,
+            request_timeout_secs: 60,
+            user_agent: concat!("marina/", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
 
 /// The key of the token map that records a Basic challenge (no scope looks like it).
 const BASIC_MARKER: &str = "\0basic";
@@ -81,7 +134,7 @@ fn host_key(u: &Url) -> (String, Option<u16>) {
 }
 impl Client {
     /// Builds the client for a registry URL.
-    pub fn new(url: &str, options: &Options) -> Result<Client, ClientError> {
+    pub fn new(url: &str, options: &ClientOptions) -> Result<Client, ClientError> {
         let mut base = Url::parse(url).map_err(|_| ClientError::Url(url.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             return Err(ClientError::Url(url.to_string()));
@@ -91,7 +144,7 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(options.request_timeout_secs))
             .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("marina-check/", env!("CARGO_PKG_VERSION")))
+            .user_agent(options.user_agent)
             .use_rustls_tls();
         if let Some(ca) = &options.ca_file {
             let pem = std::fs::read(ca)
