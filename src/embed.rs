@@ -190,6 +190,19 @@ impl RegistryBuilder {
         self
     }
 
+    /// Most tags or repositories in one list response, whatever `n` asks for.
+    pub fn max_list_page(mut self, n: u32) -> Self {
+        self.config.max_list_page = n;
+        self
+    }
+
+    /// Time between garbage collections run by [`Registry::maintenance`]; `None`
+    /// turns them off.
+    pub fn gc_interval(mut self, every: Option<Duration>) -> Self {
+        self.config.gc_interval_secs = every.map_or(0, |d| d.as_secs().max(1));
+        self
+    }
+
     /// Idle time after which an upload session is removed.
     pub fn upload_expiry(mut self, after: Duration) -> Self {
         self.config.upload_expiry_secs = after.as_secs().max(1);

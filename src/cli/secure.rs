@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::config::env;
+
 use crate::auth::{AuthConfig, AuthScheme};
 use crate::config::Config;
 use crate::tls::TlsConfig;
@@ -16,7 +18,7 @@ pub struct SecureArgs {
     /// PEM certificate chain; with --tls-key, serve HTTPS (reloaded when the file changes).
     #[arg(
         long,
-        env = "MARINA_TLS_CERT",
+        env = env::TLS_CERT,
         value_name = "FILE",
         requires = "tls_key"
     )]
@@ -24,21 +26,21 @@ pub struct SecureArgs {
     /// PEM private key of --tls-cert.
     #[arg(
         long,
-        env = "MARINA_TLS_KEY",
+        env = env::TLS_KEY,
         value_name = "FILE",
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
     /// htpasswd file of bcrypt users (`marina passwd`, `htpasswd -B`); turns access
     /// control on (by default every user may do everything, anonymous nothing).
-    #[arg(long, env = "MARINA_HTPASSWD", value_name = "FILE")]
+    #[arg(long, env = env::HTPASSWD, value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
     /// TOML file with the access-control settings (the keys of the `[auth]` section:
     /// scheme, groups, rules, token, throttle); replaces the config file's `[auth]`.
-    #[arg(long, env = "MARINA_AUTH_CONFIG", value_name = "FILE")]
+    #[arg(long, env = env::AUTH_CONFIG, value_name = "FILE")]
     pub auth_config: Option<PathBuf>,
     /// How clients authenticate: basic or token [default: basic].
-    #[arg(long, env = "MARINA_AUTH_SCHEME", value_name = "SCHEME", value_parser = ["basic", "token"])]
+    #[arg(long, env = env::AUTH_SCHEME, value_name = "SCHEME", value_parser = ["basic", "token"])]
     pub auth_scheme: Option<String>,
 }
 

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::config::env;
+
 use crate::config::{Config, WarningRule};
 
 /// Options of `marina serve`. Each flag can also come from a `MARINA_*` variable and
@@ -17,45 +19,45 @@ use crate::config::{Config, WarningRule};
 pub struct ServeArgs {
     /// TOML configuration file (same keys as these options; `[delete]` table and
     /// `[[warnings]]` entries for the nested ones).
-    #[arg(long, env = "MARINA_CONFIG", value_name = "FILE")]
+    #[arg(long, env = env::CONFIG, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:5000]; port 0 picks a free one.
-    #[arg(long, env = "MARINA_LISTEN", value_name = "ADDR")]
+    #[arg(long, env = env::LISTEN, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Directory for metadata, blobs and upload staging [default: ./marina-data].
-    #[arg(long, env = "MARINA_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = env::DATA_DIR, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Allow deleting manifests by digest [default: true].
-    #[arg(long, env = "MARINA_DELETE_MANIFESTS", value_name = "BOOL")]
+    #[arg(long, env = env::DELETE_MANIFESTS, value_name = "BOOL")]
     pub delete_manifests: Option<bool>,
     /// Allow deleting tags [default: true].
-    #[arg(long, env = "MARINA_DELETE_TAGS", value_name = "BOOL")]
+    #[arg(long, env = env::DELETE_TAGS, value_name = "BOOL")]
     pub delete_tags: Option<bool>,
     /// Allow deleting blobs [default: true].
-    #[arg(long, env = "MARINA_DELETE_BLOBS", value_name = "BOOL")]
+    #[arg(long, env = env::DELETE_BLOBS, value_name = "BOOL")]
     pub delete_blobs: Option<bool>,
     /// Serve the referrers API [default: true]. When false it answers 404 and no
     /// `OCI-Subject` is sent, so clients fall back to the referrers tag schema; the
     /// listing extension's referrers module is off too.
-    #[arg(long, env = "MARINA_REFERRERS", value_name = "BOOL")]
+    #[arg(long, env = env::REFERRERS, value_name = "BOOL")]
     pub referrers: Option<bool>,
     /// Accept manifests whose blobs or child manifests were never pushed [default: false].
-    #[arg(long, env = "MARINA_SPARSE_MANIFESTS", value_name = "BOOL")]
+    #[arg(long, env = env::SPARSE_MANIFESTS, value_name = "BOOL")]
     pub sparse_manifests: Option<bool>,
     /// Largest manifest accepted, in bytes; larger ones get 413 [default: 4194304].
-    #[arg(long, env = "MARINA_MAX_MANIFEST_BYTES", value_name = "BYTES")]
+    #[arg(long, env = env::MAX_MANIFEST_BYTES, value_name = "BYTES")]
     pub max_manifest_bytes: Option<u64>,
     /// Referrers per response before a `Link` to the next page [default: 500].
-    #[arg(long, env = "MARINA_REFERRERS_PAGE_SIZE", value_name = "N")]
+    #[arg(long, env = env::REFERRERS_PAGE_SIZE, value_name = "N")]
     pub referrers_page_size: Option<u32>,
     /// Most tags or repositories per list response, whatever `n` asks [default: 1000].
-    #[arg(long, env = "MARINA_MAX_LIST_PAGE", value_name = "N")]
+    #[arg(long, env = env::MAX_LIST_PAGE, value_name = "N")]
     pub max_list_page: Option<u32>,
     /// Seconds before an idle upload session and its staging file are removed [default: 3600].
-    #[arg(long, env = "MARINA_UPLOAD_EXPIRY_SECS", value_name = "SECS")]
+    #[arg(long, env = env::UPLOAD_EXPIRY_SECS, value_name = "SECS")]
     pub upload_expiry_secs: Option<u64>,
     /// Seconds between garbage collections of blobs no repository links; 0 = never [default: 600].
-    #[arg(long, env = "MARINA_GC_INTERVAL_SECS", value_name = "SECS")]
+    #[arg(long, env = env::GC_INTERVAL_SECS, value_name = "SECS")]
     pub gc_interval_secs: Option<u64>,
     /// Deprecation notice for matching repositories, as PATTERN=MESSAGE (repeatable),
     /// sent as `Warning: 299 - "MESSAGE"`. Adds to the file's `[[warnings]]`.
@@ -63,17 +65,17 @@ pub struct ServeArgs {
     pub warnings: Vec<String>,
     /// Log format: pretty or json [default: pretty]. Either way one access-log
     /// line per request is written at INFO.
-    #[arg(long, env = "MARINA_LOG_FORMAT", value_name = "FORMAT")]
+    #[arg(long, env = env::LOG_FORMAT, value_name = "FORMAT")]
     pub log_format: Option<String>,
     /// A reverse proxy (address or network, repeatable) whose `X-Forwarded-For`
     /// names the client in the access log. Adds to the file's `trusted_proxies`.
     #[arg(long = "trusted-proxy", value_name = "ADDR|NET")]
     pub trusted_proxies: Vec<String>,
     /// Seconds SIGTERM or SIGINT waits for in-flight requests before exiting [default: 30].
-    #[arg(long, env = "MARINA_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
+    #[arg(long, env = env::SHUTDOWN_TIMEOUT_SECS, value_name = "SECS")]
     pub shutdown_timeout_secs: Option<u64>,
     /// Also serve `/metrics`, `/healthz` and `/readyz` on this address, open to all.
-    #[arg(long, env = "MARINA_METRICS_LISTEN", value_name = "ADDR")]
+    #[arg(long, env = env::METRICS_LISTEN, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
     /// Access control and TLS (src/cli/secure.rs).
     #[command(flatten)]
@@ -138,6 +140,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     super::init_logging(&config.log_format);
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    for warning in env::unknown(names.iter().map(String::as_str)) {
+        tracing::warn!("{warning}");
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -46,13 +46,10 @@ pub const OCI_AUTOMATIC_CROSSMOUNT: &str = "OCI_AUTOMATIC_CROSSMOUNT";
 /// v1.1.x suite: directory for junit.xml and report.html (`none` disables them).
 pub const OCI_REPORT_DIR: &str = "OCI_REPORT_DIR";
 
-/// Test-only: path of a real current-suite binary for the end-to-end test.
-pub const MARINA_CONFORMANCE_BIN: &str = "MARINA_CONFORMANCE_BIN";
-/// Test-only: path of a real v1.1.x ginkgo binary for the end-to-end test.
-pub const MARINA_CONFORMANCE_V111_BIN: &str = "MARINA_CONFORMANCE_V111_BIN";
-/// `marina conformance --password` may come from this variable instead of the
-/// command line, where other users could read it in the process list.
-pub const MARINA_CONFORMANCE_PASSWORD: &str = "MARINA_CONFORMANCE_PASSWORD";
+pub use crate::config::env::{
+    CONFORMANCE_BIN as MARINA_CONFORMANCE_BIN, CONFORMANCE_PASSWORD as MARINA_CONFORMANCE_PASSWORD,
+    CONFORMANCE_V111_BIN as MARINA_CONFORMANCE_V111_BIN,
+};
 
 /// True when a variable name belongs to the suites' namespace.
 pub fn is_suite_variable(name: &OsStr) -> bool {

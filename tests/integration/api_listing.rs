@@ -141,3 +141,24 @@ async fn catalog_pages_and_forgets_emptied_repositories() {
     );
     assert_eq!(repos.as_array().unwrap().len(), 6);
 }
+
+/// The library's builder caps list pages like the config file does.
+#[tokio::test]
+async fn the_builder_s_max_list_page_caps_tag_lists() {
+    let test = marina::testing::TestRegistry::start_with(
+        marina::Registry::builder().in_memory().max_list_page(2),
+        None,
+    )
+    .await;
+    for tag in ["a", "b", "c"] {
+        test.push_image("app", tag).await;
+    }
+    let r = reqwest::get(format!("{}/v2/app/tags/list?n=100", test.url()))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    assert!(link.contains("n=2&last=b"), "{link}");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["tags"], serde_json::json!(["a", "b"]));
+}

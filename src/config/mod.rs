@@ -1,6 +1,8 @@
 //! Server configuration: defaults, then a TOML file, then `MARINA_*` variables, then
 //! flags (the CLI merges the last two in `cli::serve`).
 
+pub mod env;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
