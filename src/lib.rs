@@ -1,9 +1,11 @@
 #![deny(missing_docs)]
 //! Marina: a test-first implementation of the OCI Distribution Specification.
 //!
-//! One crate with three faces: a spec-complete reference registry (`marina serve`),
-//! a conformance runner for the official Go suite (`marina conformance`), and the
-//! building blocks to embed the registry in your own application or tests.
+//! One crate: a spec-complete reference registry (`marina serve`), a spec harness
+//! that checks any registry (`marina check`), a runner for the official Go suites
+//! (`marina conformance`), a listing client (`marina list*`), a benchmark
+//! (`marina bench`), and the building blocks to embed the registry in your own
+//! application or tests.
 //!
 //! # Architecture
 //!
@@ -12,16 +14,22 @@
 //! | layer | owns |
 //! |---|---|
 //! | [`cli`] | argument parsing; each subcommand returns an exit code |
-//! | [`api`] | HTTP on poem-openapi: paths, headers, status codes, the JSON error envelope, `/openapi.json`, `/docs` |
-//! | [`registry`] | the spec's semantics (push, pull, uploads, mounts, manifests, tags, referrers, deletes) without HTTP types |
-//! | [`auth`] | who is calling (htpasswd, tokens), what the policy grants them; [`tls`] serves HTTPS |
+//! | [`server`] | binding, TLS ([`tls`]), signals, the separate metrics address |
+//! | [`api`] | HTTP on poem-openapi: one route table, the access guard, typed parameters, headers, status codes, the JSON error envelope, `/openapi.json`, `/docs` |
+//! | [`registry`] | the spec's semantics (push, pull, uploads, mounts, manifests, tags, referrers, deletes, GC) without HTTP types |
 //! | [`store`] | where things live: [`store::MetadataStore`] (SQLite) and [`store::BlobStore`] (filesystem), both pluggable |
-//! | [`oci`] | the spec's vocabulary: digests, names, tags, references, media types, manifests, error codes |
+//! | [`oci`] | the spec's vocabulary: digests, names, tags, references, media types, grammars, manifests, error codes |
 //!
-//! [`conformance`] drives the official suite's binary, [`harness`] checks any registry
-//! requirement by requirement, [`bench`](mod@bench) measures one, and [`listing_client`] browses
-//! one; all four only talk HTTP to the registry they are pointed at. [`Registry`] and [`testing::TestRegistry`] are the entry points
-//! for embedding.
+//! Beside the stack, [`auth`] is pure (users, policy, tokens, scopes; no HTTP, no
+//! registry): the api's guard asks it. [`config`] holds the settings and every
+//! `MARINA_*` variable name; [`metrics`] the Prometheus families.
+//!
+//! [`conformance`] drives the official suites' binaries, [`harness`] checks any registry
+//! requirement by requirement, [`bench`](mod@bench) measures one, and [`listing_client`]
+//! browses one; they talk HTTP only, the harness and the listing client through the one
+//! [`client`]. A unit test reads every `crate::` path and fails when a module uses one
+//! it may not. [`Registry`] and [`testing::TestRegistry`] are the entry points for
+//! embedding.
 //!
 //! # Embedding
 //!
