@@ -35,6 +35,7 @@ fn manifest<'a>(
         tags,
         required_blobs: vec![],
         required_manifests: vec![],
+        references: vec![],
     }
 }
 

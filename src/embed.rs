@@ -100,8 +100,14 @@ impl Registry {
                 if gc_every.is_some_and(|e| last_gc.elapsed() >= e) {
                     last_gc = tokio::time::Instant::now();
                     match core.collect_garbage().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(removed = n, "garbage-collected unlinked blobs"),
+                        Ok(r) if r.blobs == 0 && r.links == 0 && r.repositories == 0 => {}
+                        Ok(r) => tracing::info!(
+                            links = r.links,
+                            blobs = r.blobs,
+                            bytes = r.bytes,
+                            repositories = r.repositories,
+                            "garbage collected"
+                        ),
                         Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
                     }
                 }
@@ -200,6 +206,13 @@ impl RegistryBuilder {
     /// turns them off.
     pub fn gc_interval(mut self, every: Option<Duration>) -> Self {
         self.config.gc_interval_secs = every.map_or(0, |d| d.as_secs().max(1));
+        self
+    }
+
+    /// How long an uploaded or mounted blob is kept without a manifest
+    /// referencing it (see [`crate::registry::GcReport`]).
+    pub fn gc_grace(mut self, grace: Duration) -> Self {
+        self.config.gc_grace_secs = grace.as_secs();
         self
     }
 

@@ -154,6 +154,12 @@ impl From<RegistryError> for ApiError {
             }
             // The spec has no code for a full disk; UNSUPPORTED is the one that
             // claims nothing about the request. The status says what happened.
+            E::Collected(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::BlobUploadInvalid,
+                msg,
+            )
+            .with_header("Retry-After", "1".into()),
             E::StorageFull(_) => ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 ErrorCode::Unsupported,
@@ -223,7 +229,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-const DOCUMENTED: [(u16, &str); 10] = [
+const DOCUMENTED: [(u16, &str); 11] = [
     (400, "Invalid name, reference, digest, manifest or upload (`NAME_INVALID`, `DIGEST_INVALID`, `MANIFEST_INVALID`, `MANIFEST_BLOB_UNKNOWN`, `SIZE_INVALID`, `BLOB_UPLOAD_INVALID`)"),
     (401, "Authentication required (`UNAUTHORIZED`)"),
     (403, "Access denied (`DENIED`)"),
@@ -233,6 +239,7 @@ const DOCUMENTED: [(u16, &str); 10] = [
     (416, "Chunk out of order; `Range` gives what the upload holds (`BLOB_UPLOAD_INVALID`)"),
     (429, "Too many requests (`TOOMANYREQUESTS`)"),
     (500, "An internal error; nothing was stored, and the server log says why (`UNSUPPORTED`)"),
+    (503, "A blob was garbage-collected while the same content was being stored; push it again (`BLOB_UPLOAD_INVALID`, with `Retry-After`)"),
     (507, "The registry's storage is full; nothing was stored (`UNSUPPORTED`)"),
 ];
 

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod check;
 pub mod conformance;
 pub mod connect;
+pub mod gc;
 pub mod list;
 pub mod passwd;
 pub mod secure;
@@ -30,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry.
     Serve(serve::ServeArgs),
+    /// Collect garbage now: blobs no manifest references, past their grace period.
+    Gc(gc::GcArgs),
     /// Run the official OCI conformance suite and summarise its results.
     Conformance(conformance::ConformanceArgs),
     /// Print the OpenAPI document of the registry's HTTP API.
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Gc(args) => gc::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Openapi => print_openapi(),
         Command::Bench(args) => bench::run(args),

@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// Seconds between garbage collections of blobs no repository links; 0 = never [default: 600].
     #[arg(long, env = env::GC_INTERVAL_SECS, value_name = "SECS")]
     pub gc_interval_secs: Option<u64>,
+    /// Seconds an uploaded or mounted blob is kept without a manifest referencing
+    /// it, so pushes in progress keep their layers [default: 3600].
+    #[arg(long, env = env::GC_GRACE_SECS, value_name = "SECS")]
+    pub gc_grace_secs: Option<u64>,
     /// Deprecation notice for matching repositories, as PATTERN=MESSAGE (repeatable),
     /// sent as `Warning: 299 - "MESSAGE"`. Adds to the file's `[[warnings]]`.
     #[arg(long = "warning", value_name = "PATTERN=MESSAGE")]
@@ -108,6 +112,7 @@ impl ServeArgs {
         set!(max_list_page = self.max_list_page);
         set!(upload_expiry_secs = self.upload_expiry_secs);
         set!(gc_interval_secs = self.gc_interval_secs);
+        set!(gc_grace_secs = self.gc_grace_secs);
         set!(log_format = self.log_format);
         set!(shutdown_timeout_secs = self.shutdown_timeout_secs);
         if self.metrics_listen.is_some() {

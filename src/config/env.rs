@@ -28,6 +28,8 @@ pub const MAX_LIST_PAGE: &str = "MARINA_MAX_LIST_PAGE";
 pub const UPLOAD_EXPIRY_SECS: &str = "MARINA_UPLOAD_EXPIRY_SECS";
 /// `--gc-interval-secs`.
 pub const GC_INTERVAL_SECS: &str = "MARINA_GC_INTERVAL_SECS";
+/// `--gc-grace-secs`.
+pub const GC_GRACE_SECS: &str = "MARINA_GC_GRACE_SECS";
 /// `--log-format`.
 pub const LOG_FORMAT: &str = "MARINA_LOG_FORMAT";
 /// `--shutdown-timeout-secs`.
@@ -70,6 +72,7 @@ pub const KNOWN: &[&str] = &[
     MAX_LIST_PAGE,
     UPLOAD_EXPIRY_SECS,
     GC_INTERVAL_SECS,
+    GC_GRACE_SECS,
     LOG_FORMAT,
     SHUTDOWN_TIMEOUT_SECS,
     METRICS_LISTEN,

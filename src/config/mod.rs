@@ -61,8 +61,12 @@ pub struct Config {
     pub max_list_page: u32,
     /// Seconds an idle upload session lives before its staging file is removed.
     pub upload_expiry_secs: u64,
-    /// Seconds between garbage collections of unlinked blobs; 0 turns it off.
+    /// Seconds between garbage collections; 0 turns them off.
     pub gc_interval_secs: u64,
+    /// Seconds a blob link lives without a manifest referencing it (a push
+    /// uploads its layers before its manifest); older unreferenced links, and
+    /// then blobs nothing holds, are collected.
+    pub gc_grace_secs: u64,
     /// Deprecation notices per repository pattern.
     pub warnings: Vec<WarningRule>,
     /// Log output: `pretty` or `json`.
@@ -95,6 +99,7 @@ impl Default for Config {
             max_list_page: 1000,
             upload_expiry_secs: 3600,
             gc_interval_secs: 600,
+            gc_grace_secs: 3600,
             warnings: Vec::new(),
             log_format: "pretty".into(),
             trusted_proxies: Vec::new(),

@@ -71,6 +71,11 @@ pub enum RegistryError {
     /// client gets a 507 and may retry once space is freed.
     #[error("insufficient storage: {0}")]
     StorageFull(String),
+    /// The garbage collector removed a blob's bytes while an upload or mount of
+    /// the same content was being linked (it had been unreferenced past its grace
+    /// period); nothing was linked, and the client should push it again.
+    #[error("blob {0} was garbage-collected while it was being stored; push it again")]
+    Collected(String),
     /// Storage failed; the cause is logged, the client gets a 500.
     #[error("storage failure: {0}")]
     Internal(String),
@@ -80,6 +85,7 @@ impl From<StoreError> for RegistryError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::MissingReferences(v) => RegistryError::ManifestBlobUnknown(v),
+            StoreError::Vanished(d) => RegistryError::Collected(d),
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
                 if f.code == rusqlite::ErrorCode::DiskFull =>
             {

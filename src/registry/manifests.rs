@@ -68,6 +68,15 @@ impl Registry {
                     .collect(),
             )
         };
+        // What keeps blobs and child manifests alive for the garbage collector,
+        // whether or not sparse manifests let them be missing now.
+        let references: Vec<String> = view
+            .config
+            .iter()
+            .chain(view.layers.iter())
+            .chain(view.manifests.iter())
+            .map(|d| d.digest.to_string())
+            .collect();
         let annotations = (!view.annotations.is_empty())
             .then(|| serde_json::to_string(&view.annotations).unwrap_or_default());
         let subject = view.subject.as_ref().map(|s| s.digest.clone());
@@ -90,6 +99,7 @@ impl Registry {
                 tags: &tag_strings,
                 required_blobs,
                 required_manifests,
+                references,
             })?;
             Ok(())
         })

@@ -6,6 +6,7 @@
 //! [`RegistryError`] that `api::error` maps to the spec's status and error code.
 
 mod error;
+mod gc;
 pub mod kept;
 pub mod listing;
 mod manifests;
@@ -23,11 +24,12 @@ use futures_util::Stream;
 use globset::GlobMatcher;
 
 pub use error::RegistryError;
+pub use gc::GcReport;
 pub use manifests::PushedManifest;
 pub use uploads::{ChunkRange, UploadId};
 
 use crate::config::Config;
-use crate::metrics::{GcRun, Metrics, StorageTotals};
+use crate::metrics::{Metrics, StorageTotals};
 use crate::oci::{Algorithm, Digest, RepoName};
 pub use crate::store::CatalogPage;
 use crate::store::{
@@ -48,7 +50,6 @@ pub struct Registry {
     warnings: Vec<(GlobMatcher, String)>,
     /// Publishing or linking a blob holds this shared; garbage collection holds it
     /// exclusively, so it never deletes a file that a push is about to link.
-    gc_lock: tokio::sync::RwLock<()>,
     metrics: Metrics,
 }
 
@@ -102,7 +103,6 @@ impl Registry {
             meta,
             blobs,
             warnings,
-            gc_lock: tokio::sync::RwLock::new(()),
             metrics: Metrics::new(),
         }
     }
@@ -241,7 +241,6 @@ impl Registry {
         visible: Option<&Visible<'_>>,
         algorithm: Algorithm,
     ) -> Result<MountOutcome, RegistryError> {
-        let _no_gc = self.gc_lock.read().await;
         let size = match (from, visible) {
             (Some(src), Some(v)) if !v(src.as_str()) => None,
             (Some(src), _) => self.size_in(src.to_string(), digest).await?,
@@ -296,9 +295,13 @@ impl Registry {
     }
 
     async fn link(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<(), RegistryError> {
-        let meta = self.meta.clone();
-        let (name, d) = (repo.to_string(), digest.to_string());
-        blocking(move || Ok(meta.link_blob(&name, &d, size)?)).await
+        let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
+        let (name, d, digest) = (repo.to_string(), digest.to_string(), digest.clone());
+        blocking(move || {
+            let present = || matches!(blobs.size_of(&digest), Ok(Some(_)));
+            Ok(meta.link_blob(&name, &d, size, &present)?)
+        })
+        .await
     }
 
     /// Bytes an upload session holds (`GET <location>`).
@@ -335,44 +338,8 @@ impl Registry {
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
     {
         self.uploads.append(repo, id, range, length, body).await?;
-        let _no_gc = self.gc_lock.read().await;
         let size = self.uploads.finish(repo, id, digest).await?;
         self.link(repo, digest, size).await
-    }
-
-    /// Deletes the files of blobs that no repository links any more. Returns how
-    /// many were removed.
-    pub async fn collect_garbage(&self) -> Result<usize, RegistryError> {
-        const BATCH: u32 = 500;
-        const MAX_BATCHES: usize = 10_000;
-        let started = std::time::Instant::now();
-        let mut run = GcRun::default();
-        for _ in 0..MAX_BATCHES {
-            let _exclusive = self.gc_lock.write().await;
-            let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
-            let (n, bytes) = blocking(move || {
-                let (mut n, mut bytes) = (0u64, 0u64);
-                for d in meta.orphan_blobs(BATCH)? {
-                    if meta.forget_blob(&d)? {
-                        if let Ok(digest) = d.parse::<Digest>() {
-                            bytes += blobs.size_of(&digest)?.unwrap_or(0);
-                            blobs.remove(&digest)?;
-                        }
-                        n += 1;
-                    }
-                }
-                Ok((n, bytes))
-            })
-            .await?;
-            run.blobs += n;
-            run.bytes += bytes;
-            if n < u64::from(BATCH) {
-                break;
-            }
-        }
-        run.duration = started.elapsed();
-        self.metrics.gc(&run);
-        Ok(run.blobs as usize)
     }
 
     /// Single-request upload (`POST ?digest=` with a body).

@@ -187,7 +187,21 @@ fn manifest<'a>(
         tags,
         required_blobs: vec![],
         required_manifests: vec![],
+        references: vec![],
     }
+}
+
+/// `present` for [`MetadataStore::link_blob`] when the bytes are there.
+fn here() -> bool {
+    true
+}
+
+/// Milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn d(i: u32) -> String {
@@ -202,8 +216,19 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
         !s.repo_exists("a").unwrap(),
         "repo_exists: false before any write"
     );
-    s.link_blob("a", &d(1), 10).unwrap();
-    s.link_blob("a", &d(1), 10)
+    assert!(
+        matches!(
+            s.link_blob("a", &d(1), 10, &|| false),
+            Err(StoreError::Vanished(_))
+        ),
+        "link_blob: refuses bytes that are not there"
+    );
+    assert!(
+        !s.repo_exists("a").unwrap() && s.blob_anywhere(&d(1)).unwrap().is_none(),
+        "link_blob: a refused link changes nothing"
+    );
+    s.link_blob("a", &d(1), 10, &here).unwrap();
+    s.link_blob("a", &d(1), 10, &here)
         .expect("link_blob: linking twice is fine");
     assert!(
         s.repo_exists("a").unwrap(),
@@ -225,13 +250,19 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
         "blob_anywhere: sees any link"
     );
     assert!(
-        s.orphan_blobs(10).unwrap().is_empty(),
-        "orphan_blobs: linked blobs are not orphans"
+        s.unreferenced_blobs(10).unwrap().is_empty(),
+        "unreferenced_blobs: linked blobs are held"
     );
+    let mut removed = 0;
     assert!(
-        !s.forget_blob(&d(1)).unwrap(),
-        "forget_blob: refuses a linked blob"
+        !s.collect_blob(&d(1), &mut || {
+            removed += 1;
+            Ok(())
+        })
+        .unwrap(),
+        "collect_blob: refuses a linked blob"
     );
+    assert_eq!(removed, 0, "collect_blob: a refused blob's bytes stay");
     assert!(
         s.unlink_blob("a", &d(1)).unwrap(),
         "unlink_blob: true when linked"
@@ -246,17 +277,91 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
         "blob_anywhere: unlinked blobs are not mountable"
     );
     assert_eq!(
-        s.orphan_blobs(10).unwrap(),
-        vec![d(1)],
-        "orphan_blobs: an unlinked blob is an orphan"
+        s.unreferenced_blobs(10).unwrap(),
+        vec![(d(1), 10)],
+        "unreferenced_blobs: an unlinked, unreferenced blob is garbage"
     );
     assert!(
-        s.forget_blob(&d(1)).unwrap(),
-        "forget_blob: forgets an orphan"
+        s.collect_blob(&d(1), &mut || Err(std::io::Error::other("disk")))
+            .is_err(),
+        "collect_blob: a failed removal is an error"
+    );
+    assert_eq!(
+        s.unreferenced_blobs(10).unwrap(),
+        vec![(d(1), 10)],
+        "collect_blob: a failed removal keeps the blob recorded"
     );
     assert!(
-        s.orphan_blobs(10).unwrap().is_empty(),
-        "forget_blob: the orphan is gone"
+        s.collect_blob(&d(1), &mut || {
+            removed += 1;
+            Ok(())
+        })
+        .unwrap(),
+        "collect_blob: forgets garbage"
+    );
+    assert_eq!(removed, 1, "collect_blob: removes the bytes once");
+    assert!(
+        s.unreferenced_blobs(10).unwrap().is_empty(),
+        "collect_blob: the blob is forgotten"
+    );
+    assert_eq!(
+        s.prune_repositories().unwrap(),
+        1,
+        "prune_repositories: a repository left with nothing is forgotten"
+    );
+    assert!(!s.repo_exists("a").unwrap(), "prune_repositories: gone");
+
+    // Links live while a manifest of their repository references the blob, or
+    // while they are younger than the cutoff.
+    let s = make();
+    let (d20, d21, d22) = (d(20), d(21), d(22));
+    for b in [&d20, &d21] {
+        s.link_blob("q", b, 1, &here).unwrap();
+    }
+    let no_tags: Vec<String> = vec![];
+    let mut m = manifest("q", &d22, &no_tags, None, None);
+    m.references = vec![d21.clone(), d(23)];
+    s.put_manifest(&m).unwrap();
+    assert_eq!(
+        s.prune_links(now_ms() - 60_000, 100).unwrap(),
+        0,
+        "prune_links: links younger than the cutoff stay"
+    );
+    let preview = s.garbage_preview(now_ms() + 60_000).unwrap();
+    assert_eq!(
+        (preview.links, preview.blobs, preview.bytes),
+        (1, 1, 1),
+        "garbage_preview: the unreferenced link and the blob it alone holds"
+    );
+    assert_eq!(
+        s.prune_links(now_ms() + 60_000, 100).unwrap(),
+        1,
+        "prune_links: an old unreferenced link goes"
+    );
+    assert_eq!(
+        s.blob_in_repo("q", &d20).unwrap(),
+        None,
+        "prune_links: d20 unlinked"
+    );
+    assert_eq!(
+        s.blob_in_repo("q", &d21).unwrap(),
+        Some(1),
+        "prune_links: a link its repository's manifest references stays"
+    );
+    s.unlink_blob("q", &d21).unwrap();
+    assert_eq!(
+        s.unreferenced_blobs(10).unwrap(),
+        vec![(d20.clone(), 1)],
+        "unreferenced_blobs: a blob a manifest references is held even unlinked"
+    );
+    assert!(s.delete_manifest("q", &d22).unwrap());
+    let mut garbage = s.unreferenced_blobs(10).unwrap();
+    garbage.sort();
+    let mut want = vec![(d20, 1), (d21, 1)];
+    want.sort();
+    assert_eq!(
+        garbage, want,
+        "unreferenced_blobs: deleting the manifest releases what it referenced"
     );
 
     // Manifests with missing references change nothing.
@@ -275,7 +380,7 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
         s.get_manifest("r", "v1").unwrap().is_none(),
         "put_manifest: a rejected manifest stores nothing"
     );
-    s.link_blob("r", &d(11), 1).unwrap();
+    s.link_blob("r", &d(11), 1, &here).unwrap();
     s.put_manifest(&m)
         .expect("put_manifest: accepted once the blob is linked");
     let got = s
@@ -451,7 +556,7 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
         s.put_manifest(&manifest(name, &d(1), &[], None, None))
             .unwrap();
     }
-    s.link_blob("blobs-only", &d(5), 1).unwrap();
+    s.link_blob("blobs-only", &d(5), 1, &here).unwrap();
     let p1 = s.catalog(None, 2).unwrap();
     assert_eq!(
         (p1.items.clone(), p1.more),

@@ -28,6 +28,9 @@ pub enum StoreError {
     /// A manifest names blobs or manifests the repository does not hold.
     #[error("manifest references unknown content: {0:?}")]
     MissingReferences(Vec<String>),
+    /// A blob's bytes were collected while it was being linked; upload it again.
+    #[error("blob {0} was garbage-collected while it was being stored; upload it again")]
+    Vanished(String),
 }
 
 /// One page of a keyset-paginated list.
@@ -89,6 +92,9 @@ pub struct NewManifest<'a> {
     pub tags: &'a [String],
     /// Blobs that must be linked in the repository.
     pub required_blobs: Vec<String>,
+    /// Everything the manifest references (config, layers, index children; not its
+    /// subject), required or not: what keeps blobs alive for the garbage collector.
+    pub references: Vec<String>,
     /// Manifests that must exist in the repository (index children).
     pub required_manifests: Vec<String>,
 }
@@ -148,6 +154,13 @@ impl SqliteMetaStore {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut writer = Connection::open(path)?;
+        // Deletions give pages back (`compact`); a database made before this
+        // setting is rewritten once to take it.
+        let auto_vacuum: i64 = writer.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+        if auto_vacuum != 2 {
+            writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+            writer.execute_batch("VACUUM")?;
+        }
         writer.pragma_update(None, "journal_mode", "WAL")?;
         configure(&writer)?;
         migrate(&mut writer)?;
@@ -226,18 +239,31 @@ impl SqliteMetaStore {
 }
 
 impl MetadataStore for SqliteMetaStore {
-    /// Records a verified blob and links it into `repo`.
-    fn link_blob(&self, repo: &str, digest: &str, size: u64) -> Result<(), StoreError> {
+    /// Records a verified blob and links it into `repo`, dated now.
+    fn link_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        size: u64,
+        present: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
         self.write(|tx| {
+            // The collector removes bytes inside its own write transaction, so
+            // under this one they cannot go between the check and the commit.
+            if !present() {
+                return Err(StoreError::Vanished(digest.to_string()));
+            }
             let repo_id = ensure_repo(tx, repo)?;
+            let now = now_millis();
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?1, ?2, ?3)",
             )?
-            .execute(params![digest, size as i64, now_millis()])?;
+            .execute(params![digest, size as i64, now])?;
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO repo_blobs (repo_id, digest) VALUES (?1, ?2)",
+                "INSERT INTO repo_blobs (repo_id, digest, linked_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (repo_id, digest) DO UPDATE SET linked_at = excluded.linked_at",
             )?
-            .execute(params![repo_id, digest])?;
+            .execute(params![repo_id, digest, now])?;
             Ok(())
         })
     }
@@ -281,29 +307,105 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    /// Blobs no repository links any more (candidates for garbage collection).
-    fn orphan_blobs(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+    fn prune_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM repo_blobs WHERE (repo_id, digest) IN ( \
+                       SELECT rb.repo_id, rb.digest FROM repo_blobs rb \
+                       WHERE rb.linked_at <= ?1 AND NOT EXISTS ( \
+                         SELECT 1 FROM manifest_refs r WHERE r.ref = rb.digest AND r.repo_id = rb.repo_id) \
+                       LIMIT ?2)",
+                )?
+                .execute(params![cutoff, limit as i64])?;
+            Ok(n as u64)
+        })
+    }
+
+    fn unreferenced_blobs(&self, limit: u32) -> Result<Vec<(String, u64)>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT b.digest FROM blobs b \
-                 WHERE NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest) LIMIT ?1",
+                "SELECT b.digest, b.size FROM blobs b \
+                 WHERE NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest) \
+                 AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = b.digest) LIMIT ?1",
             )?;
-            let rows = stmt.query_map(params![limit as i64], |r| r.get(0))?;
+            let rows = stmt.query_map(params![limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
             rows.collect()
         })
     }
 
-    /// Forgets a blob if it is still unlinked; true when the caller may delete its file.
-    fn forget_blob(&self, digest: &str) -> Result<bool, StoreError> {
+    fn collect_blob(
+        &self,
+        digest: &str,
+        remove: &mut dyn FnMut() -> std::io::Result<()>,
+    ) -> Result<bool, StoreError> {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
                     "DELETE FROM blobs WHERE digest = ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = ?1)",
+                     AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = ?1) \
+                     AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = ?1)",
                 )?
                 .execute(params![digest])?;
-            Ok(n > 0)
+            if n == 0 {
+                return Ok(false);
+            }
+            // Inside the transaction: a concurrent link waits for it, then finds
+            // the bytes gone and fails rather than linking them.
+            remove().map_err(|e| {
+                StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+            })?;
+            Ok(true)
         })
+    }
+
+    fn prune_repositories(&self) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            let empty = "SELECT id FROM repos r WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) \
+                         AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.repo_id = r.id)";
+            tx.execute(
+                &format!("DELETE FROM repo_namespaces WHERE repo_id IN ({empty})"),
+                [],
+            )?;
+            let n = tx.execute(&format!("DELETE FROM repos WHERE id IN ({empty})"), [])?;
+            Ok(n as u64)
+        })
+    }
+
+    fn garbage_preview(&self, cutoff: i64) -> Result<super::GarbagePreview, StoreError> {
+        self.read(|c| {
+            let links: i64 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM repo_blobs rb WHERE rb.linked_at <= ?1 AND NOT EXISTS ( \
+                       SELECT 1 FROM manifest_refs r WHERE r.ref = rb.digest AND r.repo_id = rb.repo_id)",
+                )?
+                .query_row(params![cutoff], |r| r.get(0))?;
+            // Blobs referenced by no manifest whose every link is old: once those
+            // links go, nothing holds them.
+            let (blobs, bytes): (i64, i64) = c
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(b.size), 0) FROM blobs b \
+                     WHERE NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = b.digest) \
+                     AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest AND rb.linked_at > ?1)",
+                )?
+                .query_row(params![cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(super::GarbagePreview {
+                links: links as u64,
+                blobs: blobs as u64,
+                bytes: bytes as u64,
+            })
+        })
+    }
+
+    fn compact(&self) -> Result<(), StoreError> {
+        let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // Free pages go back to the filesystem, and the WAL is emptied.
+        conn.execute_batch("PRAGMA incremental_vacuum;")?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .optional()?;
+        Ok(())
     }
 
     /// Whether the repository has ever been written to.
@@ -393,6 +495,12 @@ impl MetadataStore for SqliteMetaStore {
             )?;
             for t in m.tags {
                 tag_q.execute(params![repo_id, t, m.digest, now])?;
+            }
+            let mut ref_q = tx.prepare_cached(
+                "INSERT OR IGNORE INTO manifest_refs (repo_id, digest, ref) VALUES (?1, ?2, ?3)",
+            )?;
+            for r in &m.references {
+                ref_q.execute(params![repo_id, m.digest, r])?;
             }
             // listing extension: annotations and namespace push times for `store::listing`.
             super::listing::index_for_listing(tx, repo_id, m.digest, m.annotations.as_deref())?;
@@ -605,6 +713,7 @@ mod tests {
             annotations: None,
             bytes: b"{}",
             tags,
+            references: blobs.clone(),
             required_blobs: blobs,
             required_manifests: vec![],
         }
@@ -623,7 +732,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::MissingReferences(v) if v == ["sha256:b"]));
         assert!(s.get_manifest("r", "t").unwrap().is_none());
-        s.link_blob("r", "sha256:b", 3).unwrap();
+        s.link_blob("r", "sha256:b", 3, &|| true).unwrap();
         s.put_manifest(&manifest(
             "r",
             "sha256:m",
@@ -687,7 +796,7 @@ mod tests {
         let path = dir.path().join("meta.db");
         {
             let s = SqliteMetaStore::open(&path).unwrap();
-            s.link_blob("r", "sha256:b", 1).unwrap();
+            s.link_blob("r", "sha256:b", 1, &|| true).unwrap();
         }
         let s = SqliteMetaStore::open(&path).unwrap();
         assert_eq!(s.blob_in_repo("r", "sha256:b").unwrap(), Some(1));

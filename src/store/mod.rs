@@ -103,18 +103,49 @@ pub trait BlobStore: Send + Sync + 'static {
 /// Every method is blocking; the registry calls them off the async runtime.
 /// Digests, names and tags arrive validated, as strings.
 pub trait MetadataStore: listing::ListingStore + Send + Sync + 'static {
-    /// Records a verified blob and links it into `repo` (creating the repository).
-    fn link_blob(&self, repo: &str, digest: &str, size: u64) -> Result<(), StoreError>;
+    /// Records a verified blob and links it into `repo` (creating the repository),
+    /// the link dated now. `present` is asked, inside the same transaction, whether
+    /// the blob's bytes are in the blob store: if a collector removed them in the
+    /// meantime this fails with [`StoreError::Vanished`] and links nothing, so a
+    /// link never points at missing bytes.
+    fn link_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        size: u64,
+        present: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError>;
     /// Size of a blob if `repo` links it.
     fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError>;
     /// Size of a blob if any repository links it.
     fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError>;
     /// Unlinks a blob from a repository; false when it was not linked.
     fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError>;
-    /// Blobs no repository links any more, at most `limit`.
-    fn orphan_blobs(&self, limit: u32) -> Result<Vec<String>, StoreError>;
-    /// Forgets a blob if it is still unlinked; true when its bytes may be deleted.
-    fn forget_blob(&self, digest: &str) -> Result<bool, StoreError>;
+    /// Garbage collection, step 1: removes up to `limit` blob links that no
+    /// manifest of their repository references and that were made at or before `cutoff`
+    /// (milliseconds since the epoch). Returns how many went.
+    fn prune_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError>;
+    /// Step 2: up to `limit` blobs that no repository links and no manifest of any
+    /// repository references, with their sizes.
+    fn unreferenced_blobs(&self, limit: u32) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Step 3: forgets one unreferenced blob, calling `remove` (which deletes its
+    /// bytes) inside the same transaction. Returns false, without calling
+    /// `remove`, when a link or a reference appeared meanwhile; an error of
+    /// `remove` leaves the blob recorded.
+    fn collect_blob(
+        &self,
+        digest: &str,
+        remove: &mut dyn FnMut() -> std::io::Result<()>,
+    ) -> Result<bool, StoreError>;
+    /// Step 4: forgets repositories holding no manifest and no blob link.
+    fn prune_repositories(&self) -> Result<u64, StoreError>;
+    /// What a collection at `cutoff` would remove, without removing anything.
+    fn garbage_preview(&self, cutoff: i64) -> Result<GarbagePreview, StoreError>;
+    /// Gives space freed by deletions back to the filesystem (the default does
+    /// nothing).
+    fn compact(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Whether the repository has ever been written to.
     fn repo_exists(&self, repo: &str) -> Result<bool, StoreError>;
     /// Stores a manifest and points its tags at it, atomically, after checking that
@@ -160,6 +191,17 @@ pub trait MetadataStore: listing::ListingStore + Send + Sync + 'static {
     fn ping(&self) -> Result<(), StoreError> {
         self.repo_exists("").map(|_| ())
     }
+}
+
+/// What a garbage collection would remove.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GarbagePreview {
+    /// Blob links no manifest of their repository references, older than the grace.
+    pub links: u64,
+    /// Blobs that would then be referenced and linked nowhere.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// Counts of what a metadata store holds.

@@ -122,4 +122,45 @@ SELECT CASE WHEN pos = 0 THEN '' ELSE substr(name, 1, pos - 1) END, name, repo_i
 FROM cut
 WHERE EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = cut.repo_id);
 "#,
+    // 4: reachability garbage collection. What each manifest references (config,
+    // layers, index children; not its subject), and when each blob link was last
+    // made, so that a link lives while a manifest of its repository references
+    // the blob or for a grace period after an upload or mount, and a blob while
+    // any manifest anywhere references it or any repository links it.
+    r#"
+CREATE TABLE manifest_refs (
+    repo_id INTEGER NOT NULL,
+    digest  TEXT NOT NULL,
+    ref     TEXT NOT NULL,
+    PRIMARY KEY (repo_id, digest, ref),
+    FOREIGN KEY (repo_id, digest) REFERENCES manifests (repo_id, digest) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+CREATE INDEX manifest_refs_by_ref ON manifest_refs (ref, repo_id);
+
+ALTER TABLE repo_blobs ADD COLUMN linked_at INTEGER NOT NULL DEFAULT 0;
+-- Links made before this version get a full grace period from now.
+UPDATE repo_blobs SET linked_at = CAST(unixepoch('subsec') * 1000 AS INTEGER);
+CREATE INDEX repo_blobs_by_linked ON repo_blobs (linked_at);
+
+-- Backfill the references of what earlier versions stored.
+INSERT OR IGNORE INTO manifest_refs (repo_id, digest, ref)
+SELECT repo_id, digest, ref FROM (
+    SELECT m.repo_id, m.digest,
+           json_extract(CASE WHEN json_valid(CAST(c.bytes AS TEXT)) THEN CAST(c.bytes AS TEXT) ELSE '{}' END,
+                        '$.config.digest') AS ref
+    FROM manifests m JOIN manifest_content c ON c.digest = m.digest
+    UNION ALL
+    SELECT m.repo_id, m.digest,
+           CASE WHEN j.type = 'object' THEN json_extract(j.value, '$.digest') END
+    FROM manifests m JOIN manifest_content c ON c.digest = m.digest,
+         json_each(CASE WHEN json_valid(CAST(c.bytes AS TEXT)) THEN CAST(c.bytes AS TEXT) ELSE '{}' END,
+                   '$.layers') j
+    UNION ALL
+    SELECT m.repo_id, m.digest,
+           CASE WHEN j.type = 'object' THEN json_extract(j.value, '$.digest') END
+    FROM manifests m JOIN manifest_content c ON c.digest = m.digest,
+         json_each(CASE WHEN json_valid(CAST(c.bytes AS TEXT)) THEN CAST(c.bytes AS TEXT) ELSE '{}' END,
+                   '$.manifests') j
+) WHERE typeof(ref) = 'text';
+"#,
 ];

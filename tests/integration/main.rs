@@ -18,7 +18,8 @@ mod bench; // marina bench against in-process servers: every workload, cleanup, 
 mod clients; // skopeo, buildah, podman against the server (skipped when absent)
 mod conformance;
 mod crash; // SIGKILL during pushes: acknowledged writes survive, no corrupt blob
-mod durability; // restarts, concurrent identical pushes, upload expiry
+mod durability;
+mod gc; // garbage collection: reachability, grace, marina gc, a collector racing writers // restarts, concurrent identical pushes, upload expiry
 mod harness_client; // the harness HTTP client: bearer tokens, redirects, redaction
 mod harness_docker_registry; // the harness against distribution 2.8 (skipped when absent)
 mod harness_extensions; // extension checks against registries that break one rule, and read-only runs

@@ -35,6 +35,7 @@ fn put(s: &SqliteMetaStore, m: Seed<'_>) {
         tags: &tags,
         required_blobs: vec![],
         required_manifests: vec![],
+        references: vec![],
     })
     .unwrap();
     // Distinct push times, so that sorting by push time is observable.
@@ -152,7 +153,7 @@ fn repositories_of_the_registry_and_of_a_namespace_in_every_order() {
     }
     // A repository holding only blobs is not listed; one whose manifests are all
     // deleted drops out.
-    s.link_blob("blobs/only", "sha256:b", 1).unwrap();
+    s.link_blob("blobs/only", "sha256:b", 1, &|| true).unwrap();
     put(&s, plain("gone/app", "sha256:gone", &["v1"]));
     assert!(s.delete_manifest("gone/app", "sha256:gone").unwrap());
     // Pushing again moves a repository to the end in push order.

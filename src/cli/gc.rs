@@ -1,0 +1,161 @@
+//! `marina gc`: collect garbage now, on the stores `marina serve` uses (safe while a
+//! server runs on them: see `registry::gc`).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::config::{env, Config};
+use crate::registry::Registry;
+
+/// Options of `marina gc`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  marina gc --data-dir ./marina-data --dry-run\n  marina gc --config marina.toml --gc-grace-secs 600"
+)]
+pub struct GcArgs {
+    /// The TOML configuration file `marina serve` uses (its data directory and
+    /// grace period apply).
+    #[arg(long, env = env::CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the registry's metadata and blobs [default: ./marina-data].
+    #[arg(long, env = env::DATA_DIR, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Seconds an uploaded or mounted blob is kept without a manifest referencing
+    /// it [default: 3600].
+    #[arg(long, env = env::GC_GRACE_SECS, value_name = "SECS")]
+    pub gc_grace_secs: Option<u64>,
+    /// Print what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl GcArgs {
+    fn resolve(&self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            c.data_dir = d.clone();
+        }
+        if let Some(g) = self.gc_grace_secs {
+            c.gc_grace_secs = g;
+        }
+        if !c.data_dir.join("meta.db").is_file() {
+            anyhow::bail!(
+                "{} holds no registry (no meta.db); give the --data-dir or --config of `marina serve`",
+                c.data_dir.display()
+            );
+        }
+        Ok(c)
+    }
+}
+
+/// Runs one collection (or previews it) and prints what it removed.
+pub fn run(args: GcArgs) -> ExitCode {
+    let config = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("marina gc: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let grace = config.gc_grace_secs;
+    let registry = match Registry::open(config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("marina gc: cannot open the registry: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("marina gc: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.dry_run {
+        return match rt.block_on(registry.garbage_preview()) {
+            Ok(p) => {
+                println!(
+                    "would remove {} unreferenced blob links older than {grace} s, then {} blobs ({})",
+                    p.links,
+                    p.blobs,
+                    human_bytes(p.bytes)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("marina gc: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b
+    });
+    let progress = |step: &str, n: u64| {
+        if let Some(b) = &bar {
+            b.set_message(format!("{step}: {n}"));
+        }
+    };
+    let result = rt.block_on(registry.collect_garbage_with(&progress));
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match result {
+        Ok(r) => {
+            println!(
+                "removed {} unreferenced blob links, {} blobs ({}), {} empty repositories in {:.1} s",
+                r.links,
+                r.blobs,
+                human_bytes(r.bytes),
+                r.repositories,
+                r.duration.as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("marina gc: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `1.5 MiB`-style sizes for people.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+}

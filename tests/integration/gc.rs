@@ -1,0 +1,573 @@
+//! Garbage collection by reachability: what a deleted image gives back, what a
+//! push in progress keeps, `marina gc`, and a collector racing writers that reuse
+//! layers the way real clients do (HEAD, skip the upload, PUT the manifest).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use marina::oci::{Algorithm, Digest};
+use marina::testing::TestRegistry;
+use marina::Registry;
+use serde_json::json;
+
+use crate::support::{OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST};
+
+/// A registry on disk whose collector runs only when a test asks.
+async fn registry(grace: Duration) -> (TestRegistry, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let builder = Registry::builder()
+        .data_dir(dir.path())
+        .gc_interval(None)
+        .gc_grace(grace);
+    (TestRegistry::start_with(builder, Some(dir)).await, path)
+}
+
+/// Bytes of every blob file under `data/blobs`.
+fn blob_bytes(data: &Path) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        std::fs::read_dir(p)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let m = e.metadata().unwrap();
+                        if m.is_dir() {
+                            walk(&e.path())
+                        } else {
+                            m.len()
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(&data.join("blobs"))
+}
+
+struct Http {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn new(reg: &TestRegistry) -> Http {
+        Http {
+            base: reg.url().to_string(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn status(&self, method: reqwest::Method, path: &str) -> u16 {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Pushes a blob in one POST; the status.
+    async fn push_blob(&self, repo: &str, bytes: &[u8]) -> (Digest, u16) {
+        let d = Algorithm::Sha256.digest_of(bytes);
+        let r = self
+            .client
+            .post(format!("{}/v2/{repo}/blobs/uploads/?digest={d}", self.base))
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        (d, r.status().as_u16())
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> (u16, String) {
+        let r = self
+            .client
+            .put(format!("{}/v2/{repo}/manifests/{reference}", self.base))
+            .header("Content-Type", media_type)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
+    async fn blob(&self, repo: &str, d: &Digest) -> Option<Vec<u8>> {
+        let r = self
+            .client
+            .get(format!("{}/v2/{repo}/blobs/{d}", self.base))
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            200 => Some(r.bytes().await.unwrap().to_vec()),
+            404 => {
+                // NAME_UNKNOWN once the emptied repository itself is forgotten.
+                let body: serde_json::Value = r.json().await.unwrap();
+                let code = body["errors"][0]["code"].as_str().unwrap_or("").to_string();
+                assert!(code == "BLOB_UNKNOWN" || code == "NAME_UNKNOWN", "{body}");
+                None
+            }
+            s => panic!("GET blob {d}: unexpected {s}"),
+        }
+    }
+}
+
+fn manifest(config: (&Digest, usize), layers: &[(&Digest, usize)]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config.0.to_string(), "size": config.1},
+        "layers": layers.iter().map(|(d, n)| json!({"mediaType": OCI_LAYER, "digest": d.to_string(), "size": n})).collect::<Vec<_>>(),
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn deleting_an_image_gives_back_exactly_its_unique_blobs() {
+    let (reg, data) = registry(Duration::ZERO).await;
+    let http = Http::new(&reg);
+    let shared = vec![7u8; 40_000];
+    let (unique_a, unique_b) = (vec![1u8; 100_000], vec![2u8; 30_000]);
+    let (config_a, config_b) = (br#"{"a":1}"#.to_vec(), br#"{"b":2}"#.to_vec());
+    let mut digests = BTreeMap::new();
+    for (name, bytes, repo) in [
+        ("shared-a", &shared, "team/a"),
+        ("shared-b", &shared, "team/b"),
+        ("unique-a", &unique_a, "team/a"),
+        ("unique-b", &unique_b, "team/b"),
+        ("config-a", &config_a, "team/a"),
+        ("config-b", &config_b, "team/b"),
+    ] {
+        let (d, s) = http.push_blob(repo, bytes).await;
+        assert_eq!(s, 201);
+        digests.insert(name, d);
+    }
+    let ma = manifest(
+        (&digests["config-a"], config_a.len()),
+        &[
+            (&digests["shared-a"], shared.len()),
+            (&digests["unique-a"], unique_a.len()),
+        ],
+    );
+    let mb = manifest(
+        (&digests["config-b"], config_b.len()),
+        &[
+            (&digests["shared-b"], shared.len()),
+            (&digests["unique-b"], unique_b.len()),
+        ],
+    );
+    assert_eq!(
+        http.put_manifest("team/a", "v1", OCI_MANIFEST, &ma).await.0,
+        201
+    );
+    assert_eq!(
+        http.put_manifest("team/b", "v1", OCI_MANIFEST, &mb).await.0,
+        201
+    );
+
+    // Nothing is garbage while both images live.
+    let before = blob_bytes(&data);
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    assert_eq!((report.blobs, report.bytes), (0, 0), "{report:?}");
+    assert_eq!(blob_bytes(&data), before);
+
+    // Deleting a tag leaves the manifest, and so its blobs.
+    assert_eq!(
+        http.status(reqwest::Method::DELETE, "/v2/team/a/manifests/v1")
+            .await,
+        202
+    );
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    assert_eq!(report.blobs, 0, "{report:?}");
+    assert!(http.blob("team/a", &digests["unique-a"]).await.is_some());
+
+    // Deleting the manifest by digest releases what only it referenced.
+    let da = Algorithm::Sha256.digest_of(&ma);
+    assert_eq!(
+        http.status(
+            reqwest::Method::DELETE,
+            &format!("/v2/team/a/manifests/{da}")
+        )
+        .await,
+        202
+    );
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let unique = (unique_a.len() + config_a.len()) as u64;
+    assert_eq!((report.blobs, report.bytes), (2, unique), "{report:?}");
+    assert_eq!(
+        blob_bytes(&data),
+        before - unique,
+        "disk usage drops by the unique blobs"
+    );
+    for name in ["unique-a", "config-a", "shared-a"] {
+        assert_eq!(
+            http.blob("team/a", &digests[name]).await,
+            None,
+            "{name} in team/a"
+        );
+    }
+    assert_eq!(http.blob("team/b", &digests["unique-a"]).await, None);
+    assert_eq!(
+        http.blob("team/b", &digests["shared-b"]).await.as_deref(),
+        Some(&shared[..])
+    );
+    assert_eq!(
+        http.blob("team/b", &digests["unique-b"]).await.as_deref(),
+        Some(&unique_b[..])
+    );
+    // The emptied repository is forgotten.
+    assert_eq!(report.repositories, 1, "{report:?}");
+    assert_eq!(
+        http.status(reqwest::Method::GET, "/v2/team/a/tags/list")
+            .await,
+        404
+    );
+}
+
+#[tokio::test]
+async fn an_index_keeps_its_children_and_their_blobs() {
+    let (reg, _data) = registry(Duration::ZERO).await;
+    let http = Http::new(&reg);
+    let (c, _) = http.push_blob("multi", b"{}").await;
+    let (l, _) = http.push_blob("multi", b"amd64 layer").await;
+    let m = manifest((&c, 2), &[(&l, 11)]);
+    let dm = Algorithm::Sha256.digest_of(&m);
+    assert_eq!(
+        http.put_manifest("multi", &dm.to_string(), OCI_MANIFEST, &m)
+            .await
+            .0,
+        201
+    );
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": dm.to_string(), "size": m.len(),
+                       "platform": {"architecture": "amd64", "os": "linux"}}],
+    }))
+    .unwrap();
+    assert_eq!(
+        http.put_manifest("multi", "v1", OCI_INDEX, &index).await.0,
+        201
+    );
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    assert_eq!(report.blobs, 0, "{report:?}");
+    assert_eq!(
+        http.blob("multi", &l).await.as_deref(),
+        Some(&b"amd64 layer"[..])
+    );
+    assert_eq!(
+        http.status(reqwest::Method::GET, &format!("/v2/multi/manifests/{dm}"))
+            .await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn blobs_of_a_push_in_progress_live_through_the_grace_period() {
+    let (reg, _data) = registry(Duration::from_secs(3600)).await;
+    let http = Http::new(&reg);
+    let (d, s) = http
+        .push_blob("wip", b"a layer whose manifest comes later")
+        .await;
+    assert_eq!(s, 201);
+    let preview = reg.registry().core().garbage_preview().await.unwrap();
+    assert_eq!((preview.links, preview.blobs), (0, 0), "{preview:?}");
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    assert_eq!((report.links, report.blobs), (0, 0), "{report:?}");
+    assert!(http.blob("wip", &d).await.is_some());
+}
+
+#[tokio::test]
+async fn an_unreferenced_upload_past_its_grace_is_collected_everywhere() {
+    let (reg, _data) = registry(Duration::ZERO).await;
+    let http = Http::new(&reg);
+    let (d, _) = http.push_blob("one", b"orphan").await;
+    let mount = reqwest::Client::new()
+        .post(format!(
+            "{}/v2/two/blobs/uploads/?mount={d}&from=one",
+            reg.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mount.status().as_u16(), 201);
+    let preview = reg.registry().core().garbage_preview().await.unwrap();
+    assert_eq!(
+        (preview.links, preview.blobs, preview.bytes),
+        (2, 1, 6),
+        "{preview:?}"
+    );
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    assert_eq!(
+        (report.links, report.blobs, report.bytes),
+        (2, 1, 6),
+        "{report:?}"
+    );
+    for repo in ["one", "two"] {
+        assert_eq!(http.blob(repo, &d).await, None, "{repo}");
+    }
+}
+
+/// `marina gc` on the data directory of a running server: the dry run removes
+/// nothing, the real run removes what the server no longer references.
+#[tokio::test]
+async fn marina_gc_collects_beside_a_running_server() {
+    let (reg, data) = registry(Duration::ZERO).await;
+    let http = Http::new(&reg);
+    let (keep, _) = http.push_blob("app", b"kept").await;
+    let (drop_me, _) = http.push_blob("app", b"dropped").await;
+    let m = manifest((&keep, 4), &[]);
+    assert_eq!(
+        http.put_manifest("app", "v1", OCI_MANIFEST, &m).await.0,
+        201
+    );
+    let bin = env!("CARGO_BIN_EXE_marina");
+    let dir = data.clone();
+    let run = move |dry: bool| {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args(["gc", "--data-dir"])
+            .arg(&dir)
+            .args(["--gc-grace-secs", "0"]);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        cmd.output().unwrap()
+    };
+    let out = tokio::task::spawn_blocking(move || (run(true), run(false)))
+        .await
+        .unwrap();
+    let (dry, real) = out;
+    let dry_text = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.status.success(), "{dry:?}");
+    assert!(dry_text.contains("then 1 blobs (7 B)"), "{dry_text}");
+    let real_text = String::from_utf8_lossy(&real.stdout);
+    assert!(real.status.success(), "{real:?}");
+    assert!(real_text.contains("1 blobs (7 B)"), "{real_text}");
+    assert_eq!(http.blob("app", &drop_me).await, None);
+    assert_eq!(http.blob("app", &keep).await.as_deref(), Some(&b"kept"[..]));
+
+    let out = std::process::Command::new(bin)
+        .args(["gc", "--data-dir", "/nonexistent/marina-data"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no registry"));
+}
+
+/// Writers reuse a pool of layers as real clients do (HEAD; upload only when
+/// missing; PUT the manifest; on MANIFEST_BLOB_UNKNOWN upload again), a deleter
+/// deletes acknowledged manifests by digest as they come, and the collector runs
+/// continuously with a one-second grace, for three seconds. No request may fail
+/// with a 5xx other than the documented 503 retry, and every manifest
+/// acknowledged and not deleted must have every blob, byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_collector_racing_writers_never_leaves_a_manifest_without_its_blobs() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    type Pushed = (String, Digest, Vec<u8>, Vec<Vec<u8>>);
+    let (reg, _data) = registry(Duration::from_secs(1)).await;
+    let reg = Arc::new(reg);
+    let pool: Vec<Vec<u8>> = (0..6)
+        .map(|i| format!("pooled layer {i}").into_bytes())
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let pushed: Arc<std::sync::Mutex<Vec<Pushed>>> = Arc::default();
+    let deleted: Arc<std::sync::Mutex<Vec<Pushed>>> = Arc::default();
+    let collector = {
+        let (reg, stop) = (reg.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut runs = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                reg.registry().core().collect_garbage().await.unwrap();
+                runs += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            runs
+        })
+    };
+    let deleter = {
+        let (reg, stop, pushed, deleted) =
+            (reg.clone(), stop.clone(), pushed.clone(), deleted.clone());
+        tokio::spawn(async move {
+            let http = Http::new(&reg);
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let victim = {
+                    let mut p = pushed.lock().unwrap();
+                    n += 1;
+                    let len = p.len();
+                    (n.is_multiple_of(3) && len > 0).then(|| p.remove(n % len))
+                };
+                if let Some(v) = victim {
+                    let s = http
+                        .status(
+                            reqwest::Method::DELETE,
+                            &format!("/v2/{}/manifests/{}", v.0, v.1),
+                        )
+                        .await;
+                    assert_eq!(s, 202, "delete {}@{}", v.0, v.1);
+                    deleted.lock().unwrap().push(v);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut writers = Vec::new();
+    for w in 0..4usize {
+        let (reg, pool, pushed) = (reg.clone(), pool.clone(), pushed.clone());
+        writers.push(tokio::spawn(async move {
+            let http = Http::new(&reg);
+            let repo = format!("race/w{}", w % 2);
+            let mut i = 0usize;
+            while tokio::time::Instant::now() < deadline {
+                i += 1;
+                let layers: Vec<Vec<u8>> = (0..2)
+                    .map(|k| pool[(w + i + k * 3) % pool.len()].clone())
+                    .collect();
+                let config = format!("{{\"w\":{w},\"i\":{i}}}").into_bytes();
+                let cd = Algorithm::Sha256.digest_of(&config);
+                let ld: Vec<Digest> = layers
+                    .iter()
+                    .map(|l| Algorithm::Sha256.digest_of(l))
+                    .collect();
+                let m = manifest(
+                    (&cd, config.len()),
+                    &[(&ld[0], layers[0].len()), (&ld[1], layers[1].len())],
+                );
+                let mut done = false;
+                for _attempt in 0..20 {
+                    for bytes in layers.iter().chain([&config]) {
+                        let d = Algorithm::Sha256.digest_of(bytes);
+                        let head = http
+                            .status(reqwest::Method::HEAD, &format!("/v2/{repo}/blobs/{d}"))
+                            .await;
+                        if head != 200 {
+                            let (_, s) = http.push_blob(&repo, bytes).await;
+                            assert!(s == 201 || s == 503, "blob push answered {s}");
+                        }
+                    }
+                    let (s, body) = http
+                        .put_manifest(&repo, &format!("w{w}-{i}"), OCI_MANIFEST, &m)
+                        .await;
+                    match s {
+                        201 => {
+                            done = true;
+                            break;
+                        }
+                        400 if body.contains("MANIFEST_BLOB_UNKNOWN") => continue,
+                        _ => panic!("manifest PUT answered {s}: {body}"),
+                    }
+                }
+                assert!(
+                    done,
+                    "writer {w} could not push manifest {i} in 20 attempts"
+                );
+                pushed.lock().unwrap().push((
+                    repo.clone(),
+                    Algorithm::Sha256.digest_of(&m),
+                    config,
+                    layers,
+                ));
+            }
+            i
+        }));
+    }
+    let mut manifests = 0;
+    for w in writers {
+        manifests += w.await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    deleter.await.unwrap();
+    let runs = collector.await.unwrap();
+    assert!(
+        runs > 10 && manifests > 20,
+        "too little happened: {runs} collections, {manifests} manifests"
+    );
+    assert!(
+        !deleted.lock().unwrap().is_empty(),
+        "the deleter deleted nothing"
+    );
+    // Past the grace, a last collection takes what the deletions released.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    reg.registry().core().collect_garbage().await.unwrap();
+    let http = Http::new(&reg);
+    let kept = pushed.lock().unwrap().clone();
+    for (repo, digest, config, layers) in kept {
+        assert_eq!(
+            http.status(
+                reqwest::Method::GET,
+                &format!("/v2/{repo}/manifests/{digest}")
+            )
+            .await,
+            200
+        );
+        let cd = Algorithm::Sha256.digest_of(&config);
+        assert_eq!(
+            http.blob(&repo, &cd).await.as_deref(),
+            Some(&config[..]),
+            "config of {repo}@{digest}"
+        );
+        for l in layers {
+            let d = Algorithm::Sha256.digest_of(&l);
+            assert_eq!(
+                http.blob(&repo, &d).await.as_deref(),
+                Some(&l[..]),
+                "layer {d} of {repo}@{digest}"
+            );
+        }
+    }
+    // What only deleted manifests referenced is gone.
+    let gone = deleted.lock().unwrap().clone();
+    for (repo, _, config, _) in &gone {
+        let cd = Algorithm::Sha256.digest_of(config);
+        assert_eq!(
+            http.blob(repo, &cd).await,
+            None,
+            "config {cd} of a deleted manifest"
+        );
+    }
+}
+
+/// A blob DELETE unlinks it from one repository; while a manifest still
+/// references the blob, its bytes stay (that manifest's pull would break otherwise).
+#[tokio::test]
+async fn a_blob_a_manifest_references_keeps_its_bytes_after_a_blob_delete() {
+    let (reg, data) = registry(Duration::ZERO).await;
+    let http = Http::new(&reg);
+    let (c, _) = http.push_blob("app", b"{}").await;
+    let (l, _) = http.push_blob("app", b"still needed").await;
+    let m = manifest((&c, 2), &[(&l, 12)]);
+    assert_eq!(
+        http.put_manifest("app", "v1", OCI_MANIFEST, &m).await.0,
+        201
+    );
+    assert_eq!(
+        http.status(reqwest::Method::DELETE, &format!("/v2/app/blobs/{l}"))
+            .await,
+        202
+    );
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    assert_eq!(report.blobs, 0, "{report:?}");
+    let file = data.join("blobs/sha256").join(&l.hex()[..2]).join(l.hex());
+    assert_eq!(std::fs::read(&file).unwrap(), b"still needed");
+    // Once the manifest goes, so do the bytes.
+    let dm = Algorithm::Sha256.digest_of(&m);
+    assert_eq!(
+        http.status(reqwest::Method::DELETE, &format!("/v2/app/manifests/{dm}"))
+            .await,
+        202
+    );
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    assert_eq!(report.blobs, 2, "{report:?}");
+    assert!(!file.exists());
+}
