@@ -790,6 +790,64 @@ mod tests {
         assert_eq!((p3.items.clone(), p3.more), (vec!["c".to_string()], false));
     }
 
+    /// A database written by the previous version learns what its manifests
+    /// reference, so the collector keeps their blobs: nothing stored before the
+    /// upgrade becomes garbage because of it.
+    #[test]
+    fn upgrading_records_what_existing_manifests_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        let (config, layer, child, loose) = ("sha256:c", "sha256:l", "sha256:m", "sha256:x");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            for (i, step) in MIGRATIONS[..3].iter().enumerate() {
+                let tx = conn.transaction().unwrap();
+                tx.execute_batch(step).unwrap();
+                tx.pragma_update(None, "user_version", (i + 1) as i64)
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+            let image = format!(
+                r#"{{"schemaVersion":2,"config":{{"digest":"{config}","size":1}},"layers":[{{"digest":"{layer}","size":1}},"not an object"]}}"#
+            );
+            let index =
+                format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{child}","size":1}}]}}"#);
+            conn.execute_batch(&format!(
+                "INSERT INTO repos (id, name) VALUES (1, 'app');
+                 INSERT INTO blobs (digest, size, created_at) VALUES ('{config}', 1, 0), ('{layer}', 1, 0), ('{loose}', 1, 0);
+                 INSERT INTO repo_blobs (repo_id, digest) VALUES (1, '{config}'), (1, '{layer}'), (1, '{loose}');
+                 INSERT INTO manifest_content (digest, bytes) VALUES ('sha256:i', CAST('{image}' AS BLOB)),
+                     ('sha256:n', CAST('{index}' AS BLOB)), ('sha256:bad', CAST('not json' AS BLOB));
+                 INSERT INTO manifests (repo_id, digest, media_type, size, pushed_at) VALUES
+                     (1, 'sha256:i', 'x', 1, 0), (1, 'sha256:n', 'x', 1, 0), (1, 'sha256:bad', 'x', 1, 0);"
+            ))
+            .unwrap();
+        }
+        let s = SqliteMetaStore::open(&path).unwrap();
+        let refs: Vec<(String, String)> = s
+            .read(|c| {
+                let mut q =
+                    c.prepare("SELECT digest, ref FROM manifest_refs ORDER BY digest, ref")?;
+                let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect()
+            })
+            .unwrap();
+        let want: Vec<(String, String)> = [
+            ("sha256:i", config),
+            ("sha256:i", layer),
+            ("sha256:n", child),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(refs, want);
+        // Past every grace period, only the link nothing references goes.
+        assert_eq!(s.prune_links(i64::MAX, 100).unwrap(), 1);
+        assert_eq!(s.blob_in_repo("app", config).unwrap(), Some(1));
+        assert_eq!(s.blob_in_repo("app", layer).unwrap(), Some(1));
+        assert_eq!(s.blob_in_repo("app", loose).unwrap(), None);
+    }
+
     #[test]
     fn reopening_keeps_data_and_schema_version() {
         let dir = tempfile::tempdir().unwrap();

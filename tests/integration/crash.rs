@@ -19,8 +19,13 @@ struct Process {
 
 impl Process {
     fn start(dir: &std::path::Path) -> Process {
-        let (child, url) =
-            crate::support::spawn_serve(&["--data-dir".as_ref(), dir.as_os_str()], Stdio::null());
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &std::path::Path, extra: &[&str]) -> Process {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["--data-dir".as_ref(), dir.as_os_str()];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        let (child, url) = crate::support::spawn_serve(&args, Stdio::null());
         Process { child, url }
     }
 
@@ -214,4 +219,123 @@ async fn acknowledged_writes_survive_sigkill_and_no_blob_is_corrupt() {
         checked >= acked.blobs.len() / 3,
         "blob files were checked ({checked})"
     );
+}
+
+/// SIGKILL during garbage collection: the server collects every second with no
+/// grace, `marina gc` processes sweep the same directory and are killed at random
+/// moments, a deleter releases manifests, and the server itself is killed and
+/// restarted. Every acknowledged manifest not deleted must still pull with its
+/// blob byte-exact, and every blob file must match its digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_sweeps_loses_no_acknowledged_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let acked = Arc::new(Mutex::new(Acknowledged::default()));
+    let mut deleted = Vec::new();
+    let gc_args = ["--gc-interval-secs", "1", "--gc-grace-secs", "0"];
+    let client = reqwest::Client::new();
+    for round in 0..3u64 {
+        let mut server = Process::start_with(dir.path(), &gc_args);
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                tokio::spawn(pusher(
+                    server.url.clone(),
+                    100 + round * 10 + w,
+                    acked.clone(),
+                ))
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let mut sweeps = 0;
+        while started.elapsed() < Duration::from_millis(1200 + round * 300) {
+            let mut gc = std::process::Command::new(env!("CARGO_BIN_EXE_marina"))
+                .args(["gc", "--gc-grace-secs", "0", "--data-dir"])
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20 + (sweeps * 37) % 80)).await;
+            let _ = gc.kill();
+            let _ = gc.wait();
+            sweeps += 1;
+            // Release every third acknowledged manifest.
+            let victim = {
+                let a = acked.lock().unwrap();
+                a.tags.get(deleted.len() * 3).cloned()
+            };
+            if let Some((repo, tag, d)) = victim {
+                let r = client
+                    .delete(format!("{}/v2/{repo}/manifests/{d}", server.url))
+                    .send()
+                    .await;
+                if matches!(r, Ok(ref r) if r.status() == 202) {
+                    deleted.push((repo, tag));
+                }
+            }
+        }
+        server.kill();
+        for w in workers {
+            let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
+        }
+    }
+    let server = Process::start(dir.path());
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    let blobs: std::collections::HashMap<(String, Digest), Vec<u8>> = acked
+        .blobs
+        .into_iter()
+        .map(|(repo, d, data)| ((repo, d), data))
+        .collect();
+    let live: Vec<_> = acked
+        .tags
+        .iter()
+        .filter(|(repo, tag, _)| !deleted.contains(&(repo.clone(), tag.clone())))
+        .collect();
+    assert!(
+        !live.is_empty() && !deleted.is_empty(),
+        "too little happened: {} live, {} deleted",
+        live.len(),
+        deleted.len()
+    );
+    eprintln!(
+        "checking {} manifests after 3 kills, {} deleted",
+        live.len(),
+        deleted.len()
+    );
+    for (repo, tag, d) in live {
+        let r = client
+            .get(format!("{}/v2/{repo}/manifests/{d}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "acknowledged manifest {repo}:{tag} is gone"
+        );
+        let m: serde_json::Value = r.json().await.unwrap();
+        let config: Digest = m["config"]["digest"].as_str().unwrap().parse().unwrap();
+        let r = client
+            .get(format!("{}/v2/{repo}/blobs/{config}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "blob {config} of {repo}:{tag} is gone");
+        let want = &blobs[&(repo.clone(), config.clone())];
+        assert_eq!(
+            &r.bytes().await.unwrap()[..],
+            &want[..],
+            "blob {config} changed"
+        );
+    }
+    for alg_dir in std::fs::read_dir(dir.path().join("blobs")).unwrap() {
+        let alg_dir = alg_dir.unwrap();
+        let alg: Algorithm = alg_dir.file_name().to_string_lossy().parse().unwrap();
+        for prefix in std::fs::read_dir(alg_dir.path()).unwrap() {
+            for f in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+                let f = f.unwrap();
+                let bytes = std::fs::read(f.path()).unwrap();
+                assert_eq!(alg.digest_of(&bytes).hex(), f.file_name().to_string_lossy());
+            }
+        }
+    }
 }
