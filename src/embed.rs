@@ -100,8 +100,11 @@ impl Registry {
                 if gc_every.is_some_and(|e| last_gc.elapsed() >= e) {
                     last_gc = tokio::time::Instant::now();
                     match core.collect_garbage().await {
-                        Ok(r) if r.blobs == 0 && r.links == 0 && r.repositories == 0 => {}
+                        Ok(r) if r.blobs + r.links + r.repositories + r.tags + r.manifests == 0 => {
+                        }
                         Ok(r) => tracing::info!(
+                            tags = r.tags,
+                            manifests = r.manifests,
                             links = r.links,
                             blobs = r.blobs,
                             bytes = r.bytes,
@@ -213,6 +216,12 @@ impl RegistryBuilder {
     /// referencing it (see [`crate::registry::GcReport`]).
     pub fn gc_grace(mut self, grace: Duration) -> Self {
         self.config.gc_grace_secs = grace.as_secs();
+        self
+    }
+
+    /// Adds a retention rule the garbage collector applies.
+    pub fn retention(mut self, rule: crate::config::RetentionRule) -> Self {
+        self.config.retention.push(rule);
         self
     }
 

@@ -82,13 +82,36 @@ pub fn run(args: GcArgs) -> ExitCode {
         }
     };
     if args.dry_run {
+        let plan = match rt.block_on(registry.retention_plan()) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("marina gc: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for item in &plan {
+            for (tag, _) in &item.tags {
+                println!("retention would delete tag {}:{tag}", item.repository);
+            }
+            for d in &item.manifests {
+                println!(
+                    "retention would delete untagged manifest {}@{d}",
+                    item.repository
+                );
+            }
+        }
         return match rt.block_on(registry.garbage_preview()) {
             Ok(p) => {
                 println!(
-                    "would remove {} unreferenced blob links older than {grace} s, then {} blobs ({})",
+                    "would remove {} unreferenced blob links older than {grace} s, then {} blobs ({}){}",
                     p.links,
                     p.blobs,
-                    human_bytes(p.bytes)
+                    human_bytes(p.bytes),
+                    if plan.is_empty() {
+                        ""
+                    } else {
+                        ", besides what the retention rules release"
+                    }
                 );
                 ExitCode::SUCCESS
             }
@@ -114,6 +137,12 @@ pub fn run(args: GcArgs) -> ExitCode {
     }
     match result {
         Ok(r) => {
+            if r.tags + r.manifests > 0 {
+                println!(
+                    "retention deleted {} tags and {} untagged manifests",
+                    r.tags, r.manifests
+                );
+            }
             println!(
                 "removed {} unreferenced blob links, {} blobs ({}), {} empty repositories in {:.1} s",
                 r.links,

@@ -39,6 +39,26 @@ pub struct WarningRule {
     pub message: String,
 }
 
+/// A retention rule (`[[retention]]`): what the garbage collector deletes in
+/// matching repositories before it collects. Each limit is optional; a manifest
+/// an index of its repository references, and a referrer whose subject is still
+/// there, are never deleted by a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    /// Glob over repository names (`team/*`: one segment; `**`: any depth).
+    pub repositories: String,
+    /// Keep the N most recently pushed tags; older tags are deleted.
+    pub keep_tags: Option<u32>,
+    /// Delete tags not pushed for this many seconds.
+    pub tag_max_age_secs: Option<u64>,
+    /// Delete untagged manifests pushed more than this many seconds ago.
+    pub untagged_max_age_secs: Option<u64>,
+    /// Tags no rule deletes (globs over tag names, e.g. `latest`, `release-*`).
+    #[serde(default)]
+    pub protect_tags: Vec<String>,
+}
+
 /// Everything `marina serve` can be told.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -69,6 +89,8 @@ pub struct Config {
     pub gc_grace_secs: u64,
     /// Deprecation notices per repository pattern.
     pub warnings: Vec<WarningRule>,
+    /// Retention rules the garbage collector applies (`[[retention]]`).
+    pub retention: Vec<RetentionRule>,
     /// Log output: `pretty` or `json`.
     pub log_format: String,
     /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of reverse proxies whose
@@ -101,6 +123,7 @@ impl Default for Config {
             gc_interval_secs: 600,
             gc_grace_secs: 3600,
             warnings: Vec::new(),
+            retention: Vec::new(),
             log_format: "pretty".into(),
             trusted_proxies: Vec::new(),
             shutdown_timeout_secs: 30,
@@ -193,6 +216,24 @@ impl Config {
             }
             total += w.message.len();
         }
+        for r in &self.retention {
+            crate::oci::name::repository_glob(&r.repositories)
+                .map_err(|e| ConfigError::Invalid(format!("retention rule: {e}")))?;
+            for t in &r.protect_tags {
+                globset::Glob::new(t).map_err(|e| {
+                    ConfigError::Invalid(format!("retention rule: protected tag {t:?}: {e}"))
+                })?;
+            }
+            if r.keep_tags.is_none()
+                && r.tag_max_age_secs.is_none()
+                && r.untagged_max_age_secs.is_none()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "retention rule for {:?} sets no limit (keep_tags, tag_max_age_secs or untagged_max_age_secs)",
+                    r.repositories
+                )));
+            }
+        }
         if total > MAX_WARNING_BYTES {
             return Err(ConfigError::Invalid(format!(
                 "warning messages add up to {total} bytes; the spec allows at most {MAX_WARNING_BYTES}"
@@ -284,6 +325,30 @@ mod tests {
             Config::from_file(&p),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn retention_rules_need_a_limit_and_valid_globs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[[retention]]\nrepositories = \"ci/**\"\nkeep_tags = 10\nprotect_tags = [\"latest\"]\n",
+        )
+        .unwrap();
+        let c = Config::from_file(&p).unwrap();
+        assert_eq!(c.retention[0].keep_tags, Some(10));
+        c.validate().unwrap();
+        let mut none = c.clone();
+        none.retention[0].keep_tags = None;
+        assert!(none
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("sets no limit"));
+        let mut bad = c.clone();
+        bad.retention[0].repositories = "ci/[".into();
+        assert!(matches!(bad.validate(), Err(ConfigError::Invalid(_))));
     }
 
     #[test]

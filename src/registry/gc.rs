@@ -20,6 +20,12 @@
 //!   linking a blob checks inside its transaction that the bytes are there: a link
 //!   racing with a removal fails (`Vanished`) instead of pointing at nothing.
 //!
+//! Retention rules (`[[retention]]`) run first: they delete old tags and old
+//! untagged manifests of matching repositories, each deletion re-checking its
+//! condition in its own transaction (a tag pushed again, or a manifest tagged,
+//! referenced by an index or given a subject meanwhile, stays). Their blobs then
+//! go the way of any unreferenced blob.
+//!
 //! With SQLite the write transaction is a database-wide lock that every process
 //! on the same file honours (a `marina gc` beside a running server); a shared
 //! database must give the same guarantee with its own transactions.
@@ -39,6 +45,10 @@ const MAX_BATCHES: usize = 10_000;
 /// What a collection removed (or, in a dry run, would remove).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GcReport {
+    /// Tags deleted by retention rules.
+    pub tags: u64,
+    /// Untagged manifests deleted by retention rules.
+    pub manifests: u64,
     /// Blob links pruned (unreferenced by their repository, older than the grace).
     pub links: u64,
     /// Blobs whose bytes were removed.
@@ -61,6 +71,13 @@ impl Registry {
     ) -> Result<GcReport, RegistryError> {
         let started = Instant::now();
         let mut report = GcReport::default();
+        for item in self.retention_plan().await? {
+            let meta = self.meta.clone();
+            let (tags, manifests) = blocking(move || item.apply(&*meta)).await?;
+            report.tags += tags;
+            report.manifests += manifests;
+            progress("retention", report.tags + report.manifests);
+        }
         let cutoff = self.gc_cutoff();
         for _ in 0..MAX_BATCHES {
             let meta = self.meta.clone();
@@ -111,7 +128,7 @@ impl Registry {
         self.metrics.gc(&GcRun {
             duration: report.duration,
             blobs: report.blobs,
-            manifests: 0,
+            manifests: report.manifests,
             bytes: report.bytes,
         });
         Ok(report)
@@ -129,13 +146,147 @@ impl Registry {
         blocking(move || Ok(meta.garbage_preview(cutoff)?)).await
     }
 
+    /// What the retention rules would delete now, per matching repository (the
+    /// untagged manifests that deleting these tags would free are found when the
+    /// rules run).
+    pub async fn retention_plan(&self) -> Result<Vec<RetentionItem>, RegistryError> {
+        if self.config.retention.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rules: Vec<(
+            globset::GlobMatcher,
+            globset::GlobSet,
+            &crate::config::RetentionRule,
+        )> = self
+            .config
+            .retention
+            .iter()
+            .filter_map(|r| {
+                let repos = crate::oci::name::repository_glob(&r.repositories).ok()?;
+                let mut protect = globset::GlobSetBuilder::new();
+                for t in &r.protect_tags {
+                    protect.add(globset::Glob::new(t).ok()?);
+                }
+                Some((repos, protect.build().ok()?, r))
+            })
+            .collect();
+        let now = now_millis();
+        let mut plan = Vec::new();
+        let mut last = None;
+        let mut scanned = 0;
+        while scanned < super::kept::SCAN_LIMIT {
+            let page = self.catalog(last.take(), 1000).await?;
+            scanned += page.items.len().max(1);
+            last = page.items.last().cloned();
+            for repo in &page.items {
+                // The first rule that matches a repository governs it.
+                let Some((_, protect, rule)) = rules.iter().find(|(g, _, _)| g.is_match(repo))
+                else {
+                    continue;
+                };
+                let (meta, name) = (self.meta.clone(), repo.clone());
+                let tags = blocking(move || Ok(meta.tags_by_age(&name)?)).await?;
+                let mut kept = 0u32;
+                let mut doomed = Vec::new();
+                for (tag, pushed_at) in tags {
+                    if protect.is_match(&tag) {
+                        continue;
+                    }
+                    let too_many = rule.keep_tags.is_some_and(|n| kept >= n);
+                    let too_old = rule
+                        .tag_max_age_secs
+                        .is_some_and(|s| pushed_at <= now - (s as i64).saturating_mul(1000));
+                    if too_many || too_old {
+                        doomed.push((tag, pushed_at));
+                    } else {
+                        kept += 1;
+                    }
+                }
+                let untagged_cutoff = rule
+                    .untagged_max_age_secs
+                    .map(|s| now - (s as i64).saturating_mul(1000));
+                let manifests = match untagged_cutoff {
+                    Some(cutoff) => {
+                        let (meta, name) = (self.meta.clone(), repo.clone());
+                        blocking(move || Ok(meta.expendable_untagged(&name, cutoff)?)).await?
+                    }
+                    None => Vec::new(),
+                };
+                if !doomed.is_empty() || untagged_cutoff.is_some() {
+                    plan.push(RetentionItem {
+                        repository: repo.clone(),
+                        tags: doomed,
+                        untagged_cutoff,
+                        manifests,
+                    });
+                }
+            }
+            if !page.more || last.is_none() {
+                break;
+            }
+        }
+        Ok(plan)
+    }
+
     /// Links made before this instant (milliseconds since the epoch) are past
     /// their grace period.
     fn gc_cutoff(&self) -> i64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        now - (self.config.gc_grace_secs as i64).saturating_mul(1000)
+        now_millis() - (self.config.gc_grace_secs as i64).saturating_mul(1000)
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// What retention deletes in one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionItem {
+    /// The repository.
+    pub repository: String,
+    /// Tags to delete, with the push time they must still have.
+    pub tags: Vec<(String, i64)>,
+    /// Untagged manifests pushed at or before this instant (milliseconds since the
+    /// epoch) may go, when a rule says so.
+    pub untagged_cutoff: Option<i64>,
+    /// The untagged manifests that may go now (more may follow once these tags
+    /// and manifests are gone).
+    pub manifests: Vec<String>,
+}
+
+/// Rounds of untagged-manifest deletion per repository: deleting an index frees
+/// its children for the next round.
+const UNTAGGED_ROUNDS: usize = 8;
+
+impl RetentionItem {
+    /// Deletes what the item names, each deletion re-checked; returns the tags
+    /// and manifests deleted.
+    fn apply(&self, meta: &dyn crate::store::MetadataStore) -> Result<(u64, u64), RegistryError> {
+        let mut tags = 0;
+        for (tag, pushed_at) in &self.tags {
+            if meta.delete_tag_pushed_at(&self.repository, tag, *pushed_at)? {
+                tags += 1;
+            }
+        }
+        let mut manifests = 0;
+        if let Some(cutoff) = self.untagged_cutoff {
+            for _ in 0..UNTAGGED_ROUNDS {
+                let round = meta.expendable_untagged(&self.repository, cutoff)?;
+                let mut deleted = 0;
+                for d in &round {
+                    if meta.delete_expendable(&self.repository, d, cutoff)? {
+                        deleted += 1;
+                    }
+                }
+                manifests += deleted;
+                if deleted == 0 {
+                    break;
+                }
+            }
+        }
+        Ok((tags, manifests))
     }
 }

@@ -24,7 +24,7 @@ use futures_util::Stream;
 use globset::GlobMatcher;
 
 pub use error::RegistryError;
-pub use gc::GcReport;
+pub use gc::{GcReport, RetentionItem};
 pub use manifests::PushedManifest;
 pub use uploads::{ChunkRange, UploadId};
 

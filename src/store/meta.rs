@@ -361,6 +361,64 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
+    fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(|c| {
+            let mut q = c.prepare_cached(
+                "SELECT t.name, t.pushed_at FROM tags t JOIN repos r ON r.id = t.repo_id \
+                 WHERE r.name = ?1 ORDER BY t.pushed_at DESC, t.name",
+            )?;
+            let rows = q.query_map(params![repo], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn delete_tag_pushed_at(
+        &self,
+        repo: &str,
+        tag: &str,
+        pushed_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM tags WHERE name = ?2 AND pushed_at = ?3 \
+                     AND repo_id = (SELECT id FROM repos WHERE name = ?1)",
+                )?
+                .execute(params![repo, tag, pushed_at])?;
+            Ok(n > 0)
+        })
+    }
+
+    fn expendable_untagged(&self, repo: &str, cutoff: i64) -> Result<Vec<String>, StoreError> {
+        self.read(|c| {
+            let mut q = c.prepare_cached(&format!(
+                "SELECT m.digest FROM manifests m JOIN repos r ON r.id = m.repo_id \
+                 WHERE r.name = ?1 AND {EXPENDABLE} ORDER BY m.pushed_at, m.digest"
+            ))?;
+            let rows = q.query_map(params![repo, cutoff], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn delete_expendable(&self, repo: &str, digest: &str, cutoff: i64) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(&format!(
+                    "DELETE FROM manifests AS m WHERE m.digest = ?3 \
+                     AND m.repo_id = (SELECT id FROM repos WHERE name = ?1) AND {EXPENDABLE}"
+                ))?
+                .execute(params![repo, cutoff, digest])?;
+            if n > 0 {
+                tx.prepare_cached(
+                    "DELETE FROM manifest_content WHERE digest = ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
+                )?
+                .execute(params![digest])?;
+            }
+            Ok(n > 0)
+        })
+    }
+
     fn prune_repositories(&self) -> Result<u64, StoreError> {
         self.write(|tx| {
             let empty = "SELECT id FROM repos r WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) \
@@ -645,6 +703,16 @@ pub(crate) fn page<T>(mut items: Vec<T>, n: u32) -> Page<T> {
     items.truncate(n as usize);
     Page { items, more }
 }
+
+/// What retention may delete of manifest `m` (parameter 2: the cutoff): untagged,
+/// old enough, no manifest of its repository references it (an index's children
+/// stay), and its subject, if any, is not in the repository (a live subject keeps
+/// its referrers).
+const EXPENDABLE: &str = "m.pushed_at <= ?2 \
+     AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest) \
+     AND NOT EXISTS (SELECT 1 FROM manifest_refs x WHERE x.repo_id = m.repo_id AND x.ref = m.digest) \
+     AND (m.subject IS NULL OR NOT EXISTS \
+          (SELECT 1 FROM manifests s WHERE s.repo_id = m.repo_id AND s.digest = m.subject))";
 
 pub(crate) fn ensure_repo(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<i64, StoreError> {
     tx.prepare_cached("INSERT OR IGNORE INTO repos (name) VALUES (?1)")?

@@ -137,6 +137,24 @@ pub trait MetadataStore: listing::ListingStore + Send + Sync + 'static {
         digest: &str,
         remove: &mut dyn FnMut() -> std::io::Result<()>,
     ) -> Result<bool, StoreError>;
+    /// Retention: the tags of `repo` with their push times (milliseconds since the
+    /// epoch), newest first.
+    fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Retention: deletes a tag if it still points where it did at `pushed_at`
+    /// (a tag pushed again meanwhile stays).
+    fn delete_tag_pushed_at(
+        &self,
+        repo: &str,
+        tag: &str,
+        pushed_at: i64,
+    ) -> Result<bool, StoreError>;
+    /// Retention: untagged manifests of `repo` pushed at or before `cutoff` that no
+    /// manifest of the repository references (index children stay) and whose
+    /// subject is not in the repository (referrers of a live subject stay).
+    fn expendable_untagged(&self, repo: &str, cutoff: i64) -> Result<Vec<String>, StoreError>;
+    /// Retention: deletes one manifest if it still is what
+    /// [`MetadataStore::expendable_untagged`] selects.
+    fn delete_expendable(&self, repo: &str, digest: &str, cutoff: i64) -> Result<bool, StoreError>;
     /// Step 4: forgets repositories holding no manifest and no blob link.
     fn prune_repositories(&self) -> Result<u64, StoreError>;
     /// What a collection at `cutoff` would remove, without removing anything.

@@ -571,3 +571,165 @@ async fn a_blob_a_manifest_references_keeps_its_bytes_after_a_blob_delete() {
     assert_eq!(report.blobs, 2, "{report:?}");
     assert!(!file.exists());
 }
+
+/// A registry with one retention rule, collecting with no grace.
+async fn with_retention(rule: marina::config::RetentionRule) -> TestRegistry {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = Registry::builder()
+        .data_dir(dir.path())
+        .gc_interval(None)
+        .gc_grace(Duration::ZERO)
+        .retention(rule);
+    TestRegistry::start_with(builder, Some(dir)).await
+}
+
+fn rule(repositories: &str) -> marina::config::RetentionRule {
+    marina::config::RetentionRule {
+        repositories: repositories.into(),
+        keep_tags: None,
+        tag_max_age_secs: None,
+        untagged_max_age_secs: None,
+        protect_tags: vec![],
+    }
+}
+
+/// Pushes a one-layer image whose layer is unique to it; returns (manifest, layer).
+async fn image(http: &Http, repo: &str, tag: &str) -> (Digest, Digest) {
+    let (c, _) = http
+        .push_blob(repo, format!("{{\"tag\":\"{tag}\"}}").as_bytes())
+        .await;
+    let layer = format!("layer of {repo}:{tag}");
+    let (l, _) = http.push_blob(repo, layer.as_bytes()).await;
+    let m = manifest((&c, tag.len() + 10), &[(&l, layer.len())]);
+    assert_eq!(http.put_manifest(repo, tag, OCI_MANIFEST, &m).await.0, 201);
+    // Distinct push times (milliseconds), so "most recent" is well defined.
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    (Algorithm::Sha256.digest_of(&m), l)
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_tags_and_the_protected_ones() {
+    let reg = with_retention(marina::config::RetentionRule {
+        keep_tags: Some(2),
+        untagged_max_age_secs: Some(0),
+        protect_tags: vec!["latest".into()],
+        ..rule("keep/*")
+    })
+    .await;
+    let http = Http::new(&reg);
+    let mut pushed = Vec::new();
+    for tag in ["latest", "v1", "v2", "v3", "v4"] {
+        pushed.push(image(&http, "keep/app", tag).await);
+    }
+    // Another repository, outside the rule: nothing of it goes.
+    let other = image(&http, "elsewhere/app", "v1").await;
+    let plan = reg.registry().core().retention_plan().await.unwrap();
+    assert_eq!(plan.len(), 1, "{plan:?}");
+    let planned: Vec<&str> = plan[0].tags.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(planned, ["v2", "v1"]);
+
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    assert_eq!((report.tags, report.manifests), (2, 2), "{report:?}");
+    for (tag, want) in [
+        ("latest", 200),
+        ("v1", 404),
+        ("v2", 404),
+        ("v3", 200),
+        ("v4", 200),
+    ] {
+        let s = http
+            .status(
+                reqwest::Method::GET,
+                &format!("/v2/keep/app/manifests/{tag}"),
+            )
+            .await;
+        assert_eq!(s, want, "keep/app:{tag}");
+    }
+    // The deleted images' unique layers went with them.
+    assert_eq!(http.blob("keep/app", &pushed[1].1).await, None);
+    assert_eq!(http.blob("keep/app", &pushed[2].1).await, None);
+    assert!(http.blob("keep/app", &pushed[3].1).await.is_some());
+    assert!(http.blob("elsewhere/app", &other.1).await.is_some());
+}
+
+#[tokio::test]
+async fn retention_never_breaks_an_index_nor_orphans_a_live_subject_s_referrers() {
+    let reg = with_retention(marina::config::RetentionRule {
+        untagged_max_age_secs: Some(0),
+        ..rule("**")
+    })
+    .await;
+    let http = Http::new(&reg);
+    // A multi-arch image: its children are untagged, its index is tagged.
+    let (child, child_layer) = image(&http, "multi", "child").await;
+    assert_eq!(
+        http.status(reqwest::Method::DELETE, "/v2/multi/manifests/child")
+            .await,
+        202
+    );
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": child.to_string(), "size": 1}],
+    }))
+    .unwrap();
+    assert_eq!(
+        http.put_manifest("multi", "v1", OCI_INDEX, &index).await.0,
+        201
+    );
+    // A tagged subject with an untagged signature.
+    let (subject, _) = image(&http, "signed", "v1").await;
+    let (c, _) = http.push_blob("signed", b"{}").await;
+    let sig = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.sig",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": c.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": c.to_string(), "size": 2}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject.to_string(), "size": 1},
+    }))
+    .unwrap();
+    let sig_digest = Algorithm::Sha256.digest_of(&sig);
+    assert_eq!(
+        http.put_manifest("signed", &sig_digest.to_string(), OCI_MANIFEST, &sig)
+            .await
+            .0,
+        201
+    );
+
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    assert_eq!(report.manifests, 0, "{report:?}");
+    assert_eq!(
+        http.status(
+            reqwest::Method::GET,
+            &format!("/v2/multi/manifests/{child}")
+        )
+        .await,
+        200
+    );
+    assert!(http.blob("multi", &child_layer).await.is_some());
+    assert_eq!(
+        http.status(
+            reqwest::Method::GET,
+            &format!("/v2/signed/manifests/{sig_digest}")
+        )
+        .await,
+        200
+    );
+
+    // Untag the subject: it goes, and then its signature does.
+    assert_eq!(
+        http.status(reqwest::Method::DELETE, "/v2/signed/manifests/v1")
+            .await,
+        202
+    );
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    assert_eq!(report.manifests, 2, "{report:?}");
+    for d in [subject, sig_digest] {
+        assert_eq!(
+            http.status(reqwest::Method::GET, &format!("/v2/signed/manifests/{d}"))
+                .await,
+            404
+        );
+    }
+}
