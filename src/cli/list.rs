@@ -123,16 +123,16 @@ fn options(output: &OutputArgs, filters: Option<&FilterArgs>, tagged: Option<boo
     }
 }
 
-fn run<T, F>(
+/// Runs `f` with a client for `registry` on a runtime of its own; errors are
+/// printed under `marina <command>`.
+fn with_client<R, F>(
     command: &str,
     registry: &str,
     output: &OutputArgs,
-    list: F,
-    print: fn(&[T]),
-) -> ExitCode
+    f: F,
+) -> Result<R, ExitCode>
 where
-    T: Serialize,
-    F: AsyncFnOnce(ListingClient) -> Result<Listing<T>, crate::listing_client::ClientError>,
+    F: AsyncFnOnce(ListingClient) -> Result<R, crate::listing_client::ClientError>,
 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -141,7 +141,7 @@ where
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("marina {command}: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
     };
     let result = rt.block_on(async {
@@ -155,8 +155,26 @@ where
                 .map_err(crate::listing_client::ClientError::Invalid)?,
         };
         let client = ListingClient::new(registry, &conn)?;
-        list(client).await
+        f(client).await
     });
+    result.map_err(|e| {
+        eprintln!("marina {command}: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn run<T, F>(
+    command: &str,
+    registry: &str,
+    output: &OutputArgs,
+    list: F,
+    print: fn(&[T]),
+) -> ExitCode
+where
+    T: Serialize,
+    F: AsyncFnOnce(ListingClient) -> Result<Listing<T>, crate::listing_client::ClientError>,
+{
+    let result = with_client(command, registry, output, list);
     match result {
         Ok(listing) => {
             if output.json {
@@ -172,11 +190,75 @@ where
             }
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("marina {command}: {e}");
-            ExitCode::FAILURE
-        }
+        Err(code) => code,
     }
+}
+
+/// `marina du <registry>/[namespace/]`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  marina du 127.0.0.1:5000/\n  marina du 127.0.0.1:5000/org2/team-a/ --json"
+)]
+pub struct DuArgs {
+    /// `<registry>/` for every repository, `<registry>/<namespace>/` for those under it.
+    pub target: Target,
+    /// Output and connection options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `marina du`: bytes per repository, what only it holds, and the total.
+pub fn du(args: DuArgs) -> ExitCode {
+    let ns = args.target.namespace.clone();
+    let registry = args.target.registry.clone();
+    let report = match with_client("du", &registry, &args.output, async move |c| {
+        c.usage(ns.as_deref()).await
+    }) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if args.output.json {
+        let rows: Vec<serde_json::Value> = report
+            .repositories
+            .iter()
+            .map(|r| serde_json::json!({"name": r.name, "bytes": r.bytes, "uniqueBytes": r.unique_bytes}))
+            .collect();
+        let v = serde_json::json!({
+            "repositories": rows,
+            "totalBytes": report.total_bytes,
+            "source": if report.source == Source::Extension { "extension" } else { "standard" },
+            "notes": report.notes,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    let width = report
+        .repositories
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(10);
+    println!("{:<width$}  {:>12}  {:>12}", "REPOSITORY", "SIZE", "UNIQUE");
+    for r in &report.repositories {
+        let unique = r
+            .unique_bytes
+            .map_or_else(|| "?".to_string(), |u| u.to_string());
+        println!("{:<width$}  {:>12}  {:>12}", r.name, r.bytes, unique);
+    }
+    match report.total_bytes {
+        Some(t) => println!("{:<width$}  {:>12}", "TOTAL", t),
+        None => println!("{:<width$}  {:>12}", "TOTAL", "?"),
+    }
+    if report.source == Source::Standard {
+        eprintln!(
+            "note: {registry} does not offer the _marina listing extension; used the standard API"
+        );
+    }
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
+    ExitCode::SUCCESS
 }
 
 /// `marina list`.

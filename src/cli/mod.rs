@@ -41,6 +41,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Validate a registry against the spec, requirement by requirement.
     Check(check::CheckArgs),
+    /// Disk usage: bytes per repository, what only it holds, and the total.
+    Du(list::DuArgs),
     /// List the repositories of a registry, or of one namespace and everything under it.
     List(list::ListArgs),
     /// List the tags of a repository with their digests and push times.
@@ -63,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Openapi => print_openapi(),
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
+        Command::Du(args) => list::du(args),
         Command::List(args) => list::list(args),
         Command::ListTags(args) => list::list_tags(args),
         Command::ListManifests(args) => list::list_manifests(args),

@@ -12,6 +12,7 @@ mod fallback;
 mod http;
 pub mod model;
 pub mod target;
+pub mod usage;
 
 pub use http::{Connection, Credentials};
 pub use model::{Manifest, Repository, Tag};
@@ -186,6 +187,15 @@ impl ListingClient {
             extension::repositories(&self.http, namespace, opts).await
         } else {
             fallback::repositories(&self.http, namespace, opts).await
+        }
+    }
+
+    /// What the repositories of the registry, or under `namespace`, hold on disk.
+    pub async fn usage(&self, namespace: Option<&str>) -> Result<usage::UsageReport, ClientError> {
+        if extension::offers(&self.http, None).await? {
+            usage::via_extension(&self.http, namespace).await
+        } else {
+            usage::via_manifests(&self.http, namespace).await
         }
     }
 

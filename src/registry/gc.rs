@@ -228,6 +228,32 @@ impl Registry {
         Ok(plan)
     }
 
+    /// The blob bytes each of `repos` holds, and of those no other repository holds.
+    pub async fn repository_usage(
+        &self,
+        repos: Vec<String>,
+    ) -> Result<Vec<crate::store::RepositoryUsage>, RegistryError> {
+        let meta = self.meta.clone();
+        blocking(move || {
+            repos
+                .iter()
+                .map(|r| Ok(meta.repository_usage(r)?))
+                .collect()
+        })
+        .await
+    }
+
+    /// The blobs held under `namespace` (the whole registry without one), each
+    /// counted once.
+    pub async fn namespace_usage(
+        &self,
+        namespace: Option<&crate::oci::RepoName>,
+    ) -> Result<crate::store::NamespaceUsage, RegistryError> {
+        let meta = self.meta.clone();
+        let ns = namespace.map(|n| n.to_string()).unwrap_or_default();
+        blocking(move || Ok(meta.namespace_usage(&ns)?)).await
+    }
+
     /// Links made before this instant (milliseconds since the epoch) are past
     /// their grace period.
     fn gc_cutoff(&self) -> i64 {

@@ -419,6 +419,51 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
+    fn repository_usage(&self, repo: &str) -> Result<super::RepositoryUsage, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "WITH me AS (SELECT id FROM repos WHERE name = ?1), \
+                 held AS (SELECT digest FROM repo_blobs WHERE repo_id = (SELECT id FROM me) \
+                          UNION SELECT ref FROM manifest_refs WHERE repo_id = (SELECT id FROM me)) \
+                 SELECT COALESCE(SUM(b.size), 0), \
+                        COALESCE(SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM repo_blobs o \
+                              WHERE o.digest = b.digest AND o.repo_id != (SELECT id FROM me)) \
+                          AND NOT EXISTS (SELECT 1 FROM manifest_refs x \
+                              WHERE x.ref = b.digest AND x.repo_id != (SELECT id FROM me)) \
+                        THEN b.size ELSE 0 END), 0) \
+                 FROM blobs b WHERE b.digest IN (SELECT digest FROM held)",
+            )?
+            .query_row(params![repo], |r| {
+                Ok(super::RepositoryUsage {
+                    bytes: r.get::<_, i64>(0)? as u64,
+                    unique_bytes: r.get::<_, i64>(1)? as u64,
+                })
+            })
+        })
+    }
+
+    fn namespace_usage(&self, namespace: &str) -> Result<super::NamespaceUsage, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "WITH under AS (SELECT id FROM repos \
+                     WHERE ?1 = '' OR substr(name, 1, length(?1) + 1) = ?1 || '/'), \
+                 held AS (SELECT digest FROM repo_blobs WHERE repo_id IN (SELECT id FROM under) \
+                          UNION SELECT ref FROM manifest_refs WHERE repo_id IN (SELECT id FROM under)) \
+                 SELECT (SELECT COUNT(*) FROM under u WHERE EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = u.id) \
+                            OR EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.repo_id = u.id)), \
+                        COUNT(*), COALESCE(SUM(b.size), 0) \
+                 FROM blobs b WHERE b.digest IN (SELECT digest FROM held)",
+            )?
+            .query_row(params![namespace], |r| {
+                Ok(super::NamespaceUsage {
+                    repositories: r.get::<_, i64>(0)? as u64,
+                    blobs: r.get::<_, i64>(1)? as u64,
+                    bytes: r.get::<_, i64>(2)? as u64,
+                })
+            })
+        })
+    }
+
     fn prune_repositories(&self) -> Result<u64, StoreError> {
         self.write(|tx| {
             let empty = "SELECT id FROM repos r WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) \

@@ -155,6 +155,12 @@ pub trait MetadataStore: listing::ListingStore + Send + Sync + 'static {
     /// Retention: deletes one manifest if it still is what
     /// [`MetadataStore::expendable_untagged`] selects.
     fn delete_expendable(&self, repo: &str, digest: &str, cutoff: i64) -> Result<bool, StoreError>;
+    /// Usage: the bytes of the blobs `repo` holds (links, or references of its
+    /// manifests), and of those no other repository holds.
+    fn repository_usage(&self, repo: &str) -> Result<RepositoryUsage, StoreError>;
+    /// Usage: the blobs held by the repositories under `namespace` (all of them for
+    /// `""`), each counted once, and their bytes.
+    fn namespace_usage(&self, namespace: &str) -> Result<NamespaceUsage, StoreError>;
     /// Step 4: forgets repositories holding no manifest and no blob link.
     fn prune_repositories(&self) -> Result<u64, StoreError>;
     /// What a collection at `cutoff` would remove, without removing anything.
@@ -209,6 +215,26 @@ pub trait MetadataStore: listing::ListingStore + Send + Sync + 'static {
     fn ping(&self) -> Result<(), StoreError> {
         self.repo_exists("").map(|_| ())
     }
+}
+
+/// The blob bytes a repository holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepositoryUsage {
+    /// Bytes of every blob it holds.
+    pub bytes: u64,
+    /// Bytes of the blobs no other repository holds: what deleting it gives back.
+    pub unique_bytes: u64,
+}
+
+/// The blobs held under a namespace, each counted once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NamespaceUsage {
+    /// Repositories under it holding something.
+    pub repositories: u64,
+    /// Distinct blobs.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// What a garbage collection would remove.

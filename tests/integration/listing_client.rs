@@ -742,3 +742,109 @@ async fn client_logs_in_and_lists_what_the_caller_may_pull() {
         assert!(err.contains("go together"), "{err}");
     }
 }
+
+/// `marina du` through the extension: bytes per repository, what only it holds
+/// (a layer mounted elsewhere is shared), and the total with every blob once.
+#[tokio::test]
+async fn du_reports_sizes_unique_bytes_and_the_total_through_the_extension() {
+    let test = marina::testing::TestRegistry::start().await;
+    let a = test.push_image("du/a", "v1").await;
+    let b = test.push_image("du/b", "v1").await;
+    let http = reqwest::Client::new();
+    let size = |d: &Digest| {
+        let url = format!("{}/v2/du/a/blobs/{d}", test.url());
+        let http = http.clone();
+        async move {
+            let r = http.head(url).send().await.unwrap();
+            r.headers()["content-length"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    let (a_config, a_layer) = (size(&a.blobs[0]).await, size(&a.blobs[1]).await);
+    let r = http
+        .post(format!(
+            "{}/v2/du/b/blobs/uploads/?mount={}&from=du/a",
+            test.url(),
+            a.blobs[1]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let b_own: u64 = {
+        let mut t = 0;
+        for d in &b.blobs {
+            let r = http
+                .head(format!("{}/v2/du/b/blobs/{d}", test.url()))
+                .send()
+                .await
+                .unwrap();
+            t += r.headers()["content-length"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+        t
+    };
+    let host = test.host();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_marina"))
+            .args(["du", &format!("{host}/du/"), "--json"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["source"], "extension");
+    assert_eq!(
+        v["repositories"],
+        json!([
+            {"name": "du/a", "bytes": a_config + a_layer, "uniqueBytes": a_config},
+            {"name": "du/b", "bytes": b_own + a_layer, "uniqueBytes": b_own},
+        ])
+    );
+    assert_eq!(v["totalBytes"], json!(a_config + a_layer + b_own));
+}
+
+/// Without the extension, `marina du` estimates from the manifests tags point
+/// at, and says so.
+#[tokio::test]
+async fn du_estimates_from_manifests_on_docker_registry() {
+    let Some(reg) = DockerRegistry::start().await else {
+        return;
+    };
+    reg.push("du/a", Some("v1"), "shared", None, None, Value::Null)
+        .await;
+    reg.push("du/b", Some("v1"), "shared", None, None, Value::Null)
+        .await;
+    reg.push("du/b", Some("v2"), "own", None, None, Value::Null)
+        .await;
+    let c = ListingClient::new(&reg.url, &Connection::default()).unwrap();
+    let report = c.usage(Some("du")).await.unwrap();
+    let shared = (r#"{"seed":"shared"}"#.len() + "layer shared".len()) as u64;
+    let own = (r#"{"seed":"own"}"#.len() + "layer own".len()) as u64;
+    let rows: Vec<(String, u64, Option<u64>)> = report
+        .repositories
+        .iter()
+        .map(|r| (r.name.clone(), r.bytes, r.unique_bytes))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("du/a".to_string(), shared, Some(0)),
+            ("du/b".to_string(), shared + own, Some(own)),
+        ]
+    );
+    assert_eq!(report.total_bytes, Some(shared + own));
+    assert!(
+        report.notes.iter().any(|n| n.contains("estimated")),
+        "{:?}",
+        report.notes
+    );
+}

@@ -138,6 +138,10 @@ impl ListingExtApi {
         };
         let paging = Paging::parse(n.0, next.as_deref(), sort.0, order.0)?;
         // With access control on, only what the caller may pull is listed.
+        let everything = req
+            .extensions()
+            .get::<Access>()
+            .is_none_or(Access::reads_everything);
         let (items, next) = match req.extensions().get::<Access>() {
             None => {
                 let page = self
@@ -173,9 +177,33 @@ impl ListingExtApi {
             next,
             &extra,
         );
+        let usage = self
+            .0
+            .repository_usage(items.iter().map(|r| r.name.clone()).collect())
+            .await?;
+        let mut repositories: Vec<super::model::RepositoryEntry> =
+            items.into_iter().map(Into::into).collect();
+        for (entry, u) in repositories.iter_mut().zip(usage) {
+            entry.bytes = Some(u.bytes);
+            entry.unique_bytes = Some(u.unique_bytes);
+        }
+        // Totals would count what the caller may not see: only for callers who may
+        // see everything.
+        let usage = match everything {
+            true => {
+                let u = self.0.namespace_usage(namespace.as_ref()).await?;
+                Some(super::model::Usage {
+                    repositories: u.repositories,
+                    blobs: u.blobs,
+                    bytes: u.bytes,
+                })
+            }
+            false => None,
+        };
         let body = RepositoryList {
             namespace: namespace.map(|n| n.to_string()),
-            repositories: items.into_iter().map(Into::into).collect(),
+            repositories,
+            usage,
         };
         Ok(RepositoriesResponse::Ok(Versioned::new(body), link))
     }

@@ -46,6 +46,26 @@ pub struct RepositoryEntry {
     pub name: String,
     /// Last manifest push into the repository (RFC 3339, UTC).
     pub pushed_at: String,
+    /// Bytes of the blobs it holds (layers and configs; a blob shared with other
+    /// repositories counts in each).
+    #[oai(skip_serializing_if_is_none)]
+    pub bytes: Option<u64>,
+    /// Bytes of the blobs no other repository holds: what deleting it gives back.
+    #[oai(skip_serializing_if_is_none)]
+    pub unique_bytes: Option<u64>,
+}
+
+/// The blobs held under the listed namespace (or the whole registry), each
+/// counted once.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "MarinaUsage", rename_all = "camelCase")]
+pub struct Usage {
+    /// Repositories holding something.
+    pub repositories: u64,
+    /// Distinct blobs.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// One page of repositories.
@@ -57,6 +77,10 @@ pub struct RepositoryList {
     pub namespace: Option<String>,
     /// The repositories of this page.
     pub repositories: Vec<RepositoryEntry>,
+    /// What the namespace (or registry) holds in all, each blob counted once;
+    /// only for callers that may pull every repository.
+    #[oai(skip_serializing_if_is_none)]
+    pub usage: Option<Usage>,
 }
 
 /// A tag (`application/vnd.marina.list.tags.v1+json` entries).
@@ -137,6 +161,8 @@ impl From<RepositoryRecord> for RepositoryEntry {
         RepositoryEntry {
             name: r.name,
             pushed_at: rfc3339(r.pushed_at),
+            bytes: None,
+            unique_bytes: None,
         }
     }
 }
