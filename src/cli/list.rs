@@ -381,6 +381,14 @@ fn or_dash(v: Option<&str>) -> String {
     v.filter(|s| !s.is_empty()).unwrap_or("-").to_string()
 }
 
+/// `sha256:0123456789ab…`: a digest short enough for a table cell.
+fn short(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}…", &hex[..12]),
+        _ => digest.to_string(),
+    }
+}
+
 fn print_repositories(items: &[Repository]) {
     let rows: Vec<Vec<String>> = items
         .iter()
@@ -419,7 +427,11 @@ fn print_manifests(items: &[Manifest]) {
                 m.media_type.clone(),
                 or_dash(m.artifact_type.as_deref()),
                 m.size.to_string(),
-                or_dash(Some(&m.tags.join(","))),
+                match (m.tags.is_empty(), m.held_by.first()) {
+                    // Untagged, but part of an image: not garbage.
+                    (true, Some(index)) => format!("(in index {})", short(index)),
+                    _ => or_dash(Some(&m.tags.join(","))),
+                },
                 or_dash(m.pushed_at.as_deref()),
                 or_dash(Some(&annotations)),
             ]

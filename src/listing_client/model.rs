@@ -46,6 +46,9 @@ pub struct Manifest {
     /// Tags pointing at it, when known.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Manifests of the repository holding it (an index), when known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_by: Vec<String>,
     /// Last push (RFC 3339), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pushed_at: Option<String>,

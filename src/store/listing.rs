@@ -122,6 +122,10 @@ pub struct ManifestSummary {
     pub pushed_at: i64,
     /// Tags pointing at it, in lexical order.
     pub tags: Vec<String>,
+    /// Manifests of the repository that reference it (an index holding it), at
+    /// most a few, in digest order: an untagged manifest held by an index is part
+    /// of an image, not garbage.
+    pub held_by: Vec<String>,
 }
 
 impl Position {
@@ -490,14 +494,21 @@ impl ListingStore for SqliteMetaStore {
                     annotations: r.get(5)?,
                     pushed_at: r.get(6)?,
                     tags: Vec::new(),
+                    held_by: Vec::new(),
                 })
             })?;
             items.truncate(req.n as usize + 1);
             let mut tags = c.prepare_cached(
                 "SELECT name FROM tags WHERE repo_id = ?1 AND digest = ?2 ORDER BY name",
             )?;
+            let mut holders = c.prepare_cached(
+                "SELECT digest FROM manifest_refs WHERE repo_id = ?1 AND ref = ?2 ORDER BY digest LIMIT 5",
+            )?;
             for m in items.iter_mut().take(req.n as usize) {
                 m.tags = tags
+                    .query_map(params![id, m.digest], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                m.held_by = holders
                     .query_map(params![id, m.digest], |r| r.get(0))?
                     .collect::<rusqlite::Result<Vec<String>>>()?;
             }

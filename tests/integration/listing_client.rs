@@ -848,3 +848,57 @@ async fn du_estimates_from_manifests_on_docker_registry() {
         report.notes
     );
 }
+
+/// An untagged manifest that an index holds is told apart from a truly
+/// untagged one: the extension names the index, and `list-manifests` shows it.
+#[tokio::test]
+async fn untagged_children_of_an_index_are_told_apart_from_garbage() {
+    let test = marina::testing::TestRegistry::start().await;
+    let child = test.push_image("multi/app", "child").await;
+    let loose = test.push_image("multi/app", "loose").await;
+    let index = test
+        .push_index("multi/app", "v1", std::slice::from_ref(&child))
+        .await;
+    for tag in ["child", "loose"] {
+        let r = reqwest::Client::new()
+            .delete(format!("{}/v2/multi/app/manifests/{tag}", test.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let c = ListingClient::new(&test.host(), &Connection::default()).unwrap();
+    let listing = c.manifests("multi/app", &Options::default()).await.unwrap();
+    let held = |d: &Digest| {
+        listing
+            .items
+            .iter()
+            .find(|m| m.digest == d.to_string())
+            .map(|m| m.held_by.clone())
+            .unwrap()
+    };
+    assert_eq!(held(&child.manifest_digest), vec![index.to_string()]);
+    assert!(held(&loose.manifest_digest).is_empty());
+    let host = test.host();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_marina"))
+            .args(["list-manifests", &format!("{host}/multi/app"), "--untagged"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = &index.hex()[..12];
+    let line = |d: &Digest| {
+        text.lines()
+            .find(|l| l.contains(&d.to_string()))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        line(&child.manifest_digest).contains(&format!("(in index sha256:{hex}…)")),
+        "{text}"
+    );
+    assert!(!line(&loose.manifest_digest).contains("in index"), "{text}");
+}

@@ -124,6 +124,10 @@ pub struct ManifestEntry {
     pub size: i64,
     /// Tags pointing at it, in lexical order (empty when untagged).
     pub tags: Vec<String>,
+    /// Manifests of the repository that reference it (an index holding it; at
+    /// most five): an untagged manifest listed here is part of an image.
+    #[oai(skip_serializing_if_is_empty)]
+    pub held_by: Vec<String>,
     /// When it was last pushed (RFC 3339, UTC).
     pub pushed_at: String,
     /// Digest of the manifest it refers to, if any.
@@ -185,6 +189,7 @@ impl From<ManifestSummary> for ManifestEntry {
             artifact_type: m.artifact_type,
             size: m.size,
             tags: m.tags,
+            held_by: m.held_by,
             pushed_at: rfc3339(m.pushed_at),
             subject: m.subject,
             annotations: m
