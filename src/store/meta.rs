@@ -409,11 +409,7 @@ impl MetadataStore for SqliteMetaStore {
                 ))?
                 .execute(params![repo, cutoff, digest])?;
             if n > 0 {
-                tx.prepare_cached(
-                    "DELETE FROM manifest_content WHERE digest = ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
-                )?
-                .execute(params![digest])?;
+                forget_unused_content(tx, digest)?;
             }
             Ok(n > 0)
         })
@@ -648,11 +644,7 @@ impl MetadataStore for SqliteMetaStore {
                 )?
                 .execute(params![repo, digest])?;
             if n > 0 {
-                tx.prepare_cached(
-                    "DELETE FROM manifest_content WHERE digest = ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
-                )?
-                .execute(params![digest])?;
+                forget_unused_content(tx, digest)?;
             }
             Ok(n > 0)
         })
@@ -758,6 +750,16 @@ const EXPENDABLE: &str = "m.pushed_at <= ?2 \
      AND NOT EXISTS (SELECT 1 FROM manifest_refs x WHERE x.repo_id = m.repo_id AND x.ref = m.digest) \
      AND (m.subject IS NULL OR NOT EXISTS \
           (SELECT 1 FROM manifests s WHERE s.repo_id = m.repo_id AND s.digest = m.subject))";
+
+/// Drops a manifest's bytes once no repository holds the manifest.
+fn forget_unused_content(tx: &rusqlite::Transaction<'_>, digest: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "DELETE FROM manifest_content WHERE digest = ?1 \
+         AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
+    )?
+    .execute(params![digest])?;
+    Ok(())
+}
 
 pub(crate) fn ensure_repo(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<i64, StoreError> {
     tx.prepare_cached("INSERT OR IGNORE INTO repos (name) VALUES (?1)")?

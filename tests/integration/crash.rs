@@ -196,25 +196,7 @@ async fn acknowledged_writes_survive_sigkill_and_no_blob_is_corrupt() {
             d.to_string()
         );
     }
-    // Every file in the blob store holds exactly the bytes its name promises.
-    let mut checked = 0;
-    for alg_dir in std::fs::read_dir(dir.path().join("blobs")).unwrap() {
-        let alg_dir = alg_dir.unwrap();
-        let alg: Algorithm = alg_dir.file_name().to_string_lossy().parse().unwrap();
-        for prefix in std::fs::read_dir(alg_dir.path()).unwrap() {
-            for f in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
-                let f = f.unwrap();
-                let bytes = std::fs::read(f.path()).unwrap();
-                assert_eq!(
-                    alg.digest_of(&bytes).hex(),
-                    f.file_name().to_string_lossy(),
-                    "corrupt blob file {:?}",
-                    f.path()
-                );
-                checked += 1;
-            }
-        }
-    }
+    let checked = check_blob_files(dir.path());
     assert!(
         checked >= acked.blobs.len() / 3,
         "blob files were checked ({checked})"
@@ -327,15 +309,29 @@ async fn sigkill_during_sweeps_loses_no_acknowledged_manifest() {
             "blob {config} changed"
         );
     }
-    for alg_dir in std::fs::read_dir(dir.path().join("blobs")).unwrap() {
+    check_blob_files(dir.path());
+}
+
+/// Asserts that every file in the blob store holds exactly the bytes its name
+/// promises; returns how many were checked.
+fn check_blob_files(data: &std::path::Path) -> usize {
+    let mut checked = 0;
+    for alg_dir in std::fs::read_dir(data.join("blobs")).unwrap() {
         let alg_dir = alg_dir.unwrap();
         let alg: Algorithm = alg_dir.file_name().to_string_lossy().parse().unwrap();
         for prefix in std::fs::read_dir(alg_dir.path()).unwrap() {
             for f in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
                 let f = f.unwrap();
                 let bytes = std::fs::read(f.path()).unwrap();
-                assert_eq!(alg.digest_of(&bytes).hex(), f.file_name().to_string_lossy());
+                assert_eq!(
+                    alg.digest_of(&bytes).hex(),
+                    f.file_name().to_string_lossy(),
+                    "corrupt blob file {:?}",
+                    f.path()
+                );
+                checked += 1;
             }
         }
     }
+    checked
 }
