@@ -1,6 +1,6 @@
 //! Token mode's login: credentials, a `service` and the requested scopes in; a
 //! short-lived signed token granting the requested actions that the policy allows
-//! out. No HTTP here: `crate::api` reads the request and writes the answer.
+//! out. No HTTP here: the api layer reads the request and writes the answer.
 
 use std::net::IpAddr;
 

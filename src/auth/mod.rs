@@ -2,7 +2,7 @@
 //! bearer tokens), what the policy lets them do, and the tokens of token mode. No
 //! HTTP and no registry here.
 //!
-//! Contract: `crate::api`'s guard asks the route table what a request needs
+//! Contract: the api layer's guard asks the route table what a request needs
 //! ([`Need`]) and this module whether the caller has it; the registry never sees
 //! identities. Handlers whose answer depends on the caller (`_catalog`, the listing
 //! extension, anonymous mounts) find an [`Access`] in the request's extensions and

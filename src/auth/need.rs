@@ -1,5 +1,5 @@
 //! What a request needs to be allowed. The route table
-//! (`crate::api::route::Endpoint::required_access`) says it for every endpoint.
+//! (`Endpoint::required_access` in the api layer's route module) says it for every endpoint.
 
 use super::actions::Action;
 
