@@ -76,7 +76,7 @@ impl ListingApi {
         /// Repository name (may contain `/`).
         name: Path<RepoName>,
         /// Most tags to return.
-        #[oai(validator(minimum(value = "0")))]
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         n: Query<Option<u32>>,
         /// Return tags after this one.
         last: Query<Option<String>>,
@@ -109,7 +109,7 @@ impl ListingApi {
         req: &poem::Request,
         _login: Login,
         /// Most repositories to return.
-        #[oai(validator(minimum(value = "0")))]
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         n: Query<Option<u32>>,
         /// Return repositories after this one.
         last: Query<Option<String>>,

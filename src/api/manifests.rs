@@ -134,16 +134,13 @@ impl ManifestsApi {
         /// A tag or the manifest's digest.
         reference: Path<Reference>,
         /// Extra tags to point at the manifest (repeatable).
-        tag: Query<Vec<String>>,
+        tag: Query<Vec<Tag>>,
         /// The manifest.
         body: ManifestBody,
     ) -> Result<ManifestPushed, ApiError> {
         let repo = name.0;
         let reference = reference.0;
-        let mut tags = Vec::with_capacity(tag.len());
-        for t in tag.0 {
-            tags.push(t.parse::<Tag>().map_err(ApiError::from)?);
-        }
+        let tags = tag.0;
         let limit = self.0.config().max_manifest_bytes;
         let content_type = body.0.content_type.clone();
         let bytes = match body.0.read_limited(limit).await {

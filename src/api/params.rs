@@ -1,4 +1,4 @@
-//! Typed path parameters: repository names, digests, references and upload ids
+//! Typed parameters: repository names, digests, tags, references and upload ids
 //! are parsed once, by poem-openapi, into the `oci` and `registry` types. Their
 //! schema patterns come from the grammar constants in `oci`, so the OpenAPI
 //! document and the parsers say the same thing; a value that does not parse
@@ -12,9 +12,9 @@ use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, Type};
 
 use super::error::ApiError;
 use crate::oci::digest::DIGEST_PATTERN;
-use crate::oci::name::{MAX_NAME_LEN, NAME_PATTERN};
+use crate::oci::name::{MAX_NAME_LEN, MAX_TAG_LEN, NAME_PATTERN, TAG_PATTERN};
 use crate::oci::reference::{ReferenceError, REFERENCE_PATTERN};
-use crate::oci::{Digest, ErrorCode, Reference, RepoName};
+use crate::oci::{Digest, ErrorCode, Reference, RepoName, Tag};
 use crate::registry::uploads::UPLOAD_ID_PATTERN;
 use crate::registry::UploadId;
 
@@ -34,6 +34,11 @@ pub(crate) fn parameter_error(reason: &str) -> Option<ApiError> {
     // that again; the code is the word before the separator.
     let (before, message) = reason.split_once(CODE_SEPARATOR)?;
     let code = ErrorCode::parse(before.rsplit(' ').next()?)?;
+    // An optional parameter's error ends `(occurred while parsing "…")`.
+    let message = match message.rfind(" (occurred while parsing ") {
+        Some(i) if message.ends_with("\")") => &message[..i],
+        _ => message,
+    };
     let status = match code {
         ErrorCode::BlobUploadUnknown | ErrorCode::ManifestUnknown => {
             poem::http::StatusCode::NOT_FOUND
@@ -100,6 +105,10 @@ typed_parameter!(Reference, "Reference", REFERENCE_PATTERN, None, |s| s
         ReferenceError::Digest(d) => d.into(),
         ReferenceError::Tag(t) => t.into(),
     }));
+typed_parameter!(Tag, "Tag", TAG_PATTERN, Some(MAX_TAG_LEN), |s| s
+    .parse::<Tag>()
+    .map_err(ApiError::from));
+
 /// A reference a manifest is looked up by (`GET`, `HEAD`, `DELETE`): a tag that
 /// breaks the grammar names no manifest (404 `MANIFEST_UNKNOWN`); a malformed
 /// digest is still `DIGEST_INVALID`.

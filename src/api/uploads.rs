@@ -10,8 +10,8 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::body::RawBody;
 use super::error::{upload_range, ApiError};
 use super::headers::parse_content_range;
-use super::{parse_digest, ApiTags};
-use crate::oci::{Algorithm, ErrorCode, RepoName};
+use super::ApiTags;
+use crate::oci::{Algorithm, Digest, ErrorCode, RepoName};
 use crate::registry::{MountOutcome, Registry, UploadId};
 
 /// Upload endpoints.
@@ -93,9 +93,9 @@ impl UploadsApi {
         /// Repository name (may contain `/`).
         name: Path<RepoName>,
         /// Digest of the body, for a single-request upload.
-        digest: Query<Option<String>>,
+        digest: Query<Option<Digest>>,
         /// Digest of a blob to mount.
-        mount: Query<Option<String>>,
+        mount: Query<Option<Digest>>,
         /// Repository to mount from (omit for an anonymous mount).
         from: Query<Option<String>>,
         /// Hash algorithm of the coming chunked upload (`sha256` or `sha512`).
@@ -109,8 +109,7 @@ impl UploadsApi {
             None | Some("") => Algorithm::Sha256,
             Some(a) => a.parse::<Algorithm>()?,
         };
-        if let Some(m) = mount.as_deref() {
-            let d = parse_digest(m)?;
+        if let Some(d) = mount.0 {
             let from = from.as_deref().and_then(|f| f.parse::<RepoName>().ok());
             // With access control on, the source must be one the caller may pull.
             let access = req
@@ -126,14 +125,13 @@ impl UploadsApi {
                     .await?
                 {
                     MountOutcome::Mounted => {
-                        UploadResponse::Created(blob_location(&repo, m), d.to_string())
+                        UploadResponse::Created(blob_location(&repo, &d.to_string()), d.to_string())
                     }
                     MountOutcome::Started(id) => accepted(&repo, id, 0),
                 },
             );
         }
-        if let Some(d) = digest.as_deref() {
-            let d = parse_digest(d)?;
+        if let Some(d) = digest.0 {
             self.0
                 .upload_monolithic(&repo, &d, None, body.into_stream())
                 .await?;
@@ -223,7 +221,7 @@ impl UploadsApi {
         /// Upload session id.
         session: Path<UploadId>,
         /// Digest of the whole blob.
-        digest: Query<Option<String>>,
+        digest: Query<Option<Digest>>,
         /// Position of the last chunk, if the body carries one.
         #[oai(name = "Content-Range")]
         content_range: Header<Option<String>>,
@@ -231,13 +229,12 @@ impl UploadsApi {
         body: RawBody,
     ) -> Result<UploadResponse, ApiError> {
         let repo = name.0;
-        let digest_s = digest.as_deref().ok_or_else(|| {
+        let d = digest.0.ok_or_else(|| {
             ApiError::bad_request(
                 ErrorCode::DigestInvalid,
                 "the digest query parameter is required",
             )
         })?;
-        let d = parse_digest(digest_s)?;
         let range = chunk_range(content_range.as_deref())?;
         self.0
             .finish_upload(&repo, session.as_str(), &d, range, None, body.into_stream())

@@ -118,10 +118,10 @@ impl fmt::Display for Digest {
     }
 }
 
-/// The digest grammar as a regular expression, for schemas (the OpenAPI
-/// document's parameter patterns); [`Digest`]'s parser is the check, and also
-/// requires a known algorithm and its length of lowercase hex.
-pub const DIGEST_PATTERN: &str = r"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$";
+/// The digests [`Digest`]'s parser accepts, as a regular expression for schemas
+/// (the OpenAPI document's parameter patterns): the spec's grammar narrowed to
+/// the algorithms Marina verifies, each with its length of lowercase hex.
+pub const DIGEST_PATTERN: &str = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$";
 
 fn is_algorithm_grammar(s: &str) -> bool {
     // component (separator component)*, components of [a-z0-9]+

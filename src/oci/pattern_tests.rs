@@ -15,6 +15,8 @@ fn near_grammar() -> impl Strategy<Value = String> {
         "[a-z0-9._/-]{0,24}",
         "[a-zA-Z0-9._:+=/-]{0,24}",
         "(sha256|sha512|md5|Sha256):[0-9a-fA-F=_-]{0,64}",
+        "sha256:[0-9a-f]{63,65}",
+        "sha512:[0-9a-fA-F]{127,129}",
         "[a-z0-9]{1,4}(([._]|__|-{1,3})[a-z0-9]{1,4}){0,3}(/[a-z0-9]{1,4}([._-][a-z0-9]{1,3}){0,2}){0,3}",
     ]
 }
@@ -33,13 +35,11 @@ proptest! {
     }
 
     #[test]
-    fn every_digest_the_parser_accepts_matches_the_pattern(s in near_grammar()) {
+    fn digest_pattern_matches_exactly_the_digests_the_parser_accepts(s in near_grammar()) {
         let digest = Regex::new(DIGEST_PATTERN).unwrap();
         let reference = Regex::new(REFERENCE_PATTERN).unwrap();
-        if s.parse::<Digest>().is_ok() {
-            prop_assert!(digest.is_match(&s), "{:?}", s);
-        }
-        let is_reference = s.parse::<Tag>().is_ok() || digest.is_match(&s);
+        prop_assert_eq!(digest.is_match(&s), s.parse::<Digest>().is_ok(), "{:?}", s);
+        let is_reference = s.parse::<Tag>().is_ok() || s.parse::<Digest>().is_ok();
         prop_assert_eq!(reference.is_match(&s), is_reference, "{:?}", s);
     }
 }

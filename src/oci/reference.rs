@@ -7,7 +7,7 @@ use super::{Digest, DigestError, NameError, Tag};
 
 /// The reference grammar (a tag or a digest) as a regular expression, for schemas.
 pub const REFERENCE_PATTERN: &str =
-    r"^([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}|[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)$";
+    r"^([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}|sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$";
 
 /// A manifest reference: a tag or a digest, and nothing else (spec: "Pulling manifests").
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -123,6 +123,7 @@ impl ListingExtApi {
         /// Only repositories under this namespace (a name prefix ending before a `/`).
         namespace: Query<Option<String>>,
         /// Most repositories per page (default 100, capped by the registry).
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         n: Query<Option<u32>>,
         /// Continue after the previous page (the token from `Link`).
         next: Query<Option<String>>,
@@ -236,6 +237,7 @@ impl ListingExtApi {
         #[oai(default)]
         annotation: Query<Vec<String>>,
         /// Most tags per page (default 100, capped by the registry).
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         n: Query<Option<u32>>,
         /// Continue after the previous page (the token from `Link`).
         next: Query<Option<String>>,
@@ -303,6 +305,7 @@ impl ListingExtApi {
         /// `true`: only tagged manifests; `false`: only untagged ones.
         tagged: Query<Option<bool>>,
         /// Most manifests per page (default 100, capped by the registry).
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         n: Query<Option<u32>>,
         /// Continue after the previous page (the token from `Link`).
         next: Query<Option<String>>,
@@ -354,6 +357,7 @@ impl ListingExtApi {
         /// `true`: only tagged referrers; `false`: only untagged ones.
         tagged: Query<Option<bool>>,
         /// Most referrers per page (default 100, capped by the registry).
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         n: Query<Option<u32>>,
         /// Continue after the previous page (the token from `Link`).
         next: Query<Option<String>>,
