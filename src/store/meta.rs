@@ -501,7 +501,12 @@ impl MetadataStore for SqliteMetaStore {
     fn compact(&self) -> Result<(), StoreError> {
         let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         // Free pages go back to the filesystem, and the WAL is emptied.
-        conn.execute_batch("PRAGMA incremental_vacuum;")?;
+        // Each step of `incremental_vacuum` frees one page: step until done.
+        let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut steps = vacuum.query([])?;
+        while steps.next()?.is_some() {}
+        drop(steps);
+        drop(vacuum);
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .optional()?;
         Ok(())

@@ -934,3 +934,55 @@ mod model {
         }
     }
 }
+
+/// After a large deletion, the collector gives the metadata's freed pages back:
+/// `meta.db` (with its WAL) shrinks.
+#[tokio::test]
+async fn the_metadata_file_shrinks_after_a_large_deletion() {
+    let (reg, data) = registry(Duration::ZERO).await;
+    let http = Http::new(&reg);
+    let (c, _) = http.push_blob("big", b"{}").await;
+    let filler = "x".repeat(20_000);
+    let mut digests = Vec::new();
+    for i in 0..150 {
+        let m = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": c.to_string(), "size": 2},
+            "layers": [],
+            "annotations": {"filler": filler, "i": i.to_string()},
+        }))
+        .unwrap();
+        let (s, body) = http
+            .put_manifest("big", &format!("t{i}"), OCI_MANIFEST, &m)
+            .await;
+        assert_eq!(s, 201, "{body}");
+        digests.push(Algorithm::Sha256.digest_of(&m));
+    }
+    let size = || {
+        ["meta.db", "meta.db-wal"]
+            .iter()
+            .map(|f| {
+                std::fs::metadata(data.join(f))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            })
+            .sum::<u64>()
+    };
+    reg.registry().core().collect_garbage().await.unwrap();
+    let full = size();
+    assert!(full > 3_000_000, "the manifests take room: {full} bytes");
+    for d in &digests {
+        assert_eq!(
+            http.status(reqwest::Method::DELETE, &format!("/v2/big/manifests/{d}"))
+                .await,
+            202
+        );
+    }
+    reg.registry().core().collect_garbage().await.unwrap();
+    let after = size();
+    assert!(
+        after < full / 4,
+        "meta.db and its WAL went from {full} to {after} bytes"
+    );
+}
