@@ -150,6 +150,13 @@ impl BenchArgs {
 /// Runs the benchmark; exit code 1 when a phase failed outright, 2 when the run
 /// could not start or its files could not be written.
 pub fn run(args: BenchArgs) -> ExitCode {
+    // A report that cannot be written fails now, not after the whole run.
+    for path in [&args.json, &args.html].into_iter().flatten() {
+        if let Err(e) = super::writable(path) {
+            eprintln!("marina bench: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

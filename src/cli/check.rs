@@ -47,9 +47,10 @@ pub struct CheckArgs {
     /// Cases per property check, e.g. --cases 64 (more cases, longer run).
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub cases: u32,
-    /// Seed of the property checks, to reproduce a run, e.g. --seed 42.
-    #[arg(long, value_name = "N", default_value_t = Options::default().seed)]
-    pub seed: u64,
+    /// Seed of the property checks, to replay a run, e.g. --seed 42 [default: a
+    /// fresh one per run, printed in the report].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
     /// Referrers pushed by the referrers pagination check, e.g. --referrers 500.
     #[arg(long, value_name = "N", default_value_t = Options::default().referrers_count)]
     pub referrers: usize,
@@ -138,7 +139,8 @@ fn options(a: &CheckArgs) -> Result<Options, String> {
         sections: a.section.clone(),
         only: a.only.clone(),
         cases: a.cases,
-        seed: a.seed,
+        // A fresh seed per run explores new cases; the report prints it for replay.
+        seed: a.seed.unwrap_or_else(rand::random),
         referrers_count: a.referrers,
         image: a.image.clone(),
         request_timeout_secs: a.timeout,
@@ -157,6 +159,13 @@ pub fn run(a: CheckArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let url = a.url.clone().unwrap_or_default();
+    // A report that cannot be written fails now, not after the whole run.
+    for path in [&a.junit, &a.json, &a.html].into_iter().flatten() {
+        if let Err(e) = super::writable(path) {
+            eprintln!("marina check: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let opts = match options(&a) {
         Ok(o) => o,
         Err(e) => {

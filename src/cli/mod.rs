@@ -74,6 +74,26 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Whether a report can be written at `path`: its directory exists and takes a
+/// new file (probed with a temporary file, so `path` itself is not touched).
+pub(crate) fn writable(path: &std::path::Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if path.is_dir() {
+        return Err(format!(
+            "cannot write {}: it is a directory",
+            path.display()
+        ));
+    }
+    tempfile::Builder::new()
+        .prefix(".marina-write-check")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 fn print_openapi() -> ExitCode {
     match crate::api::openapi_document() {
         Ok(doc) => {

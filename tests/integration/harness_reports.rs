@@ -210,3 +210,85 @@ fn cli_help_explains_every_option_with_an_example() {
         assert!(line.contains("e.g."), "{opt} has an example: {line}");
     }
 }
+
+/// Runs the `marina` binary with `args` off the async runtime.
+async fn marina_async(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_marina"))
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// A report path that cannot be written stops `marina check` and `marina bench`
+/// before any request, not after the run.
+#[tokio::test]
+async fn unwritable_report_paths_are_refused_before_the_run() {
+    let server = crate::support::TestServer::start().await;
+    for args in [
+        vec![
+            "check",
+            &server.url,
+            "--html",
+            "/nonexistent/dir/report.html",
+        ],
+        vec![
+            "bench",
+            &server.url,
+            "--json",
+            "/nonexistent/dir/bench.json",
+            "--workloads",
+            "manifests",
+        ],
+    ] {
+        let out = marina_async(args.iter().map(|s| s.to_string()).collect()).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot write /nonexistent/dir/"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} ran before refusing: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+/// Property checks draw a fresh seed per run (printed in the report), and
+/// `--seed` replays one.
+#[tokio::test]
+async fn each_check_run_draws_a_fresh_seed_and_seed_replays_one() {
+    let server = crate::support::TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut seeds = Vec::new();
+    for (i, seed) in [None, None, Some("42")].into_iter().enumerate() {
+        let json = dir.path().join(format!("r{i}.json"));
+        let mut args: Vec<String> = ["check", &server.url, "--only", "pull.blob-get", "--json"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push(json.display().to_string());
+        if let Some(s) = seed {
+            args.extend(["--seed".to_string(), s.to_string()]);
+        }
+        let out = marina_async(args).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let seed = report["seed"].as_u64().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("seed {seed}")));
+        seeds.push(seed);
+    }
+    assert_ne!(seeds[0], seeds[1], "two runs drew the same seed");
+    assert_eq!(seeds[2], 42);
+}
