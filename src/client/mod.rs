@@ -516,7 +516,7 @@ impl Client {
                     Err(e) => {
                         let msg = format!(
                             "status {status} received, then the body could not be read: {}",
-                            describe(&e)
+                            describe(&e, method.as_str(), url)
                         );
                         ex.response_body = format!("({msg})");
                         self.record(ex, None);
@@ -547,27 +547,41 @@ impl Client {
                 })
             }
             Err(e) => {
-                let msg = describe(&e);
+                let msg = describe(&e, method.as_str(), url);
                 ex.response_body = msg.clone();
                 self.record(ex, None);
-                Err(TransportError(format!(
-                    "{} {}: {msg}",
-                    method,
-                    redact_url(url.as_str())
-                )))
+                Err(TransportError(msg))
             }
         }
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// One line for a request that got no answer: what could not be done, with the
+/// innermost cause, and the URL once.
+fn describe(e: &reqwest::Error, method: &str, url: &Url) -> String {
     use std::error::Error as _;
-    let mut msg = e.to_string();
+    let mut chain = Vec::new();
     let mut src = e.source();
     while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
+        chain.push(s.to_string());
         src = s.source();
     }
-    msg
+    let root = chain.last().cloned().unwrap_or_else(|| e.to_string());
+    let all = chain.join(": ").to_ascii_lowercase();
+    let host = format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(0)
+    );
+    if all.contains("invalid http version") {
+        format!("{host} did not answer in HTTP; if that port speaks HTTPS, use https://{host}")
+    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+        format!("TLS with {host} failed: {root}")
+    } else if e.is_connect() {
+        format!("cannot connect to {host}: {root}")
+    } else if e.is_timeout() {
+        format!("{method} {}: no answer in time", redact_url(url.as_str()))
+    } else {
+        format!("{method} {}: {root}", redact_url(url.as_str()))
+    }
 }

@@ -33,8 +33,11 @@ pub(crate) async fn offers(http: &Http, repo: Option<&str>) -> Result<bool, Clie
         Some(r) => format!("/v2/{r}/_oci/ext/discover"),
         None => "/v2/_oci/ext/discover".to_string(),
     };
-    let Ok(answer) = http.get(&path, "application/json").await else {
-        return Ok(false);
+    let answer = match http.get(&path, "application/json").await {
+        Ok(a) => a,
+        // No connection is not a missing feature: say so, once.
+        Err(e @ ClientError::Transport { .. }) => return Err(e),
+        Err(_) => return Ok(false),
     };
     if answer.status == reqwest::StatusCode::UNAUTHORIZED && http.has_credentials() {
         return Err(ClientError::Invalid(format!(

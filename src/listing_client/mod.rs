@@ -24,7 +24,7 @@ use http::Http;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The request could not be sent or its answer not read.
-    #[error("{url}: {reason}")]
+    #[error("{reason}")]
     Transport {
         /// The URL requested.
         url: String,

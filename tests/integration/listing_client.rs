@@ -902,3 +902,59 @@ async fn untagged_children_of_an_index_are_told_apart_from_garbage() {
     );
     assert!(!line(&loose.manifest_digest).contains("in index"), "{text}");
 }
+
+/// A closed port is a connection failure, said once, not a missing feature.
+#[tokio::test]
+async fn a_closed_port_is_reported_as_a_connection_failure() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for args in [
+        vec!["list".to_string(), format!("127.0.0.1:{port}/")],
+        vec![
+            "list-tags".to_string(),
+            format!("127.0.0.1:{port}/team/app"),
+        ],
+    ] {
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_marina"))
+                .args(&args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("offers neither"), "{stderr}");
+        assert!(
+            stderr.matches(&format!("127.0.0.1:{port}")).count() == 1,
+            "{stderr}"
+        );
+    }
+}
+
+/// Plain HTTP to a port that speaks HTTPS says so, instead of a parser error.
+#[tokio::test]
+async fn http_to_an_https_port_suggests_https() {
+    let ca = crate::auth_support::TestCa::new("marina test CA");
+    let server = TestServer::start_with(|c| c.tls = Some(ca.tls_config(1))).await;
+    let host = server.url.trim_start_matches("https://").to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_marina"))
+            .args(["list", &format!("{host}/")])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("use https://127.0.0.1:"), "{stderr}");
+}
