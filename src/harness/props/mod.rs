@@ -90,8 +90,10 @@ where
     let seed = cx.options().seed;
     let config = Config {
         cases: cases.max(1),
-        max_shrink_iters: MAX_SHRINK_ITERS,
-        max_shrink_time: MAX_SHRINK_TIME.as_millis() as u32,
+        // The shrink budget is kept below (proptest would print its own notice on
+        // stderr when it stops shrinking).
+        max_shrink_iters: u32::MAX,
+        max_shrink_time: 0,
         failure_persistence: None,
         ..Config::default()
     };
@@ -103,15 +105,28 @@ where
     let outcome = tokio::task::spawn_blocking(move || {
         let mut runner = TestRunner::new_with_rng(config, rng);
         let strategy = strategy();
+        // After the first failure, at most MAX_SHRINK_ITERS candidates or
+        // MAX_SHRINK_TIME are spent shrinking; later candidates count as passing,
+        // which ends the shrink with the smallest failure found so far.
+        let shrink = std::cell::Cell::new(None::<(std::time::Instant, u32)>);
         runner
             .run(&strategy, |value| {
                 if st.lock().expect("stop lock").is_some() {
                     return Ok(());
                 }
+                if let Some((since, tried)) = shrink.get() {
+                    if tried >= MAX_SHRINK_ITERS || since.elapsed() >= MAX_SHRINK_TIME {
+                        return Ok(());
+                    }
+                    shrink.set(Some((since, tried + 1)));
+                }
                 cx2.client().clear_log();
                 match handle.block_on(test(cx2.clone(), value)) {
                     Ok(()) => Ok(()),
                     Err(Verdict::Fail(f)) => {
+                        if shrink.get().is_none() {
+                            shrink.set(Some((std::time::Instant::now(), 0)));
+                        }
                         let msg = format!("{}: {}", f.requirement, f.expected);
                         *lf.lock().expect("failure lock") = Some(f);
                         Err(TestCaseError::fail(msg))
