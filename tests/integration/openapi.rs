@@ -159,8 +159,12 @@ async fn schemathesis_finds_nothing_the_document_does_not_describe() {
     }
     let server = TestServer::start().await;
     let url = format!("{}/openapi.json", server.url);
+    // schemathesis keeps a cache in its working directory: not in the repository.
+    let scratch = tempfile::tempdir().unwrap();
+    let cwd = scratch.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("st")
+            .current_dir(&cwd)
             .args([
                 "run",
                 &url,
