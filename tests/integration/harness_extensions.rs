@@ -20,6 +20,8 @@ enum Break {
     MalformedName,
     /// Serves listings as `application/json` instead of their versioned type.
     PlainJson,
+    /// Sends the tag list's `Link` without its `rel="next"`.
+    LinkWithoutRel,
     /// Pages tag lists by offset (`next=<index>`) over the list as it is when
     /// each page is served, the classic way to skip items when content changes.
     OffsetPaging,
@@ -108,6 +110,20 @@ fn app(registry: &marina::Registry, brk: Break) -> impl Endpoint<Output = Respon
                 if paged_manifests && resp.headers().contains_key("link") =>
             {
                 drop_last(resp).await
+            }
+            Break::LinkWithoutRel if path.ends_with("/tags/list") => {
+                let mut resp = resp;
+                let bare = resp
+                    .headers()
+                    .get("link")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .map(str::to_string);
+                if let Some(bare) = bare {
+                    resp.headers_mut()
+                        .insert("link", bare.parse().expect("header"));
+                }
+                Ok(resp)
             }
             Break::PlainJson if listing && resp.status().is_success() => {
                 let mut resp = resp;
@@ -328,4 +344,21 @@ async fn read_only_runs_check_what_needs_no_push() {
             "extensions.marina-errors pass",
         ],
     );
+}
+
+/// A tag list `Link` without `rel="next"` breaks R096, though the pages it names
+/// are right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_list_link_without_rel_next_fails_r096() {
+    let w = wrong(Break::LinkWithoutRel).await;
+    let report = harness::check(
+        &w.url,
+        Options {
+            only: vec!["tags.link".into()],
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("the harness runs");
+    assert_verdicts(&report, &["tags.link fail R096"]);
 }

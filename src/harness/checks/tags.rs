@@ -311,6 +311,16 @@ async fn link(cx: &Ctx) -> Step<Verdict> {
                     )
                 })?;
             }
+            // A Link that names no next page is not the spec's pagination header.
+            None if !r.header_all("link").is_empty() => {
+                return Err(cx.fail(
+                    "R096",
+                    format!(
+                        "a Link header on the tag list has rel=\"next\"; got {:?}",
+                        r.header_all("link")
+                    ),
+                ));
+            }
             None if page.len() == n => match page.last() {
                 Some(l) => target = format!("/v2/{repo}/tags/list?n={n}&last={l}"),
                 None => break,
