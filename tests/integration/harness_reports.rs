@@ -211,18 +211,6 @@ fn cli_help_explains_every_option_with_an_example() {
     }
 }
 
-/// Runs the `marina` binary with `args` off the async runtime.
-async fn marina_async(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_marina"))
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 /// A report path that cannot be written stops `marina check` and `marina bench`
 /// before any request, not after the run.
 #[tokio::test]
@@ -244,18 +232,13 @@ async fn unwritable_report_paths_are_refused_before_the_run() {
             "manifests",
         ],
     ] {
-        let out = marina_async(args.iter().map(|s| s.to_string()).collect()).await;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let (code, stdout, stderr) = crate::support::run_marina(&args).await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(
             stderr.contains("cannot write /nonexistent/dir/"),
             "{args:?}: {stderr}"
         );
-        assert!(
-            out.stdout.is_empty(),
-            "{args:?} ran before refusing: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert!(stdout.is_empty(), "{args:?} ran before refusing: {stdout}");
     }
 }
 
@@ -276,17 +259,13 @@ async fn each_check_run_draws_a_fresh_seed_and_seed_replays_one() {
         if let Some(s) = seed {
             args.extend(["--seed".to_string(), s.to_string()]);
         }
-        let out = marina_async(args).await;
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, stdout, stderr) = crate::support::run_marina(&args).await;
+        assert_eq!(code, 0, "{stderr}");
         let report: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
         let seed = report["seed"].as_u64().unwrap();
-        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("seed {seed}")));
+        assert!(stdout.contains(&format!("seed {seed}")));
         seeds.push(seed);
     }
     assert_ne!(seeds[0], seeds[1], "two runs drew the same seed");

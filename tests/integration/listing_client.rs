@@ -23,24 +23,7 @@ fn opts() -> Options {
     Options::default()
 }
 
-/// Runs the `marina` binary; returns (exit code, stdout, stderr).
-async fn marina(args: &[&str]) -> (i32, String, String) {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let shown = format!("marina {}", args.join(" "));
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_marina"))
-            .args(&args)
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::run_marina as marina;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_lists_the_scenarios_through_the_extension() {
@@ -790,17 +773,9 @@ async fn du_reports_sizes_unique_bytes_and_the_total_through_the_extension() {
         }
         t
     };
-    let host = test.host();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_marina"))
-            .args(["du", &format!("{host}/du/"), "--json"])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, out, err) = marina(&["du", &format!("{}/du/", test.host()), "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["source"], "extension");
     assert_eq!(
         v["repositories"],
@@ -879,16 +854,8 @@ async fn untagged_children_of_an_index_are_told_apart_from_garbage() {
     };
     assert_eq!(held(&child.manifest_digest), vec![index.to_string()]);
     assert!(held(&loose.manifest_digest).is_empty());
-    let host = test.host();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_marina"))
-            .args(["list-manifests", &format!("{host}/multi/app"), "--untagged"])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let target = format!("{}/multi/app", test.host());
+    let (_, text, _) = marina(&["list-manifests", &target, "--untagged"]).await;
     let hex = &index.hex()[..12];
     let line = |d: &Digest| {
         text.lines()
@@ -918,16 +885,9 @@ async fn a_closed_port_is_reported_as_a_connection_failure() {
             format!("127.0.0.1:{port}/team/app"),
         ],
     ] {
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_marina"))
-                .args(&args)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, stderr) = marina(&args).await;
+        assert_ne!(code, 0);
         assert!(
             stderr.contains(&format!("cannot connect to 127.0.0.1:{port}")),
             "{stderr}"
@@ -946,15 +906,7 @@ async fn http_to_an_https_port_suggests_https() {
     let ca = crate::auth_support::TestCa::new("marina test CA");
     let server = TestServer::start_with(|c| c.tls = Some(ca.tls_config(1))).await;
     let host = server.url.trim_start_matches("https://").to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_marina"))
-            .args(["list", &format!("{host}/")])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (code, _, stderr) = marina(&["list", &format!("{host}/")]).await;
+    assert_ne!(code, 0);
     assert!(stderr.contains("use https://127.0.0.1:"), "{stderr}");
 }

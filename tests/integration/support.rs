@@ -429,3 +429,22 @@ pub fn missing_tool(what: &str, install: &str) {
     );
     eprintln!("skipped: {what} is not installed ({install}); .ci/run installs it");
 }
+
+/// Runs the `marina` binary; returns (exit code, stdout, stderr).
+pub async fn run_marina(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let shown = format!("marina {}", args.join(" "));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_marina"))
+            .args(&args)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
