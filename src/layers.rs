@@ -31,7 +31,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("bench", &["client", "oci", "markup", "timefmt"]),
     // The runner starts the in-process reference server when no registry is
     // given (and talks to it over HTTP only, like to any other).
-    ("conformance", &["server", "config", "timefmt"]),
+    ("conformance", &["server", "config", "timefmt", "client"]),
 ];
 
 mod tests {

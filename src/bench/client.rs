@@ -11,6 +11,7 @@ use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCAT
 use reqwest::{Method, Response, StatusCode, Url};
 
 use super::content::BlobSpec;
+use crate::client::address;
 use crate::oci::media_types;
 
 /// The `Accept` header of manifest requests.
@@ -49,12 +50,9 @@ impl Registry {
     /// A client for `url` keeping up to `pool` idle connections; each request is
     /// abandoned after `timeout`.
     pub fn new(url: &str, pool: usize, timeout: Duration) -> Result<Registry> {
-        let mut base = Url::parse(url).with_context(|| format!("invalid registry URL {url:?}"))?;
-        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
-            bail!("registry URL must be http:// or https:// with a host, not {url:?}");
-        }
-        base.set_path("/");
-        base.set_query(None);
+        let normal = address::base_url(url, false).map_err(|e| anyhow!(e))?;
+        let base = Url::parse(&format!("{normal}/"))
+            .with_context(|| format!("invalid registry URL {url:?}"))?;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(pool)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -363,17 +361,20 @@ mod tests {
     use super::*;
 
     fn reg() -> Registry {
-        Registry::new(
-            "http://127.0.0.1:5000/ignored?x=1",
-            4,
-            Duration::from_secs(5),
-        )
-        .expect("valid")
+        Registry::new("http://127.0.0.1:5000/v2/", 4, Duration::from_secs(5)).expect("valid")
     }
 
     #[test]
     fn base_is_normalised() {
         assert_eq!(reg().base().as_str(), "http://127.0.0.1:5000/");
+        let bare = Registry::new("127.0.0.1:5000", 4, Duration::from_secs(5)).expect("host:port");
+        assert_eq!(bare.base().as_str(), "http://127.0.0.1:5000/");
+        assert!(Registry::new(
+            "http://127.0.0.1:5000/ignored?x=1",
+            4,
+            Duration::from_secs(5)
+        )
+        .is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! header grammars it reads (`Link`, challenges, ranges) are parsed once, in
 //! [`headers`].
 
+pub mod address;
 pub mod auth;
 pub mod headers;
 pub mod http;
@@ -115,8 +116,8 @@ pub struct Client {
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The URL does not parse or is not http(s).
-    #[error("invalid registry URL {0:?}: give a URL such as http://127.0.0.1:5000")]
+    /// The registry address is not `host[:port]` or `http(s)://host[:port]`.
+    #[error("invalid registry address: {0}")]
     Url(String),
     /// The CA file cannot be read or parsed.
     #[error("cannot use CA file {0}: {1}")]
@@ -135,11 +136,9 @@ fn host_key(u: &Url) -> (String, Option<u16>) {
 impl Client {
     /// Builds the client for a registry URL.
     pub fn new(url: &str, options: &ClientOptions) -> Result<Client, ClientError> {
-        let mut base = Url::parse(url).map_err(|_| ClientError::Url(url.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
-            return Err(ClientError::Url(url.to_string()));
-        }
-        base.set_path("/");
+        let normal = address::base_url(url, false).map_err(ClientError::Url)?;
+        let base = Url::parse(&format!("{normal}/"))
+            .map_err(|e| ClientError::Url(format!("{url:?}: {e}")))?;
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(options.request_timeout_secs))

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail};
 
 /// A registry's base address. The suites take only a scheme and an authority:
 /// a path, query or fragment would be silently dropped, so they are rejected.
@@ -16,34 +16,15 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `http://host[:port]` or `https://host[:port]` (a trailing `/` and
-    /// `/v2/` are accepted).
-    pub fn parse(url: &str) -> anyhow::Result<Endpoint> {
-        let url = url.trim();
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = url.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            bail!("registry URL {url:?} must start with http:// or https://");
+    /// Parses `host[:port]`, `http://host[:port]` or `https://host[:port]` (a
+    /// trailing `/` and `/v2/` are accepted), as every tool does.
+    pub fn parse(given: &str) -> anyhow::Result<Endpoint> {
+        let url = crate::client::address::base_url(given, false).map_err(|e| anyhow!(e))?;
+        let (tls, authority) = match url.split_once("://") {
+            Some(("https", a)) => (true, a),
+            Some((_, a)) => (false, a),
+            None => bail!("registry address {given:?} has no scheme"),
         };
-        let authority = rest
-            .strip_suffix("/v2/")
-            .or_else(|| rest.strip_suffix("/v2"))
-            .or_else(|| rest.strip_suffix('/'))
-            .unwrap_or(rest);
-        if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
-            bail!(
-                "registry URL {url:?} must be a scheme and host[:port] only \
-                 (the suites cannot use a path, query or user info)"
-            );
-        }
-        if let Some((_, port)) = authority.rsplit_once(':') {
-            if !authority.ends_with(']') {
-                port.parse::<u16>()
-                    .with_context(|| format!("bad port in registry URL {url:?}"))?;
-            }
-        }
         Ok(Endpoint {
             tls,
             authority: authority.to_string(),
@@ -110,8 +91,12 @@ mod tests {
 
     #[test]
     fn rejects_what_the_suites_would_drop() {
+        // The same forms as every tool: `host[:port]` means http on loopback.
+        assert_eq!(
+            Endpoint::parse("127.0.0.1:5000").unwrap().url(),
+            "http://127.0.0.1:5000"
+        );
         for bad in [
-            "127.0.0.1:5000",
             "ftp://x",
             "http://",
             "http://host/prefix",

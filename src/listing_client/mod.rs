@@ -20,6 +20,8 @@ pub use target::{RepoTarget, Target};
 
 use http::Http;
 
+use crate::client::address;
+
 /// Why a listing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -168,7 +170,10 @@ impl ListingClient {
     /// means `http`, anything else `https`.
     pub fn new(registry: &str, conn: &Connection) -> Result<Self, ClientError> {
         Ok(ListingClient {
-            http: Http::new(&target::base_url(registry, conn.plain_http), conn)?,
+            http: Http::new(
+                &address::base_url(registry, conn.plain_http).map_err(ClientError::Invalid)?,
+                conn,
+            )?,
         })
     }
 

@@ -88,31 +88,6 @@ impl std::str::FromStr for RepoTarget {
     }
 }
 
-/// The base URL for a registry: its own scheme if given; else `http` when
-/// `plain_http` is set or the host is a loopback name or address, `https` otherwise.
-pub fn base_url(registry: &str, plain_http: bool) -> String {
-    let registry = registry.trim_end_matches('/');
-    if registry.contains("://") {
-        return registry.to_string();
-    }
-    let host = if registry.starts_with('[') {
-        registry
-            .split(']')
-            .next()
-            .map(|h| format!("{h}]"))
-            .unwrap_or_default()
-    } else {
-        registry.split(':').next().unwrap_or("").to_string()
-    };
-    let loopback = host == "localhost" || host.starts_with("127.") || host == "[::1]";
-    let scheme = if plain_http || loopback {
-        "http"
-    } else {
-        "https"
-    };
-    format!("{scheme}://{registry}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,21 +114,5 @@ mod tests {
         assert_eq!(r.digest.unwrap().to_string(), d);
         assert!("localhost:5000".parse::<RepoTarget>().is_err());
         assert!("localhost:5000/a@sha256:zz".parse::<RepoTarget>().is_err());
-    }
-
-    #[test]
-    fn schemes() {
-        assert_eq!(base_url("127.0.0.1:5000", false), "http://127.0.0.1:5000");
-        assert_eq!(base_url("localhost", false), "http://localhost");
-        assert_eq!(base_url("[::1]:5000", false), "http://[::1]:5000");
-        assert_eq!(base_url("ghcr.io", false), "https://ghcr.io");
-        assert_eq!(
-            base_url("registry.lan:5000", true),
-            "http://registry.lan:5000"
-        );
-        assert_eq!(
-            base_url("https://127.0.0.1:5000/", false),
-            "https://127.0.0.1:5000"
-        );
     }
 }

@@ -232,7 +232,10 @@ async fn unreachable_registries_are_a_usage_error() {
     let err = marina::harness::check("ftp://example", Options::default())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("invalid registry URL"), "{err}");
+    assert!(
+        err.to_string().contains("invalid registry address"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -271,3 +271,37 @@ async fn each_check_run_draws_a_fresh_seed_and_seed_replays_one() {
     assert_ne!(seeds[0], seeds[1], "two runs drew the same seed");
     assert_eq!(seeds[2], 42);
 }
+
+/// Every tool takes the registry as `host:port` or `http(s)://host:port`
+/// (issue 18 item 10: `check` refused `host:port` that `list` took), and a path
+/// it would drop (`http://host/docs`) is refused instead of ignored. (`list`
+/// reads a path as the namespace to list, so it honours it.)
+#[tokio::test]
+async fn every_tool_takes_host_port_and_refuses_a_path_it_would_drop() {
+    let server = crate::support::TestServer::start().await;
+    let authority = server.url.trim_start_matches("http://").to_string();
+    let (code, stdout, stderr) =
+        crate::support::run_marina(&["check", &authority, "--only", "pull.blob-get"]).await;
+    assert_eq!(code, 0, "check {authority}: {stderr}");
+    assert!(
+        stdout.contains("1 checks") && stdout.contains("passed"),
+        "{stdout}"
+    );
+    let docs = format!("{}/docs", server.url);
+    for args in [
+        vec!["check", docs.as_str()],
+        vec!["bench", docs.as_str(), "--workloads", "manifests"],
+    ] {
+        let (code, _, stderr) = crate::support::run_marina(&args).await;
+        assert_ne!(code, 0, "{args:?} was accepted");
+        assert!(
+            stderr.contains("\"/docs\" would be ignored"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (code, _, stderr) =
+        crate::support::run_marina(&["conformance", "--suite", "current", "--registry", &docs])
+            .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("would be ignored"), "{stderr}");
+}
