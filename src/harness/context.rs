@@ -58,7 +58,7 @@ struct Inner {
     run: String,
     counter: AtomicU64,
     created: Mutex<Vec<Created>>,
-    image: OnceCell<Result<Image, String>>,
+    image: OnceCell<Result<Image, Verdict>>,
     referrers: OnceCell<Result<(), String>>,
     extensions: OnceCell<Answer>,
 }
@@ -150,7 +150,9 @@ impl Ctx {
             .map_err(|e| self.fail("R143", format!("an HTTP response; the request failed: {e}")))
     }
 
-    /// Fails `requirement` unless the status is one of `allowed`.
+    /// Fails `requirement` unless the status is one of `allowed`. A 401 or 403
+    /// that `allowed` does not name is access control refusing the run's
+    /// credentials: the check ends [`Verdict::NotPermitted`], not failed.
     pub fn expect_status(
         &self,
         resp: &Response,
@@ -160,6 +162,10 @@ impl Ctx {
     ) -> Step<()> {
         if allowed.contains(&resp.status) {
             Ok(())
+        } else if matches!(resp.status, 401 | 403) {
+            Err(Verdict::NotPermitted {
+                reason: format!("{what}: {}", refusal(resp)),
+            })
         } else {
             let list: Vec<String> = allowed.iter().map(u16::to_string).collect();
             Err(self.fail(
@@ -342,20 +348,23 @@ impl Ctx {
                     .as_ref()
                     .filter(|_| !self.options().push)
                 {
-                    return self.existing_image(reference).await;
+                    return self
+                        .existing_image(reference)
+                        .await
+                        .map_err(Verdict::skipped);
                 }
                 let repo = self.repo("main");
                 match self.push_image(&repo, "fixture").await {
                     Ok(i) => Ok(i),
-                    Err(Verdict::Skipped { reason }) => Err(reason),
-                    Err(other) => Err(format!(
+                    Err(v @ (Verdict::Skipped { .. } | Verdict::NotPermitted { .. })) => Err(v),
+                    Err(other) => Err(Verdict::skipped(format!(
                         "pushing the fixture image failed: {}",
                         other.kind()
-                    )),
+                    ))),
                 }
             })
             .await;
-        r.clone().map_err(Verdict::skipped)
+        r.clone()
     }
 
     /// Reads an existing image (`repository:tag`, an image manifest with a config
@@ -453,5 +462,26 @@ impl Ctx {
             })
             .await
             .clone()
+    }
+}
+
+/// A 401/403 answer in a few words: the status and the first error's code and
+/// message, as the registry gave them.
+pub(crate) fn refusal(resp: &Response) -> String {
+    let first = serde_json::from_slice::<serde_json::Value>(&resp.body)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("errors")?.get(0)?.clone();
+            let code = e.get("code")?.as_str()?.to_string();
+            let message = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
+            Some(format!("{code} {message}").trim_end().to_string())
+        });
+    match first {
+        Some(e) => format!(
+            "{} {}",
+            resp.status,
+            e.chars().take(120).collect::<String>()
+        ),
+        None => resp.status.to_string(),
     }
 }

@@ -84,7 +84,8 @@ async fn run_one(cx: &Ctx, def: &CheckDef) -> Outcome {
     }
 }
 
-/// Deletes what the run created, manifests first; returns a one-line summary.
+/// Deletes what the run created, manifests first; returns a summary naming
+/// (up to a few of) the deletes that failed and why.
 async fn cleanup(cx: &Ctx) -> String {
     if !cx.options().delete {
         return "cleanup skipped: deleting is turned off".into();
@@ -92,18 +93,33 @@ async fn cleanup(cx: &Ctx) -> String {
     let mut created = cx.take_created();
     created.sort_by_key(|c| matches!(c, Created::Blob(..)));
     created.dedup();
-    let (mut ok, mut failed) = (0, 0);
+    let mut ok = 0;
+    let mut failed = Vec::new();
     for c in &created {
         let path = match c {
             Created::Manifest(repo, d) => format!("/v2/{repo}/manifests/{d}"),
             Created::Blob(repo, d) => format!("/v2/{repo}/blobs/{d}"),
         };
-        match cx.client().send(Request::delete(path)).await {
+        match cx.client().send(Request::delete(path.clone())).await {
             Ok(r) if matches!(r.status, 202 | 404) => ok += 1,
-            _ => failed += 1,
+            Ok(r) => failed.push(format!("DELETE {path}: {}", super::context::refusal(&r))),
+            Err(e) => failed.push(format!("DELETE {path}: {e}")),
         }
     }
-    format!("cleanup: {ok} of {} created manifests and blobs deleted or already gone, {failed} not deleted", created.len())
+    let mut out = format!(
+        "cleanup: {ok} of {} created manifests and blobs deleted or already gone, {} not deleted",
+        created.len(),
+        failed.len()
+    );
+    const SHOWN: usize = 5;
+    for f in failed.iter().take(SHOWN) {
+        out.push_str("\n  ");
+        out.push_str(f);
+    }
+    if failed.len() > SHOWN {
+        out.push_str(&format!("\n  … and {} more", failed.len() - SHOWN));
+    }
+    out
 }
 
 /// Runs the harness against `url`.

@@ -102,6 +102,13 @@ pub enum Verdict {
         /// Why.
         reason: String,
     },
+    /// The registry refused the run's credentials (401 or 403) for an action the
+    /// check needed: a permission the run lacks, not a broken requirement.
+    #[serde(rename = "not-permitted")]
+    NotPermitted {
+        /// The refused request and the registry's answer.
+        reason: String,
+    },
 }
 
 impl Verdict {
@@ -119,13 +126,15 @@ impl Verdict {
         }
     }
 
-    /// The verdict's kind as a short word (`pass`, `fail`, `unsupported`, `skipped`).
+    /// The verdict's kind as a short word (`pass`, `fail`, `unsupported`, `skipped`,
+    /// `not-permitted`).
     pub fn kind(&self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
             Verdict::Fail(_) => "fail",
             Verdict::Unsupported { .. } => "unsupported",
             Verdict::Skipped { .. } => "skipped",
+            Verdict::NotPermitted { .. } => "not-permitted",
         }
     }
 }

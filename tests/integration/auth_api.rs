@@ -815,3 +815,102 @@ async fn under_a_mount_prefix_challenges_and_catalog_links_carry_the_prefix() {
     assert_eq!(body, json!({"repositories": ["public/b"]}));
     server.abort();
 }
+
+/// `marina check` as a user who may push only under `team/` (issue 18 item 11):
+/// refusals are "not permitted", not MUST failures, with a hint; run where the
+/// user may push, nothing is refused and cleanup deletes everything.
+#[tokio::test]
+async fn check_reports_refused_actions_as_not_permitted_not_as_failures() {
+    use marina::client::Credentials;
+    use marina::harness::{report::render_terminal, Options};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut auth = standard_auth(dir.path(), AuthScheme::Basic);
+    auth.rules.push(crate::auth_support::rule(
+        &["writer"],
+        &[],
+        false,
+        &["team/check/**"],
+        &["delete"],
+    ));
+    let s = start_secure(auth, None, |_| {}).await;
+    let writer = |prefix: &str| Options {
+        credentials: Some(Credentials {
+            username: "writer".into(),
+            password: "writer-pw".into(),
+        }),
+        repo_prefix: prefix.into(),
+        sections: vec![
+            marina::harness::Section::Push,
+            marina::harness::Section::Delete,
+        ],
+        cases: 2,
+        progress: false,
+        ..Options::default()
+    };
+    let outside = marina::harness::check(&s.url, writer("elsewhere"))
+        .await
+        .unwrap();
+    let text = render_terminal(&outside, false);
+    let t = outside.totals();
+    assert!(t.not_permitted > 0, "{text}");
+    assert_eq!(t.failed, 0, "refusals were counted as failures:\n{text}");
+    assert_eq!(outside.exit_code(), 0, "{text}");
+    assert!(text.contains("Not permitted (401 or 403"), "{text}");
+    assert!(text.contains("--repo-prefix"), "{text}");
+    assert!(text.contains("403 DENIED"), "{text}");
+
+    let inside = marina::harness::check(&s.url, writer("team/check"))
+        .await
+        .unwrap();
+    let text = render_terminal(&inside, false);
+    assert_eq!(inside.totals().not_permitted, 0, "{text}");
+    assert_eq!(inside.totals().failed, 0, "{text}");
+    assert!(inside.cleanup.contains(", 0 not deleted"), "{text}");
+}
+
+/// The cleanup line names each delete that failed and why.
+#[tokio::test]
+async fn check_cleanup_says_what_it_could_not_delete_and_why() {
+    use marina::client::Credentials;
+    use marina::harness::Options;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut auth = standard_auth(dir.path(), AuthScheme::Basic);
+    // `pusher` may push under team/ but not delete.
+    auth.htpasswd = Some(crate::auth_support::write_htpasswd(
+        dir.path(),
+        &[("pusher", "pusher-pw")],
+    ));
+    auth.rules = vec![crate::auth_support::rule(
+        &["pusher"],
+        &[],
+        false,
+        &["team/**"],
+        &["pull", "push"],
+    )];
+    let s = start_secure(auth, None, |_| {}).await;
+    let report = marina::harness::check(
+        &s.url,
+        Options {
+            credentials: Some(Credentials {
+                username: "pusher".into(),
+                password: "pusher-pw".into(),
+            }),
+            repo_prefix: "team/check".into(),
+            only: vec!["push.post-put".into()],
+            progress: false,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        report
+            .cleanup
+            .contains("not deleted\n  DELETE /v2/team/check/"),
+        "{}",
+        report.cleanup
+    );
+    assert!(report.cleanup.contains(": 403"), "{}", report.cleanup);
+}

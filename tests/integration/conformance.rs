@@ -820,12 +820,12 @@ fn the_cli_wires_flags_exit_codes_and_the_environment() {
             "--suite",
             suite,
             "--registry",
-            "127.0.0.1:5000",
+            "http://127.0.0.1:5000/prefix",
         ],
         &[],
     );
     assert_eq!(code, 2);
-    assert!(stderr.contains("http://"), "{stderr}");
+    assert!(stderr.contains("would be ignored"), "{stderr}");
     let (code, _, _) = marina(&["conformance", "--suite", suite, "--username", "u"], &[]);
     assert_eq!(code, 2, "--username needs --password");
 

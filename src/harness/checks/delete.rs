@@ -4,7 +4,7 @@
 
 use super::tags::{get_page, push_tags};
 use super::CheckDef;
-use crate::client::Request;
+use crate::client::{Request, Response};
 use crate::harness::context::{Ctx, Step};
 use crate::harness::verdict::Verdict;
 use crate::harness_check;
@@ -21,15 +21,15 @@ pub fn checks() -> Vec<CheckDef> {
 }
 
 /// Interprets the answer to a DELETE: `Ok(true)` deleted, `Ok(false)` disabled.
-fn deleted(cx: &Ctx, status: u16, ok_req: &str, what: &str) -> Step<bool> {
-    match status {
-        202 => Ok(true),
-        400 | 405 => Ok(false),
-        s => Err(cx.fail(
-            ok_req,
-            format!("{what} answers 202, or 400/405 when deletion is disabled; got {s}"),
-        )),
-    }
+/// A 401/403 is not permitted (see [`Ctx::expect_status`]).
+fn deleted(cx: &Ctx, r: &Response, ok_req: &str, what: &str) -> Step<bool> {
+    cx.expect_status(
+        r,
+        &[202, 400, 405],
+        ok_req,
+        &format!("{what} (400/405 when deletion is disabled)"),
+    )?;
+    Ok(r.status == 202)
 }
 
 async fn tag(cx: &Ctx) -> Step<Verdict> {
@@ -39,7 +39,7 @@ async fn tag(cx: &Ctx) -> Step<Verdict> {
     let r = cx
         .send(Request::delete(format!("/v2/{repo}/manifests/drop")))
         .await?;
-    if !deleted(cx, r.status, "R119", "DELETE of a tag")? {
+    if !deleted(cx, &r, "R119", "DELETE of a tag")? {
         return Ok(Verdict::unsupported(format!(
             "tag deletion is disabled ({})",
             r.status
@@ -70,7 +70,7 @@ async fn manifest(cx: &Ctx) -> Step<Verdict> {
             desc.digest
         )))
         .await?;
-    if !deleted(cx, r.status, "R121", "DELETE of a manifest by digest")? {
+    if !deleted(cx, &r, "R121", "DELETE of a manifest by digest")? {
         return Ok(Verdict::unsupported(format!(
             "manifest deletion is disabled ({})",
             r.status
@@ -137,7 +137,7 @@ async fn blob(cx: &Ctx) -> Step<Verdict> {
     let r = cx
         .send(Request::delete(format!("/v2/{repo}/blobs/{digest}")))
         .await?;
-    if !deleted(cx, r.status, "R125", "DELETE of a blob")? {
+    if !deleted(cx, &r, "R125", "DELETE of a blob")? {
         return Ok(Verdict::unsupported(format!(
             "blob deletion is disabled ({})",
             r.status

@@ -151,10 +151,16 @@ async fn single_post(cx: &Ctx) -> Step<Verdict> {
                 "single-POST uploads answered 202; the fallback PUT worked",
             ))
         }
-        s => Err(cx.fail(
-            "R042",
-            format!("a single POST answers 201, or 202 to fall back; got {s}"),
-        )),
+        // Through expect_status so that a 401/403 reads as not permitted.
+        s => Err(cx
+            .expect_status(
+                &r,
+                &[201, 202],
+                "R042",
+                "a single POST (202 falls back to PUT)",
+            )
+            .err()
+            .unwrap_or_else(|| cx.fail("R042", format!("a single POST answered {s}")))),
     }
 }
 

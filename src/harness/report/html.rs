@@ -8,7 +8,7 @@ use crate::harness::verdict::Verdict;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}\
-.pass{color:#17702d}.fail{color:#b00020;font-weight:bold}.unsupported{color:#7a5c00}.skipped{color:#666}\
+.pass{color:#17702d}.fail{color:#b00020;font-weight:bold}.unsupported{color:#7a5c00}.skipped{color:#666}.not-permitted{color:#8a3ffc}\
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}summary{cursor:pointer}";
 
 /// Renders the report as one HTML page.
@@ -31,12 +31,12 @@ pub fn render_html(r: &Report) -> String {
         r.cases,
         if musts == 0 { "<span class=\"pass\">every MUST passed</span>".to_string() } else { format!("<span class=\"fail\">{musts} check(s) failed a MUST</span>") }
     );
-    out.push_str("<h2>Summary</h2>\n<table><tr><th>section</th><th>passed</th><th>failed</th><th>unsupported</th><th>skipped</th></tr>\n");
+    out.push_str("<h2>Summary</h2>\n<table><tr><th>section</th><th>passed</th><th>failed</th><th>unsupported</th><th>skipped</th><th>not permitted</th></tr>\n");
     for (s, c) in r.sections() {
         let _ = writeln!(
             out,
-            "<tr><td><a href=\"#{s}\">{s}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            c.passed, c.failed, c.unsupported, c.skipped
+            "<tr><td><a href=\"#{s}\">{s}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            c.passed, c.failed, c.unsupported, c.skipped, c.not_permitted
         );
     }
     out.push_str("</table>\n");
@@ -53,7 +53,9 @@ pub fn render_html(r: &Report) -> String {
                     escape(&f.expected).replace('\n', "<br>"),
                     escape(&f.transcript)
                 ),
-                Verdict::Unsupported { reason } | Verdict::Skipped { reason } => escape(reason),
+                Verdict::Unsupported { reason }
+                | Verdict::Skipped { reason }
+                | Verdict::NotPermitted { reason } => escape(reason),
             };
             let _ = writeln!(
                 out,

@@ -16,7 +16,7 @@ pub fn render_junit(r: &Report) -> String {
         escape(&r.target),
         r.outcomes.len(),
         t.failed,
-        t.unsupported + t.skipped,
+        t.unsupported + t.skipped + t.not_permitted,
         r.millis as f64 / 1000.0
     );
     for (section, c) in r.sections() {
@@ -28,7 +28,7 @@ pub fn render_junit(r: &Report) -> String {
             section,
             outcomes.len(),
             c.failed,
-            c.unsupported + c.skipped,
+            c.unsupported + c.skipped + c.not_permitted,
             time as f64 / 1000.0
         );
         for o in outcomes {
@@ -63,6 +63,13 @@ pub fn render_junit(r: &Report) -> String {
                     let _ = writeln!(
                         out,
                         ">\n      <skipped message=\"skipped: {}\"/>\n    </testcase>",
+                        escape(reason)
+                    );
+                }
+                Verdict::NotPermitted { reason } => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <skipped message=\"not permitted: {}\"/>\n    </testcase>",
                         escape(reason)
                     );
                 }

@@ -45,6 +45,8 @@ pub struct Counts {
     pub unsupported: usize,
     /// Skipped.
     pub skipped: usize,
+    /// Refused by the registry's access control (see [`Verdict::NotPermitted`]).
+    pub not_permitted: usize,
 }
 
 impl Counts {
@@ -54,6 +56,7 @@ impl Counts {
             Verdict::Fail(_) => self.failed += 1,
             Verdict::Unsupported { .. } => self.unsupported += 1,
             Verdict::Skipped { .. } => self.skipped += 1,
+            Verdict::NotPermitted { .. } => self.not_permitted += 1,
         }
     }
 }

@@ -18,28 +18,34 @@ pub fn render_terminal(r: &Report, verbose: bool) -> String {
         r.seed,
         r.cases
     );
-    let _ = writeln!(
+    let t = r.totals();
+    // The column appears only when access control refused something, so the
+    // usual table stays as it was.
+    let denied = t.not_permitted > 0;
+    let row = |out: &mut String, name: &str, c: &super::Counts| {
+        let _ = write!(
+            out,
+            "{:<12} {:>7} {:>7} {:>12} {:>8}",
+            name, c.passed, c.failed, c.unsupported, c.skipped
+        );
+        if denied {
+            let _ = write!(out, " {:>14}", c.not_permitted);
+        }
+        out.push('\n');
+    };
+    let _ = write!(
         out,
         "{:<12} {:>7} {:>7} {:>12} {:>8}",
         "section", "passed", "failed", "unsupported", "skipped"
     );
-    for (s, c) in r.sections() {
-        let _ = writeln!(
-            out,
-            "{:<12} {:>7} {:>7} {:>12} {:>8}",
-            s.as_str(),
-            c.passed,
-            c.failed,
-            c.unsupported,
-            c.skipped
-        );
+    if denied {
+        let _ = write!(out, " {:>14}", "not permitted");
     }
-    let t = r.totals();
-    let _ = writeln!(
-        out,
-        "{:<12} {:>7} {:>7} {:>12} {:>8}",
-        "total", t.passed, t.failed, t.unsupported, t.skipped
-    );
+    out.push('\n');
+    for (s, c) in r.sections() {
+        row(&mut out, s.as_str(), &c);
+    }
+    row(&mut out, "total", &t);
     let mut failures: Vec<_> = r
         .outcomes
         .iter()
@@ -76,6 +82,28 @@ pub fn render_terminal(r: &Report, verbose: bool) -> String {
         for (o, reason) in unsupported {
             let _ = writeln!(out, "  {:<34} {reason}", o.id);
         }
+    }
+    let refused: Vec<_> = r
+        .outcomes
+        .iter()
+        .filter_map(|o| match &o.verdict {
+            Verdict::NotPermitted { reason } => Some((o, reason)),
+            _ => None,
+        })
+        .collect();
+    if !refused.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nNot permitted (401 or 403 for these credentials; not counted as failures):"
+        );
+        for (o, reason) in refused {
+            let _ = writeln!(out, "  {:<34} {reason}", o.id);
+        }
+        let _ = writeln!(
+            out,
+            "  Hint: --repo-prefix NAMESPACE to work where these credentials may push, \
+             --no-push to only read, --no-delete to leave what the run creates."
+        );
     }
     let _ = writeln!(out, "\n{}", r.cleanup);
     let musts = r.must_failures().len();
