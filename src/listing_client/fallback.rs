@@ -16,6 +16,8 @@ use crate::oci::{referrers_tag, Digest, ManifestView};
 
 const NO_PUSH_TIMES: &str =
     "sorting by push time: the standard API records no push times; sorted by name instead";
+const NO_PUSH_TIMES_DESC: &str =
+    "sorting by push time: the standard API records no push times; sorted by name (descending) instead";
 
 fn listing<T>(items: Vec<T>, not_honoured: Vec<String>) -> Listing<T> {
     Listing {
@@ -33,7 +35,13 @@ fn sort_by_name<T>(
     key: impl Fn(&T) -> &str,
 ) {
     if opts.sort.key == SortKey::Pushed {
-        notes.push(NO_PUSH_TIMES.to_string());
+        // The note names the order the output really has.
+        let note = if opts.sort.descending {
+            NO_PUSH_TIMES_DESC
+        } else {
+            NO_PUSH_TIMES
+        };
+        notes.push(note.to_string());
     }
     items.sort_by(|a, b| key(a).cmp(key(b)));
     if opts.sort.descending {
@@ -353,4 +361,35 @@ pub(crate) async fn referrers(
         items.truncate(l);
     }
     Ok(listing(items, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without push times the order is by name, and the note names the direction
+    /// the output really has (issue 18 item 16: it said "by name" over a
+    /// name-descending list).
+    #[test]
+    fn the_note_names_the_order_the_output_has() {
+        for (sort, order, note) in [
+            (
+                "pushed:desc",
+                ["c", "b", "a"],
+                "sorted by name (descending) instead",
+            ),
+            ("pushed", ["a", "b", "c"], "sorted by name instead"),
+        ] {
+            let opts = Options {
+                sort: sort.parse().unwrap(),
+                ..Options::default()
+            };
+            let mut items = vec!["b", "c", "a"];
+            let mut notes = Vec::new();
+            sort_by_name(&mut items, &opts, &mut notes, |s| s);
+            assert_eq!(items, order, "{sort}");
+            assert_eq!(notes.len(), 1);
+            assert!(notes[0].ends_with(note), "{sort}: {}", notes[0]);
+        }
+    }
 }

@@ -34,7 +34,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The registry answered with an unexpected status.
-    #[error("{method} {url}: {status}: {body}")]
+    #[error("{}", describe_status(method, url, *status, body))]
     Status {
         /// Request method.
         method: &'static str,
@@ -48,6 +48,34 @@ pub enum ClientError {
     /// The answer could not be understood, or the request cannot be made.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// An unexpected answer in one line: the status, the registry's first error
+/// (code and message) when the body is the spec's JSON, and the request's path.
+fn describe_status(method: &str, url: &str, status: u16, body: &str) -> String {
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or(url);
+    let first = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("errors")?.get(0)?.clone();
+            let code = e.get("code")?.as_str()?.to_string();
+            let message = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
+            // Marina's messages lead with a generic sentence before a colon.
+            let message = message.rsplit_once(": ").map_or(message, |(_, m)| m);
+            Some(format!("{code}: {message}"))
+        });
+    let hint = match status {
+        401 => "; give --username and --password",
+        _ => "",
+    };
+    match first {
+        Some(e) => format!("{status} {e} ({method} {path}){hint}"),
+        None if body.trim().is_empty() => format!("{status} ({method} {path}){hint}"),
+        None => format!("{status}: {} ({method} {path}){hint}", body.trim()),
+    }
 }
 
 /// What a list is sorted by.

@@ -74,6 +74,12 @@ impl std::str::FromStr for RepoTarget {
                 "{s:?}: expected <registry>/<repository>[@<digest>]"
             ));
         }
+        if let Some((name, tag)) = repo.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+            return Err(format!(
+                "{s:?}: a tag (:{tag}) is not taken here; name the repository ({name}), \
+                 or a manifest with @<digest>"
+            ));
+        }
         let repo = repo
             .parse::<RepoName>()
             .map_err(|e| format!("{s:?}: {e}"))?;
@@ -113,6 +119,13 @@ mod tests {
         let r: RepoTarget = format!("localhost:5000/hello-world@{d}").parse().unwrap();
         assert_eq!(r.digest.unwrap().to_string(), d);
         assert!("localhost:5000".parse::<RepoTarget>().is_err());
+        let e = "localhost:5000/team/app:v1"
+            .parse::<RepoTarget>()
+            .unwrap_err();
+        assert!(
+            e.contains("a tag (:v1) is not taken here; name the repository (team/app)"),
+            "{e}"
+        );
         assert!("localhost:5000/a@sha256:zz".parse::<RepoTarget>().is_err());
     }
 }

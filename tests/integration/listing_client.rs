@@ -698,7 +698,17 @@ async fn client_logs_in_and_lists_what_the_caller_may_pull() {
         let refused = client(Some(("writer", "writer-pw")))
             .tags("secret/b", None, &opts())
             .await;
-        assert!(refused.is_err(), "{scheme:?}: {refused:?}");
+        // A refusal reads as the registry's reason in one line, not a JSON body
+        // naming the URL (issue 18 item 16).
+        let refused = refused.unwrap_err().to_string();
+        assert!(
+            refused.starts_with("403 DENIED: pull on repository secret/b is not granted (GET /v2/"),
+            "{scheme:?}: {refused}"
+        );
+        assert!(
+            !refused.contains('{') && !refused.contains("https://"),
+            "{refused}"
+        );
         let wrong = client(Some(("writer", "guess")))
             .repositories(None, &opts())
             .await;

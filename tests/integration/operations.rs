@@ -456,7 +456,16 @@ async fn with_access_control_the_access_log_names_the_user_and_each_refusals_rea
     let hash = bcrypt::hash(password, 4).unwrap();
     std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
     let data = dir.path().join("data");
+    // Three failed logins from one address lock it out.
+    let config = dir.path().join("marina.toml");
+    std::fs::write(
+        &config,
+        "[auth.throttle]\nmax_failures = 3\nwindow_secs = 60\nlockout_secs = 60\n",
+    )
+    .unwrap();
     let mut served = serve(&[
+        "--config",
+        config.to_str().unwrap(),
         "--data-dir",
         data.to_str().unwrap(),
         "--htpasswd",
@@ -500,6 +509,23 @@ async fn with_access_control_the_access_log_names_the_user_and_each_refusals_rea
         .text()
         .await
         .unwrap();
+    // Metrics first: the lockout refuses every login from this address.
+    // (alice's sign-in reset the count.)
+    let mut last = StatusCode::OK;
+    for _ in 0..3 {
+        last = client
+            .get(format!("{}/v2/", served.url))
+            .basic_auth("mallory", Some("guess-not-logged"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+    }
+    assert_eq!(
+        last,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the third failure locks out"
+    );
     sigterm(&served.child);
     wait_exit(&mut served.child);
     let log = served.stderr.join().unwrap();
@@ -526,6 +552,17 @@ async fn with_access_control_the_access_log_names_the_user_and_each_refusals_rea
         log.contains("failed login") && log.contains("mallory"),
         "the failed login names the user tried:\n{log}"
     );
+    let lockout = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("locked out"))
+        });
+    let lockout = lockout.unwrap_or_else(|| panic!("the lockout is not logged:\n{log}"));
+    assert_eq!(lockout["level"], "WARN", "{lockout}");
+    assert_eq!(lockout["fields"]["user"], "mallory", "{lockout}");
     assert_eq!(
         sample(
             &metrics,
