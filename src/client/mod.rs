@@ -12,6 +12,7 @@ pub mod auth;
 pub mod headers;
 pub mod http;
 pub mod transcript;
+mod trust;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -148,16 +149,13 @@ impl Client {
         if let Some(ca) = &options.ca_file {
             let pem = std::fs::read(ca)
                 .map_err(|e| ClientError::Ca(ca.display().to_string(), e.to_string()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| ClientError::Ca(ca.display().to_string(), e.to_string()))?;
+            let bad = |e: String| ClientError::Ca(ca.display().to_string(), e);
+            let certs = rustls_pemfile_certs(&pem).map_err(bad)?;
             if certs.is_empty() {
-                return Err(ClientError::Ca(
-                    ca.display().to_string(),
-                    "no certificate in file".into(),
-                ));
+                return Err(bad("no certificate in file".into()));
             }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
+            if !options.insecure {
+                builder = builder.use_preconfigured_tls(trust::client_config(certs).map_err(bad)?);
             }
         }
         if options.insecure {
@@ -583,4 +581,14 @@ fn describe(e: &reqwest::Error, method: &str, url: &Url) -> String {
     } else {
         format!("{method} {}: {root}", redact_url(url.as_str()))
     }
+}
+
+/// The certificates of a PEM bundle, as DER.
+fn rustls_pemfile_certs(
+    pem: &[u8],
+) -> Result<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>, String> {
+    use tokio_rustls::rustls::pki_types::{pem::PemObject, CertificateDer};
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate bundle: {e:?}"))
 }
