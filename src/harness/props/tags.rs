@@ -21,11 +21,13 @@ pub fn checks() -> Vec<CheckDef> {
 }
 
 /// A tag set (no two equal ignoring case, so each allowed order is total) and a query.
+/// `last` holds the tag itself, so a shrunk case shows the value the request
+/// sent, not an index into `tags`.
 #[derive(Debug, Clone)]
 struct Case {
     tags: Vec<String>,
     n: Option<usize>,
-    last: Option<usize>,
+    last: Option<String>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -42,7 +44,7 @@ fn case() -> impl Strategy<Value = Case> {
                     tags.push(t);
                 }
             }
-            let last = last.map(|i| i.index(tags.len()));
+            let last = last.map(|i| tags[i.index(tags.len())].clone());
             Case { tags, n, last }
         })
 }
@@ -53,7 +55,7 @@ async fn tags_model(cx: &Ctx) -> Step<Verdict> {
         let repo = cx.repo(&format!("prop-tags-{}", cx.next()));
         let refs: Vec<&str> = c.tags.iter().map(String::as_str).collect();
         push_tags(&cx, &repo, &refs).await?;
-        let last = c.last.map(|i| c.tags[i].clone());
+        let last = c.last.clone();
         let mut q = Vec::new();
         if let Some(n) = c.n {
             q.push(format!("n={n}"));
@@ -73,4 +75,28 @@ async fn tags_model(cx: &Ctx) -> Step<Verdict> {
         .map_err(|(req, why)| cx.fail(req, why))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
+    /// A case prints `last` as the tag sent (issue 18 item 12: a shrunk case
+    /// showed `last: Some(0)` while the failure said `last=Some("A")`).
+    #[test]
+    fn a_case_shows_last_as_the_tag_it_sends() {
+        let mut runner = TestRunner::deterministic();
+        let mut seen = 0;
+        for _ in 0..64 {
+            let c = super::case().new_tree(&mut runner).unwrap().current();
+            if let Some(last) = &c.last {
+                assert!(c.tags.contains(last));
+                let shown = format!("{c:?}");
+                assert!(shown.contains(&format!("last: Some({last:?})")), "{shown}");
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "no case had a last");
+    }
 }
