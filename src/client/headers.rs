@@ -193,9 +193,9 @@ pub fn parse_content_range(value: &str) -> Option<ContentRange> {
 
 /// Parses the upload progress header `Range: 0-<end>` and returns `end`.
 pub fn parse_upload_range(value: &str) -> Option<u64> {
-    let v = value.trim();
-    let v = v.strip_prefix("bytes=").unwrap_or(v);
-    let (a, b) = v.split_once('-')?;
+    // The spec fixes `0-<end>`; the `bytes=` unit of request ranges is not part
+    // of it (a registry sending it fails the same way as a Link without rel).
+    let (a, b) = value.trim().split_once('-')?;
     if a != "0" || b.is_empty() || !b.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
@@ -333,7 +333,7 @@ mod tests {
     #[test]
     fn upload_range() {
         assert_eq!(parse_upload_range("0-4"), Some(4));
-        assert_eq!(parse_upload_range("bytes=0-9"), Some(9));
+        assert_eq!(parse_upload_range("bytes=0-9"), None);
         assert_eq!(parse_upload_range("1-4"), None);
         assert_eq!(parse_upload_range("0-"), None);
     }

@@ -49,6 +49,21 @@ async fn preflight(client: &Client, options: &Options) -> Result<(), HarnessErro
         .await
         .map_err(|e| HarnessError::Connect(e.to_string()))?;
     if r.status == 401 {
+        let challenges: Vec<_> = r
+            .header_all("www-authenticate")
+            .into_iter()
+            .flat_map(crate::client::headers::parse_www_authenticate)
+            .collect();
+        if challenges.is_empty()
+            || challenges
+                .iter()
+                .any(|c| c.scheme == "bearer" && c.param("realm").is_none())
+        {
+            return Err(HarnessError::Auth(format!(
+                "GET /v2/ answered 401 with a challenge no client can answer (R143: a Bearer challenge names its realm): {:?}",
+                r.header_all("www-authenticate")
+            )));
+        }
         return Err(HarnessError::Auth(if options.credentials.is_some() {
             "the registry refused the credentials (GET /v2/ still answers 401); check --username and --password".into()
         } else {

@@ -25,6 +25,10 @@ enum Break {
     /// Pages tag lists by offset (`next=<index>`) over the list as it is when
     /// each page is served, the classic way to skip items when content changes.
     OffsetPaging,
+    /// Sends upload progress as `Range: bytes=0-<end>` instead of `0-<end>`.
+    BytesUnitInUploadRange,
+    /// Answers `GET /v2/` with 401 and a Bearer challenge that names no realm.
+    BearerWithoutRealm,
 }
 
 /// Marina behind a middleware that breaks one rule; the server stops on drop.
@@ -99,6 +103,13 @@ fn app(registry: &marina::Registry, brk: Break) -> impl Endpoint<Output = Respon
                 .content_type("application/json")
                 .body(r#"{"extensions":[{"name":"_Marina!","url":"/docs","endpoints":["/v2/_Marina!/list/repositories"]}]}"#));
         }
+        if brk == Break::BearerWithoutRealm && path == "/v2/" {
+            return Ok(Response::builder()
+                .status(poem::http::StatusCode::UNAUTHORIZED)
+                .header("www-authenticate", r#"Bearer service="registry""#)
+                .content_type("application/json")
+                .body(r#"{"errors":[{"code":"UNAUTHORIZED","message":"sign in"}]}"#));
+        }
         if brk == Break::OffsetPaging && path.ends_with("/_marina/list/tags") {
             let query = req.uri().query().unwrap_or("").to_string();
             return offset_page(&*ep, &path, &query).await;
@@ -122,6 +133,19 @@ fn app(registry: &marina::Registry, brk: Break) -> impl Endpoint<Output = Respon
                 if let Some(bare) = bare {
                     resp.headers_mut()
                         .insert("link", bare.parse().expect("header"));
+                }
+                Ok(resp)
+            }
+            Break::BytesUnitInUploadRange if path.contains("/blobs/uploads/") => {
+                let mut resp = resp;
+                let range = resp
+                    .headers()
+                    .get("range")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| format!("bytes={v}"));
+                if let Some(range) = range {
+                    resp.headers_mut()
+                        .insert("range", range.parse().expect("header"));
                 }
                 Ok(resp)
             }
@@ -361,4 +385,55 @@ async fn a_tag_list_link_without_rel_next_fails_r096() {
     .await
     .expect("the harness runs");
     assert_verdicts(&report, &["tags.link fail R096"]);
+}
+
+/// The other header grammars the spec fixes (issue 18 item 15's audit): an
+/// upload `Range` is `0-<end>` (no `bytes=` unit), and a Bearer challenge
+/// names its realm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_range_with_a_unit_and_a_bearer_challenge_without_realm_fail() {
+    for (brk, id, want) in [
+        (
+            Break::BytesUnitInUploadRange,
+            "push.chunked",
+            "push.chunked fail R050",
+        ),
+        (
+            Break::BearerWithoutRealm,
+            "protocol.ping",
+            "protocol.ping fail R143",
+        ),
+    ] {
+        let w = wrong(brk).await;
+        let report = harness::check(
+            &w.url,
+            Options {
+                only: vec![id.into()],
+                ..Options::default()
+            },
+        )
+        .await;
+        match report {
+            Ok(report) => {
+                let o = report
+                    .outcomes
+                    .iter()
+                    .find(|o| o.id == id)
+                    .expect("the check ran");
+                let got = match &o.verdict {
+                    Verdict::Fail(f) => format!("{id} fail {}", f.requirement),
+                    v => format!("{id} {}", v.kind()),
+                };
+                assert_eq!(got, want);
+            }
+            // A registry whose /v2/ demands a realm-less Bearer login is refused
+            // before any check, naming the challenge.
+            Err(e) => assert!(
+                brk == Break::BearerWithoutRealm
+                    && e.to_string().contains("names its realm")
+                    && e.to_string().contains("Bearer service"),
+                "{e}"
+            ),
+        }
+    }
 }

@@ -42,9 +42,22 @@ async fn ping(cx: &Ctx) -> Step<Verdict> {
     match r.status {
         200 => Ok(Verdict::Pass),
         401 => {
-            cx.ensure(r.header("www-authenticate").is_some(), "R143", || {
-                "a 401 from /v2/ carries a WWW-Authenticate challenge".into()
-            })?;
+            // RFC 9110 §11.6.1: at least one challenge; a Bearer challenge
+            // names the realm to get a token from.
+            let value = r.header("www-authenticate");
+            let challenges = value.map(parse::parse_www_authenticate).unwrap_or_default();
+            cx.ensure(
+                !challenges.is_empty()
+                    && challenges
+                        .iter()
+                        .all(|c| c.scheme != "bearer" || c.param("realm").is_some()),
+                "R143",
+                || {
+                    format!(
+                        "a 401 from /v2/ carries a WWW-Authenticate challenge (a Bearer one with realm); got {value:?}"
+                    )
+                },
+            )?;
             Ok(Verdict::Pass)
         }
         s => Err(cx.fail(
