@@ -27,6 +27,8 @@ enum Break {
     OffsetPaging,
     /// Sends upload progress as `Range: bytes=0-<end>` instead of `0-<end>`.
     BytesUnitInUploadRange,
+    /// Drops the last tag of every tag list page.
+    DropLastTag,
     /// Answers `GET /v2/` with 401 and a Bearer challenge that names no realm.
     BearerWithoutRealm,
 }
@@ -48,8 +50,10 @@ async fn drop_last(resp: Response) -> poem::Result<Response> {
     let (mut parts, body) = resp.into_parts();
     let bytes = body.into_bytes().await?;
     let mut v: Value = serde_json::from_slice(&bytes).expect("a JSON listing");
-    if let Some(a) = v.get_mut("manifests").and_then(Value::as_array_mut) {
-        a.pop();
+    for key in ["manifests", "tags"] {
+        if let Some(a) = v.get_mut(key).and_then(Value::as_array_mut) {
+            a.pop();
+        }
     }
     parts.headers.remove("content-length");
     Ok(Response::from_parts(
@@ -135,6 +139,9 @@ fn app(registry: &marina::Registry, brk: Break) -> impl Endpoint<Output = Respon
                         .insert("link", bare.parse().expect("header"));
                 }
                 Ok(resp)
+            }
+            Break::DropLastTag if path.ends_with("/tags/list") && resp.status().is_success() => {
+                drop_last(resp).await
             }
             Break::BytesUnitInUploadRange if path.contains("/blobs/uploads/") => {
                 let mut resp = resp;
@@ -436,4 +443,41 @@ async fn an_upload_range_with_a_unit_and_a_bearer_challenge_without_realm_fail()
             ),
         }
     }
+}
+
+/// A failing property prints its minimal case once, in the report, and
+/// proptest's own notices ("proptest: Aborting shrinking …") never reach
+/// stderr (issue 18 item 12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_property_reports_its_case_without_proptest_noise() {
+    let w = wrong(Break::DropLastTag).await;
+    let url = w.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_marina"))
+            .args([
+                "check",
+                &url,
+                "--only",
+                "properties.tags-model",
+                "--verbose",
+            ])
+            // A seed whose case takes more than proptest's automatic 64 shrink steps.
+            .args(["--seed", "2"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (code, stdout, stderr) = (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("minimal failing case"), "{stdout}");
+    assert!(
+        !stderr.contains("proptest"),
+        "proptest's noise on stderr:\n{stderr}"
+    );
+    assert!(!stdout.contains("proptest:"), "{stdout}");
 }
