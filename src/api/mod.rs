@@ -14,6 +14,7 @@ mod base;
 mod blobs;
 mod guard;
 mod health;
+mod links;
 mod listing;
 mod manifests;
 pub mod observe;
@@ -113,7 +114,9 @@ fn openapi_service(
 pub fn openapi_document() -> Result<String, crate::registry::RegistryError> {
     let dir = tempfile::tempdir()?;
     let registry = Registry::open(crate::config::Config::ephemeral(dir.path()))?;
-    Ok(openapi_service(Arc::new(registry), None).spec())
+    Ok(links::with_links(
+        &openapi_service(Arc::new(registry), None).spec(),
+    ))
 }
 
 /// A small icon for browsers that open `/docs` (they all ask for one).
@@ -138,11 +141,26 @@ pub fn app(registry: Arc<Registry>) -> impl Endpoint {
     // Access control (`crate::auth`): off without an `[auth]` section.
     let auth = guard::AuthState::load(registry.config().auth.as_ref());
     let service = openapi_service(registry.clone(), auth.auth());
-    let spec = service.spec_endpoint();
-    let docs = service.swagger_ui();
+    // The document with its links, served as JSON and embedded in the docs page.
+    let plain = service.spec();
+    let linked = links::with_links(&plain);
+    let docs_html = service.swagger_ui_html().replace(&plain, &linked);
     let route = Route::new()
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .at(
+            "/openapi.json",
+            poem::endpoint::make_sync(move |_| {
+                Response::builder()
+                    .content_type("application/json; charset=utf-8")
+                    .body(linked.clone())
+            }),
+        )
+        .nest(
+            "/docs",
+            Route::new().at(
+                "/",
+                poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone())),
+            ),
+        )
         .at(
             "/favicon.ico",
             poem::endpoint::make_sync(|_| {
