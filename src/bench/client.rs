@@ -11,7 +11,8 @@ use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCAT
 use reqwest::{Method, Response, StatusCode, Url};
 
 use super::content::BlobSpec;
-use crate::client::address;
+use super::signing::Signer;
+use crate::client::{address, Credentials};
 use crate::oci::media_types;
 
 /// The `Accept` header of manifest requests.
@@ -23,6 +24,8 @@ pub struct Registry {
     http: reqwest::Client,
     base: Url,
     timeout: Duration,
+    /// Set by [`Registry::ping`] when the registry asked for credentials.
+    signer: Option<std::sync::Arc<Signer>>,
 }
 
 /// An answer whose body was read and counted (and kept only when small).
@@ -67,6 +70,7 @@ impl Registry {
             http,
             base,
             timeout,
+            signer: None,
         })
     }
 
@@ -98,8 +102,22 @@ impl Registry {
         Ok(u)
     }
 
-    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
-        self.http.request(method, url).timeout(self.timeout)
+    /// A request, signed when the registry asked for credentials.
+    async fn request(&self, method: Method, url: Url) -> Result<reqwest::RequestBuilder> {
+        let auth = match &self.signer {
+            Some(s) => Some(s.authorization(&url).await?),
+            None => None,
+        };
+        let req = self.http.request(method, url).timeout(self.timeout);
+        Ok(match auth {
+            Some(a) => req.header(reqwest::header::AUTHORIZATION, a),
+            None => req,
+        })
+    }
+
+    /// Whether requests are signed (the lean connection pool sends none).
+    pub fn signed(&self) -> bool {
+        self.signer.is_some()
     }
 
     /// Sends a request and reads the body, keeping it when at most `keep` bytes.
@@ -126,37 +144,52 @@ impl Registry {
     /// `GET` of a path or absolute same-origin URL, body kept up to `keep` bytes.
     pub async fn get(&self, target: &str, keep: usize) -> Result<Answer> {
         let url = self.resolve(target)?;
-        self.call(self.request(Method::GET, url), keep).await
+        self.call(self.request(Method::GET, url).await?, keep).await
     }
 
     /// `HEAD` of a path.
     pub async fn head(&self, target: &str) -> Result<Answer> {
         let url = self.resolve(target)?;
-        self.call(self.request(Method::HEAD, url), 0).await
+        self.call(self.request(Method::HEAD, url).await?, 0).await
     }
 
     /// `DELETE` of a path; the status tells what happened.
     pub async fn delete(&self, target: &str) -> Result<StatusCode> {
         let url = self.resolve(target)?;
         Ok(self
-            .call(self.request(Method::DELETE, url), 0)
+            .call(self.request(Method::DELETE, url).await?, 0)
             .await?
             .status)
     }
 
-    /// `GET /v2/`: the registry answers and needs no authentication.
-    pub async fn ping(&self) -> Result<()> {
+    /// `GET /v2/`: the registry answers; when it asks for authentication and
+    /// `credentials` are given, every later request is signed as its challenge
+    /// asks (Basic, or Bearer tokens from its realm).
+    pub async fn ping(&mut self, credentials: Option<&Credentials>) -> Result<()> {
         let a = self
             .get("/v2/", 4096)
             .await
             .with_context(|| format!("cannot reach the registry at {}", self.base))?;
-        match a.status {
-            StatusCode::OK => Ok(()),
-            StatusCode::UNAUTHORIZED => bail!(
-                "{} asks for authentication (401 on /v2/); marina bench needs a registry that allows anonymous pushes",
+        match (a.status, credentials) {
+            (StatusCode::OK, _) => Ok(()),
+            (StatusCode::UNAUTHORIZED, None) => bail!(
+                "{} asks for authentication (401 on /v2/); give --username and --password",
                 self.base
             ),
-            s => bail!("GET {}v2/ answered {s}, not 200", self.base),
+            (StatusCode::UNAUTHORIZED, Some(c)) => {
+                let signer = Signer::from_challenge(self.http.clone(), &self.base, &a.headers, c)?;
+                self.signer = Some(std::sync::Arc::new(signer));
+                let again = self.get("/v2/", 4096).await?;
+                if again.status != StatusCode::OK {
+                    bail!(
+                        "GET {}v2/ answered {} with the credentials given; check --username and --password",
+                        self.base,
+                        again.status
+                    );
+                }
+                Ok(())
+            }
+            (s, _) => bail!("GET {}v2/ answered {s}, not 200", self.base),
         }
     }
 
@@ -165,6 +198,7 @@ impl Registry {
         let url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
         let resp = self
             .request(Method::POST, url)
+            .await?
             .header(CONTENT_LENGTH, 0)
             .send()
             .await?;
@@ -194,6 +228,7 @@ impl Registry {
         let session = self.start_upload(repo).await?;
         let resp = self
             .request(Method::PUT, Self::with_digest(session, digest))
+            .await?
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, blob.size)
             .body(reqwest::Body::wrap_stream(blob.stream(0, blob.size)))
@@ -220,6 +255,7 @@ impl Registry {
             let len = chunk.max(1).min(blob.size - offset);
             let resp = self
                 .request(Method::PATCH, session.clone())
+                .await?
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(CONTENT_LENGTH, len)
                 .header(CONTENT_RANGE, format!("{}-{}", offset, offset + len - 1))
@@ -234,6 +270,7 @@ impl Registry {
         }
         let resp = self
             .request(Method::PUT, Self::with_digest(session, digest))
+            .await?
             .header(CONTENT_LENGTH, 0)
             .send()
             .await?;
@@ -248,6 +285,7 @@ impl Registry {
         let session = self.start_upload(repo).await?;
         let resp = self
             .request(Method::PUT, Self::with_digest(session, digest))
+            .await?
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, bytes.len())
             .body(bytes)
@@ -268,6 +306,7 @@ impl Registry {
             .append_pair("from", from);
         let resp = self
             .request(Method::POST, url)
+            .await?
             .header(CONTENT_LENGTH, 0)
             .send()
             .await?;
@@ -275,7 +314,9 @@ impl Registry {
             StatusCode::CREATED => Ok(true),
             StatusCode::ACCEPTED => {
                 if let Ok(session) = self.location(&resp) {
-                    let _ = self.call(self.request(Method::DELETE, session), 0).await;
+                    if let Ok(req) = self.request(Method::DELETE, session).await {
+                        let _ = self.call(req, 0).await;
+                    }
                 }
                 Ok(false)
             }
@@ -301,6 +342,7 @@ impl Registry {
         }
         let resp = self
             .request(Method::PUT, url)
+            .await?
             .header(CONTENT_TYPE, media_types::OCI_MANIFEST)
             .header(CONTENT_LENGTH, body.len())
             .body(body)
@@ -317,7 +359,10 @@ impl Registry {
     pub async fn get_manifest(&self, repo: &str, reference: &str, head: bool) -> Result<Answer> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let method = if head { Method::HEAD } else { Method::GET };
-        let req = self.request(method, url).header(ACCEPT, MANIFEST_ACCEPT);
+        let req = self
+            .request(method, url)
+            .await?
+            .header(ACCEPT, MANIFEST_ACCEPT);
         self.call(req, 0).await
     }
 
@@ -344,6 +389,7 @@ impl Registry {
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
         let req = self
             .request(Method::GET, url)
+            .await?
             .header(RANGE, format!("bytes={}-{}", offset, offset + len - 1));
         let a = self.call(req, len as usize).await?;
         if a.status != StatusCode::PARTIAL_CONTENT {

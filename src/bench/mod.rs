@@ -27,6 +27,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod settings;
+mod signing;
 pub mod stats;
 pub mod table;
 pub mod target;

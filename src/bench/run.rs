@@ -23,6 +23,8 @@ pub struct TargetSpec {
     pub url: String,
     /// Its server process, for CPU and memory figures.
     pub pid: Option<u32>,
+    /// Credentials, used when the registry asks for them.
+    pub credentials: Option<crate::client::Credentials>,
 }
 
 /// Runs every phase of `settings` against one registry, or two compared.
@@ -43,8 +45,8 @@ pub async fn run(
     let timeout = settings.phase_timeout + Duration::from_secs(30);
     let mut ts = Vec::new();
     for (spec, label) in targets.iter().zip(["A", "B"]) {
-        let registry = Registry::new(&spec.url, pool, timeout)?;
-        registry.ping().await?;
+        let mut registry = Registry::new(&spec.url, pool, timeout)?;
+        registry.ping(spec.credentials.as_ref()).await?;
         ts.push(Target::new(label, registry, spec.pid));
     }
     let id = uuid::Uuid::new_v4().simple().to_string();

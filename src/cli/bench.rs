@@ -10,6 +10,7 @@ use clap::Args;
 use crate::bench::report::Outcome;
 use crate::bench::settings::{parse_duration, parse_size, Settings, Workload};
 use crate::bench::{html, progress::Progress, table, TargetSpec};
+use crate::client::Credentials;
 
 /// Options of `marina bench`. Sizes take `B`, `KiB`, `MiB`, `GiB`; durations `ms`, `s`, `m`.
 #[derive(Debug, Args)]
@@ -24,6 +25,10 @@ pub struct BenchArgs {
     /// table shows how many times better the first is.
     #[arg(long, value_name = "URL")]
     pub compare: Option<String>,
+    /// Credentials, sent to each registry that asks for them (401 on /v2/):
+    /// Basic, or Bearer tokens from the registry's own token endpoint.
+    #[command(flatten)]
+    pub login: super::connect::LoginArgs,
     /// Process id of the first registry's server: adds its CPU seconds and resident
     /// memory per phase (Linux /proc).
     #[arg(long, value_name = "PID")]
@@ -131,16 +136,18 @@ impl BenchArgs {
         }
     }
 
-    /// The registries, in order.
-    pub fn targets(&self) -> Vec<TargetSpec> {
+    /// The registries, in order, with the credentials given.
+    pub fn targets(&self, credentials: Option<Credentials>) -> Vec<TargetSpec> {
         let mut v = vec![TargetSpec {
             url: self.url.clone(),
             pid: self.server_pid,
+            credentials: credentials.clone(),
         }];
         if let Some(url) = &self.compare {
             v.push(TargetSpec {
                 url: url.clone(),
                 pid: self.compare_pid,
+                credentials,
             });
         }
         v
@@ -157,6 +164,13 @@ pub fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let credentials = match args.login.credentials() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("marina bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -167,7 +181,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     let quiet = args.quiet;
     let result = rt.block_on(crate::bench::run(
         args.settings(),
-        &args.targets(),
+        &args.targets(credentials),
         Progress::new(quiet),
         |label, r| {
             if !quiet {
@@ -254,7 +268,7 @@ mod tests {
             (s.duration, s.phase_timeout, s.cleanup),
             (d.duration, d.phase_timeout, d.cleanup)
         );
-        assert_eq!(b.targets().len(), 1);
+        assert_eq!(b.targets(None).len(), 1);
     }
 
     #[test]
@@ -285,7 +299,7 @@ mod tests {
         assert_eq!(s.sizes, [4096, 2 << 20]);
         assert_eq!(s.duration, Duration::from_millis(500));
         assert!(!s.cleanup);
-        let t = b.targets();
+        let t = b.targets(None);
         assert_eq!((t[0].pid, t[1].pid), (Some(10), Some(20)));
         assert_eq!(t[1].url, "http://b:2");
     }

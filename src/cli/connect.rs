@@ -11,15 +11,9 @@ use crate::client::Credentials;
 /// Credentials and TLS trust for a registry.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConnectArgs {
-    /// User name for Basic auth and for the token endpoint of a Bearer challenge, e.g. --username ci.
-    #[arg(long, value_name = "USER")]
-    pub username: Option<String>,
-    /// Password or access token, e.g. --password s3cret (prefer --password-stdin).
-    #[arg(long, value_name = "SECRET", conflicts_with = "password_stdin")]
-    pub password: Option<String>,
-    /// Read the password from standard input, e.g. --password-stdin < token.txt.
-    #[arg(long)]
-    pub password_stdin: bool,
+    /// Who to sign in as.
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// PEM file of extra CA certificates for TLS, e.g. --ca-file ./ca.pem.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -29,6 +23,27 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
+    /// The credentials given (see [`LoginArgs::credentials`]).
+    pub fn credentials(&self) -> Result<Option<Credentials>, String> {
+        self.login.credentials()
+    }
+}
+
+/// Credentials for a registry: what `marina bench` takes too.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LoginArgs {
+    /// User name for Basic auth and for the token endpoint of a Bearer challenge, e.g. --username ci.
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// Password or access token, e.g. --password s3cret (prefer --password-stdin).
+    #[arg(long, value_name = "SECRET", conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from standard input, e.g. --password-stdin < token.txt.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+impl LoginArgs {
     /// The credentials given, reading standard input for `--password-stdin`.
     /// A user name without a password (or the reverse) is an error.
     pub fn credentials(&self) -> Result<Option<Credentials>, String> {
@@ -60,10 +75,10 @@ mod tests {
 
     #[test]
     fn user_and_password_go_together() {
-        let with = |u: Option<&str>, p: Option<&str>| ConnectArgs {
+        let with = |u: Option<&str>, p: Option<&str>| LoginArgs {
             username: u.map(str::to_string),
             password: p.map(str::to_string),
-            ..ConnectArgs::default()
+            ..LoginArgs::default()
         };
         assert_eq!(with(None, None).credentials(), Ok(None));
         assert_eq!(

@@ -82,6 +82,7 @@ async fn every_workload_runs_against_the_reference_server_and_cleans_up() {
         &[TargetSpec {
             url: server.url.clone(),
             pid: Some(std::process::id()),
+            credentials: None,
         }],
     )
     .await;
@@ -245,6 +246,7 @@ async fn cleanup_is_refused_when_deletion_is_off() {
         &[TargetSpec {
             url: server.url.clone(),
             pid: None,
+            credentials: None,
         }],
     )
     .await;
@@ -278,6 +280,7 @@ async fn compare_runs_both_registries_alternately_and_computes_ratios() {
     let spec = |s: &TestServer| TargetSpec {
         url: s.url.clone(),
         pid: None,
+        credentials: None,
     };
     let report = bench(settings, &[spec(&a), spec(&b)]).await;
     assert_eq!(report.targets.len(), 2);
@@ -345,4 +348,70 @@ async fn compare_runs_both_registries_alternately_and_computes_ratios() {
         text.contains("× rate") && text.contains("unsupported"),
         "{text}"
     );
+}
+
+/// `--username/--password`: the benchmark signs in as the registry's 401 asks,
+/// with Basic and with tokens from its token endpoint, and runs every request
+/// as that user; without credentials it stops with a message saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_signs_in_with_basic_and_with_tokens() {
+    use crate::auth_support::{rule, start_secure, write_htpasswd};
+    use marina::auth::{AuthConfig, AuthScheme};
+    use marina::client::Credentials;
+
+    for scheme in [AuthScheme::Basic, AuthScheme::Token] {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = AuthConfig {
+            htpasswd: Some(write_htpasswd(dir.path(), &[("bencher", "bench-pw")])),
+            scheme,
+            rules: vec![rule(&["bencher"], &[], false, &["**"], &["*"])],
+            ..AuthConfig::default()
+        };
+        let server = start_secure(auth, None, |_| {}).await;
+        let settings = Settings {
+            workloads: vec![
+                Workload::Manifests,
+                Workload::SmallBlobs,
+                Workload::BlobPush,
+            ],
+            ..tiny()
+        };
+        let spec = |credentials| TargetSpec {
+            url: server.url.clone(),
+            pid: None,
+            credentials,
+        };
+        let refused = marina::bench::run(
+            settings.clone(),
+            &[spec(None)],
+            Progress::hidden(),
+            |_, _| {},
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            refused.contains("give --username and --password"),
+            "{scheme:?}: {refused}"
+        );
+        let report = bench(
+            settings,
+            &[spec(Some(Credentials {
+                username: "bencher".into(),
+                password: "bench-pw".into(),
+            }))],
+        )
+        .await;
+        for p in &report.targets[0].phases {
+            assert_eq!(p.outcome, Outcome::Ok, "{scheme:?}: {p:#?}");
+            assert_eq!(p.errors, 0, "{scheme:?}: {p:#?}");
+        }
+        assert!(
+            report.targets[0]
+                .phases
+                .iter()
+                .any(|p| p.id.starts_with("manifest")),
+            "{scheme:?}"
+        );
+    }
 }

@@ -107,7 +107,11 @@ pub async fn fetch(
         }
     };
     let bounds = ctx.rate_bounds(ctx.settings.connections);
-    let lean = Pool::new(t.registry.base()).map(Arc::new);
+    // The lean pool sends no credentials: signed runs use the general client.
+    let lean = (!t.registry.signed())
+        .then(|| Pool::new(t.registry.base()))
+        .flatten()
+        .map(Arc::new);
     let op = {
         let reg = t.registry.clone();
         move |head: bool| {
