@@ -2,79 +2,9 @@
 //! loopback port with a temporary root: its real deviations are reported, and the
 //! verdict table is pinned. Skipped, with a message, when the binary is absent.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use marina::harness::{self, report, Options, Verdict};
 
-/// A docker-registry process, killed when dropped.
-struct DockerRegistry {
-    child: Child,
-    url: String,
-    _root: tempfile::TempDir,
-}
-
-impl Drop for DockerRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-async fn start() -> Option<DockerRegistry> {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("docker-registry").is_file()))
-        .unwrap_or(false);
-    if !found {
-        crate::support::missing_tool(
-            "the docker-registry binary",
-            "apt-get install docker-registry",
-        );
-        return None;
-    }
-    let root = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let config = root.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            root.path().join("data").display()
-        ),
-    )
-    .expect("write config");
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry starts");
-    let reg = DockerRegistry {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _root: root,
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{}/v2/", reg.url)).send().await {
-            if r.status().as_u16() == 200 {
-                return Some(reg);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("docker-registry did not answer on {} within 20 s", reg.url);
-}
+use crate::support::DockerRegistry;
 
 /// (check, requirement) pairs distribution 2.8 is known to break.
 const KNOWN_DEVIATIONS: [(&str, &str); 8] = [
@@ -105,7 +35,9 @@ fn stable_table(table: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_registry_deviations_are_reported() {
-    let Some(reg) = start().await else { return };
+    let Some(reg) = DockerRegistry::start().await else {
+        return;
+    };
     let report = harness::check(
         &reg.url,
         Options {

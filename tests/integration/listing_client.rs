@@ -2,10 +2,6 @@
 //! extension, and against Debian's docker-registry (distribution 2.8, skipped with a
 //! message when not installed) through the standard-API fallbacks.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use marina::listing_client::{
     Connection, Filters, ListingClient, Options, SortKey, Sorting, Source,
 };
@@ -13,7 +9,7 @@ use marina::oci::{referrers_tag, Algorithm, Digest};
 use serde_json::{json, Value};
 
 use crate::listing_fixture::{scenario, REPOS, SIGNATURE};
-use crate::support::{image_manifest, TestServer, OCI_INDEX, OCI_MANIFEST};
+use crate::support::{image_manifest, DockerRegistry, TestServer, OCI_INDEX, OCI_MANIFEST};
 
 fn host(url: &str) -> String {
     url.trim_start_matches("http://").to_string()
@@ -193,76 +189,7 @@ async fn marina_list_commands_print_tables_and_json() {
     assert!(err.contains("404"), "{err}");
 }
 
-/// Debian's docker-registry on a free loopback port, with its own temporary root;
-/// killed when dropped.
-struct DockerRegistry {
-    child: std::process::Child,
-    url: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 impl DockerRegistry {
-    async fn start() -> Option<DockerRegistry> {
-        let installed = Command::new("docker-registry")
-            .arg("--version")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !installed {
-            crate::support::missing_tool("`docker-registry`", "apt-get install docker-registry");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("root").display()
-            ),
-        )
-        .unwrap();
-        let log = dir.path().join("registry.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .env(
-                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
-                dir.path().join("root"),
-            )
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .expect("docker-registry starts");
-        let reg = DockerRegistry {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{}/v2/", reg.url)).await {
-                if r.status().is_success() {
-                    return Some(reg);
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not start:\n{}",
-                std::fs::read_to_string(&reg.log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     async fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
         let c = reqwest::Client::new();
         let d = Algorithm::Sha256.digest_of(bytes);
@@ -348,13 +275,6 @@ impl DockerRegistry {
         self.push_manifest(repo, &reference, OCI_MANIFEST, &body)
             .await;
         (d, body.len())
-    }
-}
-
-impl Drop for DockerRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -448,3 +448,93 @@ pub async fn run_marina(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Debian's docker-registry (distribution 2.8) on a loopback port with its own
+/// temporary root, killed when dropped: the one fixture of every test that
+/// compares with it. It cannot take a listener from us, so a port is picked by
+/// binding `:0`, and a start that loses the port to another process is retried
+/// on a new one.
+pub struct DockerRegistry {
+    child: std::process::Child,
+    pub url: String,
+    pub log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl DockerRegistry {
+    /// Starts one; `None` (after [`missing_tool`]) when the binary is absent.
+    pub async fn start() -> Option<DockerRegistry> {
+        use std::process::{Command, Stdio};
+        let installed = Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !installed {
+            missing_tool("`docker-registry`", "apt-get install docker-registry");
+            return None;
+        }
+        for _attempt in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                    dir.path().join("root").display()
+                ),
+            )
+            .unwrap();
+            let log = dir.path().join("registry.log");
+            let out = std::fs::File::create(&log).unwrap();
+            let child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .env(
+                    "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                    dir.path().join("root"),
+                )
+                .stdout(Stdio::from(out.try_clone().unwrap()))
+                .stderr(Stdio::from(out))
+                .spawn()
+                .expect("docker-registry starts");
+            let mut reg = DockerRegistry {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+                log,
+                _dir: dir,
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+            loop {
+                if let Ok(r) = reqwest::get(format!("{}/v2/", reg.url)).await {
+                    if r.status().is_success() {
+                        return Some(reg);
+                    }
+                }
+                let log = std::fs::read_to_string(&reg.log).unwrap_or_default();
+                if reg.child.try_wait().unwrap().is_some() && log.contains("address already in use")
+                {
+                    break; // lost the port: try another
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "docker-registry did not start:\n{log}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        panic!("docker-registry lost its port three times");
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
