@@ -56,6 +56,9 @@ pub const CONFORMANCE_V111_BIN: &str = "MARINA_CONFORMANCE_V111_BIN";
 pub const BLESS_REQUIREMENTS: &str = "MARINA_BLESS_REQUIREMENTS";
 /// Tests only: rewrite `spec/openapi.json` from the generated document.
 pub const UPDATE_OPENAPI: &str = "MARINA_UPDATE_OPENAPI";
+/// Tests only: a PostgreSQL server (`postgres://…`) the PostgreSQL tests use,
+/// each in a schema of its own.
+pub const TEST_POSTGRES_URL: &str = "MARINA_TEST_POSTGRES_URL";
 
 /// Every name above.
 pub const KNOWN: &[&str] = &[
@@ -86,6 +89,7 @@ pub const KNOWN: &[&str] = &[
     CONFORMANCE_V111_BIN,
     BLESS_REQUIREMENTS,
     UPDATE_OPENAPI,
+    TEST_POSTGRES_URL,
 ];
 
 /// One warning line per `MARINA_*` name among `names` that Marina does not

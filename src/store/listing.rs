@@ -281,7 +281,7 @@ fn repo_id(c: &Connection, repo: &str) -> rusqlite::Result<Option<i64>> {
 }
 
 /// The query for one page of repositories (also used by the plan tests).
-fn repositories_query(namespace: &str, req: &PageRequest) -> (String, Vec<Value>) {
+pub(crate) fn repositories_query(namespace: &str, req: &PageRequest) -> (String, Vec<Value>) {
     let mut q = Query::new("repo_namespaces r");
     q.and("r.namespace = ?", [text(namespace)]);
     let order = q.keyset("r.pushed_at", "r.name", req);
@@ -295,7 +295,7 @@ fn repositories_query(namespace: &str, req: &PageRequest) -> (String, Vec<Value>
 }
 
 /// The query for one page of tags of the repository `repo_id`.
-fn tags_query(
+pub(crate) fn tags_query(
     repo_id: i64,
     digest: Option<&str>,
     filter: &ManifestFilter,
@@ -320,7 +320,7 @@ fn tags_query(
 }
 
 /// The query for one page of manifests of `repo_id` (referrers of `subject` when given).
-fn manifests_query(
+pub(crate) fn manifests_query(
     repo_id: i64,
     subject: Option<&str>,
     filter: &ManifestFilter,

@@ -31,6 +31,9 @@ pub enum StoreError {
     /// A blob's bytes were collected while it was being linked; upload it again.
     #[error("blob {0} was garbage-collected while it was being stored; upload it again")]
     Vanished(String),
+    /// PostgreSQL (or the connection to it) reported an error.
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
 }
 
 /// One page of a keyset-paginated list.

@@ -14,6 +14,7 @@ pub mod fs;
 pub mod listing;
 pub mod memory;
 pub mod meta;
+pub mod pg;
 mod schema;
 
 use std::io;
@@ -30,6 +31,7 @@ pub use memory::MemoryBlobStore;
 pub use meta::{
     CatalogPage, ManifestRecord, NewManifest, Page, ReferrerRecord, SqliteMetaStore, StoreError,
 };
+pub use pg::PgMetaStore;
 
 /// A staging area reopened after a restart, with the note it was created with.
 pub type ResumedStaging = (Box<dyn Staging>, Vec<u8>);

@@ -110,3 +110,16 @@ async fn the_contract_catches_a_backend_that_cannot_roll_back() {
         "{text}"
     );
 }
+
+#[test]
+fn postgres_metadata_store_keeps_the_contract() {
+    let Some(url) = crate::support::postgres_url() else {
+        return;
+    };
+    contract::check_metadata_store(&|| {
+        Arc::new(
+            marina::store::PgMetaStore::open_in_schema(&url, &crate::support::fresh_schema())
+                .expect("PostgreSQL answers"),
+        ) as Arc<dyn MetadataStore>
+    });
+}

@@ -538,3 +538,23 @@ impl Drop for DockerRegistry {
         let _ = self.child.wait();
     }
 }
+
+/// The PostgreSQL server of the PostgreSQL tests (`MARINA_TEST_POSTGRES_URL`);
+/// `None` (after [`missing_tool`], which fails under CI) when unset.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("MARINA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            missing_tool(
+                "a PostgreSQL server (MARINA_TEST_POSTGRES_URL)",
+                "apt-get install postgresql; .ci/run starts a private cluster",
+            );
+            None
+        }
+    }
+}
+
+/// A schema name no other test uses, for [`marina::store::PgMetaStore::open_in_schema`].
+pub fn fresh_schema() -> String {
+    format!("t_{}", uuid::Uuid::new_v4().simple())
+}

@@ -1,0 +1,197 @@
+//! The listing extension on PostgreSQL: the queries `store::listing` builds for
+//! SQLite (one keyset range per page, on the same indexes), with PostgreSQL's
+//! numbered parameters.
+
+use std::collections::BTreeMap;
+
+use rusqlite::types::Value;
+use tokio_postgres::types::ToSql;
+
+use super::{pool_error, read_conn, PgMetaStore};
+use crate::store::listing::{
+    manifests_query, namespaces_of, repositories_query, tags_query, ListingStore, ManifestFilter,
+    ManifestSummary, PageRequest, RepositoryRecord, TagRecord,
+};
+use crate::store::meta::{page, Page, StoreError};
+
+/// Keeps the listing tables in step with a manifest push (see
+/// `store::listing::index_for_listing`).
+pub(super) async fn index_for_listing(
+    tx: &tokio_postgres::Transaction<'_>,
+    repo_id: i64,
+    name: &str,
+    digest: &str,
+    annotations: Option<&str>,
+    pushed_at: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let annotations: BTreeMap<String, String> = annotations
+        .and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or_default();
+    for (key, value) in &annotations {
+        tx.execute(
+            "INSERT INTO manifest_annotations (repo_id, digest, key, value, pushed_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (repo_id, digest, key) DO UPDATE SET pushed_at = excluded.pushed_at",
+            &[&repo_id, &digest, key, value, &pushed_at],
+        )
+        .await?;
+    }
+    for ns in namespaces_of(name) {
+        tx.execute(
+            "INSERT INTO repo_namespaces (namespace, name, repo_id, pushed_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (namespace, name) DO UPDATE SET pushed_at = excluded.pushed_at",
+            &[&ns, &name, &repo_id, &pushed_at],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// SQLite's `?` placeholders as `$1`, `$2`, … (the built queries hold no `?`
+/// elsewhere), and the arguments as PostgreSQL parameters.
+pub(crate) fn numbered(sql: &str, args: Vec<Value>) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    let params = args
+        .into_iter()
+        .map(|v| -> Box<dyn ToSql + Sync + Send> {
+            match v {
+                Value::Integer(i) => Box::new(i),
+                Value::Text(t) => Box::new(t),
+                Value::Real(f) => Box::new(f),
+                Value::Blob(b) => Box::new(b),
+                Value::Null => Box::new(None::<String>),
+            }
+        })
+        .collect();
+    (out, params)
+}
+
+async fn rows(
+    c: &deadpool_postgres::Client,
+    sql: &str,
+    args: Vec<Value>,
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let (sql, params) = numbered(sql, args);
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    c.query(&sql, &refs).await
+}
+
+async fn repo_id(
+    c: &deadpool_postgres::Client,
+    repo: &str,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    Ok(
+        c.query_opt("SELECT id FROM repos WHERE name = $1", &[&repo])
+            .await?
+            .map(|r| r.get(0)),
+    )
+}
+
+impl ListingStore for PgMetaStore {
+    fn list_repositories(
+        &self,
+        namespace: &str,
+        req: &PageRequest,
+    ) -> Result<Page<RepositoryRecord>, StoreError> {
+        let (sql, args) = repositories_query(namespace, req);
+        read_conn!(self, |c| {
+            let items = rows(c, &sql, args)
+                .await?
+                .iter()
+                .map(|r| RepositoryRecord {
+                    name: r.get(0),
+                    pushed_at: r.get(1),
+                })
+                .collect();
+            Ok(page(items, req.n))
+        })
+    }
+
+    fn list_tag_records(
+        &self,
+        repo: &str,
+        digest: Option<&str>,
+        filter: &ManifestFilter,
+        req: &PageRequest,
+    ) -> Result<Option<Page<TagRecord>>, StoreError> {
+        read_conn!(self, |c| {
+            let Some(id) = repo_id(c, repo).await? else {
+                return Ok(None);
+            };
+            let (sql, args) = tags_query(id, digest, filter, req);
+            let items = rows(c, &sql, args)
+                .await?
+                .iter()
+                .map(|r| TagRecord {
+                    name: r.get(0),
+                    digest: r.get(1),
+                    pushed_at: r.get(2),
+                })
+                .collect();
+            Ok(Some(page(items, req.n)))
+        })
+    }
+
+    fn list_manifest_summaries(
+        &self,
+        repo: &str,
+        subject: Option<&str>,
+        filter: &ManifestFilter,
+        req: &PageRequest,
+    ) -> Result<Option<Page<ManifestSummary>>, StoreError> {
+        read_conn!(self, |c| {
+            let Some(id) = repo_id(c, repo).await? else {
+                return Ok(None);
+            };
+            let (sql, args) = manifests_query(id, subject, filter, req);
+            let mut items: Vec<ManifestSummary> = rows(c, &sql, args)
+                .await?
+                .iter()
+                .map(|r| ManifestSummary {
+                    digest: r.get(0),
+                    media_type: r.get(1),
+                    artifact_type: r.get(2),
+                    size: r.get(3),
+                    subject: r.get(4),
+                    annotations: r.get(5),
+                    pushed_at: r.get(6),
+                    tags: Vec::new(),
+                    held_by: Vec::new(),
+                })
+                .collect();
+            for m in items.iter_mut().take(req.n as usize) {
+                m.tags = c
+                    .query(
+                        "SELECT name FROM tags WHERE repo_id = $1 AND digest = $2 ORDER BY name",
+                        &[&id, &m.digest],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                m.held_by = c
+                        .query(
+                            "SELECT digest FROM manifest_refs WHERE repo_id = $1 AND ref = $2 ORDER BY digest LIMIT 5",
+                            &[&id, &m.digest],
+                        )
+                        .await?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect();
+            }
+            Ok(Some(page(items, req.n)))
+        })
+    }
+}

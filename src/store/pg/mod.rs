@@ -1,0 +1,903 @@
+//! Metadata in PostgreSQL (`--metadata-url postgres://…`): the same schema ideas
+//! as SQLite (keyset pages on indexes, the subject index, the listing tables),
+//! for registries that outgrow one machine.
+//!
+//! The driver is `tokio-postgres` with a `deadpool-postgres` pool, on a small
+//! runtime of the store's own: the store's interface is blocking (the registry
+//! calls it off its async runtime), so each method runs its queries there and
+//! waits. Every statement is parameterised.
+//!
+//! # Concurrency
+//! Several processes may share one database. Every write transaction runs
+//! `SERIALIZABLE` and is retried on a serialization failure or deadlock, so
+//! the checks a write makes (a manifest's blobs are linked; a link is
+//! unreferenced before it is pruned) hold at commit as they did under SQLite's
+//! single writer. Removing a blob's bytes is a side effect no rollback can undo,
+//! so it is fenced by an advisory lock on the digest: the collector holds it
+//! exclusively while it forgets the blob and removes the bytes (in one READ
+//! COMMITTED transaction that nothing fenced can conflict with, rolled back if
+//! the removal fails), and linking a blob or pushing a manifest that references
+//! it holds it shared. A link therefore either commits before the collector
+//! looks, or sees the bytes gone and fails with [`StoreError::Vanished`].
+
+mod listing;
+mod schema;
+
+use std::future::Future;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls, Row};
+
+use super::meta::{
+    now_millis, page, CatalogPage, ManifestRecord, NewManifest, Page, ReferrerRecord,
+};
+use super::{
+    GarbagePreview, MetadataStore, NamespaceUsage, RepositoryUsage, StoreError, StoreTotals,
+};
+
+/// Connections kept open to the database.
+const POOL_SIZE: usize = 16;
+/// Attempts of a write transaction that keeps meeting concurrent writers.
+const WRITE_ATTEMPTS: u32 = 20;
+/// Key of the advisory lock migrations run under.
+const MIGRATION_LOCK: i64 = 0x6d61_7269_6e61;
+
+/// [`MetadataStore`] on PostgreSQL.
+pub struct PgMetaStore {
+    pool: Pool,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for PgMetaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgMetaStore")
+    }
+}
+
+impl Drop for PgMetaStore {
+    fn drop(&mut self) {
+        // Dropping a runtime may block, which is not allowed on an async thread.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(describe(&e))
+    }
+}
+
+/// The server's own message when there is one (the driver's Display says only
+/// "db error").
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => e.into(),
+        other => StoreError::Postgres(other.to_string()),
+    }
+}
+
+/// Whether a failed transaction may simply be run again.
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// Runs `$body` (which may use `$tx` and `?` on driver errors) in a SERIALIZABLE
+/// transaction, retried while concurrent writers make it fail.
+macro_rules! write_tx {
+    ($store:expr, |$tx:ident| $body:block) => {
+        write_tx!($store, IsolationLevel::Serializable, |$tx| $body)
+    };
+    ($store:expr, $isolation:expr, |$tx:ident| $body:block) => {{
+        let store: &PgMetaStore = $store;
+        store.run(async {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut client = store.pool.get().await.map_err(pool_error)?;
+                let $tx = client
+                    .build_transaction()
+                    .isolation_level($isolation)
+                    .start()
+                    .await?;
+                let outcome: Result<_, Attempt> = async { $body }.await;
+                let failure = match outcome {
+                    Ok(value) => match $tx.commit().await {
+                        Ok(()) => break Ok(value),
+                        Err(e) => Attempt::Db(e),
+                    },
+                    Err(a) => a,
+                };
+                match failure {
+                    Attempt::Db(e) if retryable(&e) && attempt < WRITE_ATTEMPTS => {
+                        tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 3)).await;
+                    }
+                    Attempt::Db(e) => break Err(StoreError::from(e)),
+                    Attempt::Store(e) => break Err(e),
+                }
+            }
+        })
+    }};
+}
+
+/// Runs `$body` (which may use the pooled connection `$c` and `?` on driver
+/// errors) and waits for its result.
+macro_rules! read_conn {
+    ($store:expr, |$c:ident| $body:block) => {{
+        let store: &PgMetaStore = $store;
+        store.run(async {
+            let client = store.pool.get().await.map_err(pool_error)?;
+            let $c = &client;
+            let result: Result<_, tokio_postgres::Error> = async { $body }.await;
+            Ok::<_, StoreError>(result?)
+        })
+    }};
+}
+pub(super) use read_conn;
+
+/// Why one attempt of a write transaction ended: the database (maybe worth
+/// another attempt) or the store's own verdict.
+enum Attempt {
+    Db(tokio_postgres::Error),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for Attempt {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Attempt::Db(e)
+    }
+}
+
+impl From<StoreError> for Attempt {
+    fn from(e: StoreError) -> Self {
+        Attempt::Store(e)
+    }
+}
+
+impl PgMetaStore {
+    /// Connects to `url` (`postgres://USER:PASS@HOST:PORT/DB`, libpq's keys in
+    /// the query, e.g. `?sslmode=disable`) and brings the schema up to date.
+    pub fn open(url: &str) -> Result<PgMetaStore, StoreError> {
+        Self::open_with(url, None)
+    }
+
+    /// Like [`PgMetaStore::open`], but in the schema `schema` (created if
+    /// needed): a private namespace per test, so tests share one server.
+    pub fn open_in_schema(url: &str, schema: &str) -> Result<PgMetaStore, StoreError> {
+        Self::open_with(url, Some(schema))
+    }
+
+    fn open_with(url: &str, schema: Option<&str>) -> Result<PgMetaStore, StoreError> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| {
+                StoreError::Postgres(format!("bad PostgreSQL URL: {e}"))
+            })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if let Some(s) = schema {
+            if !s
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(StoreError::Postgres(format!("bad schema name {s:?}")));
+            }
+            config.options(format!("-c search_path={s}"));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("marina-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Postgres(format!("cannot start the database runtime: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| StoreError::Postgres(e.to_string()))?;
+        let store = PgMetaStore {
+            pool,
+            runtime: Some(runtime),
+        };
+        store.run(async {
+            let client = store.pool.get().await.map_err(pool_error)?;
+            if let Some(s) = schema {
+                client
+                    .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+                    .await?;
+            }
+            migrate(&client).await
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `fut` on the store's runtime and waits for it.
+    fn run<T>(&self, fut: impl Future<Output = T>) -> T {
+        // Called from the registry's blocking threads (or plain threads in
+        // tests), never from an async task.
+        self.runtime
+            .as_ref()
+            .expect("runtime lives until drop")
+            .block_on(fut)
+    }
+}
+
+async fn migrate(client: &deadpool_postgres::Client) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = async {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS marina_schema (version INTEGER NOT NULL)")
+            .await?;
+        let version: i32 = match client
+            .query_opt("SELECT version FROM marina_schema", &[])
+            .await?
+        {
+            Some(row) => row.get(0),
+            None => {
+                client
+                    .execute("INSERT INTO marina_schema (version) VALUES (0)", &[])
+                    .await?;
+                0
+            }
+        };
+        let current = schema::MIGRATIONS.len() as i32;
+        if version > current {
+            return Err(StoreError::Schema(format!(
+                "the database schema is at version {version}, newer than this build's {current}"
+            )));
+        }
+        for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            client.batch_execute("BEGIN").await?;
+            let applied = async {
+                client.batch_execute(step).await?;
+                client
+                    .execute(
+                        "UPDATE marina_schema SET version = $1",
+                        &[&((i + 1) as i32)],
+                    )
+                    .await?;
+                client.batch_execute("COMMIT").await
+            }
+            .await;
+            if let Err(e) = applied {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+    .await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    result
+}
+
+/// The advisory-lock key of a blob digest.
+const DIGEST_KEY: &str = "hashtextextended($1, 0)";
+
+fn size(row: &Row, i: usize) -> u64 {
+    row.get::<_, i64>(i) as u64
+}
+
+/// The id of `name`, creating the repository if needed.
+async fn ensure_repo(
+    tx: &tokio_postgres::Transaction<'_>,
+    name: &str,
+) -> Result<i64, tokio_postgres::Error> {
+    tx.execute(
+        "INSERT INTO repos (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+        &[&name],
+    )
+    .await?;
+    Ok(tx
+        .query_one("SELECT id FROM repos WHERE name = $1", &[&name])
+        .await?
+        .get(0))
+}
+
+/// Drops a manifest's bytes once no repository holds the manifest.
+async fn forget_unused_content(
+    tx: &tokio_postgres::Transaction<'_>,
+    digest: &str,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "DELETE FROM manifest_content WHERE digest = $1 \
+         AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest = $1)",
+        &[&digest],
+    )
+    .await?;
+    Ok(())
+}
+
+/// What retention may delete of manifest `m` (`$2`: the cutoff); see the SQLite
+/// store's `EXPENDABLE`.
+const EXPENDABLE: &str = "m.pushed_at <= $2 \
+     AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest) \
+     AND NOT EXISTS (SELECT 1 FROM manifest_refs x WHERE x.repo_id = m.repo_id AND x.ref = m.digest) \
+     AND (m.subject IS NULL OR NOT EXISTS \
+          (SELECT 1 FROM manifests s WHERE s.repo_id = m.repo_id AND s.digest = m.subject))";
+
+impl MetadataStore for PgMetaStore {
+    fn link_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        size: u64,
+        present: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |tx| {
+            // Shared with other links; the collector takes it exclusively for
+            // its commit and the removal of the bytes.
+            tx.execute(
+                &format!("SELECT pg_advisory_xact_lock_shared({DIGEST_KEY})"),
+                &[&digest],
+            )
+            .await?;
+            if !present() {
+                return Err(StoreError::Vanished(digest.to_string()).into());
+            }
+            let repo_id = ensure_repo(&tx, repo).await?;
+            let now = now_millis();
+            tx.execute(
+                "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (digest) DO NOTHING",
+                &[&digest, &(size as i64), &now],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO repo_blobs (repo_id, digest, linked_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (repo_id, digest) DO UPDATE SET linked_at = excluded.linked_at",
+                &[&repo_id, &digest, &now],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError> {
+        read_conn!(self, |c| {
+            Ok(c.query_opt(
+                "SELECT b.size FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id \
+                     JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2",
+                &[&repo, &digest],
+            )
+            .await?
+            .map(|r| size(&r, 0)))
+        })
+    }
+
+    fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError> {
+        read_conn!(self, |c| {
+            Ok(c.query_opt(
+                "SELECT b.size FROM blobs b WHERE b.digest = $1 \
+                     AND EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest)",
+                &[&digest],
+            )
+            .await?
+            .map(|r| size(&r, 0)))
+        })
+    }
+
+    fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+        write_tx!(self, |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM repo_blobs WHERE digest = $2 \
+                     AND repo_id = (SELECT id FROM repos WHERE name = $1)",
+                    &[&repo, &digest],
+                )
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    fn prune_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
+        write_tx!(self, |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM repo_blobs WHERE (repo_id, digest) IN ( \
+                       SELECT rb.repo_id, rb.digest FROM repo_blobs rb \
+                       WHERE rb.linked_at <= $1 AND NOT EXISTS ( \
+                         SELECT 1 FROM manifest_refs r WHERE r.ref = rb.digest AND r.repo_id = rb.repo_id) \
+                       LIMIT $2)",
+                    &[&cutoff, &i64::from(limit)],
+                )
+                .await?;
+            Ok(n)
+        })
+    }
+
+    fn unreferenced_blobs(&self, limit: u32) -> Result<Vec<(String, u64)>, StoreError> {
+        read_conn!(self, |c| {
+            let rows = c
+                    .query(
+                        "SELECT b.digest, b.size FROM blobs b \
+                         WHERE NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest) \
+                         AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = b.digest) LIMIT $1",
+                        &[&i64::from(limit)],
+                    )
+                    .await?;
+            Ok(rows.iter().map(|r| (r.get(0), size(r, 1))).collect())
+        })
+    }
+
+    fn collect_blob(
+        &self,
+        digest: &str,
+        remove: &mut dyn FnMut() -> std::io::Result<()>,
+    ) -> Result<bool, StoreError> {
+        // The exclusive lock, held on one connection, fences every writer that
+        // could give the blob a link or a reference (they hold it shared), so
+        // READ COMMITTED sees all that matters and cannot fail to serialize;
+        // the bytes go inside the transaction, and a failed removal rolls the
+        // forgetting back.
+        let fence = self.run(async {
+            let client = self.pool.get().await.map_err(pool_error)?;
+            client
+                .execute(
+                    &format!("SELECT pg_advisory_lock({DIGEST_KEY})"),
+                    &[&digest],
+                )
+                .await?;
+            Ok::<_, StoreError>(client)
+        })?;
+        let collected = write_tx!(self, IsolationLevel::ReadCommitted, |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM blobs WHERE digest = $1 \
+                     AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = $1) \
+                     AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = $1)",
+                    &[&digest],
+                )
+                .await?;
+            if n == 0 {
+                return Ok(false);
+            }
+            remove().map_err(|e| StoreError::Postgres(format!("removing blob {digest}: {e}")))?;
+            Ok(true)
+        });
+        self.run(async {
+            fence
+                .execute(
+                    &format!("SELECT pg_advisory_unlock({DIGEST_KEY})"),
+                    &[&digest],
+                )
+                .await
+        })?;
+        collected
+    }
+
+    fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        read_conn!(self, |c| {
+            let rows = c
+                .query(
+                    "SELECT t.name, t.pushed_at FROM tags t JOIN repos r ON r.id = t.repo_id \
+                         WHERE r.name = $1 ORDER BY t.pushed_at DESC, t.name",
+                    &[&repo],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn delete_tag_pushed_at(
+        &self,
+        repo: &str,
+        tag: &str,
+        pushed_at: i64,
+    ) -> Result<bool, StoreError> {
+        write_tx!(self, |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM tags WHERE name = $2 AND pushed_at = $3 \
+                     AND repo_id = (SELECT id FROM repos WHERE name = $1)",
+                    &[&repo, &tag, &pushed_at],
+                )
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    fn expendable_untagged(&self, repo: &str, cutoff: i64) -> Result<Vec<String>, StoreError> {
+        read_conn!(self, |c| {
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT m.digest FROM manifests m JOIN repos r ON r.id = m.repo_id \
+                             WHERE r.name = $1 AND {EXPENDABLE} ORDER BY m.pushed_at, m.digest"
+                    ),
+                    &[&repo, &cutoff],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn delete_expendable(&self, repo: &str, digest: &str, cutoff: i64) -> Result<bool, StoreError> {
+        write_tx!(self, |tx| {
+            let n = tx
+                .execute(
+                    &format!(
+                        "DELETE FROM manifests m WHERE m.digest = $3 \
+                         AND m.repo_id = (SELECT id FROM repos WHERE name = $1) AND {EXPENDABLE}"
+                    ),
+                    &[&repo, &cutoff, &digest],
+                )
+                .await?;
+            if n > 0 {
+                forget_unused_content(&tx, digest).await?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn repository_usage(&self, repo: &str) -> Result<RepositoryUsage, StoreError> {
+        read_conn!(self, |c| {
+            let r = c
+                    .query_one(
+                        "WITH me AS (SELECT id FROM repos WHERE name = $1), \
+                         held AS (SELECT digest FROM repo_blobs WHERE repo_id = (SELECT id FROM me) \
+                                  UNION SELECT ref FROM manifest_refs WHERE repo_id = (SELECT id FROM me)) \
+                         SELECT COALESCE(SUM(b.size), 0)::BIGINT, \
+                                COALESCE(SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM repo_blobs o \
+                                      WHERE o.digest = b.digest AND o.repo_id <> (SELECT id FROM me)) \
+                                  AND NOT EXISTS (SELECT 1 FROM manifest_refs x \
+                                      WHERE x.ref = b.digest AND x.repo_id <> (SELECT id FROM me)) \
+                                THEN b.size ELSE 0 END), 0)::BIGINT \
+                         FROM blobs b WHERE b.digest IN (SELECT digest FROM held)",
+                        &[&repo],
+                    )
+                    .await?;
+            Ok(RepositoryUsage {
+                bytes: size(&r, 0),
+                unique_bytes: size(&r, 1),
+            })
+        })
+    }
+
+    fn namespace_usage(&self, namespace: &str) -> Result<NamespaceUsage, StoreError> {
+        read_conn!(self, |c| {
+            let r = c
+                    .query_one(
+                        "WITH under AS (SELECT id FROM repos \
+                             WHERE $1::TEXT = '' OR left(name, length($1::TEXT) + 1) = $1::TEXT || '/'), \
+                         held AS (SELECT digest FROM repo_blobs WHERE repo_id IN (SELECT id FROM under) \
+                                  UNION SELECT ref FROM manifest_refs WHERE repo_id IN (SELECT id FROM under)) \
+                         SELECT (SELECT COUNT(*) FROM under u WHERE EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = u.id) \
+                                    OR EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.repo_id = u.id)), \
+                                COUNT(*), COALESCE(SUM(b.size), 0)::BIGINT \
+                         FROM blobs b WHERE b.digest IN (SELECT digest FROM held)",
+                        &[&namespace],
+                    )
+                    .await?;
+            Ok(NamespaceUsage {
+                repositories: size(&r, 0),
+                blobs: size(&r, 1),
+                bytes: size(&r, 2),
+            })
+        })
+    }
+
+    fn prune_repositories(&self) -> Result<u64, StoreError> {
+        write_tx!(self, |tx| {
+            let empty = "SELECT id FROM repos r WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) \
+                         AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.repo_id = r.id)";
+            tx.execute(
+                &format!("DELETE FROM repo_namespaces WHERE repo_id IN ({empty})"),
+                &[],
+            )
+            .await?;
+            let n = tx
+                .execute(&format!("DELETE FROM repos WHERE id IN ({empty})"), &[])
+                .await?;
+            Ok(n)
+        })
+    }
+
+    fn garbage_preview(&self, cutoff: i64) -> Result<GarbagePreview, StoreError> {
+        read_conn!(self, |c| {
+            let links: i64 = c
+                    .query_one(
+                        "SELECT COUNT(*) FROM repo_blobs rb WHERE rb.linked_at <= $1 AND NOT EXISTS ( \
+                           SELECT 1 FROM manifest_refs r WHERE r.ref = rb.digest AND r.repo_id = rb.repo_id)",
+                        &[&cutoff],
+                    )
+                    .await?
+                    .get(0);
+            let r = c
+                    .query_one(
+                        "SELECT COUNT(*), COALESCE(SUM(b.size), 0)::BIGINT FROM blobs b \
+                         WHERE NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = b.digest) \
+                         AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest AND rb.linked_at > $1)",
+                        &[&cutoff],
+                    )
+                    .await?;
+            Ok(GarbagePreview {
+                links: links as u64,
+                blobs: size(&r, 0),
+                bytes: size(&r, 1),
+            })
+        })
+    }
+
+    fn totals(&self) -> Result<Option<StoreTotals>, StoreError> {
+        read_conn!(self, |c| {
+            let b = c
+                .query_one(
+                    "SELECT COUNT(*), COALESCE(SUM(size), 0)::BIGINT FROM blobs",
+                    &[],
+                )
+                .await?;
+            let m = c.query_one("SELECT COUNT(*) FROM manifests", &[]).await?;
+            Ok(Some(StoreTotals {
+                blobs: size(&b, 0),
+                blob_bytes: size(&b, 1),
+                manifests: size(&m, 0),
+            }))
+        })
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let version: i32 = read_conn!(self, |c| {
+            Ok(c.query_one("SELECT version FROM marina_schema", &[])
+                .await?
+                .get(0))
+        })?;
+        let current = schema::MIGRATIONS.len() as i32;
+        if version == current {
+            Ok(())
+        } else {
+            Err(StoreError::Schema(format!(
+                "the database schema is at version {version}, this build needs {current}"
+            )))
+        }
+    }
+
+    fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
+        read_conn!(self, |c| {
+            Ok(c.query_opt("SELECT 1 FROM repos WHERE name = $1", &[&repo])
+                .await?
+                .is_some())
+        })
+    }
+
+    fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
+        // Everything it references, locked shared (in order, so two pushes
+        // cannot deadlock): the collector cannot forget one of them meanwhile.
+        let mut fenced: Vec<&str> = m.references.iter().map(String::as_str).collect();
+        fenced.sort_unstable();
+        fenced.dedup();
+        write_tx!(self, |tx| {
+            for d in &fenced {
+                tx.execute(
+                    &format!("SELECT pg_advisory_xact_lock_shared({DIGEST_KEY})"),
+                    &[d],
+                )
+                .await?;
+            }
+            let repo_id = ensure_repo(&tx, m.repo).await?;
+            let mut missing = Vec::new();
+            for d in &m.required_blobs {
+                if tx
+                    .query_opt(
+                        "SELECT 1 FROM repo_blobs WHERE repo_id = $1 AND digest = $2",
+                        &[&repo_id, d],
+                    )
+                    .await?
+                    .is_none()
+                {
+                    missing.push(d.clone());
+                }
+            }
+            for d in &m.required_manifests {
+                if tx
+                    .query_opt(
+                        "SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2",
+                        &[&repo_id, d],
+                    )
+                    .await?
+                    .is_none()
+                {
+                    missing.push(d.clone());
+                }
+            }
+            if !missing.is_empty() {
+                return Err(StoreError::MissingReferences(missing).into());
+            }
+            let now = now_millis();
+            tx.execute(
+                "INSERT INTO manifest_content (digest, bytes) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+                &[&m.digest, &m.bytes],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO manifests (repo_id, digest, media_type, artifact_type, size, subject, annotations, pushed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (repo_id, digest) DO UPDATE SET media_type = excluded.media_type, pushed_at = excluded.pushed_at",
+                &[
+                    &repo_id,
+                    &m.digest,
+                    &m.media_type,
+                    &m.artifact_type,
+                    &(m.bytes.len() as i64),
+                    &m.subject,
+                    &m.annotations,
+                    &now,
+                ],
+            )
+            .await?;
+            for t in m.tags {
+                tx.execute(
+                    "INSERT INTO tags (repo_id, name, digest, pushed_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at",
+                    &[&repo_id, t, &m.digest, &now],
+                )
+                .await?;
+            }
+            for r in &m.references {
+                tx.execute(
+                    "INSERT INTO manifest_refs (repo_id, digest, ref) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&repo_id, &m.digest, r],
+                )
+                .await?;
+            }
+            listing::index_for_listing(
+                &tx,
+                repo_id,
+                m.repo,
+                m.digest,
+                m.annotations.as_deref(),
+                now,
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
+        let sql = if reference.contains(':') {
+            "SELECT m.digest, m.media_type, mc.bytes FROM manifests m JOIN repos r ON r.id = m.repo_id \
+             JOIN manifest_content mc ON mc.digest = m.digest WHERE r.name = $1 AND m.digest = $2"
+        } else {
+            "SELECT m.digest, m.media_type, mc.bytes FROM tags t JOIN repos r ON r.id = t.repo_id \
+             JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest \
+             JOIN manifest_content mc ON mc.digest = m.digest WHERE r.name = $1 AND t.name = $2"
+        };
+        read_conn!(self, |c| {
+            Ok(c.query_opt(sql, &[&repo, &reference])
+                .await?
+                .map(|r| ManifestRecord {
+                    digest: r.get(0),
+                    media_type: r.get(1),
+                    bytes: r.get(2),
+                }))
+        })
+    }
+
+    fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+        write_tx!(self, |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM manifests WHERE digest = $2 AND repo_id = (SELECT id FROM repos WHERE name = $1)",
+                    &[&repo, &digest],
+                )
+                .await?;
+            if n > 0 {
+                forget_unused_content(&tx, digest).await?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+        write_tx!(self, |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM tags WHERE name = $2 AND repo_id = (SELECT id FROM repos WHERE name = $1)",
+                    &[&repo, &tag],
+                )
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    fn list_tags(
+        &self,
+        repo: &str,
+        last: Option<&str>,
+        n: u32,
+    ) -> Result<Option<Page<String>>, StoreError> {
+        let last = last.unwrap_or("");
+        read_conn!(self, |c| {
+            let Some(id) = c
+                .query_opt("SELECT id FROM repos WHERE name = $1", &[&repo])
+                .await?
+            else {
+                return Ok(None);
+            };
+            let id: i64 = id.get(0);
+            let rows = c
+                .query(
+                    "SELECT name FROM tags WHERE repo_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+                    &[&id, &last, &(i64::from(n) + 1)],
+                )
+                .await?;
+            Ok(Some(page(rows.iter().map(|r| r.get(0)).collect(), n)))
+        })
+    }
+
+    fn referrers(
+        &self,
+        repo: &str,
+        subject: &str,
+        artifact_type: Option<&str>,
+        last: Option<&str>,
+        n: u32,
+    ) -> Result<Page<ReferrerRecord>, StoreError> {
+        let last = last.unwrap_or("");
+        read_conn!(self, |c| {
+            let rows = c
+                    .query(
+                        "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM manifests m \
+                         WHERE m.repo_id = (SELECT id FROM repos WHERE name = $1) AND m.subject = $2 AND m.digest > $3 \
+                         AND ($4::TEXT IS NULL OR m.artifact_type = $4::TEXT) ORDER BY m.digest LIMIT $5",
+                        &[&repo, &subject, &last, &artifact_type, &(i64::from(n) + 1)],
+                    )
+                    .await?;
+            let items = rows
+                .iter()
+                .map(|r| ReferrerRecord {
+                    digest: r.get(0),
+                    media_type: r.get(1),
+                    size: r.get(2),
+                    artifact_type: r.get(3),
+                    annotations: r.get(4),
+                })
+                .collect();
+            Ok(page(items, n))
+        })
+    }
+
+    fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError> {
+        let last = last.unwrap_or("");
+        read_conn!(self, |c| {
+            let rows = c
+                    .query(
+                        "SELECT r.name FROM repos r WHERE r.name > $1 \
+                         AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) ORDER BY r.name LIMIT $2",
+                        &[&last, &(i64::from(n) + 1)],
+                    )
+                    .await?;
+            Ok(page(rows.iter().map(|r| r.get(0)).collect(), n))
+        })
+    }
+}
