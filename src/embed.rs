@@ -144,6 +144,13 @@ impl RegistryBuilder {
         self
     }
 
+    /// Keeps metadata in PostgreSQL at `url` (`postgres://USER:PASS@HOST:PORT/DB`)
+    /// instead of SQLite in the data directory.
+    pub fn metadata_url(mut self, url: impl Into<String>) -> Self {
+        self.config.metadata_url = Some(crate::config::SecretUrl::new(url));
+        self
+    }
+
     /// Keeps everything in memory (SQLite in memory, blobs in memory): fast and
     /// gone when the registry is dropped.
     pub fn in_memory(mut self) -> Self {
@@ -249,13 +256,7 @@ impl RegistryBuilder {
                 let meta = match meta {
                     Some(m) => m,
                     None if in_memory => Arc::new(SqliteMetaStore::in_memory()?),
-                    None => {
-                        std::fs::create_dir_all(&self.config.data_dir)
-                            .map_err(RegistryError::from)?;
-                        Arc::new(SqliteMetaStore::open(
-                            &self.config.data_dir.join("meta.db"),
-                        )?)
-                    }
+                    None => crate::registry::open_metadata(&self.config)?,
                 };
                 let blobs = match blobs {
                     Some(b) => b,

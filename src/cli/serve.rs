@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Directory for metadata, blobs and upload staging [default: ./marina-data].
     #[arg(long, env = env::DATA_DIR, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Metadata in PostgreSQL: postgres://USER:PASS@HOST:PORT/DB (libpq keys such
+    /// as ?sslmode=disable in the query) [default: SQLite in the data directory].
+    #[arg(long, env = env::METADATA_URL, value_name = "URL", hide_env_values = true)]
+    pub metadata_url: Option<String>,
     /// Allow deleting manifests by digest [default: true].
     #[arg(long, env = env::DELETE_MANIFESTS, value_name = "BOOL")]
     pub delete_manifests: Option<bool>,
@@ -102,6 +106,9 @@ impl ServeArgs {
         }
         set!(listen = self.listen);
         set!(data_dir = self.data_dir);
+        if let Some(url) = &self.metadata_url {
+            c.metadata_url = Some(crate::config::SecretUrl::new(url.clone()));
+        }
         set!(delete.manifests = self.delete_manifests);
         set!(delete.tags = self.delete_tags);
         set!(delete.blobs = self.delete_blobs);
@@ -160,6 +167,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     rt.block_on(async move {
         let data_dir = config.data_dir.clone();
+        let metadata = match &config.metadata_url {
+            Some(url) => format!("PostgreSQL at {url}"),
+            None => format!("SQLite, {}", data_dir.join("meta.db").display()),
+        };
         let access = match &config.auth {
             Some(a) => format!("on ({:?} scheme)", a.scheme).to_lowercase(),
             None => "off (anyone may push, pull and delete)".to_string(),
@@ -181,6 +192,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         };
         say(format!("Marina registry listening on {url}"));
         say(format!("  data directory: {}", data_dir.display()));
+        say(format!("  metadata:       {metadata}"));
         say(format!("  API docs:       {url}/docs"));
         say(format!("  OpenAPI:        {url}/openapi.json"));
         say(format!("  access control: {access}"));

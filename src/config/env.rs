@@ -42,6 +42,8 @@ pub const TLS_CERT: &str = "MARINA_TLS_CERT";
 pub const TLS_KEY: &str = "MARINA_TLS_KEY";
 /// `--htpasswd`.
 pub const HTPASSWD: &str = "MARINA_HTPASSWD";
+/// `--metadata-url`.
+pub const METADATA_URL: &str = "MARINA_METADATA_URL";
 /// `--auth-config`.
 pub const AUTH_CONFIG: &str = "MARINA_AUTH_CONFIG";
 /// `--auth-scheme`.
@@ -65,6 +67,7 @@ pub const KNOWN: &[&str] = &[
     CONFIG,
     LISTEN,
     DATA_DIR,
+    METADATA_URL,
     DELETE_MANIFESTS,
     DELETE_TAGS,
     DELETE_BLOBS,

@@ -67,6 +67,9 @@ pub struct Config {
     pub listen: String,
     /// Directory holding `meta.db`, `blobs/` and `uploads/`.
     pub data_dir: PathBuf,
+    /// Where metadata lives: `None` for SQLite in `data_dir/meta.db`, or a
+    /// `postgres://USER:PASS@HOST:PORT/DB` URL for PostgreSQL.
+    pub metadata_url: Option<SecretUrl>,
     /// Deletion switches.
     pub delete: DeletePolicy,
     /// Serve the referrers API (off: 404, and no `OCI-Subject` on pushes).
@@ -113,6 +116,7 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:5000".into(),
             data_dir: PathBuf::from("./marina-data"),
+            metadata_url: None,
             delete: DeletePolicy::default(),
             referrers: true,
             sparse_manifests: false,
@@ -131,6 +135,71 @@ impl Default for Config {
             auth: None,
             tls: None,
         }
+    }
+}
+
+/// A URL that may carry a password (`postgres://user:secret@host/db`): shown
+/// with the password replaced by `***` in `Debug`, `Display` and logs.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> SecretUrl {
+        SecretUrl(url.into())
+    }
+
+    /// The URL itself, password included, for the driver.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password (if any) replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.clone();
+        };
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                let hidden = if userinfo.contains(':') { ":***" } else { "" };
+                // A password may also sit in the query (`?password=`).
+                let tail = redact_query_password(tail);
+                format!("{scheme}://{user}{hidden}@{host}{tail}")
+            }
+            None => format!("{scheme}://{authority}{}", redact_query_password(tail)),
+        }
+    }
+}
+
+/// `password=…` in a query, hidden.
+fn redact_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_string();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
     }
 }
 
@@ -191,6 +260,14 @@ impl Config {
             )));
         }
         check_listen("listen", &self.listen)?;
+        if let Some(url) = &self.metadata_url {
+            let scheme = url.expose().split_once("://").map(|(s, _)| s);
+            if !matches!(scheme, Some("postgres" | "postgresql")) {
+                return Err(ConfigError::Invalid(format!(
+                    "metadata_url {url} is not a postgres:// URL (leave it unset for SQLite in data_dir)"
+                )));
+            }
+        }
         if let Some(m) = &self.metrics_listen {
             check_listen("metrics_listen", m)?;
         }
@@ -287,6 +364,22 @@ fn check_listen(key: &str, addr: &str) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_database_password_never_shows() {
+        let u = super::SecretUrl::new("postgres://marina:s3cret@db:5432/marina?sslmode=disable");
+        assert_eq!(
+            u.to_string(),
+            "postgres://marina:***@db:5432/marina?sslmode=disable"
+        );
+        assert!(!format!("{u:?}").contains("s3cret"));
+        let q = super::SecretUrl::new("postgres://db/marina?user=m&password=s3cret");
+        assert_eq!(q.to_string(), "postgres://db/marina?user=m&password=***");
+        assert_eq!(
+            super::SecretUrl::new("postgres://m@db/x").to_string(),
+            "postgres://m@db/x"
+        );
+    }
+
     use super::*;
 
     #[test]

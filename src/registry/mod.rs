@@ -62,6 +62,25 @@ pub enum MountOutcome {
     Started(String),
 }
 
+/// The metadata store `config` names: PostgreSQL at `metadata_url`, else
+/// SQLite in `data_dir/meta.db`. A failure names the store (password hidden).
+pub(crate) fn open_metadata(config: &Config) -> Result<Arc<dyn MetadataStore>, RegistryError> {
+    match &config.metadata_url {
+        Some(url) => match crate::store::PgMetaStore::open(url.expose()) {
+            Ok(store) => Ok(Arc::new(store)),
+            Err(e) => Err(RegistryError::Internal(format!(
+                "cannot open the metadata store {url}: {e}"
+            ))),
+        },
+        None => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            Ok(Arc::new(SqliteMetaStore::open(
+                &config.data_dir.join("meta.db"),
+            )?))
+        }
+    }
+}
+
 /// Runs blocking store work off the async runtime.
 async fn blocking<T, F>(f: F) -> Result<T, RegistryError>
 where
@@ -74,12 +93,14 @@ where
 }
 
 impl Registry {
-    /// Opens the SQLite and filesystem stores under `config.data_dir`.
+    /// Opens the stores the configuration names: metadata in SQLite under
+    /// `config.data_dir` or in PostgreSQL (`metadata_url`), blobs on the
+    /// filesystem under `config.data_dir`.
     pub fn open(config: Config) -> Result<Self, RegistryError> {
         let dir: &Path = &config.data_dir;
         std::fs::create_dir_all(dir)?;
         let blobs = Arc::new(FsBlobStore::open(dir)?);
-        let meta = Arc::new(SqliteMetaStore::open(&dir.join("meta.db"))?);
+        let meta = open_metadata(&config)?;
         Ok(Self::with_stores(config, meta, blobs))
     }
 

@@ -16,12 +16,23 @@ use crate::support::{OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST};
 
 /// A registry on disk whose collector runs only when a test asks.
 async fn registry(grace: Duration) -> (TestRegistry, std::path::PathBuf) {
+    registry_on(grace, None).await
+}
+
+/// The same with its metadata at `metadata_url` (PostgreSQL) when given.
+pub(crate) async fn registry_on(
+    grace: Duration,
+    metadata_url: Option<&marina::config::SecretUrl>,
+) -> (TestRegistry, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
-    let builder = Registry::builder()
+    let mut builder = Registry::builder()
         .data_dir(dir.path())
         .gc_interval(None)
         .gc_grace(grace);
+    if let Some(url) = metadata_url {
+        builder = builder.metadata_url(url.expose());
+    }
     (TestRegistry::start_with(builder, Some(dir)).await, path)
 }
 
@@ -372,9 +383,14 @@ async fn marina_gc_collects_beside_a_running_server() {
 /// acknowledged and not deleted must have every blob, byte-exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_collector_racing_writers_never_leaves_a_manifest_without_its_blobs() {
+    collector_races_writers(None).await;
+}
+
+/// The race above on the metadata store at `metadata_url` (SQLite when `None`).
+pub(crate) async fn collector_races_writers(metadata_url: Option<&marina::config::SecretUrl>) {
     use std::sync::atomic::{AtomicBool, Ordering};
     type Pushed = (String, Digest, Vec<u8>, Vec<Vec<u8>>);
-    let (reg, _data) = registry(Duration::from_secs(1)).await;
+    let (reg, _data) = registry_on(Duration::from_secs(1), metadata_url).await;
     let reg = Arc::new(reg);
     let pool: Vec<Vec<u8>> = (0..6)
         .map(|i| format!("pooled layer {i}").into_bytes())

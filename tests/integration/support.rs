@@ -558,3 +558,16 @@ pub fn postgres_url() -> Option<String> {
 pub fn fresh_schema() -> String {
     format!("t_{}", uuid::Uuid::new_v4().simple())
 }
+
+/// A `metadata_url` for a registry of its own on the test PostgreSQL server: a
+/// fresh schema (created here), selected through libpq's `options`. `None`
+/// when no server is configured (see [`postgres_url`]).
+pub fn postgres_metadata_url() -> Option<marina::config::SecretUrl> {
+    let base = postgres_url()?;
+    let schema = fresh_schema();
+    drop(marina::store::PgMetaStore::open_in_schema(&base, &schema).expect("PostgreSQL answers"));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(marina::config::SecretUrl::new(format!(
+        "{base}{sep}options=-c%20search_path%3D{schema}"
+    )))
+}

@@ -9,10 +9,39 @@ use tokio_postgres::types::ToSql;
 
 use super::{pool_error, read_conn, PgMetaStore};
 use crate::store::listing::{
-    manifests_query, namespaces_of, repositories_query, tags_query, ListingStore, ManifestFilter,
-    ManifestSummary, PageRequest, RepositoryRecord, TagRecord,
+    manifests_query, namespaces_of, repositories_query, tags_query, AnnotationFilter, ListingStore,
+    ManifestFilter, ManifestSummary, PageRequest, RepositoryRecord, TagRecord,
 };
 use crate::store::meta::{page, Page, StoreError};
+
+/// Longest annotation value kept as it is in `manifest_annotations`: its
+/// values are index keys, and a PostgreSQL index entry must fit in a page.
+const INDEXED_VALUE_BYTES: usize = 1024;
+
+/// What `manifest_annotations` holds for a value: the value, or for a longer
+/// one its SHA-256, so that an equality filter still finds it (filters go
+/// through the same function).
+fn indexed_value(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.len() <= INDEXED_VALUE_BYTES {
+        return v.into();
+    }
+    format!(
+        "marina-long-value:{}",
+        crate::oci::Algorithm::Sha256.digest_of(v.as_bytes())
+    )
+    .into()
+}
+
+/// `filter` with its annotation values as [`indexed_value`] stores them.
+fn as_indexed(filter: &ManifestFilter) -> ManifestFilter {
+    let mut f = filter.clone();
+    for a in &mut f.annotations {
+        if let AnnotationFilter::Equals(_, v) = a {
+            *v = indexed_value(v).into_owned();
+        }
+    }
+    f
+}
 
 /// Keeps the listing tables in step with a manifest push (see
 /// `store::listing::index_for_listing`).
@@ -32,7 +61,13 @@ pub(super) async fn index_for_listing(
             "INSERT INTO manifest_annotations (repo_id, digest, key, value, pushed_at) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (repo_id, digest, key) DO UPDATE SET pushed_at = excluded.pushed_at",
-            &[&repo_id, &digest, key, value, &pushed_at],
+            &[
+                &repo_id,
+                &digest,
+                key,
+                &indexed_value(value).as_ref(),
+                &pushed_at,
+            ],
         )
         .await?;
     }
@@ -130,7 +165,7 @@ impl ListingStore for PgMetaStore {
             let Some(id) = repo_id(c, repo).await? else {
                 return Ok(None);
             };
-            let (sql, args) = tags_query(id, digest, filter, req);
+            let (sql, args) = tags_query(id, digest, &as_indexed(filter), req);
             let items = rows(c, &sql, args)
                 .await?
                 .iter()
@@ -155,7 +190,7 @@ impl ListingStore for PgMetaStore {
             let Some(id) = repo_id(c, repo).await? else {
                 return Ok(None);
             };
-            let (sql, args) = manifests_query(id, subject, filter, req);
+            let (sql, args) = manifests_query(id, subject, &as_indexed(filter), req);
             let mut items: Vec<ManifestSummary> = rows(c, &sql, args)
                 .await?
                 .iter()

@@ -2,10 +2,10 @@
 //! as SQLite (keyset pages on indexes, the subject index, the listing tables),
 //! for registries that outgrow one machine.
 //!
-//! The driver is `tokio-postgres` with a `deadpool-postgres` pool, on a small
-//! runtime of the store's own: the store's interface is blocking (the registry
-//! calls it off its async runtime), so each method runs its queries there and
-//! waits. Every statement is parameterised.
+//! The driver is `tokio-postgres` with a `deadpool-postgres` pool, its
+//! connections on a small runtime of the store's own: the store's interface is
+//! blocking (the registry calls it off its async runtime), so each method
+//! drives its queries on the calling thread and waits. Every statement is parameterised.
 //!
 //! # Concurrency
 //! Several processes may share one database. Every write transaction runs
@@ -74,10 +74,16 @@ impl From<tokio_postgres::Error> for StoreError {
 /// The server's own message when there is one (the driver's Display says only
 /// "db error").
 fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.code().code(), db.message());
     }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
@@ -233,14 +239,18 @@ impl PgMetaStore {
         Ok(store)
     }
 
-    /// Runs `fut` on the store's runtime and waits for it.
+    /// Runs `fut` to completion on the calling thread and waits for it. The
+    /// connections' I/O and timers belong to the store's own runtime (entered
+    /// here, driven by its threads), so this works from any thread: the
+    /// registry's blocking pool, a plain thread, or (briefly, at start) an
+    /// async task, where a runtime's own `block_on` would refuse.
     fn run<T>(&self, fut: impl Future<Output = T>) -> T {
-        // Called from the registry's blocking threads (or plain threads in
-        // tests), never from an async task.
-        self.runtime
+        let _context = self
+            .runtime
             .as_ref()
             .expect("runtime lives until drop")
-            .block_on(fut)
+            .enter();
+        futures_executor::block_on(fut)
     }
 }
 
