@@ -518,4 +518,4 @@ impl ListingStore for SqliteMetaStore {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

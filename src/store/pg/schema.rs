@@ -62,7 +62,7 @@ CREATE TABLE tags (
     PRIMARY KEY (repo_id, name),
     FOREIGN KEY (repo_id, digest) REFERENCES manifests (repo_id, digest) ON DELETE CASCADE
 );
-CREATE INDEX tags_by_digest ON tags (repo_id, digest);
+CREATE INDEX tags_by_digest ON tags (repo_id, digest, name);
 CREATE INDEX tags_by_pushed ON tags (repo_id, pushed_at, name);
 CREATE INDEX tags_by_digest_pushed ON tags (repo_id, digest, pushed_at, name);
 
