@@ -23,6 +23,10 @@ pub struct GcArgs {
     /// Directory of the registry's metadata and blobs [default: ./marina-data].
     #[arg(long, env = env::DATA_DIR, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The PostgreSQL metadata of the registry, as `marina serve --metadata-url`
+    /// [default: SQLite in the data directory].
+    #[arg(long, env = env::METADATA_URL, value_name = "URL", hide_env_values = true)]
+    pub metadata_url: Option<String>,
     /// Seconds an uploaded or mounted blob is kept without a manifest referencing
     /// it [default: 3600].
     #[arg(long, env = env::GC_GRACE_SECS, value_name = "SECS")]
@@ -44,7 +48,11 @@ impl GcArgs {
         if let Some(g) = self.gc_grace_secs {
             c.gc_grace_secs = g;
         }
-        if !c.data_dir.join("meta.db").is_file() {
+        if let Some(url) = &self.metadata_url {
+            c.metadata_url = Some(crate::config::SecretUrl::new(url.clone()));
+        }
+        c.validate()?;
+        if c.metadata_url.is_none() && !c.data_dir.join("meta.db").is_file() {
             anyhow::bail!(
                 "{} holds no registry (no meta.db); give the --data-dir or --config of `marina serve`",
                 c.data_dir.display()

@@ -18,10 +18,6 @@ struct Process {
 }
 
 impl Process {
-    fn start(dir: &std::path::Path) -> Process {
-        Self::start_with(dir, &[])
-    }
-
     fn start_with(dir: &std::path::Path, extra: &[&str]) -> Process {
         let mut args: Vec<&std::ffi::OsStr> = vec!["--data-dir".as_ref(), dir.as_os_str()];
         args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
@@ -150,10 +146,25 @@ async fn pusher(url: String, worker: u64, acked: Arc<Mutex<Acknowledged>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill_and_no_blob_is_corrupt() {
+    survive_sigkill(&[]).await;
+}
+
+/// The same with metadata in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill_on_postgres() {
+    let Some(url) = crate::support::postgres_metadata_url() else {
+        return;
+    };
+    survive_sigkill(&["--metadata-url", url.expose()]).await;
+}
+
+/// Three rounds of pushers and a SIGKILL, then every acknowledged write is
+/// checked on a restarted server (started with `extra` flags each time).
+async fn survive_sigkill(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let acked = Arc::new(Mutex::new(Acknowledged::default()));
     for round in 0..3u64 {
-        let mut server = Process::start(dir.path());
+        let mut server = Process::start_with(dir.path(), extra);
         let workers: Vec<_> = (0..3)
             .map(|w| tokio::spawn(pusher(server.url.clone(), round * 10 + w, acked.clone())))
             .collect();
@@ -163,7 +174,7 @@ async fn acknowledged_writes_survive_sigkill_and_no_blob_is_corrupt() {
             let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
         }
     }
-    let server = Process::start(dir.path());
+    let server = Process::start_with(dir.path(), extra);
     let client = reqwest::Client::new();
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     assert!(
@@ -210,10 +221,27 @@ async fn acknowledged_writes_survive_sigkill_and_no_blob_is_corrupt() {
 /// blob byte-exact, and every blob file must match its digest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_sweeps_loses_no_acknowledged_manifest() {
+    sweeps_under_sigkill(&[]).await;
+}
+
+/// The same with metadata in PostgreSQL: a killed collector's advisory lock
+/// and transaction go with its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_sweeps_on_postgres_loses_no_acknowledged_manifest() {
+    let Some(url) = crate::support::postgres_metadata_url() else {
+        return;
+    };
+    sweeps_under_sigkill(&["--metadata-url", url.expose()]).await;
+}
+
+/// Servers and `marina gc` processes (both started with `extra` flags) killed
+/// while pushers and a deleter work; then every live manifest is checked.
+async fn sweeps_under_sigkill(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let acked = Arc::new(Mutex::new(Acknowledged::default()));
     let mut deleted = Vec::new();
-    let gc_args = ["--gc-interval-secs", "1", "--gc-grace-secs", "0"];
+    let mut gc_args = vec!["--gc-interval-secs", "1", "--gc-grace-secs", "0"];
+    gc_args.extend_from_slice(extra);
     let client = reqwest::Client::new();
     for round in 0..3u64 {
         let mut server = Process::start_with(dir.path(), &gc_args);
@@ -232,6 +260,7 @@ async fn sigkill_during_sweeps_loses_no_acknowledged_manifest() {
             let mut gc = std::process::Command::new(env!("CARGO_BIN_EXE_marina"))
                 .args(["gc", "--gc-grace-secs", "0", "--data-dir"])
                 .arg(dir.path())
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -260,7 +289,7 @@ async fn sigkill_during_sweeps_loses_no_acknowledged_manifest() {
             let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
         }
     }
-    let server = Process::start(dir.path());
+    let server = Process::start_with(dir.path(), extra);
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     let blobs: std::collections::HashMap<(String, Digest), Vec<u8>> = acked
         .blobs

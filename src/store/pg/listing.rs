@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rusqlite::types::Value;
 use tokio_postgres::types::ToSql;
 
-use super::{pool_error, read_conn, PgMetaStore};
+use super::{pool_error, read_conn, Cached, PgMetaStore};
 use crate::store::listing::{
     manifests_query, namespaces_of, repositories_query, tags_query, AnnotationFilter, ListingStore,
     ManifestFilter, ManifestSummary, PageRequest, RepositoryRecord, TagRecord,
@@ -46,7 +46,7 @@ fn as_indexed(filter: &ManifestFilter) -> ManifestFilter {
 /// Keeps the listing tables in step with a manifest push (see
 /// `store::listing::index_for_listing`).
 pub(super) async fn index_for_listing(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     repo_id: i64,
     name: &str,
     digest: &str,
@@ -57,7 +57,7 @@ pub(super) async fn index_for_listing(
         .and_then(|a| serde_json::from_str(a).ok())
         .unwrap_or_default();
     for (key, value) in &annotations {
-        tx.execute(
+        tx.cx(
             "INSERT INTO manifest_annotations (repo_id, digest, key, value, pushed_at) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (repo_id, digest, key) DO UPDATE SET pushed_at = excluded.pushed_at",
@@ -72,7 +72,7 @@ pub(super) async fn index_for_listing(
         .await?;
     }
     for ns in namespaces_of(name) {
-        tx.execute(
+        tx.cx(
             "INSERT INTO repo_namespaces (namespace, name, repo_id, pushed_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (namespace, name) DO UPDATE SET pushed_at = excluded.pushed_at",
             &[&ns, &name, &repo_id, &pushed_at],
@@ -120,18 +120,16 @@ async fn rows(
         .iter()
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
         .collect();
-    c.query(&sql, &refs).await
+    c.cq(&sql, &refs).await
 }
 
 async fn repo_id(
     c: &deadpool_postgres::Client,
     repo: &str,
 ) -> Result<Option<i64>, tokio_postgres::Error> {
-    Ok(
-        c.query_opt("SELECT id FROM repos WHERE name = $1", &[&repo])
-            .await?
-            .map(|r| r.get(0)),
-    )
+    Ok(c.cq_opt("SELECT id FROM repos WHERE name = $1", &[&repo])
+        .await?
+        .map(|r| r.get(0)))
 }
 
 impl ListingStore for PgMetaStore {

@@ -12,13 +12,17 @@
 //! `SERIALIZABLE` and is retried on a serialization failure or deadlock, so
 //! the checks a write makes (a manifest's blobs are linked; a link is
 //! unreferenced before it is pruned) hold at commit as they did under SQLite's
-//! single writer. Removing a blob's bytes is a side effect no rollback can undo,
-//! so it is fenced by an advisory lock on the digest: the collector holds it
-//! exclusively while it forgets the blob and removes the bytes (in one READ
-//! COMMITTED transaction that nothing fenced can conflict with, rolled back if
-//! the removal fails), and linking a blob or pushing a manifest that references
-//! it holds it shared. A link therefore either commits before the collector
-//! looks, or sees the bytes gone and fails with [`StoreError::Vanished`].
+//! single writer. Writes that would often collide take advisory locks on the
+//! connection before their transaction begins (so a waiter's snapshot starts
+//! after the holder's commit, and waiting never turns into a retry): a
+//! manifest push locks its repository. Removing a blob's bytes is a side
+//! effect no rollback can undo, so it is fenced by a lock on the digest: the
+//! collector holds it exclusively while it forgets the blob and removes the
+//! bytes (in one READ COMMITTED transaction that nothing fenced can conflict
+//! with, rolled back if the removal fails), and linking a blob or pushing a
+//! manifest that references it holds it shared. A link therefore either
+//! commits before the collector looks, or sees the bytes gone and fails with
+//! [`StoreError::Vanished`].
 
 mod listing;
 mod schema;
@@ -28,6 +32,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::meta::{
@@ -101,19 +106,44 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// Runs `$body` (which may use `$tx` and `?` on driver errors) in a SERIALIZABLE
-/// transaction, retried while concurrent writers make it fail.
+/// Runs `$body` (which may use `$tx` and `?` on driver errors) in a
+/// transaction (SERIALIZABLE unless given), retried while concurrent writers
+/// make it fail. `$locks` (advisory-lock keys, `(key, shared)`) are taken on
+/// the connection before the transaction begins, in key order, and released
+/// after it ends: a writer that waited for one starts its snapshot after the
+/// holder committed, so waiting never turns into a serialization failure.
 macro_rules! write_tx {
     ($store:expr, |$tx:ident| $body:block) => {
-        write_tx!($store, IsolationLevel::Serializable, |$tx| $body)
+        write_tx!($store, IsolationLevel::Serializable, Vec::new(), |$tx| {
+            $body
+        })
     };
-    ($store:expr, $isolation:expr, |$tx:ident| $body:block) => {{
+    ($store:expr, $locks:expr, |$tx:ident| $body:block) => {
+        write_tx!($store, IsolationLevel::Serializable, $locks, |$tx| $body)
+    };
+    ($store:expr, $isolation:expr, $locks:expr, |$tx:ident| $body:block) => {{
         let store: &PgMetaStore = $store;
+        let mut locks: Vec<(String, bool)> = $locks;
+        locks.sort();
+        locks.dedup_by(|a, b| {
+            a.0 == b.0 && {
+                b.1 &= a.1;
+                true
+            }
+        });
         store.run(async {
+            let mut client = store.pool.get().await.map_err(pool_error)?;
+            for (key, shared) in &locks {
+                let sql = if *shared {
+                    "SELECT pg_advisory_lock_shared(hashtextextended($1, 0))"
+                } else {
+                    "SELECT pg_advisory_lock(hashtextextended($1, 0))"
+                };
+                client.execute(sql, &[key]).await?;
+            }
             let mut attempt = 0;
-            loop {
+            let result = loop {
                 attempt += 1;
-                let mut client = store.pool.get().await.map_err(pool_error)?;
                 let $tx = client
                     .build_transaction()
                     .isolation_level($isolation)
@@ -129,14 +159,27 @@ macro_rules! write_tx {
                 };
                 match failure {
                     Attempt::Db(e) if retryable(&e) && attempt < WRITE_ATTEMPTS => {
-                        tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 3)).await;
+                        // Jittered backoff, so that retries do not collide again.
+                        let ms = rand::random::<u64>() % (u64::from(attempt) * 4 + 1);
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
                     }
                     Attempt::Db(e) => break Err(StoreError::from(e)),
                     Attempt::Store(e) => break Err(e),
                 }
+            };
+            if !locks.is_empty() {
+                client
+                    .execute("SELECT pg_advisory_unlock_all()", &[])
+                    .await?;
             }
+            result
         })
     }};
+}
+
+/// The advisory-lock key serialising the writes into a repository.
+fn repo_lock(repo: &str) -> (String, bool) {
+    (format!("repo:{repo}"), false)
 }
 
 /// Runs `$body` (which may use the pooled connection `$c` and `?` on driver
@@ -307,8 +350,83 @@ async fn migrate(client: &deadpool_postgres::Client) -> Result<(), StoreError> {
     result
 }
 
-/// The advisory-lock key of a blob digest.
-const DIGEST_KEY: &str = "hashtextextended($1, 0)";
+/// Queries through each connection's statement cache: a statement is parsed
+/// once per connection, then only bound and executed.
+pub(super) trait Cached {
+    /// The prepared statement for `sql`.
+    async fn statement(
+        &self,
+        sql: &str,
+    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error>;
+
+    /// `query` with a cached statement.
+    async fn cq(
+        &self,
+        sql: &str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error>;
+    /// `query_opt` with a cached statement.
+    async fn cq_opt(
+        &self,
+        sql: &str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error>;
+    /// `query_one` with a cached statement.
+    async fn cq_one(
+        &self,
+        sql: &str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error>;
+    /// `execute` with a cached statement.
+    async fn cx(&self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<u64, tokio_postgres::Error>;
+}
+
+macro_rules! cached_queries {
+    ($t:ty) => {
+        impl Cached for $t {
+            async fn statement(
+                &self,
+                sql: &str,
+            ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+                self.prepare_cached(sql).await
+            }
+            async fn cq(
+                &self,
+                sql: &str,
+                p: &[&(dyn ToSql + Sync)],
+            ) -> Result<Vec<Row>, tokio_postgres::Error> {
+                let s = self.statement(sql).await?;
+                self.query(&s, p).await
+            }
+            async fn cq_opt(
+                &self,
+                sql: &str,
+                p: &[&(dyn ToSql + Sync)],
+            ) -> Result<Option<Row>, tokio_postgres::Error> {
+                let s = self.statement(sql).await?;
+                self.query_opt(&s, p).await
+            }
+            async fn cq_one(
+                &self,
+                sql: &str,
+                p: &[&(dyn ToSql + Sync)],
+            ) -> Result<Row, tokio_postgres::Error> {
+                let s = self.statement(sql).await?;
+                self.query_one(&s, p).await
+            }
+            async fn cx(
+                &self,
+                sql: &str,
+                p: &[&(dyn ToSql + Sync)],
+            ) -> Result<u64, tokio_postgres::Error> {
+                let s = self.statement(sql).await?;
+                self.execute(&s, p).await
+            }
+        }
+    };
+}
+cached_queries!(deadpool_postgres::ClientWrapper);
+cached_queries!(deadpool_postgres::Transaction<'_>);
 
 fn size(row: &Row, i: usize) -> u64 {
     row.get::<_, i64>(i) as u64
@@ -316,10 +434,10 @@ fn size(row: &Row, i: usize) -> u64 {
 
 /// The id of `name`, creating the repository if needed.
 async fn ensure_repo(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     name: &str,
 ) -> Result<i64, tokio_postgres::Error> {
-    tx.execute(
+    tx.cx(
         "INSERT INTO repos (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
         &[&name],
     )
@@ -332,10 +450,10 @@ async fn ensure_repo(
 
 /// Drops a manifest's bytes once no repository holds the manifest.
 async fn forget_unused_content(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     digest: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
+    tx.cx(
         "DELETE FROM manifest_content WHERE digest = $1 \
          AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest = $1)",
         &[&digest],
@@ -360,26 +478,21 @@ impl MetadataStore for PgMetaStore {
         size: u64,
         present: &dyn Fn() -> bool,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |tx| {
-            // Shared with other links; the collector takes it exclusively for
-            // its commit and the removal of the bytes.
-            tx.execute(
-                &format!("SELECT pg_advisory_xact_lock_shared({DIGEST_KEY})"),
-                &[&digest],
-            )
-            .await?;
+        // The digest shared with other links; the collector takes it
+        // exclusively for its commit and the removal of the bytes.
+        write_tx!(self, vec![(digest.to_string(), true)], |tx| {
             if !present() {
                 return Err(StoreError::Vanished(digest.to_string()).into());
             }
             let repo_id = ensure_repo(&tx, repo).await?;
             let now = now_millis();
-            tx.execute(
+            tx.cx(
                 "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (digest) DO NOTHING",
                 &[&digest, &(size as i64), &now],
             )
             .await?;
-            tx.execute(
+            tx.cx(
                 "INSERT INTO repo_blobs (repo_id, digest, linked_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (repo_id, digest) DO UPDATE SET linked_at = excluded.linked_at",
                 &[&repo_id, &digest, &now],
@@ -391,7 +504,7 @@ impl MetadataStore for PgMetaStore {
 
     fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError> {
         read_conn!(self, |c| {
-            Ok(c.query_opt(
+            Ok(c.cq_opt(
                 "SELECT b.size FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id \
                      JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2",
                 &[&repo, &digest],
@@ -403,7 +516,7 @@ impl MetadataStore for PgMetaStore {
 
     fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError> {
         read_conn!(self, |c| {
-            Ok(c.query_opt(
+            Ok(c.cq_opt(
                 "SELECT b.size FROM blobs b WHERE b.digest = $1 \
                      AND EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest)",
                 &[&digest],
@@ -461,45 +574,31 @@ impl MetadataStore for PgMetaStore {
         digest: &str,
         remove: &mut dyn FnMut() -> std::io::Result<()>,
     ) -> Result<bool, StoreError> {
-        // The exclusive lock, held on one connection, fences every writer that
-        // could give the blob a link or a reference (they hold it shared), so
-        // READ COMMITTED sees all that matters and cannot fail to serialize;
-        // the bytes go inside the transaction, and a failed removal rolls the
-        // forgetting back.
-        let fence = self.run(async {
-            let client = self.pool.get().await.map_err(pool_error)?;
-            client
-                .execute(
-                    &format!("SELECT pg_advisory_lock({DIGEST_KEY})"),
-                    &[&digest],
-                )
-                .await?;
-            Ok::<_, StoreError>(client)
-        })?;
-        let collected = write_tx!(self, IsolationLevel::ReadCommitted, |tx| {
-            let n = tx
-                .execute(
-                    "DELETE FROM blobs WHERE digest = $1 \
+        // The exclusive lock fences every writer that could give the blob a
+        // link or a reference (they hold it shared), so READ COMMITTED sees all
+        // that matters and cannot fail to serialize; the bytes go inside the
+        // transaction, and a failed removal rolls the forgetting back.
+        write_tx!(
+            self,
+            IsolationLevel::ReadCommitted,
+            vec![(digest.to_string(), false)],
+            |tx| {
+                let n = tx
+                    .execute(
+                        "DELETE FROM blobs WHERE digest = $1 \
                      AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = $1) \
                      AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = $1)",
-                    &[&digest],
-                )
-                .await?;
-            if n == 0 {
-                return Ok(false);
+                        &[&digest],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                remove()
+                    .map_err(|e| StoreError::Postgres(format!("removing blob {digest}: {e}")))?;
+                Ok(true)
             }
-            remove().map_err(|e| StoreError::Postgres(format!("removing blob {digest}: {e}")))?;
-            Ok(true)
-        });
-        self.run(async {
-            fence
-                .execute(
-                    &format!("SELECT pg_advisory_unlock({DIGEST_KEY})"),
-                    &[&digest],
-                )
-                .await
-        })?;
-        collected
+        )
     }
 
     fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError> {
@@ -617,7 +716,7 @@ impl MetadataStore for PgMetaStore {
         write_tx!(self, |tx| {
             let empty = "SELECT id FROM repos r WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) \
                          AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.repo_id = r.id)";
-            tx.execute(
+            tx.cx(
                 &format!("DELETE FROM repo_namespaces WHERE repo_id IN ({empty})"),
                 &[],
             )
@@ -663,7 +762,7 @@ impl MetadataStore for PgMetaStore {
                     &[],
                 )
                 .await?;
-            let m = c.query_one("SELECT COUNT(*) FROM manifests", &[]).await?;
+            let m = c.cq_one("SELECT COUNT(*) FROM manifests", &[]).await?;
             Ok(Some(StoreTotals {
                 blobs: size(&b, 0),
                 blob_bytes: size(&b, 1),
@@ -674,7 +773,7 @@ impl MetadataStore for PgMetaStore {
 
     fn ping(&self) -> Result<(), StoreError> {
         let version: i32 = read_conn!(self, |c| {
-            Ok(c.query_one("SELECT version FROM marina_schema", &[])
+            Ok(c.cq_one("SELECT version FROM marina_schema", &[])
                 .await?
                 .get(0))
         })?;
@@ -690,26 +789,21 @@ impl MetadataStore for PgMetaStore {
 
     fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
         read_conn!(self, |c| {
-            Ok(c.query_opt("SELECT 1 FROM repos WHERE name = $1", &[&repo])
+            Ok(c.cq_opt("SELECT 1 FROM repos WHERE name = $1", &[&repo])
                 .await?
                 .is_some())
         })
     }
 
     fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
-        // Everything it references, locked shared (in order, so two pushes
-        // cannot deadlock): the collector cannot forget one of them meanwhile.
-        let mut fenced: Vec<&str> = m.references.iter().map(String::as_str).collect();
-        fenced.sort_unstable();
-        fenced.dedup();
-        write_tx!(self, |tx| {
-            for d in &fenced {
-                tx.execute(
-                    &format!("SELECT pg_advisory_xact_lock_shared({DIGEST_KEY})"),
-                    &[d],
-                )
-                .await?;
-            }
+        // Everything it references, locked shared: the collector cannot forget
+        // one of them meanwhile; and the repository, exclusively: pushes into
+        // one repository (which update the same rows) queue instead of failing
+        // to serialize.
+        let mut locks: Vec<(String, bool)> =
+            m.references.iter().map(|d| (d.clone(), true)).collect();
+        locks.push(repo_lock(m.repo));
+        write_tx!(self, locks, |tx| {
             let repo_id = ensure_repo(&tx, m.repo).await?;
             let mut missing = Vec::new();
             for d in &m.required_blobs {
@@ -740,12 +834,12 @@ impl MetadataStore for PgMetaStore {
                 return Err(StoreError::MissingReferences(missing).into());
             }
             let now = now_millis();
-            tx.execute(
+            tx.cx(
                 "INSERT INTO manifest_content (digest, bytes) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
                 &[&m.digest, &m.bytes],
             )
             .await?;
-            tx.execute(
+            tx.cx(
                 "INSERT INTO manifests (repo_id, digest, media_type, artifact_type, size, subject, annotations, pushed_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (repo_id, digest) DO UPDATE SET media_type = excluded.media_type, pushed_at = excluded.pushed_at",
@@ -762,7 +856,7 @@ impl MetadataStore for PgMetaStore {
             )
             .await?;
             for t in m.tags {
-                tx.execute(
+                tx.cx(
                     "INSERT INTO tags (repo_id, name, digest, pushed_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at",
                     &[&repo_id, t, &m.digest, &now],
@@ -770,7 +864,7 @@ impl MetadataStore for PgMetaStore {
                 .await?;
             }
             for r in &m.references {
-                tx.execute(
+                tx.cx(
                     "INSERT INTO manifest_refs (repo_id, digest, ref) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                     &[&repo_id, &m.digest, r],
                 )
@@ -803,7 +897,7 @@ impl MetadataStore for PgMetaStore {
              JOIN manifest_content mc ON mc.digest = m.digest WHERE r.name = $1 AND t.name = $2"
         };
         read_conn!(self, |c| {
-            Ok(c.query_opt(sql, &[&repo, &reference])
+            Ok(c.cq_opt(sql, &[&repo, &reference])
                 .await?
                 .map(|r| ManifestRecord {
                     digest: r.get(0),
