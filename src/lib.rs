@@ -22,7 +22,7 @@
 //!
 //! Beside the stack, [`auth`] is pure (users, policy, tokens, scopes; no HTTP, no
 //! registry): the api's guard asks it. [`config`] holds the settings and every
-//! `MARINA_*` variable name; [`metrics`] the Prometheus families.
+//! `MARINA_*` variable name; `metrics` the Prometheus families.
 //!
 //! [`conformance`] drives the official suites' binaries, [`harness`] checks any registry
 //! requirement by requirement, [`bench`](mod@bench) measures one, and [`listing_client`]
@@ -67,13 +67,13 @@ mod embed;
 pub mod harness;
 pub mod listing_client;
 mod markup;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod oci;
 pub mod registry;
 pub mod server;
 pub mod store;
 pub mod testing;
-pub mod timefmt;
+pub(crate) mod timefmt;
 pub mod tls;
 
 pub use embed::{BuildError, Registry, RegistryBuilder};

@@ -5,10 +5,10 @@
 //! response; every failure goes through `error` into the spec's JSON envelope. One
 //! route table (`route`) names every request's endpoint before poem routes it.
 
-pub mod body;
-pub mod error;
-pub mod extensions;
-pub mod headers;
+pub(crate) mod body;
+pub(crate) mod error;
+pub(crate) mod extensions;
+pub(crate) mod headers;
 
 mod base;
 mod blobs;
@@ -17,7 +17,7 @@ mod health;
 mod links;
 mod listing;
 mod manifests;
-pub mod observe;
+pub(crate) mod observe;
 mod params;
 mod referrers;
 pub(crate) mod route;

@@ -79,11 +79,6 @@ impl Htpasswd {
         self.entries.len()
     }
 
-    /// Whether the file has no user.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The highest cost among the entries (the dummy check for unknown users uses
     /// it, so they take as long as known ones).
     pub fn max_cost(&self) -> Option<u32> {

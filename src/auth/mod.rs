@@ -8,17 +8,17 @@
 //! extension, anonymous mounts) find an [`Access`] in the request's extensions and
 //! hand the registry a visibility predicate built from it.
 
-pub mod actions;
+pub(crate) mod actions;
 pub mod config;
-pub mod credentials;
-pub mod htpasswd;
-pub mod login;
-pub mod need;
-pub mod policy;
-pub mod scope;
-pub mod throttle;
-pub mod token;
-pub mod users;
+pub(crate) mod credentials;
+pub(crate) mod htpasswd;
+pub(crate) mod login;
+pub(crate) mod need;
+pub(crate) mod policy;
+pub(crate) mod scope;
+pub(crate) mod throttle;
+pub(crate) mod token;
+pub(crate) mod users;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -147,12 +147,6 @@ impl Registry {
         self.call(self.request(Method::GET, url).await?, keep).await
     }
 
-    /// `HEAD` of a path.
-    pub async fn head(&self, target: &str) -> Result<Answer> {
-        let url = self.resolve(target)?;
-        self.call(self.request(Method::HEAD, url).await?, 0).await
-    }
-
     /// `DELETE` of a path; the status tells what happened.
     pub async fn delete(&self, target: &str) -> Result<StatusCode> {
         let url = self.resolve(target)?;

@@ -35,6 +35,7 @@ impl Latencies {
     }
 
     /// Number of operations recorded.
+    #[cfg(test)]
     pub fn count(&self) -> u64 {
         self.hist.len()
     }

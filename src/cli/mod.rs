@@ -1,15 +1,15 @@
 //! Command-line entry points. Each subcommand lives in its own module and returns
 //! the process exit code; this module only parses arguments and dispatches.
 
-pub mod bench;
-pub mod check;
-pub mod conformance;
-pub mod connect;
-pub mod gc;
-pub mod list;
-pub mod passwd;
-pub mod secure;
-pub mod serve;
+pub(crate) mod bench;
+pub(crate) mod check;
+pub(crate) mod conformance;
+pub(crate) mod connect;
+pub(crate) mod gc;
+pub(crate) mod list;
+pub(crate) mod passwd;
+pub(crate) mod secure;
+pub(crate) mod serve;
 
 use std::process::ExitCode;
 

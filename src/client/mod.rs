@@ -5,12 +5,12 @@
 //! host, `Location`/`Link` targets pinned to the registry's origin, and every
 //! exchange recorded (redacted) for transcripts and run-wide observations. The
 //! header grammars it reads (`Link`, challenges, ranges) are parsed once, in
-//! [`headers`].
+//! `headers`.
 
-pub mod address;
-pub mod auth;
-pub mod headers;
-pub mod http;
+pub(crate) mod address;
+pub(crate) mod auth;
+pub(crate) mod headers;
+pub(crate) mod http;
 pub mod transcript;
 mod trust;
 

@@ -1,7 +1,7 @@
 //! Server configuration: defaults, then a TOML file, then `MARINA_*` variables, then
 //! flags (the CLI merges the last two in `cli::serve`).
 
-pub mod env;
+pub(crate) mod env;
 
 use std::path::{Path, PathBuf};
 

@@ -21,6 +21,7 @@ pub const EXTENSIONS_OCI: &str = "extensions/_oci.md";
 /// Marina's listing extension, defined in this repository.
 pub const MARINA_EXTENSION: &str = "spec/extensions/_marina.md";
 
+#[cfg(test)]
 /// Every source, in catalog order, with the letter of its ids.
 pub const SOURCES: [(&str, char); 4] = [
     (SPEC, 'R'),
@@ -29,6 +30,7 @@ pub const SOURCES: [(&str, char); 4] = [
     (MARINA_EXTENSION, 'M'),
 ];
 
+#[cfg(test)]
 /// The text of `spec/extensions/_marina.md`, which the `M` lines point into.
 pub const MARINA_EXTENSION_MD: &str = include_str!("../../spec/extensions/_marina.md");
 
@@ -72,6 +74,7 @@ impl Requirement {
         self.binds.starts_with("registry")
     }
 
+    #[cfg(test)]
     /// From one of the spec's extension documents or an extension's definition
     /// (not from `spec.md`).
     pub fn is_extension(&self) -> bool {
@@ -100,6 +103,7 @@ pub fn find(id: &str) -> Option<&'static Requirement> {
     requirements().iter().find(|r| r.id == id)
 }
 
+#[cfg(test)]
 /// For every requirement id, the checks that declare they cover it (from code).
 pub fn coverage_from_checks() -> std::collections::BTreeMap<String, Vec<String>> {
     let mut map: std::collections::BTreeMap<String, Vec<String>> =
@@ -115,6 +119,7 @@ pub fn coverage_from_checks() -> std::collections::BTreeMap<String, Vec<String>>
     map
 }
 
+#[cfg(test)]
 /// Rewrites the `checks = [...]` lines of a catalog text from `coverage`.
 pub fn rewrite_checks(
     text: &str,

@@ -93,11 +93,6 @@ impl Ctx {
         &self.inner.options
     }
 
-    /// The run id (lowercase hex).
-    pub fn run_id(&self) -> &str {
-        &self.inner.run
-    }
-
     /// A fresh number, unique within the run.
     pub fn next(&self) -> u64 {
         self.inner.counter.fetch_add(1, Ordering::Relaxed)

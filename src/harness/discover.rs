@@ -50,9 +50,6 @@ impl Level<'_> {
 /// A broken rule: the requirement id and what was expected instead.
 pub type Broken = (&'static str, String);
 
-/// Names reserved by `extensions/README.md` ("Reserved Namespaces").
-pub const RESERVED: [&str; 2] = ["_oci", "_catalog"];
-
 /// Whether `s` is a name segment: `[a-z0-9]+([._-][a-z0-9]+)*`.
 ///
 /// `extensions/README.md` prints the pattern without the final `*`, which taken

@@ -8,16 +8,16 @@
 //! feature) or Skipped; `report` renders the result for terminals, JUnit, JSON
 //! and HTML. The requirement catalog (`spec/requirements.toml`) is in `catalog`.
 
-pub mod catalog;
-pub mod checks;
-pub mod content;
-pub mod context;
-pub mod discover;
-pub mod options;
-pub mod props;
+pub(crate) mod catalog;
+pub(crate) mod checks;
+pub(crate) mod content;
+pub(crate) mod context;
+pub(crate) mod discover;
+pub(crate) mod options;
+pub(crate) mod props;
 pub mod report;
-pub mod runner;
-pub mod verdict;
+pub(crate) mod runner;
+pub(crate) mod verdict;
 
 pub use crate::client::Credentials;
 pub use options::Options;

@@ -10,9 +10,9 @@
 mod extension;
 mod fallback;
 mod http;
-pub mod model;
-pub mod target;
-pub mod usage;
+pub(crate) mod model;
+pub(crate) mod target;
+pub(crate) mod usage;
 
 pub use http::{Connection, Credentials};
 pub use model::{Manifest, Repository, Tag};

@@ -10,8 +10,6 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// The OCI empty descriptor's media type (`{}`).
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
-/// Media type of the error bodies and of JSON answers.
-pub const JSON: &str = "application/json";
 
 /// Every manifest media type a client pulling images asks for, as an `Accept` value.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \

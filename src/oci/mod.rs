@@ -5,12 +5,12 @@
 //! manifests used to validate and index them, and the referrers tag schema. Every
 //! other layer (store, registry, api, harness) speaks these types.
 
-pub mod digest;
-pub mod error_code;
-pub mod manifest;
-pub mod media_types;
-pub mod name;
-pub mod reference;
+pub(crate) mod digest;
+pub(crate) mod error_code;
+pub(crate) mod manifest;
+pub(crate) mod media_types;
+pub(crate) mod name;
+pub(crate) mod reference;
 pub mod referrers_tag;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};

@@ -37,7 +37,7 @@ pub enum NameError {
 /// A repository name (`<name>` in the spec).
 ///
 /// Grammar: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`,
-/// at most [`MAX_NAME_LEN`] characters.
+/// at most 255 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RepoName(String);
 

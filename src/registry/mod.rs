@@ -7,11 +7,11 @@
 
 mod error;
 mod gc;
-pub mod kept;
-pub mod listing;
+pub(crate) mod kept;
+pub(crate) mod listing;
 mod manifests;
 mod staged;
-pub mod uploads;
+pub(crate) mod uploads;
 mod writer;
 
 use std::io;
@@ -427,7 +427,7 @@ impl Registry {
     }
 
     /// A page of the catalog holding only repositories `visible` admits, whose
-    /// cursor names only such a repository (see [`kept`]).
+    /// cursor names only such a repository (see `registry::kept`).
     pub async fn visible_catalog(
         &self,
         n: u32,

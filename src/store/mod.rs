@@ -10,11 +10,11 @@
 
 pub mod contract;
 mod file_chunks;
-pub mod fs;
+pub(crate) mod fs;
 pub mod listing;
-pub mod memory;
-pub mod meta;
-pub mod pg;
+pub(crate) mod memory;
+pub(crate) mod meta;
+pub(crate) mod pg;
 mod schema;
 
 use std::io;

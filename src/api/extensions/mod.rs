@@ -13,15 +13,13 @@
 
 mod discover;
 mod listing;
-pub mod model;
-pub mod params;
-pub mod payload;
+pub(crate) mod model;
+pub(crate) mod params;
+pub(crate) mod payload;
 
 use std::sync::Arc;
 
 use poem_openapi::Tags;
-
-pub use discover::{registry_endpoints, repository_endpoints, Extension, ExtensionList};
 
 use crate::registry::Registry;
 

@@ -8,8 +8,8 @@
 //! of `junit.xml` (the suite never writes `<failure>` elements); the exit code
 //! is only cross-checked against them.
 
-pub mod config;
-pub mod results;
+pub(crate) mod config;
+pub(crate) mod results;
 
 use std::ffi::OsString;
 use std::fs;

@@ -8,7 +8,7 @@
 //! cross-checked against them. It has no version profile and no data-set
 //! options: those are reported as not applicable to this suite.
 
-pub mod specs;
+pub(crate) mod specs;
 
 use std::ffi::OsString;
 use std::fs;
