@@ -17,7 +17,7 @@
 //! | [`server`] | binding, TLS ([`tls`]), signals, the separate metrics address |
 //! | [`api`] | HTTP on poem-openapi: one route table, the access guard, typed parameters, headers, status codes, the JSON error envelope, `/openapi.json`, `/docs` |
 //! | [`registry`] | the spec's semantics (push, pull, uploads, mounts, manifests, tags, referrers, deletes, GC) without HTTP types |
-//! | [`store`] | where things live: [`store::MetadataStore`] (SQLite) and [`store::BlobStore`] (filesystem), both pluggable |
+//! | [`store`] | where things live: [`store::MetadataStore`] (SQLite, or PostgreSQL with [`store::PgMetaStore`]) and [`store::BlobStore`] (filesystem), both pluggable |
 //! | [`oci`] | the spec's vocabulary: digests, names, tags, references, media types, grammars, manifests, error codes |
 //!
 //! Beside the stack, [`auth`] is pure (users, policy, tokens, scopes; no HTTP, no
@@ -30,6 +30,9 @@
 //! [`client`]. A unit test reads every `crate::` path and fails when a module uses one
 //! it may not. [`Registry`] and [`testing::TestRegistry`] are the entry points for
 //! embedding.
+//!
+//! Modules export what their users need; their inner modules are private, so a
+//! module's page lists its API, not its files.
 //!
 //! # Embedding
 //!
