@@ -33,7 +33,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::{IsolationLevel, Row};
 
 use super::meta::{
     now_millis, page, CatalogPage, ManifestRecord, NewManifest, Page, ReferrerRecord,
@@ -254,7 +254,7 @@ impl PgMetaStore {
             .map_err(|e| StoreError::Postgres(format!("cannot start the database runtime: {e}")))?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls()?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -295,6 +295,37 @@ impl PgMetaStore {
             .enter();
         futures_executor::block_on(fut)
     }
+}
+
+/// TLS to the database, used as the URL's `sslmode` asks (`prefer`, the
+/// default, falls back to plain TCP when the server offers no TLS): the web's
+/// root certificates, plus those of the PEM file `PGSSLROOTCERT` names (libpq's
+/// variable) for a private CA.
+fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use tokio_rustls::rustls;
+    let bad = |e: String| StoreError::Postgres(format!("TLS to the database: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = std::env::var_os("PGSSLROOTCERT") {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let pem = std::fs::read(&path).map_err(|e| {
+            bad(format!(
+                "cannot read PGSSLROOTCERT {}: {e}",
+                path.to_string_lossy()
+            ))
+        })?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| bad(format!("PGSSLROOTCERT: {e:?}")))?;
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 async fn migrate(client: &deadpool_postgres::Client) -> Result<(), StoreError> {
