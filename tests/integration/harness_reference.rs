@@ -29,7 +29,13 @@ const ALLOWED_UNSUPPORTED: [&str; 2] = ["protocol.namespace", "protocol.retry-af
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_check_passes_against_the_reference_server() {
-    let (handle, _dir) = server(|_| {}).await;
+    every_check_passes(|_| {}).await;
+}
+
+/// The whole harness against the reference server adjusted by `f` (another
+/// metadata store, say): every check passes, with the pinned verdict table.
+pub(crate) async fn every_check_passes(f: impl FnOnce(&mut Config)) {
+    let (handle, _dir) = server(f).await;
     let report = harness::check(
         &handle.url(),
         Options {

@@ -4,9 +4,6 @@
 //! harness passes with the same verdicts as on SQLite, garbage collection and
 //! retention work, and a bad URL stops the start with one line.
 
-use marina::config::{Config, WarningRule};
-use marina::harness::{self, report, Options, Verdict};
-
 use crate::support::postgres_metadata_url;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,49 +11,7 @@ async fn every_check_passes_on_postgres_with_the_sqlite_verdicts() {
     let Some(url) = postgres_metadata_url() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    // The configuration of `harness_reference`, whose verdict table is pinned.
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().to_path_buf(),
-        metadata_url: Some(url),
-        sparse_manifests: false,
-        referrers_page_size: 100,
-        warnings: vec![WarningRule {
-            repositories: "marina-check/*-main".into(),
-            message: "this repository is for conformance tests".into(),
-        }],
-        ..Config::default()
-    };
-    let handle = marina::server::start(config).await.expect("server starts");
-    let report = harness::check(
-        &handle.url(),
-        Options {
-            seed: 7,
-            cases: 12,
-            ..Options::default()
-        },
-    )
-    .await
-    .expect("the harness runs");
-    handle.stop().await;
-    let text = report::render_terminal(&report, true);
-    for o in &report.outcomes {
-        assert!(
-            matches!(o.verdict, Verdict::Pass | Verdict::Unsupported { .. }),
-            "{} is {}:\n{text}",
-            o.id,
-            o.verdict.kind()
-        );
-    }
-    assert!(
-        report.cleanup.contains(", 0 not deleted"),
-        "{}",
-        report.cleanup
-    );
-    insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
-        insta::assert_snapshot!("harness_verdicts_marina", report.verdict_table());
-    });
+    crate::harness_reference::every_check_passes(|c| c.metadata_url = Some(url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

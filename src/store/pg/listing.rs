@@ -206,7 +206,7 @@ impl ListingStore for PgMetaStore {
                 .collect();
             for m in items.iter_mut().take(req.n as usize) {
                 m.tags = c
-                    .query(
+                    .cq(
                         "SELECT name FROM tags WHERE repo_id = $1 AND digest = $2 ORDER BY name",
                         &[&id, &m.digest],
                     )
@@ -215,7 +215,7 @@ impl ListingStore for PgMetaStore {
                     .map(|r| r.get(0))
                     .collect();
                 m.held_by = c
-                        .query(
+                        .cq(
                             "SELECT digest FROM manifest_refs WHERE repo_id = $1 AND ref = $2 ORDER BY digest LIMIT 5",
                             &[&id, &m.digest],
                         )
@@ -295,7 +295,7 @@ mod tests {
                     .map(|p| p.as_ref() as &(dyn ToSql + Sync))
                     .collect();
                 let row = c
-                    .query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &refs)
+                    .cq_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &refs)
                     .await?;
                 c.batch_execute("RESET ALL").await?;
                 Ok(row.get::<_, serde_json::Value>(0))

@@ -474,7 +474,7 @@ async fn ensure_repo(
     )
     .await?;
     Ok(tx
-        .query_one("SELECT id FROM repos WHERE name = $1", &[&name])
+        .cq_one("SELECT id FROM repos WHERE name = $1", &[&name])
         .await?
         .get(0))
 }
@@ -560,7 +560,7 @@ impl MetadataStore for PgMetaStore {
     fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
         write_tx!(self, |tx| {
             let n = tx
-                .execute(
+                .cx(
                     "DELETE FROM repo_blobs WHERE digest = $2 \
                      AND repo_id = (SELECT id FROM repos WHERE name = $1)",
                     &[&repo, &digest],
@@ -573,7 +573,7 @@ impl MetadataStore for PgMetaStore {
     fn prune_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
         write_tx!(self, |tx| {
             let n = tx
-                .execute(
+                .cx(
                     "DELETE FROM repo_blobs WHERE (repo_id, digest) IN ( \
                        SELECT rb.repo_id, rb.digest FROM repo_blobs rb \
                        WHERE rb.linked_at <= $1 AND NOT EXISTS ( \
@@ -589,7 +589,7 @@ impl MetadataStore for PgMetaStore {
     fn unreferenced_blobs(&self, limit: u32) -> Result<Vec<(String, u64)>, StoreError> {
         read_conn!(self, |c| {
             let rows = c
-                    .query(
+                    .cq(
                         "SELECT b.digest, b.size FROM blobs b \
                          WHERE NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest) \
                          AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = b.digest) LIMIT $1",
@@ -615,7 +615,7 @@ impl MetadataStore for PgMetaStore {
             vec![(digest.to_string(), false)],
             |tx| {
                 let n = tx
-                    .execute(
+                    .cx(
                         "DELETE FROM blobs WHERE digest = $1 \
                      AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = $1) \
                      AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = $1)",
@@ -635,7 +635,7 @@ impl MetadataStore for PgMetaStore {
     fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError> {
         read_conn!(self, |c| {
             let rows = c
-                .query(
+                .cq(
                     "SELECT t.name, t.pushed_at FROM tags t JOIN repos r ON r.id = t.repo_id \
                          WHERE r.name = $1 ORDER BY t.pushed_at DESC, t.name",
                     &[&repo],
@@ -653,7 +653,7 @@ impl MetadataStore for PgMetaStore {
     ) -> Result<bool, StoreError> {
         write_tx!(self, |tx| {
             let n = tx
-                .execute(
+                .cx(
                     "DELETE FROM tags WHERE name = $2 AND pushed_at = $3 \
                      AND repo_id = (SELECT id FROM repos WHERE name = $1)",
                     &[&repo, &tag, &pushed_at],
@@ -666,7 +666,7 @@ impl MetadataStore for PgMetaStore {
     fn expendable_untagged(&self, repo: &str, cutoff: i64) -> Result<Vec<String>, StoreError> {
         read_conn!(self, |c| {
             let rows = c
-                .query(
+                .cq(
                     &format!(
                         "SELECT m.digest FROM manifests m JOIN repos r ON r.id = m.repo_id \
                              WHERE r.name = $1 AND {EXPENDABLE} ORDER BY m.pushed_at, m.digest"
@@ -681,7 +681,7 @@ impl MetadataStore for PgMetaStore {
     fn delete_expendable(&self, repo: &str, digest: &str, cutoff: i64) -> Result<bool, StoreError> {
         write_tx!(self, |tx| {
             let n = tx
-                .execute(
+                .cx(
                     &format!(
                         "DELETE FROM manifests m WHERE m.digest = $3 \
                          AND m.repo_id = (SELECT id FROM repos WHERE name = $1) AND {EXPENDABLE}"
@@ -699,7 +699,7 @@ impl MetadataStore for PgMetaStore {
     fn repository_usage(&self, repo: &str) -> Result<RepositoryUsage, StoreError> {
         read_conn!(self, |c| {
             let r = c
-                    .query_one(
+                    .cq_one(
                         "WITH me AS (SELECT id FROM repos WHERE name = $1), \
                          held AS (SELECT digest FROM repo_blobs WHERE repo_id = (SELECT id FROM me) \
                                   UNION SELECT ref FROM manifest_refs WHERE repo_id = (SELECT id FROM me)) \
@@ -723,7 +723,7 @@ impl MetadataStore for PgMetaStore {
     fn namespace_usage(&self, namespace: &str) -> Result<NamespaceUsage, StoreError> {
         read_conn!(self, |c| {
             let r = c
-                    .query_one(
+                    .cq_one(
                         "WITH under AS (SELECT id FROM repos \
                              WHERE $1::TEXT = '' OR left(name, length($1::TEXT) + 1) = $1::TEXT || '/'), \
                          held AS (SELECT digest FROM repo_blobs WHERE repo_id IN (SELECT id FROM under) \
@@ -753,7 +753,7 @@ impl MetadataStore for PgMetaStore {
             )
             .await?;
             let n = tx
-                .execute(&format!("DELETE FROM repos WHERE id IN ({empty})"), &[])
+                .cx(&format!("DELETE FROM repos WHERE id IN ({empty})"), &[])
                 .await?;
             Ok(n)
         })
@@ -762,7 +762,7 @@ impl MetadataStore for PgMetaStore {
     fn garbage_preview(&self, cutoff: i64) -> Result<GarbagePreview, StoreError> {
         read_conn!(self, |c| {
             let links: i64 = c
-                    .query_one(
+                    .cq_one(
                         "SELECT COUNT(*) FROM repo_blobs rb WHERE rb.linked_at <= $1 AND NOT EXISTS ( \
                            SELECT 1 FROM manifest_refs r WHERE r.ref = rb.digest AND r.repo_id = rb.repo_id)",
                         &[&cutoff],
@@ -770,7 +770,7 @@ impl MetadataStore for PgMetaStore {
                     .await?
                     .get(0);
             let r = c
-                    .query_one(
+                    .cq_one(
                         "SELECT COUNT(*), COALESCE(SUM(b.size), 0)::BIGINT FROM blobs b \
                          WHERE NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = b.digest) \
                          AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest AND rb.linked_at > $1)",
@@ -788,7 +788,7 @@ impl MetadataStore for PgMetaStore {
     fn totals(&self) -> Result<Option<StoreTotals>, StoreError> {
         read_conn!(self, |c| {
             let b = c
-                .query_one(
+                .cq_one(
                     "SELECT COUNT(*), COALESCE(SUM(size), 0)::BIGINT FROM blobs",
                     &[],
                 )
@@ -839,7 +839,7 @@ impl MetadataStore for PgMetaStore {
             let mut missing = Vec::new();
             for d in &m.required_blobs {
                 if tx
-                    .query_opt(
+                    .cq_opt(
                         "SELECT 1 FROM repo_blobs WHERE repo_id = $1 AND digest = $2",
                         &[&repo_id, d],
                     )
@@ -851,7 +851,7 @@ impl MetadataStore for PgMetaStore {
             }
             for d in &m.required_manifests {
                 if tx
-                    .query_opt(
+                    .cq_opt(
                         "SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2",
                         &[&repo_id, d],
                     )
@@ -941,7 +941,7 @@ impl MetadataStore for PgMetaStore {
     fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
         write_tx!(self, |tx| {
             let n = tx
-                .execute(
+                .cx(
                     "DELETE FROM manifests WHERE digest = $2 AND repo_id = (SELECT id FROM repos WHERE name = $1)",
                     &[&repo, &digest],
                 )
@@ -956,7 +956,7 @@ impl MetadataStore for PgMetaStore {
     fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
         write_tx!(self, |tx| {
             let n = tx
-                .execute(
+                .cx(
                     "DELETE FROM tags WHERE name = $2 AND repo_id = (SELECT id FROM repos WHERE name = $1)",
                     &[&repo, &tag],
                 )
@@ -974,14 +974,14 @@ impl MetadataStore for PgMetaStore {
         let last = last.unwrap_or("");
         read_conn!(self, |c| {
             let Some(id) = c
-                .query_opt("SELECT id FROM repos WHERE name = $1", &[&repo])
+                .cq_opt("SELECT id FROM repos WHERE name = $1", &[&repo])
                 .await?
             else {
                 return Ok(None);
             };
             let id: i64 = id.get(0);
             let rows = c
-                .query(
+                .cq(
                     "SELECT name FROM tags WHERE repo_id = $1 AND name > $2 ORDER BY name LIMIT $3",
                     &[&id, &last, &(i64::from(n) + 1)],
                 )
@@ -1001,7 +1001,7 @@ impl MetadataStore for PgMetaStore {
         let last = last.unwrap_or("");
         read_conn!(self, |c| {
             let rows = c
-                    .query(
+                    .cq(
                         "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM manifests m \
                          WHERE m.repo_id = (SELECT id FROM repos WHERE name = $1) AND m.subject = $2 AND m.digest > $3 \
                          AND ($4::TEXT IS NULL OR m.artifact_type = $4::TEXT) ORDER BY m.digest LIMIT $5",
@@ -1026,7 +1026,7 @@ impl MetadataStore for PgMetaStore {
         let last = last.unwrap_or("");
         read_conn!(self, |c| {
             let rows = c
-                    .query(
+                    .cq(
                         "SELECT r.name FROM repos r WHERE r.name > $1 \
                          AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) ORDER BY r.name LIMIT $2",
                         &[&last, &(i64::from(n) + 1)],
