@@ -151,6 +151,14 @@ impl RegistryBuilder {
         self
     }
 
+    /// Keeps blobs in S3-compatible storage at `url`
+    /// (`s3://BUCKET/PREFIX?endpoint=URL&region=REGION`, credentials from the
+    /// AWS variables) instead of files in the data directory.
+    pub fn blob_url(mut self, url: impl Into<String>) -> Self {
+        self.config.blob_url = Some(url.into());
+        self
+    }
+
     /// Keeps everything in memory (SQLite in memory, blobs in memory): fast and
     /// gone when the registry is dropped.
     pub fn in_memory(mut self) -> Self {
@@ -261,10 +269,7 @@ impl RegistryBuilder {
                 let blobs = match blobs {
                     Some(b) => b,
                     None if in_memory => Arc::new(MemoryBlobStore::new()),
-                    None => Arc::new(
-                        crate::store::FsBlobStore::open(&self.config.data_dir)
-                            .map_err(RegistryError::from)?,
-                    ),
+                    None => crate::registry::open_blobs(&self.config)?,
                 };
                 Core::with_stores(self.config, meta, blobs)
             }

@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// as ?sslmode=disable in the query) [default: SQLite in the data directory].
     #[arg(long, env = env::METADATA_URL, value_name = "URL", hide_env_values = true)]
     pub metadata_url: Option<String>,
+    /// Blobs in S3-compatible storage: s3://BUCKET/PREFIX?endpoint=http://HOST:PORT&region=REGION
+    /// (path-style; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
+    /// [default: files in the data directory].
+    #[arg(long, env = env::BLOB_URL, value_name = "URL")]
+    pub blob_url: Option<String>,
     /// Allow deleting manifests by digest [default: true].
     #[arg(long, env = env::DELETE_MANIFESTS, value_name = "BOOL")]
     pub delete_manifests: Option<bool>,
@@ -109,6 +114,7 @@ impl ServeArgs {
         if let Some(url) = &self.metadata_url {
             c.metadata_url = Some(crate::config::SecretUrl::new(url.clone()));
         }
+        set!(blob_url = self.blob_url.clone().map(Some));
         set!(delete.manifests = self.delete_manifests);
         set!(delete.tags = self.delete_tags);
         set!(delete.blobs = self.delete_blobs);
@@ -167,6 +173,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     rt.block_on(async move {
         let data_dir = config.data_dir.clone();
+        let blobs = match &config.blob_url {
+            Some(url) => url.split('?').next().unwrap_or(url).to_string(),
+            None => data_dir.join("blobs").display().to_string(),
+        };
         let metadata = match &config.metadata_url {
             Some(url) => format!("PostgreSQL at {url}"),
             None => format!("SQLite, {}", data_dir.join("meta.db").display()),
@@ -193,6 +203,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         say(format!("Marina registry listening on {url}"));
         say(format!("  data directory: {}", data_dir.display()));
         say(format!("  metadata:       {metadata}"));
+        say(format!("  blobs:          {blobs}"));
         say(format!("  API docs:       {url}/docs"));
         say(format!("  OpenAPI:        {url}/openapi.json"));
         say(format!("  access control: {access}"));

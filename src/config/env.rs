@@ -42,6 +42,8 @@ pub const TLS_CERT: &str = "MARINA_TLS_CERT";
 pub const TLS_KEY: &str = "MARINA_TLS_KEY";
 /// `--htpasswd`.
 pub const HTPASSWD: &str = "MARINA_HTPASSWD";
+/// `--blob-url`.
+pub const BLOB_URL: &str = "MARINA_BLOB_URL";
 /// `--metadata-url`.
 pub const METADATA_URL: &str = "MARINA_METADATA_URL";
 /// `--auth-config`.
@@ -58,6 +60,10 @@ pub const CONFORMANCE_V111_BIN: &str = "MARINA_CONFORMANCE_V111_BIN";
 pub const BLESS_REQUIREMENTS: &str = "MARINA_BLESS_REQUIREMENTS";
 /// Tests only: rewrite `spec/openapi.json` from the generated document.
 pub const UPDATE_OPENAPI: &str = "MARINA_UPDATE_OPENAPI";
+/// Tests only: a bucket (`s3://BUCKET?endpoint=…&region=…`) the S3 tests use,
+/// each under a prefix of its own; credentials from `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY`.
+pub const TEST_S3_URL: &str = "MARINA_TEST_S3_URL";
 /// Tests only: a PostgreSQL server (`postgres://…`) the PostgreSQL tests use,
 /// each in a schema of its own.
 pub const TEST_POSTGRES_URL: &str = "MARINA_TEST_POSTGRES_URL";
@@ -68,6 +74,7 @@ pub const KNOWN: &[&str] = &[
     LISTEN,
     DATA_DIR,
     METADATA_URL,
+    BLOB_URL,
     DELETE_MANIFESTS,
     DELETE_TAGS,
     DELETE_BLOBS,
@@ -93,6 +100,7 @@ pub const KNOWN: &[&str] = &[
     BLESS_REQUIREMENTS,
     UPDATE_OPENAPI,
     TEST_POSTGRES_URL,
+    TEST_S3_URL,
 ];
 
 /// One warning line per `MARINA_*` name among `names` that Marina does not

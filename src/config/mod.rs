@@ -70,6 +70,14 @@ pub struct Config {
     /// Where metadata lives: `None` for SQLite in `data_dir/meta.db`, or a
     /// `postgres://USER:PASS@HOST:PORT/DB` URL for PostgreSQL.
     pub metadata_url: Option<SecretUrl>,
+    /// Where blobs live: `None` for files under `data_dir/blobs`, or
+    /// `s3://BUCKET/PREFIX?endpoint=URL&region=REGION` for S3-compatible storage
+    /// (uploads still stage under `data_dir/uploads`).
+    pub blob_url: Option<String>,
+    /// S3 access key id; else `AWS_ACCESS_KEY_ID`.
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret key; else `AWS_SECRET_ACCESS_KEY`. Hidden in `Debug`.
+    pub s3_secret_access_key: Option<SecretUrl>,
     /// Deletion switches.
     pub delete: DeletePolicy,
     /// Serve the referrers API (off: 404, and no `OCI-Subject` on pushes).
@@ -117,6 +125,9 @@ impl Default for Config {
             listen: "127.0.0.1:5000".into(),
             data_dir: PathBuf::from("./marina-data"),
             metadata_url: None,
+            blob_url: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             delete: DeletePolicy::default(),
             referrers: true,
             sparse_manifests: false,
@@ -138,8 +149,9 @@ impl Default for Config {
     }
 }
 
-/// A URL that may carry a password (`postgres://user:secret@host/db`): shown
-/// with the password replaced by `***` in `Debug`, `Display` and logs.
+/// A URL that may carry a password (`postgres://user:secret@host/db`), or a
+/// bare secret: shown with the password (or all of a bare secret) replaced by
+/// `***` in `Debug`, `Display` and logs.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct SecretUrl(String);
@@ -159,7 +171,8 @@ impl SecretUrl {
     pub fn redacted(&self) -> String {
         let url = &self.0;
         let Some((scheme, rest)) = url.split_once("://") else {
-            return url.clone();
+            // Not a URL: a bare secret.
+            return "***".into();
         };
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
@@ -260,6 +273,17 @@ impl Config {
             )));
         }
         check_listen("listen", &self.listen)?;
+        if let Some(url) = &self.blob_url {
+            // The rest of the URL is read when the store opens.
+            let bucket = url
+                .strip_prefix("s3://")
+                .map(|r| r.split(['/', '?']).next().unwrap_or(""));
+            if bucket.is_none_or(str::is_empty) {
+                return Err(ConfigError::Invalid(format!(
+                    "blob_url {url:?} is not s3://BUCKET[/PREFIX][?endpoint=…&region=…] (leave it unset for files in data_dir)"
+                )));
+            }
+        }
         if let Some(url) = &self.metadata_url {
             let scheme = url.expose().split_once("://").map(|(s, _)| s);
             if !matches!(scheme, Some("postgres" | "postgresql")) {

@@ -81,6 +81,26 @@ pub(crate) fn open_metadata(config: &Config) -> Result<Arc<dyn MetadataStore>, R
     }
 }
 
+/// The blob store `config` names: S3 at `blob_url` (staging uploads under
+/// `data_dir`), else files under `data_dir`. A failure names the store.
+pub(crate) fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, RegistryError> {
+    match &config.blob_url {
+        Some(url) => {
+            let location = crate::store::S3Location::parse(url).map_err(RegistryError::Internal)?;
+            let credentials = match (&config.s3_access_key_id, &config.s3_secret_access_key) {
+                (Some(id), Some(secret)) => Some((id.clone(), secret.expose().to_string())),
+                _ => None,
+            };
+            crate::store::S3BlobStore::open(location, credentials, &config.data_dir)
+                .map(|s| Arc::new(s) as Arc<dyn BlobStore>)
+                .map_err(|e| {
+                    RegistryError::Internal(format!("cannot open the blob store {url}: {e}"))
+                })
+        }
+        None => Ok(Arc::new(FsBlobStore::open(&config.data_dir)?)),
+    }
+}
+
 /// Runs blocking store work off the async runtime.
 async fn blocking<T, F>(f: F) -> Result<T, RegistryError>
 where
@@ -99,7 +119,7 @@ impl Registry {
     pub fn open(config: Config) -> Result<Self, RegistryError> {
         let dir: &Path = &config.data_dir;
         std::fs::create_dir_all(dir)?;
-        let blobs = Arc::new(FsBlobStore::open(dir)?);
+        let blobs = open_blobs(&config)?;
         let meta = open_metadata(&config)?;
         Ok(Self::with_stores(config, meta, blobs))
     }

@@ -15,6 +15,7 @@ pub mod listing;
 pub(crate) mod memory;
 pub(crate) mod meta;
 pub(crate) mod pg;
+pub(crate) mod s3;
 mod schema;
 
 use std::io;
@@ -32,6 +33,7 @@ pub use meta::{
     CatalogPage, ManifestRecord, NewManifest, Page, ReferrerRecord, SqliteMetaStore, StoreError,
 };
 pub use pg::PgMetaStore;
+pub use s3::{S3BlobStore, S3Location};
 
 /// A staging area reopened after a restart, with the note it was created with.
 pub type ResumedStaging = (Box<dyn Staging>, Vec<u8>);

@@ -158,3 +158,60 @@ async fn a_collector_racing_writers_on_postgres_never_loses_a_blob() {
     };
     crate::gc::collector_races_writers(Some(&url)).await;
 }
+
+/// PostgreSQL metadata and S3 blobs (`MARINA_TEST_S3_URL`, a Garage bucket in
+/// CI): the whole harness passes with the same verdicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_check_passes_on_postgres_and_s3() {
+    let (Some(meta), Some(blobs)) = (postgres_metadata_url(), crate::support::s3_url()) else {
+        return;
+    };
+    crate::harness_reference::every_check_passes(|c| {
+        c.metadata_url = Some(meta);
+        c.blob_url = Some(blobs);
+    })
+    .await;
+}
+
+/// SIGKILL mid-push on PostgreSQL and S3: every acknowledged blob and tag is
+/// there after the restart, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill_on_postgres_and_s3() {
+    let (Some(meta), Some(blobs)) = (postgres_metadata_url(), crate::support::s3_url()) else {
+        return;
+    };
+    crate::crash::survive_sigkill(&["--metadata-url", meta.expose(), "--blob-url", &blobs]).await;
+}
+
+/// A missing bucket or refused credentials stop the start with one line that
+/// says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_that_is_missing_or_refuses_stops_the_start_with_one_line() {
+    let Some(url) = crate::support::s3_url() else {
+        return;
+    };
+    let (_, query) = url.split_once('?').unwrap();
+    for (blob_url, secret, says) in [
+        (format!("s3://no-such-bucket?{query}"), None, "NoSuchBucket"),
+        (url.clone(), Some("wrong-secret"), "AccessDenied"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_marina"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(["--blob-url", &blob_url]);
+        if let Some(s) = secret {
+            cmd.env("AWS_SECRET_ACCESS_KEY", s);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(says) && stderr.contains("blob store"),
+            "{stderr}"
+        );
+    }
+}

@@ -123,3 +123,26 @@ fn postgres_metadata_store_keeps_the_contract() {
         ) as Arc<dyn MetadataStore>
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_blob_store_keeps_the_contract() {
+    let Some(url) = crate::support::s3_url() else {
+        return;
+    };
+    let dirs = std::sync::Mutex::new(Vec::new());
+    contract::check_blob_store(&|| {
+        let dir = tempfile::tempdir().unwrap();
+        // A prefix per store: each check starts empty.
+        let (base, query) = url.split_once('?').unwrap();
+        let loc = marina::store::S3Location::parse(&format!(
+            "{base}/{}?{query}",
+            crate::support::fresh_schema()
+        ))
+        .unwrap();
+        let store =
+            marina::store::S3BlobStore::open(loc, None, dir.path()).expect("the bucket answers");
+        dirs.lock().unwrap().push(dir);
+        Arc::new(store) as Arc<dyn BlobStore>
+    })
+    .await;
+}

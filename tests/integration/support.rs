@@ -571,3 +571,26 @@ pub fn postgres_metadata_url() -> Option<marina::config::SecretUrl> {
         "{base}{sep}options=-c%20search_path%3D{schema}"
     )))
 }
+
+/// The bucket of the S3 tests (`MARINA_TEST_S3_URL`, credentials in the AWS
+/// variables) under a fresh prefix; `None` (after [`missing_tool`], which fails
+/// under CI) when unset.
+pub fn s3_url() -> Option<String> {
+    match std::env::var("MARINA_TEST_S3_URL") {
+        Ok(url) if !url.is_empty() => {
+            let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+            Some(format!(
+                "{}/{}?{query}",
+                base.trim_end_matches('/'),
+                fresh_schema()
+            ))
+        }
+        _ => {
+            missing_tool(
+                "an S3 bucket (MARINA_TEST_S3_URL)",
+                "cargo install garage --locked; .ci/run starts a one-node Garage",
+            );
+            None
+        }
+    }
+}

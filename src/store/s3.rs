@@ -1,0 +1,401 @@
+//! [`BlobStore`] on S3-compatible object storage (`--blob-url s3://BUCKET/PREFIX?…`),
+//! through the `object_store` crate (Apache Arrow's, made for exactly this:
+//! multipart uploads, ranged reads, path-style addressing for self-hosted
+//! servers such as Garage or MinIO, pure-Rust signing).
+//!
+//! Blobs are objects `PREFIX/blobs/<algorithm>/<2 hex>/<hex>`. An upload stages
+//! its bytes in a local file (under the data directory, as on the filesystem
+//! backend) while the registry hashes them; only after the digest is verified
+//! does [`Staging::publish`] stream the file to the bucket as a multipart
+//! upload, in parts of [`PART_BYTES`], so a blob is never visible in the bucket
+//! before it is known to be right and never held whole in memory. (Streaming
+//! parts while the upload is still open needs chunk boundaries in the staging
+//! interface, since an object store can neither truncate nor read back an
+//! unfinished upload; that is the next step.)
+//!
+//! The interface is blocking; each call runs as a task on a small runtime of
+//! the store's own, and the caller waits for it.
+
+use std::future::Future;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures_util::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as Key;
+use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
+
+use super::fs::FsBlobStore;
+use super::{BlobReader, BlobStore, ResumedStaging, Staging};
+use crate::oci::Digest;
+
+/// Size of each uploaded part but the last (S3 wants at least 5 MiB).
+pub const PART_BYTES: usize = 8 << 20;
+/// Parts of one blob in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// Where and how to reach the bucket, parsed from an `s3://` URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Location {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix (no leading or trailing `/`), possibly empty.
+    pub prefix: String,
+    /// `endpoint=` (self-hosted servers); AWS when absent.
+    pub endpoint: Option<String>,
+    /// `region=`; `us-east-1` when absent.
+    pub region: String,
+}
+
+impl std::fmt::Debug for S3Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+impl S3Location {
+    /// Parses `s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION]`.
+    pub fn parse(url: &str) -> Result<S3Location, String> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("blob_url {url:?} is not an s3:// URL"))?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        if bucket.is_empty() {
+            return Err(format!("blob_url {url:?} names no bucket"));
+        }
+        let mut loc = S3Location {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+            endpoint: None,
+            region: "us-east-1".into(),
+        };
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "endpoint" => loc.endpoint = Some(v.into_owned()),
+                "region" => loc.region = v.into_owned(),
+                other => {
+                    return Err(format!(
+                        "blob_url {url:?}: unknown key {other:?} (endpoint and region are taken)"
+                    ))
+                }
+            }
+        }
+        Ok(loc)
+    }
+}
+
+/// Blobs in a bucket, staging files on the local disk.
+pub struct S3BlobStore {
+    bucket: Arc<AmazonS3>,
+    location: S3Location,
+    staging: FsBlobStore,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for S3BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "S3BlobStore({:?})", self.location)
+    }
+}
+
+impl Drop for S3BlobStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn io_error(e: object_store::Error) -> io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+impl S3BlobStore {
+    /// Connects to `location` (credentials from `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`, or `credentials` when given), staging uploads
+    /// under `staging_dir`, and checks that the bucket answers.
+    pub fn open(
+        location: S3Location,
+        credentials: Option<(String, String)>,
+        staging_dir: &std::path::Path,
+    ) -> io::Result<S3BlobStore> {
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&location.bucket)
+            .with_region(&location.region)
+            .with_virtual_hosted_style_request(false);
+        if let Some(endpoint) = &location.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some((id, secret)) = credentials {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+        }
+        let bucket = builder.build().map_err(io_error)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("marina-s3")
+            .enable_all()
+            .build()?;
+        let store = S3BlobStore {
+            bucket: Arc::new(bucket),
+            location,
+            staging: FsBlobStore::open(staging_dir)?,
+            runtime: Some(runtime),
+        };
+        store.ping()?;
+        Ok(store)
+    }
+
+    /// Runs `fut` on the store's runtime and waits for it.
+    fn run<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> T {
+        run_on(
+            self.runtime
+                .as_ref()
+                .expect("runtime lives until drop")
+                .handle(),
+            fut,
+        )
+    }
+}
+
+/// Runs `fut` as a task of `runtime` and waits for it with a plain blocking
+/// receive: this works from any thread, also inside another store's
+/// `block_on` (the metadata store asks whether bytes are present from inside
+/// its transaction), where a second executor could not start.
+fn run_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv().expect("the store's runtime finished the task")
+}
+
+/// An S3 error in a few words: the server's `<Code>` and `<Message>` when it
+/// sent them, else the client's description.
+fn s3_reason(e: &object_store::Error) -> String {
+    let text = e.to_string();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find("</")? + start;
+        Some(text[start..end].to_string())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => text,
+    }
+}
+
+/// The object key of a blob.
+fn key_of(location: &S3Location, digest: &Digest) -> Key {
+    let hex = digest.hex();
+    let name = format!(
+        "blobs/{}/{}/{}",
+        digest.algorithm().as_str(),
+        &hex[..2],
+        hex
+    );
+    if location.prefix.is_empty() {
+        Key::from(name)
+    } else {
+        Key::from(format!("{}/{name}", location.prefix))
+    }
+}
+
+/// An upload's local staging file; publishing uploads it to the bucket.
+struct S3Staging {
+    inner: Box<dyn Staging>,
+    id: String,
+    store: Arc<S3Handle>,
+}
+
+/// What a staging area needs of its store after the store call returned.
+struct S3Handle {
+    bucket: Arc<AmazonS3>,
+    location: S3Location,
+    staging: FsBlobStore,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Staging for S3Staging {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.inner.append(bytes)
+    }
+
+    fn truncate(&mut self, size: u64) -> io::Result<()> {
+        self.inner.truncate(size)
+    }
+
+    fn read_back(&self) -> io::Result<Box<dyn Read + Send>> {
+        self.inner.read_back()
+    }
+
+    fn publish(self: Box<Self>, digest: &Digest) -> io::Result<()> {
+        let h = &self.store;
+        let key = key_of(&h.location, digest);
+        let bucket = h.bucket.clone();
+        let probe = key.clone();
+        let exists = run_on(&h.runtime, async move { bucket.head(&probe).await.is_ok() });
+        // Content-addressed: an object already there holds these very bytes.
+        if !exists {
+            upload(h.bucket.clone(), key, self.inner.read_back()?, &h.runtime)?;
+        }
+        h.staging.discard_staging(&self.id);
+        Ok(())
+    }
+}
+
+/// Streams `bytes` into the object `key` as a multipart upload, in parts of
+/// [`PART_BYTES`], a few in flight.
+fn upload(
+    bucket: Arc<AmazonS3>,
+    key: Key,
+    mut bytes: Box<dyn Read + Send>,
+    runtime: &tokio::runtime::Handle,
+) -> io::Result<()> {
+    run_on(runtime, async move {
+        // Up to one part: a single PUT (an empty multipart part is refused).
+        let mut first = Vec::with_capacity(PART_BYTES);
+        (&mut bytes)
+            .take(PART_BYTES as u64)
+            .read_to_end(&mut first)?;
+        if first.len() < PART_BYTES {
+            bucket.put(&key, first.into()).await.map_err(io_error)?;
+            return Ok(());
+        }
+        let upload = bucket.put_multipart(&key).await.map_err(io_error)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        writer.write(&first);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = bytes.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            writer
+                .wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map_err(io_error)?;
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await.map_err(io_error)?;
+        Ok(())
+    })
+}
+
+impl S3BlobStore {
+    fn handle(&self) -> Arc<S3Handle> {
+        Arc::new(S3Handle {
+            bucket: self.bucket.clone(),
+            location: self.location.clone(),
+            staging: self.staging.clone(),
+            runtime: self
+                .runtime
+                .as_ref()
+                .expect("runtime lives until drop")
+                .handle()
+                .clone(),
+        })
+    }
+
+    fn wrap(&self, id: &str, inner: Box<dyn Staging>) -> Box<dyn Staging> {
+        Box::new(S3Staging {
+            inner,
+            id: id.to_string(),
+            store: self.handle(),
+        })
+    }
+}
+
+impl BlobStore for S3BlobStore {
+    fn create_staging(&self, id: &str, note: &[u8]) -> io::Result<Box<dyn Staging>> {
+        let inner = self.staging.create_staging(id, note)?;
+        Ok(self.wrap(id, inner))
+    }
+
+    fn reopen_staging(&self, id: &str) -> io::Result<Option<ResumedStaging>> {
+        Ok(self
+            .staging
+            .reopen_staging(id)?
+            .map(|(inner, note)| (self.wrap(id, inner), note)))
+    }
+
+    fn discard_staging(&self, id: &str) {
+        self.staging.discard_staging(id)
+    }
+
+    fn stale_staging(&self, before: SystemTime) -> Vec<String> {
+        self.staging.stale_staging(before)
+    }
+
+    fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
+        let key = key_of(&self.location, digest);
+        let bucket = self.bucket.clone();
+        self.run(async move {
+            match bucket.head(&key).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(io_error(e)),
+            }
+        })
+    }
+
+    fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
+        let key = key_of(&self.location, digest);
+        let bucket = self.bucket.clone();
+        let stream = self.run(async move {
+            let options = GetOptions {
+                range: (len > 0).then_some(GetRange::Bounded(offset..offset + len)),
+                ..GetOptions::default()
+            };
+            let result = bucket.get_opts(&key, options).await.map_err(io_error)?;
+            Ok::<_, io::Error>(result.into_stream())
+        })?;
+        let reader = tokio_util::io::StreamReader::new(stream.map_err(io_error));
+        if len == 0 {
+            return Ok(Box::new(tokio::io::empty()));
+        }
+        Ok(Box::new(reader))
+    }
+
+    fn remove(&self, digest: &Digest) -> io::Result<()> {
+        let key = key_of(&self.location, digest);
+        let bucket = self.bucket.clone();
+        self.run(async move {
+            match bucket.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(io_error(e)),
+            }
+        })
+    }
+
+    fn ping(&self) -> io::Result<()> {
+        // A listing fails on a missing bucket or refused credentials, where a
+        // HEAD of one key would only say "not found".
+        let prefix =
+            (!self.location.prefix.is_empty()).then(|| Key::from(self.location.prefix.as_str()));
+        let (bucket, name) = (self.bucket.clone(), self.location.bucket.clone());
+        self.run(async move {
+            bucket
+                .list_with_delimiter(prefix.as_ref())
+                .await
+                .map(|_| ())
+                .map_err(|e| io::Error::other(format!("s3://{name}: {}", s3_reason(&e))))
+        })
+    }
+}
