@@ -36,6 +36,13 @@ pub enum BlobResponse {
         #[oai(header = "Content-Length")] u64,
         #[oai(header = "Content-Range")] String,
     ),
+    /// Fetch the blob from the object store at `Location`, a presigned URL
+    /// valid for a few minutes (`--blob-redirect`).
+    #[oai(status = 307)]
+    Redirect(
+        #[oai(header = "Location")] String,
+        #[oai(header = "Docker-Content-Digest")] String,
+    ),
 }
 
 /// Answer of a blob DELETE.
@@ -55,6 +62,11 @@ impl BlobsApi {
         head: bool,
     ) -> Result<BlobResponse, ApiError> {
         let size = self.0.blob_size(repo, digest).await?;
+        if !head {
+            if let Some(url) = self.0.blob_redirect(digest).await? {
+                return Ok(BlobResponse::Redirect(url, digest.to_string()));
+            }
+        }
         let (start, len, partial) = match parse_range(range, size) {
             ByteRange::Whole => (0, size, false),
             ByteRange::Part { start, end } => (start, end - start + 1, true),

@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// [default: files in the data directory].
     #[arg(long, env = env::BLOB_URL, value_name = "URL")]
     pub blob_url: Option<String>,
+    /// Answer blob GETs with a 307 to a presigned URL of the object store (valid
+    /// 5 minutes), so clients download from it directly; needs --blob-url [default: false].
+    #[arg(long, env = env::BLOB_REDIRECT, value_name = "BOOL")]
+    pub blob_redirect: Option<bool>,
     /// Allow deleting manifests by digest [default: true].
     #[arg(long, env = env::DELETE_MANIFESTS, value_name = "BOOL")]
     pub delete_manifests: Option<bool>,
@@ -115,6 +119,7 @@ impl ServeArgs {
             c.metadata_url = Some(crate::config::SecretUrl::new(url.clone()));
         }
         set!(blob_url = self.blob_url.clone().map(Some));
+        set!(blob_redirect = self.blob_redirect);
         set!(delete.manifests = self.delete_manifests);
         set!(delete.tags = self.delete_tags);
         set!(delete.blobs = self.delete_blobs);

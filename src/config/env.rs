@@ -44,6 +44,8 @@ pub const TLS_KEY: &str = "MARINA_TLS_KEY";
 pub const HTPASSWD: &str = "MARINA_HTPASSWD";
 /// `--blob-url`.
 pub const BLOB_URL: &str = "MARINA_BLOB_URL";
+/// `--blob-redirect`.
+pub const BLOB_REDIRECT: &str = "MARINA_BLOB_REDIRECT";
 /// `--metadata-url`.
 pub const METADATA_URL: &str = "MARINA_METADATA_URL";
 /// `--auth-config`.
@@ -75,6 +77,7 @@ pub const KNOWN: &[&str] = &[
     DATA_DIR,
     METADATA_URL,
     BLOB_URL,
+    BLOB_REDIRECT,
     DELETE_MANIFESTS,
     DELETE_TAGS,
     DELETE_BLOBS,

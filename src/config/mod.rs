@@ -74,6 +74,9 @@ pub struct Config {
     /// `s3://BUCKET/PREFIX?endpoint=URL&region=REGION` for S3-compatible storage
     /// (uploads still stage under `data_dir/uploads`).
     pub blob_url: Option<String>,
+    /// Answer blob `GET`s with a 307 to a short-lived presigned URL of the
+    /// object store (needs `blob_url`), so clients download straight from it.
+    pub blob_redirect: bool,
     /// S3 access key id; else `AWS_ACCESS_KEY_ID`.
     pub s3_access_key_id: Option<String>,
     /// S3 secret key; else `AWS_SECRET_ACCESS_KEY`. Hidden in `Debug`.
@@ -126,6 +129,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./marina-data"),
             metadata_url: None,
             blob_url: None,
+            blob_redirect: false,
             s3_access_key_id: None,
             s3_secret_access_key: None,
             delete: DeletePolicy::default(),
@@ -273,6 +277,11 @@ impl Config {
             )));
         }
         check_listen("listen", &self.listen)?;
+        if self.blob_redirect && self.blob_url.is_none() {
+            return Err(ConfigError::Invalid(
+                "blob_redirect needs blob_url: only an object store can sign a URL".into(),
+            ));
+        }
         if let Some(url) = &self.blob_url {
             // The rest of the URL is read when the store opens.
             let bucket = url

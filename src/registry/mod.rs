@@ -101,6 +101,9 @@ pub(crate) fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, Registry
     }
 }
 
+/// How long a presigned blob URL of [`Registry::blob_redirect`] is valid.
+pub const REDIRECT_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Runs blocking store work off the async runtime.
 async fn blocking<T, F>(f: F) -> Result<T, RegistryError>
 where
@@ -228,6 +231,17 @@ impl Registry {
                 Err(RegistryError::BlobUnknown(digest.to_string()))
             }
         }
+    }
+
+    /// Where a client may fetch the blob itself, when `blob_redirect` is on
+    /// and the blob store signs URLs: a presigned `GET` valid [`REDIRECT_TTL`].
+    pub async fn blob_redirect(&self, digest: &Digest) -> Result<Option<String>, RegistryError> {
+        if !self.config.blob_redirect {
+            return Ok(None);
+        }
+        let blobs = self.blobs.clone();
+        let d = digest.clone();
+        blocking(move || Ok(blobs.presigned_get(&d, REDIRECT_TTL)?)).await
     }
 
     /// Streams `len` bytes of a blob from `offset` (the caller checked the size), in

@@ -100,6 +100,16 @@ pub trait BlobStore: Send + Sync + 'static {
     fn ping(&self) -> io::Result<()> {
         Ok(())
     }
+    /// A URL from which a client may `GET` the blob directly for `ttl`, for
+    /// stores that can sign one (object storage); `None` (the default) when
+    /// the registry must serve the bytes itself.
+    fn presigned_get(
+        &self,
+        _digest: &Digest,
+        _ttl: std::time::Duration,
+    ) -> io::Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// Repositories, blob links, manifests, tags and the subject index.

@@ -384,6 +384,23 @@ impl BlobStore for S3BlobStore {
         })
     }
 
+    fn presigned_get(
+        &self,
+        digest: &Digest,
+        ttl: std::time::Duration,
+    ) -> io::Result<Option<String>> {
+        use object_store::signer::Signer;
+        let key = key_of(&self.location, digest);
+        let bucket = self.bucket.clone();
+        let url = self.run(async move {
+            bucket
+                .signed_url(reqwest::Method::GET, &key, ttl)
+                .await
+                .map_err(io_error)
+        })?;
+        Ok(Some(url.to_string()))
+    }
+
     fn ping(&self) -> io::Result<()> {
         // A listing fails on a missing bucket or refused credentials, where a
         // HEAD of one key would only say "not found".

@@ -100,10 +100,14 @@ fn blob_files(layout: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_copies_an_oci_layout_in_and_back_byte_for_byte() {
+    skopeo_round_trip(&TestServer::start().await).await;
+}
+
+/// skopeo pushes an OCI layout to `s` and copies it back byte for byte.
+pub(crate) async fn skopeo_round_trip(s: &TestServer) {
     if !tool("skopeo") {
         return;
     }
-    let s = TestServer::start().await;
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     let back = work.path().join("back");
@@ -163,10 +167,14 @@ async fn skopeo_copies_an_oci_layout_in_and_back_byte_for_byte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buildah_builds_and_pushes_podman_pulls_and_pushes() {
+    buildah_and_podman(&TestServer::start().await).await;
+}
+
+/// buildah builds and pushes an image to `s`; podman pulls it and pushes it on.
+pub(crate) async fn buildah_and_podman(s: &TestServer) {
     if !tool("buildah") || !tool("podman") {
         return;
     }
-    let s = TestServer::start().await;
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     let runroot = work.path().join("runroot");

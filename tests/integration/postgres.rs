@@ -215,3 +215,74 @@ async fn a_bucket_that_is_missing_or_refuses_stops_the_start_with_one_line() {
         );
     }
 }
+
+/// `--blob-redirect`: a blob GET answers 307 to a presigned URL of the bucket,
+/// which serves the bytes (and ranges); HEAD stays with the registry; skopeo,
+/// buildah and podman push and pull through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_gets_redirect_to_the_bucket_and_real_clients_follow() {
+    use crate::support::TestServer;
+
+    // A server of its own (schema and prefix) for each client run, since the
+    // client tests check the catalog.
+    async fn redirecting() -> Option<(TestServer, String)> {
+        let (meta, blobs) = (postgres_metadata_url()?, crate::support::s3_url()?);
+        let endpoint = blobs
+            .split("endpoint=")
+            .nth(1)
+            .and_then(|e| e.split('&').next())
+            .unwrap()
+            .to_string();
+        let s = TestServer::start_with(|c| {
+            c.metadata_url = Some(meta);
+            c.blob_url = Some(blobs);
+            c.blob_redirect = true;
+        })
+        .await;
+        Some((s, endpoint))
+    }
+    let Some((s, endpoint)) = redirecting().await else {
+        return;
+    };
+    let bytes = b"bytes served by the bucket".to_vec();
+    let d = s.push_blob("redirect/app", &bytes).await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = plain
+        .get(format!("{}/v2/redirect/app/blobs/{d}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&endpoint), "{location}");
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    let got = plain.get(&location).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(&got.bytes().await.unwrap()[..], &bytes[..]);
+    let range = plain
+        .get(&location)
+        .header("Range", "bytes=6-11")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(range.status(), 206);
+    assert_eq!(&range.bytes().await.unwrap()[..], b"served");
+    let head = plain
+        .head(format!("{}/v2/redirect/app/blobs/{d}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        bytes.len().to_string().as_str()
+    );
+    crate::clients::skopeo_round_trip(&s).await;
+    let (other, _) = redirecting()
+        .await
+        .expect("the servers answered a moment ago");
+    crate::clients::buildah_and_podman(&other).await;
+}
