@@ -7,6 +7,7 @@ pub(crate) mod conformance;
 pub(crate) mod connect;
 pub(crate) mod gc;
 pub(crate) mod list;
+pub(crate) mod migrate;
 pub(crate) mod passwd;
 pub(crate) mod secure;
 pub(crate) mod serve;
@@ -33,6 +34,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Collect garbage now: blobs no manifest references, past their grace period.
     Gc(gc::GcArgs),
+    /// Copy a single-node registry into PostgreSQL and/or S3, verifying every blob.
+    Migrate(migrate::MigrateArgs),
     /// Run the official OCI conformance suite and summarise its results.
     Conformance(conformance::ConformanceArgs),
     /// Print the OpenAPI document of the registry's HTTP API.
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Gc(args) => gc::run(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Openapi => print_openapi(),
         Command::Bench(args) => bench::run(args),

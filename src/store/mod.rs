@@ -14,6 +14,7 @@ pub(crate) mod fs;
 pub mod listing;
 pub(crate) mod memory;
 pub(crate) mod meta;
+pub mod migrate;
 pub(crate) mod pg;
 pub(crate) mod s3;
 mod schema;

@@ -286,3 +286,93 @@ async fn blob_gets_redirect_to_the_bucket_and_real_clients_follow() {
         .expect("the servers answered a moment ago");
     crate::clients::buildah_and_podman(&other).await;
 }
+
+/// `marina migrate` copies a SQLite + files registry into PostgreSQL + S3:
+/// afterwards every listing answers as before, push times included, and every
+/// blob reads back; a second run copies nothing and finds everything there; a
+/// blob file whose bytes no longer match its digest is named and not copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_moves_a_registry_to_postgres_and_s3() {
+    use crate::listing_fixture::scenario;
+    use crate::support::{run_marina, TestServer};
+
+    let (Some(meta), Some(blobs)) = (postgres_metadata_url(), crate::support::s3_url()) else {
+        return;
+    };
+    let before = TestServer::start().await;
+    let sc = scenario(&before).await;
+    let broken = before
+        .push_blob("org1/artifact-a", b"bytes that will rot")
+        .await;
+    let dir = before.stop().await;
+    let rotten = dir
+        .path()
+        .join("blobs/sha256")
+        .join(&broken.hex()[..2])
+        .join(broken.hex());
+    std::fs::write(&rotten, b"bytes that have rotted").unwrap();
+    let from = dir.path().to_str().unwrap().to_string();
+    let args = [
+        "migrate",
+        "--from-data-dir",
+        &from,
+        "--metadata-url",
+        meta.expose(),
+        "--blob-url",
+        &blobs,
+    ];
+    let (code, out, err) = run_marina(&args).await;
+    assert_eq!(code, 1, "a rotten blob fails the run: {out}{err}");
+    assert!(out.contains(&format!("not copied: {broken}")), "{out}");
+    assert!(out.contains("metadata rows copied: repos "), "{out}");
+    let (code, again, err) = run_marina(&args).await;
+    assert_eq!(code, 1, "{again}{err}");
+    assert!(again.contains("blobs: 0 copied (0 bytes)"), "{again}");
+    assert!(!again.contains("already there, 0"), "{again}");
+    // The old registry (restarted on its directory) and the new one answer alike.
+    let old = TestServer::start_in(
+        dir,
+        marina::config::Config::ephemeral(std::path::Path::new(&from)),
+    )
+    .await;
+    let new = TestServer::start_with(|c| {
+        c.metadata_url = Some(meta.clone());
+        c.blob_url = Some(blobs.clone());
+    })
+    .await;
+    let hello = sc.hello.to_string();
+    for q in [
+        "/v2/_catalog".to_string(),
+        "/v2/_marina/list/repositories?sort=pushed&order=desc".into(),
+        "/v2/hello-world/_marina/list/tags?sort=pushed".into(),
+        "/v2/hello-world/_marina/list/manifests?sort=pushed&order=desc".into(),
+        "/v2/org1/artifact-a/_marina/list/manifests?annotation=org.example.team".into(),
+        format!("/v2/hello-world/referrers/{hello}"),
+    ] {
+        assert_eq!(pages(&old, &q).await, pages(&new, &q).await, "{q}");
+    }
+    // Push times are kept: the listings agree with the times left in.
+    for q in [
+        "/v2/hello-world/_marina/list/tags",
+        "/v2/_marina/list/repositories",
+    ] {
+        let (a, b) = (old.get(q).await, new.get(q).await);
+        assert!(
+            String::from_utf8_lossy(&a.body).contains("ushed"),
+            "{q}: no times listed"
+        );
+        assert_eq!(a.body, b.body, "{q}");
+    }
+    let m = new.get(&format!("/v2/hello-world/manifests/{hello}")).await;
+    assert_eq!(m.status.as_u16(), 200);
+    let manifest: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let d = layer["digest"].as_str().unwrap();
+        let (a, b) = (
+            old.get(&format!("/v2/hello-world/blobs/{d}")).await,
+            new.get(&format!("/v2/hello-world/blobs/{d}")).await,
+        );
+        assert_eq!(b.status.as_u16(), 200, "{d}");
+        assert_eq!(a.body, b.body, "{d}");
+    }
+}

@@ -21,7 +21,7 @@ const INDEXED_VALUE_BYTES: usize = 1024;
 /// What `manifest_annotations` holds for a value: the value, or for a longer
 /// one its SHA-256, so that an equality filter still finds it (filters go
 /// through the same function).
-fn indexed_value(v: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn indexed_value(v: &str) -> std::borrow::Cow<'_, str> {
     if v.len() <= INDEXED_VALUE_BYTES {
         return v.into();
     }

@@ -24,6 +24,7 @@
 //! commits before the collector looks, or sees the bytes gone and fails with
 //! [`StoreError::Vanished`].
 
+mod import;
 mod listing;
 mod schema;
 
