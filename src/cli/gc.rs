@@ -27,6 +27,10 @@ pub struct GcArgs {
     /// [default: SQLite in the data directory].
     #[arg(long, env = env::METADATA_URL, value_name = "URL", hide_env_values = true)]
     pub metadata_url: Option<String>,
+    /// The S3 blobs of the registry, as `marina serve --blob-url` [default: files in
+    /// the data directory].
+    #[arg(long, env = env::BLOB_URL, value_name = "URL")]
+    pub blob_url: Option<String>,
     /// Seconds an uploaded or mounted blob is kept without a manifest referencing
     /// it [default: 3600].
     #[arg(long, env = env::GC_GRACE_SECS, value_name = "SECS")]
@@ -50,6 +54,9 @@ impl GcArgs {
         }
         if let Some(url) = &self.metadata_url {
             c.metadata_url = Some(crate::config::SecretUrl::new(url.clone()));
+        }
+        if let Some(url) = &self.blob_url {
+            c.blob_url = Some(url.clone());
         }
         c.validate()?;
         if c.metadata_url.is_none() && !c.data_dir.join("meta.db").is_file() {

@@ -24,6 +24,15 @@ pub(crate) async fn registry_on(
     grace: Duration,
     metadata_url: Option<&marina::config::SecretUrl>,
 ) -> (TestRegistry, std::path::PathBuf) {
+    registry_with(grace, metadata_url, None).await
+}
+
+/// The same with blobs at `blob_url` (S3) when given.
+pub(crate) async fn registry_with(
+    grace: Duration,
+    metadata_url: Option<&marina::config::SecretUrl>,
+    blob_url: Option<&str>,
+) -> (TestRegistry, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     let mut builder = Registry::builder()
@@ -32,6 +41,9 @@ pub(crate) async fn registry_on(
         .gc_grace(grace);
     if let Some(url) = metadata_url {
         builder = builder.metadata_url(url.expose());
+    }
+    if let Some(url) = blob_url {
+        builder = builder.blob_url(url);
     }
     (TestRegistry::start_with(builder, Some(dir)).await, path)
 }
@@ -57,20 +69,20 @@ fn blob_bytes(data: &Path) -> u64 {
     walk(&data.join("blobs"))
 }
 
-struct Http {
+pub(crate) struct Http {
     base: String,
     client: reqwest::Client,
 }
 
 impl Http {
-    fn new(reg: &TestRegistry) -> Http {
+    pub(crate) fn new(reg: &TestRegistry) -> Http {
         Http {
             base: reg.url().to_string(),
             client: reqwest::Client::new(),
         }
     }
 
-    async fn status(&self, method: reqwest::Method, path: &str) -> u16 {
+    pub(crate) async fn status(&self, method: reqwest::Method, path: &str) -> u16 {
         self.client
             .request(method, format!("{}{path}", self.base))
             .send()
@@ -81,7 +93,7 @@ impl Http {
     }
 
     /// Pushes a blob in one POST; the status.
-    async fn push_blob(&self, repo: &str, bytes: &[u8]) -> (Digest, u16) {
+    pub(crate) async fn push_blob(&self, repo: &str, bytes: &[u8]) -> (Digest, u16) {
         let d = Algorithm::Sha256.digest_of(bytes);
         let r = self
             .client
@@ -93,7 +105,7 @@ impl Http {
         (d, r.status().as_u16())
     }
 
-    async fn put_manifest(
+    pub(crate) async fn put_manifest(
         &self,
         repo: &str,
         reference: &str,
@@ -112,7 +124,7 @@ impl Http {
         (status, r.text().await.unwrap())
     }
 
-    async fn blob(&self, repo: &str, d: &Digest) -> Option<Vec<u8>> {
+    pub(crate) async fn blob(&self, repo: &str, d: &Digest) -> Option<Vec<u8>> {
         let r = self
             .client
             .get(format!("{}/v2/{repo}/blobs/{d}", self.base))
@@ -133,7 +145,7 @@ impl Http {
     }
 }
 
-fn manifest(config: (&Digest, usize), layers: &[(&Digest, usize)]) -> Vec<u8> {
+pub(crate) fn manifest(config: (&Digest, usize), layers: &[(&Digest, usize)]) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,

@@ -376,3 +376,82 @@ async fn migrate_moves_a_registry_to_postgres_and_s3() {
         assert_eq!(a.body, b.body, "{d}");
     }
 }
+
+/// Servers and `marina gc` processes killed during sweeps on PostgreSQL and
+/// S3: every live manifest keeps its blobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_sweeps_on_postgres_and_s3_loses_no_acknowledged_manifest() {
+    let (Some(meta), Some(blobs)) = (postgres_metadata_url(), crate::support::s3_url()) else {
+        return;
+    };
+    crate::crash::sweeps_under_sigkill(&["--metadata-url", meta.expose(), "--blob-url", &blobs])
+        .await;
+}
+
+/// Garbage collection on PostgreSQL and S3 removes the objects of what only a
+/// deleted image held, and keeps what another image shares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collecting_on_postgres_and_s3_deletes_the_objects_only_a_deleted_image_held() {
+    use crate::gc::{manifest, registry_with, Http};
+    use crate::support::OCI_MANIFEST;
+
+    let (Some(meta), Some(blobs)) = (postgres_metadata_url(), crate::support::s3_url()) else {
+        return;
+    };
+    let (reg, _dir) = registry_with(std::time::Duration::ZERO, Some(&meta), Some(&blobs)).await;
+    let http = Http::new(&reg);
+    let (config, shared, unique) = (b"{\"c\":1}".to_vec(), vec![5u8; 20_000], vec![6u8; 30_000]);
+    let mut d = Vec::new();
+    for (repo, bytes) in [
+        ("gc/a", &config),
+        ("gc/a", &shared),
+        ("gc/a", &unique),
+        ("gc/b", &config),
+        ("gc/b", &shared),
+    ] {
+        let (digest, status) = http.push_blob(repo, bytes).await;
+        assert_eq!(status, 201);
+        d.push(digest);
+    }
+    let ma = manifest(
+        (&d[0], config.len()),
+        &[(&d[1], shared.len()), (&d[2], unique.len())],
+    );
+    let mb = manifest((&d[0], config.len()), &[(&d[1], shared.len())]);
+    assert_eq!(
+        http.put_manifest("gc/a", "v1", OCI_MANIFEST, &ma).await.0,
+        201
+    );
+    assert_eq!(
+        http.put_manifest("gc/b", "v1", OCI_MANIFEST, &mb).await.0,
+        201
+    );
+    let da = marina::oci::Algorithm::Sha256.digest_of(&ma);
+    assert_eq!(
+        http.status(reqwest::Method::DELETE, &format!("/v2/gc/a/manifests/{da}"))
+            .await,
+        202
+    );
+    let report = reg.registry().core().collect_garbage().await.unwrap();
+    assert_eq!(
+        (report.blobs, report.bytes),
+        (1, unique.len() as u64),
+        "{report:?}"
+    );
+    // The bucket itself no longer holds the object; the shared ones stay.
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = marina::store::S3BlobStore::open(
+        marina::store::S3Location::parse(&blobs).unwrap(),
+        None,
+        dir.path(),
+    )
+    .unwrap();
+    use marina::store::BlobStore;
+    assert_eq!(
+        bucket.size_of(&d[2]).unwrap(),
+        None,
+        "the unique layer's object is gone"
+    );
+    assert_eq!(bucket.size_of(&d[1]).unwrap(), Some(shared.len() as u64));
+    assert_eq!(http.blob("gc/b", &d[1]).await.as_deref(), Some(&shared[..]));
+}
