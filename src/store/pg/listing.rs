@@ -56,29 +56,28 @@ pub(super) async fn index_for_listing(
     let annotations: BTreeMap<String, String> = annotations
         .and_then(|a| serde_json::from_str(a).ok())
         .unwrap_or_default();
-    for (key, value) in &annotations {
+    if !annotations.is_empty() {
+        let keys: Vec<&str> = annotations.keys().map(String::as_str).collect();
+        let values: Vec<String> = annotations
+            .values()
+            .map(|v| indexed_value(v).into_owned())
+            .collect();
         tx.cx(
             "INSERT INTO manifest_annotations (repo_id, digest, key, value, pushed_at) \
-             VALUES ($1, $2, $3, $4, $5) \
+             SELECT $1, $2, k, v, $5 FROM unnest($3::TEXT[], $4::TEXT[]) AS a(k, v) \
              ON CONFLICT (repo_id, digest, key) DO UPDATE SET pushed_at = excluded.pushed_at",
-            &[
-                &repo_id,
-                &digest,
-                key,
-                &indexed_value(value).as_ref(),
-                &pushed_at,
-            ],
+            &[&repo_id, &digest, &keys, &values, &pushed_at],
         )
         .await?;
     }
-    for ns in namespaces_of(name) {
-        tx.cx(
-            "INSERT INTO repo_namespaces (namespace, name, repo_id, pushed_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (namespace, name) DO UPDATE SET pushed_at = excluded.pushed_at",
-            &[&ns, &name, &repo_id, &pushed_at],
-        )
-        .await?;
-    }
+    let namespaces = namespaces_of(name);
+    tx.cx(
+        "INSERT INTO repo_namespaces (namespace, name, repo_id, pushed_at) \
+         SELECT ns, $2, $3, $4 FROM unnest($1::TEXT[]) AS ns \
+         ON CONFLICT (namespace, name) DO UPDATE SET pushed_at = excluded.pushed_at",
+        &[&namespaces, &name, &repo_id, &pushed_at],
+    )
+    .await?;
     Ok(())
 }
 

@@ -134,13 +134,19 @@ macro_rules! write_tx {
         });
         store.run(async {
             let mut client = store.pool.get().await.map_err(pool_error)?;
-            for (key, shared) in &locks {
-                let sql = if *shared {
-                    "SELECT pg_advisory_lock_shared(hashtextextended($1, 0))"
-                } else {
-                    "SELECT pg_advisory_lock(hashtextextended($1, 0))"
-                };
-                client.execute(sql, &[key]).await?;
+            // One statement per kind, each taking its keys in order.
+            for (shared, sql) in [
+                (true, "SELECT pg_advisory_lock_shared(hashtextextended(k, 0)) FROM unnest($1::TEXT[]) WITH ORDINALITY AS u(k, i) ORDER BY i"),
+                (false, "SELECT pg_advisory_lock(hashtextextended(k, 0)) FROM unnest($1::TEXT[]) WITH ORDINALITY AS u(k, i) ORDER BY i"),
+            ] {
+                let keys: Vec<&str> = locks
+                    .iter()
+                    .filter(|l| l.1 == shared)
+                    .map(|l| l.0.as_str())
+                    .collect();
+                if !keys.is_empty() {
+                    client.cq(sql, &[&keys]).await?;
+                }
             }
             let mut attempt = 0;
             let result = loop {
@@ -469,13 +475,13 @@ async fn ensure_repo(
     tx: &deadpool_postgres::Transaction<'_>,
     name: &str,
 ) -> Result<i64, tokio_postgres::Error> {
-    tx.cx(
-        "INSERT INTO repos (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-        &[&name],
-    )
-    .await?;
+    // One round trip: the row just made, or the one already there.
     Ok(tx
-        .cq_one("SELECT id FROM repos WHERE name = $1", &[&name])
+        .cq_one(
+            "WITH made AS (INSERT INTO repos (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id) \
+             SELECT id FROM made UNION ALL SELECT id FROM repos WHERE name = $1 LIMIT 1",
+            &[&name],
+        )
         .await?
         .get(0))
 }
@@ -837,31 +843,20 @@ impl MetadataStore for PgMetaStore {
         locks.push(repo_lock(m.repo));
         write_tx!(self, locks, |tx| {
             let repo_id = ensure_repo(&tx, m.repo).await?;
-            let mut missing = Vec::new();
-            for d in &m.required_blobs {
-                if tx
-                    .cq_opt(
-                        "SELECT 1 FROM repo_blobs WHERE repo_id = $1 AND digest = $2",
-                        &[&repo_id, d],
-                    )
-                    .await?
-                    .is_none()
-                {
-                    missing.push(d.clone());
-                }
-            }
-            for d in &m.required_manifests {
-                if tx
-                    .cq_opt(
-                        "SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2",
-                        &[&repo_id, d],
-                    )
-                    .await?
-                    .is_none()
-                {
-                    missing.push(d.clone());
-                }
-            }
+            // What is required and absent, in one query, in the order given.
+            let missing: Vec<String> = tx
+                .cq(
+                    "SELECT d FROM unnest($2::TEXT[]) WITH ORDINALITY AS b(d, i) \
+                     WHERE NOT EXISTS (SELECT 1 FROM repo_blobs WHERE repo_id = $1 AND digest = b.d) \
+                     UNION ALL \
+                     SELECT d FROM unnest($3::TEXT[]) WITH ORDINALITY AS c(d, i) \
+                     WHERE NOT EXISTS (SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = c.d)",
+                    &[&repo_id, &m.required_blobs, &m.required_manifests],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
             if !missing.is_empty() {
                 return Err(StoreError::MissingReferences(missing).into());
             }
@@ -887,18 +882,20 @@ impl MetadataStore for PgMetaStore {
                 ],
             )
             .await?;
-            for t in m.tags {
+            if !m.tags.is_empty() {
                 tx.cx(
-                    "INSERT INTO tags (repo_id, name, digest, pushed_at) VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO tags (repo_id, name, digest, pushed_at) \
+                     SELECT $1, t, $3, $4 FROM unnest($2::TEXT[]) AS t \
                      ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at",
-                    &[&repo_id, t, &m.digest, &now],
+                    &[&repo_id, &m.tags, &m.digest, &now],
                 )
                 .await?;
             }
-            for r in &m.references {
+            if !m.references.is_empty() {
                 tx.cx(
-                    "INSERT INTO manifest_refs (repo_id, digest, ref) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    &[&repo_id, &m.digest, r],
+                    "INSERT INTO manifest_refs (repo_id, digest, ref) \
+                     SELECT DISTINCT $1::BIGINT, $2::TEXT, r FROM unnest($3::TEXT[]) AS r ON CONFLICT DO NOTHING",
+                    &[&repo_id, &m.digest, &m.references],
                 )
                 .await?;
             }
