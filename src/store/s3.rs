@@ -155,7 +155,10 @@ impl S3BlobStore {
     }
 
     /// Runs `fut` on the store's runtime and waits for it.
-    fn run<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> T {
+    fn run<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = io::Result<T>> + Send + 'static,
+    ) -> io::Result<T> {
         run_on(
             self.runtime
                 .as_ref()
@@ -172,13 +175,14 @@ impl S3BlobStore {
 /// its transaction), where a second executor could not start.
 fn run_on<T: Send + 'static>(
     runtime: &tokio::runtime::Handle,
-    fut: impl Future<Output = T> + Send + 'static,
-) -> T {
+    fut: impl Future<Output = io::Result<T>> + Send + 'static,
+) -> io::Result<T> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     runtime.spawn(async move {
         let _ = tx.send(fut.await);
     });
-    rx.recv().expect("the store's runtime finished the task")
+    rx.recv()
+        .unwrap_or_else(|_| Err(io::Error::other("the S3 request ended without an answer")))
 }
 
 /// An S3 error in a few words: the server's `<Code>` and `<Message>` when it
@@ -250,7 +254,10 @@ impl Staging for S3Staging {
         let key = key_of(&h.location, digest);
         let bucket = h.bucket.clone();
         let probe = key.clone();
-        let exists = run_on(&h.runtime, async move { bucket.head(&probe).await.is_ok() });
+        let exists = run_on(
+            &h.runtime,
+            async move { Ok(bucket.head(&probe).await.is_ok()) },
+        )?;
         // Content-addressed: an object already there holds these very bytes.
         if !exists {
             upload(h.bucket.clone(), key, self.inner.read_back()?, &h.runtime)?;
