@@ -31,6 +31,10 @@ pub enum ManifestError {
     /// A descriptor carries an invalid digest or a negative size.
     #[error("invalid descriptor: {0}")]
     Descriptor(String),
+    /// A string the registry records (artifact type, annotation key or value)
+    /// holds a NUL character, which no text column of a database can keep.
+    #[error("the manifest's {0} contains a NUL character (\\u0000)")]
+    NulCharacter(&'static str),
     /// Neither an image manifest nor an index could be recognised.
     #[error("document is neither an image manifest nor an index")]
     UnknownShape,
@@ -166,6 +170,18 @@ impl ManifestView {
                 raw.config.as_ref().map(|c| c.media_type.clone())
             }
         });
+        // Stored and indexed as text by the metadata stores (PostgreSQL refuses
+        // NUL in text): refused here, the same on every backend.
+        if artifact_type.as_deref().is_some_and(|t| t.contains('\0')) {
+            return Err(ManifestError::NulCharacter("artifact type"));
+        }
+        let annotations = raw.annotations.unwrap_or_default();
+        if annotations.keys().any(|k| k.contains('\0')) {
+            return Err(ManifestError::NulCharacter("annotation key"));
+        }
+        if annotations.values().any(|v| v.contains('\0')) {
+            return Err(ManifestError::NulCharacter("annotation value"));
+        }
         Ok(ManifestView {
             media_type,
             is_index,
@@ -174,7 +190,7 @@ impl ManifestView {
             layers,
             manifests: raw.manifests.unwrap_or_default(),
             subject: raw.subject,
-            annotations: raw.annotations.unwrap_or_default(),
+            annotations,
         })
     }
 
@@ -229,6 +245,27 @@ mod tests {
             Some("application/vnd.oci.image.config.v1+json")
         );
         assert_eq!(v.required_blobs().count(), 2);
+    }
+
+    /// NUL in what the stores keep as text is refused, whatever the backend
+    /// (PostgreSQL answered 500 for it).
+    #[test]
+    fn a_nul_in_an_artifact_type_or_annotation_is_refused() {
+        for (extra, field) in [
+            (r#","artifactType":"x/y\u0000""#, "artifact type"),
+            (r#","annotations":{"k\u0000":"v"}"#, "annotation key"),
+            (r#","annotations":{"k":"a\u0000b"}"#, "annotation value"),
+        ] {
+            let e = ManifestView::parse(image(extra).as_bytes(), None).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("the manifest's {field} contains a NUL character (\\u0000)")
+            );
+        }
+        assert!(
+            ManifestView::parse(image(r#","annotations":{"k":"a\u0001b"}"#).as_bytes(), None)
+                .is_ok()
+        );
     }
 
     #[test]

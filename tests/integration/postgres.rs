@@ -97,6 +97,13 @@ async fn every_listing_answers_as_on_sqlite() {
         format!("/v2/hello-world/_marina/list/referrers?subject={hello}"),
         format!("/v2/hello-world/referrers/{hello}"),
         format!("/v2/hello-world/referrers/{hello}?artifactType=application%2Fspdx%2Bjson"),
+        // NUL, which PostgreSQL text cannot hold, in cursors and filters.
+        "/v2/hello-world/tags/list?last=%00".into(),
+        "/v2/_catalog?last=hello%00".into(),
+        "/v2/org1/artifact-a/_marina/list/manifests?annotation=org.example.team%3Don%00e".into(),
+        "/v2/org1/artifact-a/_marina/list/tags?annotation=org.example%00".into(),
+        "/v2/org1/artifact-a/_marina/list/manifests?artifactType=application%2Fvnd%00".into(),
+        format!("/v2/hello-world/referrers/{hello}?artifactType=application%2Fspdx%00"),
     ];
     for q in &queries {
         let (a, b) = (pages(&sqlite, q).await, pages(&pg, q).await);
@@ -454,4 +461,65 @@ async fn collecting_on_postgres_and_s3_deletes_the_objects_only_a_deleted_image_
     );
     assert_eq!(bucket.size_of(&d[1]).unwrap(), Some(shared.len() as u64));
     assert_eq!(http.blob("gc/b", &d[1]).await.as_deref(), Some(&shared[..]));
+}
+
+/// Text PostgreSQL cannot hold (NUL) is refused with 400 MANIFEST_INVALID, not
+/// a 500; other control characters are kept and filterable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_an_annotation_is_a_400_and_other_control_characters_are_kept() {
+    use crate::support::{TestServer, OCI_MANIFEST};
+
+    let Some(meta) = postgres_metadata_url() else {
+        return;
+    };
+    let s = TestServer::start_with(|c| {
+        c.metadata_url = Some(meta);
+        c.sparse_manifests = true;
+    })
+    .await;
+    let manifest = |value: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
+            "layers": [],
+            "annotations": {"k": value},
+        }))
+        .unwrap()
+    };
+    let put = |reference: &'static str, body: Vec<u8>| {
+        let s = &s;
+        async move {
+            s.req(
+                reqwest::Method::PUT,
+                &format!("/v2/ctl/app/manifests/{reference}"),
+            )
+            .await
+            .header("Content-Type", OCI_MANIFEST)
+            .body(body)
+            .send()
+            .await
+        }
+    };
+    let r = put("nul", manifest("a\u{0}b")).await;
+    assert_eq!(
+        r.status.as_u16(),
+        400,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(String::from_utf8_lossy(&r.body).contains("MANIFEST_INVALID"));
+    let r = put("soh", manifest("a\u{1}b")).await;
+    assert_eq!(
+        r.status.as_u16(),
+        201,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let listed = s
+        .get("/v2/ctl/app/_marina/list/manifests?annotation=k%3Da%01b")
+        .await;
+    assert_eq!(listed.status.as_u16(), 200);
+    let v: serde_json::Value = serde_json::from_slice(&listed.body).unwrap();
+    assert_eq!(v["manifests"].as_array().map(Vec::len), Some(1), "{v}");
 }

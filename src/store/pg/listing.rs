@@ -32,6 +32,27 @@ pub(super) fn indexed_value(v: &str) -> std::borrow::Cow<'_, str> {
     .into()
 }
 
+/// Whether `filter` names a string with a NUL, which nothing stored holds.
+fn matches_nothing(filter: &ManifestFilter) -> bool {
+    filter
+        .artifact_type
+        .as_deref()
+        .is_some_and(|t| t.contains('\0'))
+        || filter.annotations.iter().any(|a| match a {
+            AnnotationFilter::Present(k) => k.contains('\0'),
+            AnnotationFilter::Equals(k, v) => k.contains('\0') || v.contains('\0'),
+        })
+}
+
+/// `req` with its position as a cursor PostgreSQL can take.
+fn as_cursor(req: &PageRequest) -> PageRequest {
+    let mut r = req.clone();
+    if let Some(p) = &mut r.after {
+        p.key = super::cursor(&p.key).to_string();
+    }
+    r
+}
+
 /// `filter` with its annotation values as [`indexed_value`] stores them.
 fn as_indexed(filter: &ManifestFilter) -> ManifestFilter {
     let mut f = filter.clone();
@@ -137,7 +158,7 @@ impl ListingStore for PgMetaStore {
         namespace: &str,
         req: &PageRequest,
     ) -> Result<Page<RepositoryRecord>, StoreError> {
-        let (sql, args) = repositories_query(namespace, req);
+        let (sql, args) = repositories_query(namespace, &as_cursor(req));
         read_conn!(self, |c| {
             let items = rows(c, &sql, args)
                 .await?
@@ -162,7 +183,10 @@ impl ListingStore for PgMetaStore {
             let Some(id) = repo_id(c, repo).await? else {
                 return Ok(None);
             };
-            let (sql, args) = tags_query(id, digest, &as_indexed(filter), req);
+            if matches_nothing(filter) {
+                return Ok(Some(page(Vec::new(), req.n)));
+            }
+            let (sql, args) = tags_query(id, digest, &as_indexed(filter), &as_cursor(req));
             let items = rows(c, &sql, args)
                 .await?
                 .iter()
@@ -187,7 +211,10 @@ impl ListingStore for PgMetaStore {
             let Some(id) = repo_id(c, repo).await? else {
                 return Ok(None);
             };
-            let (sql, args) = manifests_query(id, subject, &as_indexed(filter), req);
+            if matches_nothing(filter) {
+                return Ok(Some(page(Vec::new(), req.n)));
+            }
+            let (sql, args) = manifests_query(id, subject, &as_indexed(filter), &as_cursor(req));
             let mut items: Vec<ManifestSummary> = rows(c, &sql, args)
                 .await?
                 .iter()

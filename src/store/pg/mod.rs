@@ -500,6 +500,13 @@ async fn forget_unused_content(
     Ok(())
 }
 
+/// A keyset cursor PostgreSQL can take. Stored keys never hold NUL (names,
+/// tags and digests exclude it; pushes refuse it elsewhere), and for such keys
+/// `key > "a\0b"` is `key > "a"`, so a cursor is cut at its first NUL.
+pub(super) fn cursor(s: &str) -> &str {
+    s.split('\0').next().unwrap_or("")
+}
+
 /// What retention may delete of manifest `m` (`$2`: the cutoff); see the SQLite
 /// store's `EXPENDABLE`.
 const EXPENDABLE: &str = "m.pushed_at <= $2 \
@@ -969,7 +976,7 @@ impl MetadataStore for PgMetaStore {
         last: Option<&str>,
         n: u32,
     ) -> Result<Option<Page<String>>, StoreError> {
-        let last = last.unwrap_or("");
+        let last = cursor(last.unwrap_or(""));
         read_conn!(self, |c| {
             let Some(id) = c
                 .cq_opt("SELECT id FROM repos WHERE name = $1", &[&repo])
@@ -996,7 +1003,12 @@ impl MetadataStore for PgMetaStore {
         last: Option<&str>,
         n: u32,
     ) -> Result<Page<ReferrerRecord>, StoreError> {
-        let last = last.unwrap_or("");
+        let last = cursor(last.unwrap_or(""));
+        if artifact_type.is_some_and(|t| t.contains('\0')) {
+            // Nothing stored holds a NUL (pushes refuse it), and PostgreSQL
+            // text cannot carry one to compare.
+            return Ok(page(Vec::new(), n));
+        }
         read_conn!(self, |c| {
             let rows = c
                     .cq(
@@ -1021,7 +1033,7 @@ impl MetadataStore for PgMetaStore {
     }
 
     fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError> {
-        let last = last.unwrap_or("");
+        let last = cursor(last.unwrap_or(""));
         read_conn!(self, |c| {
             let rows = c
                     .cq(
