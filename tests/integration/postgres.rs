@@ -58,7 +58,20 @@ async fn every_listing_answers_as_on_sqlite() {
     };
     let sqlite = TestServer::start().await;
     let pg = TestServer::start_with(|c| c.metadata_url = Some(url)).await;
-    let long = "v".repeat(5000);
+    // Long and incompressible (PostgreSQL compresses index entries, so a
+    // repeated letter would fit).
+    let noise = |seed: &str| -> String {
+        (0..80)
+            .map(|i| {
+                marina::oci::Algorithm::Sha256
+                    .digest_of(format!("{seed}{i}").as_bytes())
+                    .hex()
+                    .to_string()
+            })
+            .collect()
+    };
+    let long = noise("value");
+    let long_key = format!("org.example.{}", noise("key"));
     let mut subjects = Vec::new();
     for s in [&sqlite, &pg] {
         let sc = scenario(s).await;
@@ -68,7 +81,10 @@ async fn every_listing_answers_as_on_sqlite() {
             Some("long"),
             "application/vnd.example.chart",
             None,
-            &[("org.example.long", long.as_str())],
+            &[
+                ("org.example.long", long.as_str()),
+                (long_key.as_str(), "v"),
+            ],
         )
         .await;
         subjects.push(sc.hello.to_string());
@@ -94,6 +110,8 @@ async fn every_listing_answers_as_on_sqlite() {
         "/v2/org1/artifact-a/_marina/list/manifests?annotation=org.example.team&n=1".into(),
         "/v2/org1/artifact-a/_marina/list/manifests?artifactType=application%2Fvnd.example.chart&sort=pushed&order=desc".into(),
         format!("/v2/org1/artifact-a/_marina/list/manifests?annotation=org.example.long%3D{long}"),
+        format!("/v2/org1/artifact-a/_marina/list/manifests?annotation={long_key}"),
+        format!("/v2/org1/artifact-a/_marina/list/tags?annotation={long_key}%3Dv"),
         format!("/v2/hello-world/_marina/list/referrers?subject={hello}"),
         format!("/v2/hello-world/referrers/{hello}"),
         format!("/v2/hello-world/referrers/{hello}?artifactType=application%2Fspdx%2Bjson"),
@@ -115,7 +133,21 @@ async fn every_listing_answers_as_on_sqlite() {
         &format!("/v2/org1/artifact-a/_marina/list/manifests?annotation=org.example.long%3D{long}"),
     )
     .await;
-    assert_eq!(long_hits.len(), 1, "{long_hits:?}");
+    assert_eq!(
+        long_hits[0]["manifests"].as_array().map(Vec::len),
+        Some(1),
+        "{long_hits:?}"
+    );
+    let key_hits = pages(
+        &pg,
+        &format!("/v2/org1/artifact-a/_marina/list/manifests?annotation={long_key}"),
+    )
+    .await;
+    assert_eq!(
+        key_hits[0]["manifests"].as_array().map(Vec::len),
+        Some(1),
+        "{key_hits:?}"
+    );
 }
 
 /// Every page of a list from `first` on (following `Link`), as JSON bodies

@@ -23,8 +23,9 @@ struct Table {
     insert: &'static str,
     /// Column holding a repository id.
     repo_id: Option<usize>,
-    /// Column holding an annotation value (stored as the listing index keeps it).
-    annotation_value: Option<usize>,
+    /// Columns holding an annotation key and value (stored as the listing
+    /// index keeps them).
+    annotation: Option<(usize, usize)>,
 }
 
 const TABLES: &[Table] = &[
@@ -33,21 +34,21 @@ const TABLES: &[Table] = &[
         select: "SELECT digest, size, created_at FROM blobs",
         insert: "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         repo_id: None,
-        annotation_value: None,
+        annotation: None,
     },
     Table {
         name: "repo_blobs",
         select: "SELECT repo_id, digest, linked_at FROM repo_blobs",
         insert: "INSERT INTO repo_blobs (repo_id, digest, linked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         repo_id: Some(0),
-        annotation_value: None,
+        annotation: None,
     },
     Table {
         name: "manifest_content",
         select: "SELECT digest, bytes FROM manifest_content",
         insert: "INSERT INTO manifest_content (digest, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         repo_id: None,
-        annotation_value: None,
+        annotation: None,
     },
     Table {
         name: "manifests",
@@ -55,35 +56,35 @@ const TABLES: &[Table] = &[
         insert: "INSERT INTO manifests (repo_id, digest, media_type, artifact_type, size, subject, annotations, pushed_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         repo_id: Some(0),
-        annotation_value: None,
+        annotation: None,
     },
     Table {
         name: "tags",
         select: "SELECT repo_id, name, digest, pushed_at FROM tags",
         insert: "INSERT INTO tags (repo_id, name, digest, pushed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         repo_id: Some(0),
-        annotation_value: None,
+        annotation: None,
     },
     Table {
         name: "manifest_refs",
         select: "SELECT repo_id, digest, ref FROM manifest_refs",
         insert: "INSERT INTO manifest_refs (repo_id, digest, ref) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         repo_id: Some(0),
-        annotation_value: None,
+        annotation: None,
     },
     Table {
         name: "manifest_annotations",
         select: "SELECT repo_id, digest, key, value, pushed_at FROM manifest_annotations",
         insert: "INSERT INTO manifest_annotations (repo_id, digest, key, value, pushed_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         repo_id: Some(0),
-        annotation_value: Some(3),
+        annotation: Some((2, 3)),
     },
     Table {
         name: "repo_namespaces",
         select: "SELECT repo_id, namespace, name, pushed_at FROM repo_namespaces",
         insert: "INSERT INTO repo_namespaces (repo_id, namespace, name, pushed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         repo_id: Some(0),
-        annotation_value: None,
+        annotation: None,
     },
 ];
 
@@ -118,7 +119,8 @@ impl PgMetaStore {
                 let mut values = Vec::with_capacity(width);
                 for i in 0..width {
                     let v: Value = row.get(i)?;
-                    let v = match (v, t.repo_id == Some(i), t.annotation_value == Some(i)) {
+                    let text_col = t.annotation.is_some_and(|(k, v)| i == k || i == v);
+                    let v = match (v, t.repo_id == Some(i), text_col) {
                         (Value::Integer(id), true, _) => Value::Integer(ids[&id]),
                         (Value::Text(s), _, true) => Value::Text(indexed_value(&s).into_owned()),
                         (v, _, _) => v,

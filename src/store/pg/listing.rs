@@ -14,13 +14,13 @@ use crate::store::listing::{
 };
 use crate::store::meta::{page, Page, StoreError};
 
-/// Longest annotation value kept as it is in `manifest_annotations`: its
-/// values are index keys, and a PostgreSQL index entry must fit in a page.
+/// Longest annotation key or value kept as it is in `manifest_annotations`:
+/// both are index keys, and a PostgreSQL index entry must fit in a page.
 const INDEXED_VALUE_BYTES: usize = 1024;
 
-/// What `manifest_annotations` holds for a value: the value, or for a longer
-/// one its SHA-256, so that an equality filter still finds it (filters go
-/// through the same function).
+/// What `manifest_annotations` holds for a key or value: itself, or for a
+/// longer one its SHA-256, so that a filter still finds it (filters go through
+/// the same function).
 pub(super) fn indexed_value(v: &str) -> std::borrow::Cow<'_, str> {
     if v.len() <= INDEXED_VALUE_BYTES {
         return v.into();
@@ -57,8 +57,12 @@ fn as_cursor(req: &PageRequest) -> PageRequest {
 fn as_indexed(filter: &ManifestFilter) -> ManifestFilter {
     let mut f = filter.clone();
     for a in &mut f.annotations {
-        if let AnnotationFilter::Equals(_, v) = a {
-            *v = indexed_value(v).into_owned();
+        match a {
+            AnnotationFilter::Present(k) => *k = indexed_value(k).into_owned(),
+            AnnotationFilter::Equals(k, v) => {
+                *k = indexed_value(k).into_owned();
+                *v = indexed_value(v).into_owned();
+            }
         }
     }
     f
@@ -78,7 +82,10 @@ pub(super) async fn index_for_listing(
         .and_then(|a| serde_json::from_str(a).ok())
         .unwrap_or_default();
     if !annotations.is_empty() {
-        let keys: Vec<&str> = annotations.keys().map(String::as_str).collect();
+        let keys: Vec<String> = annotations
+            .keys()
+            .map(|k| indexed_value(k).into_owned())
+            .collect();
         let values: Vec<String> = annotations
             .values()
             .map(|v| indexed_value(v).into_owned())
