@@ -9,6 +9,9 @@ use serde::Deserialize;
 use super::media_types;
 use super::Digest;
 
+/// Longest media type (RFC 6838: type and subtype of at most 127 characters).
+pub const MAX_MEDIA_TYPE_LEN: usize = 255;
+
 /// Why a manifest body is rejected before its references are even looked at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
@@ -35,6 +38,10 @@ pub enum ManifestError {
     /// holds a NUL character, which no text column of a database can keep.
     #[error("the manifest's {0} contains a NUL character (\\u0000)")]
     NulCharacter(&'static str),
+    /// The artifact type (explicit, or the config's media type) is longer than
+    /// a media type can be (RFC 6838: 127 characters for type and subtype each).
+    #[error("the manifest's artifact type is {0} characters long; a media type has at most 255")]
+    ArtifactTypeLength(usize),
     /// Neither an image manifest nor an index could be recognised.
     #[error("document is neither an image manifest nor an index")]
     UnknownShape,
@@ -172,8 +179,13 @@ impl ManifestView {
         });
         // Stored and indexed as text by the metadata stores (PostgreSQL refuses
         // NUL in text): refused here, the same on every backend.
-        if artifact_type.as_deref().is_some_and(|t| t.contains('\0')) {
-            return Err(ManifestError::NulCharacter("artifact type"));
+        if let Some(t) = &artifact_type {
+            if t.contains('\0') {
+                return Err(ManifestError::NulCharacter("artifact type"));
+            }
+            if t.len() > MAX_MEDIA_TYPE_LEN {
+                return Err(ManifestError::ArtifactTypeLength(t.len()));
+            }
         }
         let annotations = raw.annotations.unwrap_or_default();
         if annotations.keys().any(|k| k.contains('\0')) {
