@@ -148,6 +148,11 @@ async fn percent_encoded_names_work_like_raw_ones() {
 /// with the spec's 4xx, and no schema can say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_nothing_the_document_does_not_describe() {
+    schemathesis_against(&TestServer::start().await).await;
+}
+
+/// Runs schemathesis against `server`'s document (see the test above).
+pub(crate) async fn schemathesis_against(server: &TestServer) {
     let installed = std::process::Command::new("st")
         .arg("--version")
         .output()
@@ -157,7 +162,6 @@ async fn schemathesis_finds_nothing_the_document_does_not_describe() {
         crate::support::missing_tool("schemathesis (`st`)", "pip install schemathesis");
         return;
     }
-    let server = TestServer::start().await;
     let url = format!("{}/openapi.json", server.url);
     // schemathesis keeps a cache in its working directory: not in the repository.
     let scratch = tempfile::tempdir().unwrap();

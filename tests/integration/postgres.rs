@@ -555,3 +555,19 @@ async fn a_nul_in_an_annotation_is_a_400_and_other_control_characters_are_kept()
     let v: serde_json::Value = serde_json::from_slice(&listed.body).unwrap();
     assert_eq!(v["manifests"].as_array().map(Vec::len), Some(1), "{v}");
 }
+
+/// schemathesis against a registry on PostgreSQL and S3: generated inputs
+/// (NUL, long strings, odd cursors) meet PostgreSQL's text and index limits
+/// here, and none may give a server error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_on_postgres_and_s3() {
+    let (Some(meta), Some(blobs)) = (postgres_metadata_url(), crate::support::s3_url()) else {
+        return;
+    };
+    let s = crate::support::TestServer::start_with(|c| {
+        c.metadata_url = Some(meta);
+        c.blob_url = Some(blobs);
+    })
+    .await;
+    crate::openapi::schemathesis_against(&s).await;
+}
