@@ -23,14 +23,9 @@ pub struct GcArgs {
     /// Directory of the registry's metadata and blobs [default: ./marina-data].
     #[arg(long, env = env::DATA_DIR, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The PostgreSQL metadata of the registry, as `marina serve --metadata-url`
-    /// [default: SQLite in the data directory].
-    #[arg(long, env = env::METADATA_URL, value_name = "URL", hide_env_values = true)]
-    pub metadata_url: Option<String>,
-    /// The S3 blobs of the registry, as `marina serve --blob-url` [default: files in
-    /// the data directory].
-    #[arg(long, env = env::BLOB_URL, value_name = "URL")]
-    pub blob_url: Option<String>,
+    /// The stores `marina serve` uses.
+    #[command(flatten)]
+    pub stores: super::stores::StoreArgs,
     /// Seconds an uploaded or mounted blob is kept without a manifest referencing
     /// it [default: 3600].
     #[arg(long, env = env::GC_GRACE_SECS, value_name = "SECS")]
@@ -52,12 +47,7 @@ impl GcArgs {
         if let Some(g) = self.gc_grace_secs {
             c.gc_grace_secs = g;
         }
-        if let Some(url) = &self.metadata_url {
-            c.metadata_url = Some(crate::config::SecretUrl::new(url.clone()));
-        }
-        if let Some(url) = &self.blob_url {
-            c.blob_url = Some(url.clone());
-        }
+        self.stores.apply(&mut c);
         c.validate()?;
         if c.metadata_url.is_none() && !c.data_dir.join("meta.db").is_file() {
             anyhow::bail!(

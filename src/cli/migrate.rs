@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::config::{env, Config, SecretUrl};
+use crate::config::Config;
 use crate::store::migrate::{copy_blobs, copy_metadata, MigrationReport};
 
 /// Options of `marina migrate`.
@@ -19,27 +19,22 @@ pub struct MigrateArgs {
     /// The data directory of the registry to copy (its meta.db and blobs/).
     #[arg(long, value_name = "DIR")]
     pub from_data_dir: PathBuf,
-    /// PostgreSQL to copy the metadata into, as `marina serve --metadata-url`.
-    #[arg(long, env = env::METADATA_URL, value_name = "URL", hide_env_values = true)]
-    pub metadata_url: Option<String>,
-    /// S3 bucket to copy the blobs into, as `marina serve --blob-url`
-    /// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
-    #[arg(long, env = env::BLOB_URL, value_name = "URL")]
-    pub blob_url: Option<String>,
+    /// Where to copy to: the stores `marina serve` will then use.
+    #[command(flatten)]
+    pub stores: super::stores::StoreArgs,
 }
 
 /// Runs the migration and prints what it did.
 pub fn run(args: MigrateArgs) -> ExitCode {
-    if args.metadata_url.is_none() && args.blob_url.is_none() {
+    if args.stores.metadata_url.is_none() && args.stores.blob_url.is_none() {
         eprintln!("marina migrate: give --metadata-url, --blob-url or both: where to copy to");
         return ExitCode::from(2);
     }
-    let config = Config {
+    let mut config = Config {
         data_dir: args.from_data_dir.clone(),
-        metadata_url: args.metadata_url.clone().map(SecretUrl::new),
-        blob_url: args.blob_url.clone(),
         ..Config::default()
     };
+    args.stores.apply(&mut config);
     if let Err(e) = config.validate() {
         eprintln!("marina migrate: {e}");
         return ExitCode::from(2);

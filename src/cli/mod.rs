@@ -11,6 +11,7 @@ pub(crate) mod migrate;
 pub(crate) mod passwd;
 pub(crate) mod secure;
 pub(crate) mod serve;
+pub(crate) mod stores;
 
 use std::process::ExitCode;
 

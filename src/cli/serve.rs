@@ -27,15 +27,9 @@ pub struct ServeArgs {
     /// Directory for metadata, blobs and upload staging [default: ./marina-data].
     #[arg(long, env = env::DATA_DIR, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Metadata in PostgreSQL: postgres://USER:PASS@HOST:PORT/DB (libpq keys such
-    /// as ?sslmode=disable in the query) [default: SQLite in the data directory].
-    #[arg(long, env = env::METADATA_URL, value_name = "URL", hide_env_values = true)]
-    pub metadata_url: Option<String>,
-    /// Blobs in S3-compatible storage: s3://BUCKET/PREFIX?endpoint=http://HOST:PORT&region=REGION
-    /// (path-style; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
-    /// [default: files in the data directory].
-    #[arg(long, env = env::BLOB_URL, value_name = "URL")]
-    pub blob_url: Option<String>,
+    /// PostgreSQL metadata and S3 blobs.
+    #[command(flatten)]
+    pub stores: super::stores::StoreArgs,
     /// Answer blob GETs with a 307 to a presigned URL of the object store (valid
     /// 5 minutes), so clients download from it directly; needs --blob-url [default: false].
     #[arg(long, env = env::BLOB_REDIRECT, value_name = "BOOL")]
@@ -115,10 +109,7 @@ impl ServeArgs {
         }
         set!(listen = self.listen);
         set!(data_dir = self.data_dir);
-        if let Some(url) = &self.metadata_url {
-            c.metadata_url = Some(crate::config::SecretUrl::new(url.clone()));
-        }
-        set!(blob_url = self.blob_url.clone().map(Some));
+        self.stores.apply(&mut c);
         set!(blob_redirect = self.blob_redirect);
         set!(delete.manifests = self.delete_manifests);
         set!(delete.tags = self.delete_tags);
