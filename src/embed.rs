@@ -32,6 +32,9 @@ use crate::store::{BlobStore, MemoryBlobStore, MetadataStore, SqliteMetaStore, S
 #[derive(Clone)]
 pub struct Registry {
     core: Arc<Core>,
+    /// The whole configuration: what the server around the core reads (listen
+    /// address, TLS, access control, logs).
+    server: Arc<Config>,
 }
 
 /// Why a registry could not be built.
@@ -72,7 +75,7 @@ impl Registry {
     /// `/healthz`. Mount it with `Route::nest`; under a prefix, `Location` and `Link`
     /// headers carry the prefix.
     pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
-        crate::api::app(self.core.clone())
+        crate::api::app(self.core.clone(), &self.server)
             .into_endpoint()
             .map_to_response()
     }
@@ -126,7 +129,7 @@ impl Registry {
 
     /// The configuration in force.
     pub fn config(&self) -> &Config {
-        self.core.config()
+        &self.server
     }
 }
 
@@ -140,14 +143,14 @@ impl RegistryBuilder {
     /// Directory for `meta.db`, `blobs/` and `uploads/` (ignored for stores given
     /// explicitly and in memory).
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.config.data_dir = dir.into();
+        self.config.registry.data_dir = dir.into();
         self
     }
 
     /// Keeps metadata in PostgreSQL at `url` (`postgres://USER:PASS@HOST:PORT/DB`)
     /// instead of SQLite in the data directory.
     pub fn metadata_url(mut self, url: impl Into<String>) -> Self {
-        self.config.metadata_url = Some(crate::config::SecretUrl::new(url));
+        self.config.registry.metadata_url = Some(crate::config::SecretUrl::new(url));
         self
     }
 
@@ -155,7 +158,7 @@ impl RegistryBuilder {
     /// (`s3://BUCKET/PREFIX?endpoint=URL&region=REGION`, credentials from the
     /// AWS variables) instead of files in the data directory.
     pub fn blob_url(mut self, url: impl Into<String>) -> Self {
-        self.config.blob_url = Some(url.into());
+        self.config.registry.blob_url = Some(url.into());
         self
     }
 
@@ -180,75 +183,75 @@ impl RegistryBuilder {
 
     /// Which deletions are allowed.
     pub fn delete(mut self, policy: DeletePolicy) -> Self {
-        self.config.delete = policy;
+        self.config.registry.delete = policy;
         self
     }
 
     /// Allow deleting blobs.
     pub fn delete_blobs(mut self, allow: bool) -> Self {
-        self.config.delete.blobs = allow;
+        self.config.registry.delete.blobs = allow;
         self
     }
 
     /// Serve the referrers API.
     pub fn referrers(mut self, on: bool) -> Self {
-        self.config.referrers = on;
+        self.config.registry.referrers = on;
         self
     }
 
     /// Accept manifests whose references were never pushed.
     pub fn sparse_manifests(mut self, allow: bool) -> Self {
-        self.config.sparse_manifests = allow;
+        self.config.registry.sparse_manifests = allow;
         self
     }
 
     /// Largest manifest accepted, in bytes.
     pub fn max_manifest_bytes(mut self, bytes: u64) -> Self {
-        self.config.max_manifest_bytes = bytes;
+        self.config.registry.max_manifest_bytes = bytes;
         self
     }
 
     /// Referrers per response before a `Link` to the next page.
     pub fn referrers_page_size(mut self, n: u32) -> Self {
-        self.config.referrers_page_size = n;
+        self.config.registry.referrers_page_size = n;
         self
     }
 
     /// Most tags or repositories in one list response, whatever `n` asks for.
     pub fn max_list_page(mut self, n: u32) -> Self {
-        self.config.max_list_page = n;
+        self.config.registry.max_list_page = n;
         self
     }
 
     /// Time between garbage collections run by [`Registry::maintenance`]; `None`
     /// turns them off.
     pub fn gc_interval(mut self, every: Option<Duration>) -> Self {
-        self.config.gc_interval_secs = every.map_or(0, |d| d.as_secs().max(1));
+        self.config.registry.gc_interval_secs = every.map_or(0, |d| d.as_secs().max(1));
         self
     }
 
     /// How long an uploaded or mounted blob is kept without a manifest
     /// referencing it (see [`crate::registry::GcReport`]).
     pub fn gc_grace(mut self, grace: Duration) -> Self {
-        self.config.gc_grace_secs = grace.as_secs();
+        self.config.registry.gc_grace_secs = grace.as_secs();
         self
     }
 
     /// Adds a retention rule the garbage collector applies.
     pub fn retention(mut self, rule: crate::config::RetentionRule) -> Self {
-        self.config.retention.push(rule);
+        self.config.registry.retention.push(rule);
         self
     }
 
     /// Idle time after which an upload session is removed.
     pub fn upload_expiry(mut self, after: Duration) -> Self {
-        self.config.upload_expiry_secs = after.as_secs().max(1);
+        self.config.registry.upload_expiry_secs = after.as_secs().max(1);
         self
     }
 
     /// Adds a deprecation notice for repositories matching `pattern`.
     pub fn warning(mut self, pattern: impl Into<String>, message: impl Into<String>) -> Self {
-        self.config.warnings.push(WarningRule {
+        self.config.registry.warnings.push(WarningRule {
             repositories: pattern.into(),
             message: message.into(),
         });
@@ -258,24 +261,26 @@ impl RegistryBuilder {
     /// Validates the options and opens the stores.
     pub fn build(self) -> Result<Registry, BuildError> {
         self.config.validate()?;
+        let settings = self.config.registry.clone();
         let core = match (self.meta, self.blobs, self.in_memory) {
-            (None, None, false) => Core::open(self.config)?,
+            (None, None, false) => Core::open(settings)?,
             (meta, blobs, in_memory) => {
                 let meta = match meta {
                     Some(m) => m,
                     None if in_memory => Arc::new(SqliteMetaStore::in_memory()?),
-                    None => crate::registry::open_metadata(&self.config)?,
+                    None => crate::registry::open_metadata(&settings)?,
                 };
                 let blobs = match blobs {
                     Some(b) => b,
                     None if in_memory => Arc::new(MemoryBlobStore::new()),
-                    None => crate::registry::open_blobs(&self.config)?,
+                    None => crate::registry::open_blobs(&settings)?,
                 };
-                Core::with_stores(self.config, meta, blobs)
+                Core::with_stores(settings, meta, blobs)
             }
         };
         Ok(Registry {
             core: Arc::new(core),
+            server: Arc::new(self.config),
         })
     }
 }

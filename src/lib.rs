@@ -60,7 +60,7 @@
 //!   the spec in `spec/requirements.toml`; a new check names the requirements it covers.
 
 pub mod api;
-pub mod auth;
+pub(crate) mod auth;
 pub mod bench;
 pub mod cli;
 pub mod client;
@@ -77,7 +77,7 @@ pub mod server;
 pub mod store;
 pub mod testing;
 pub(crate) mod timefmt;
-pub mod tls;
+pub(crate) mod tls;
 
 pub use embed::{BuildError, Registry, RegistryBuilder};
 

@@ -69,7 +69,7 @@ impl ServerHandle {
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     let listen = config.listen.clone();
     let tcp = bind(&listen).await?;
-    prepare_data_dir(&config.data_dir)?;
+    prepare_data_dir(&config.registry.data_dir)?;
     let registry = crate::Registry::builder()
         .config(config)
         .build()
@@ -171,7 +171,7 @@ async fn serve_bound(
                 .first()
                 .and_then(|a| a.as_socket_addr().copied())
                 .ok_or_else(|| anyhow::anyhow!("the metrics listener has no socket address"))?;
-            let ops = crate::api::operations_app(registry.core().clone());
+            let ops = crate::api::operations_app(registry.core().clone(), registry.config());
             Some((maddr, spawn_server(m, ops, rx, grace)))
         }
         None => None,

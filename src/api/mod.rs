@@ -32,6 +32,7 @@ use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 
+use crate::config::Config;
 use crate::oci::{Digest, RepoName};
 use crate::registry::Registry;
 use error::ApiError;
@@ -113,7 +114,7 @@ fn openapi_service(
 /// on stored content.
 pub fn openapi_document() -> Result<String, crate::registry::RegistryError> {
     let dir = tempfile::tempdir()?;
-    let registry = Registry::open(crate::config::Config::ephemeral(dir.path()))?;
+    let registry = Registry::open(crate::config::Config::ephemeral(dir.path()).registry)?;
     Ok(links::with_links(
         &openapi_service(Arc::new(registry), None).spec(),
     ))
@@ -124,7 +125,7 @@ const FAVICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1
 
 /// Only `/healthz`, `/readyz` and `/metrics`, open to all and counted like every
 /// request: what `metrics_listen` serves on its own address.
-pub fn operations_app(registry: Arc<Registry>) -> impl Endpoint {
+pub fn operations_app(registry: Arc<Registry>, server: &Config) -> impl Endpoint {
     let ops = OpenApiService::new(
         health::HealthApi(registry.clone()),
         "Marina operations",
@@ -132,14 +133,14 @@ pub fn operations_app(registry: Arc<Registry>) -> impl Endpoint {
     );
     Route::new()
         .nest("/", ops)
-        .with(observe::Observer::new(registry))
+        .with(observe::Observer::new(registry, server))
 }
 
 /// The complete HTTP application: API, `/openapi.json`, `/docs`, `/healthz`,
 /// `/readyz`, `/metrics`.
-pub fn app(registry: Arc<Registry>) -> impl Endpoint {
+pub fn app(registry: Arc<Registry>, server: &Config) -> impl Endpoint {
     // Access control (`crate::auth`): off without an `[auth]` section.
-    let auth = guard::AuthState::load(registry.config().auth.as_ref());
+    let auth = guard::AuthState::load(server.auth.as_ref());
     let service = openapi_service(registry.clone(), auth.auth());
     // The document with its links, served as JSON and embedded in the docs page.
     let plain = service.spec();
@@ -180,7 +181,7 @@ pub fn app(registry: Arc<Registry>) -> impl Endpoint {
         )
         .nest("/", service);
     let guard = guard::Guard::new(auth);
-    let observer = observe::Observer::new(registry.clone());
+    let observer = observe::Observer::new(registry.clone(), server);
     route
         .catch_all_error(|err: poem::Error| async move { error::framework_error(err) })
         .around(move |ep, req| {

@@ -25,6 +25,7 @@ use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 
 use super::route::{route, Routed};
 use crate::auth::Verdict;
+use crate::config::Config;
 use crate::oci::RepoName;
 use crate::registry::Registry;
 
@@ -41,8 +42,8 @@ pub(crate) struct Observer {
 }
 
 impl Observer {
-    pub(crate) fn new(registry: Arc<Registry>) -> Self {
-        let proxies = registry.config().proxy_networks().unwrap_or_default();
+    pub(crate) fn new(registry: Arc<Registry>, server: &Config) -> Self {
+        let proxies = server.proxy_networks().unwrap_or_default();
         Observer {
             registry,
             proxies: Arc::new(proxies),

@@ -60,11 +60,6 @@ impl Actions {
         self.0 & a.bit() != 0
     }
 
-    /// Whether every action of `other` is in the set.
-    pub fn covers(self, other: Actions) -> bool {
-        self.0 & other.0 == other.0
-    }
-
     /// Union.
     pub fn union(self, other: Actions) -> Actions {
         Actions(self.0 | other.0)
@@ -116,7 +111,5 @@ mod tests {
             Actions::of(&[Action::Pull])
         );
         assert_eq!(Actions::parse_list(""), Actions::NONE);
-        assert!(Actions::ALL.covers(Actions::of(&[Action::Delete, Action::Pull])));
-        assert!(!Actions::of(&[Action::Pull]).covers(Actions::of(&[Action::Push])));
     }
 }

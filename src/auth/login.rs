@@ -34,12 +34,6 @@ pub enum LoginRefused {
 }
 
 impl Auth {
-    /// Whether this registry signs its own tokens (token mode without an external
-    /// issuer).
-    pub fn issues_tokens(&self) -> bool {
-        self.issuer.is_some()
-    }
-
     /// This registry's service name (`service` of challenges and tokens).
     pub fn service(&self) -> &str {
         &self.config.token.service

@@ -118,19 +118,9 @@ impl Access {
         }
     }
 
-    /// Whether the caller may do `action` on `repo`.
-    pub fn may(&self, repo: &str, action: Action) -> bool {
-        self.auth.grants(&self.caller, repo).contains(action)
-    }
-
     /// Whether `repo` may be shown to the caller in listings.
     pub fn may_list(&self, repo: &str) -> bool {
         self.auth.visible(&self.caller, repo)
-    }
-
-    /// The caller.
-    pub fn caller(&self) -> &Caller {
-        &self.caller
     }
 }
 
@@ -223,11 +213,6 @@ impl Auth {
                 }
             }
         }
-    }
-
-    /// What the policy grants a subject on `repo`.
-    pub fn policy_grants(&self, who: Subject<'_>, repo: &str) -> Actions {
-        self.policy.grants(who, repo)
     }
 
     /// What `caller` may do on `repo`. For users, anonymous callers and Marina's own

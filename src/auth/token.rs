@@ -79,17 +79,6 @@ impl Claims {
             super::Subject::User(&self.sub)
         }
     }
-
-    /// Repositories the token grants `pull` on.
-    pub fn pullable(&self) -> impl Iterator<Item = &str> {
-        self.access
-            .iter()
-            .filter(|a| {
-                a.kind == "repository"
-                    && Actions::parse_list(&a.actions.join(",")).contains(super::Action::Pull)
-            })
-            .map(|a| a.name.as_str())
-    }
 }
 
 /// Signs Marina's own tokens.
@@ -284,7 +273,6 @@ mod tests {
         assert_eq!(c.sub, "alice");
         assert_eq!(c.grants("org/app").to_string(), "pull,push");
         assert!(c.grants("org/other").is_empty());
-        assert_eq!(c.pullable().collect::<Vec<_>>(), vec!["org/app"]);
     }
 
     #[test]

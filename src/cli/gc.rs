@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::config::{env, Config};
+use crate::config::{env, Config, RegistryConfig};
 use crate::registry::Registry;
 
 /// Options of `marina gc`.
@@ -36,10 +36,10 @@ pub struct GcArgs {
 }
 
 impl GcArgs {
-    fn resolve(&self) -> anyhow::Result<Config> {
+    fn resolve(&self) -> anyhow::Result<RegistryConfig> {
         let mut c = match &self.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
+            Some(path) => Config::from_file(path)?.registry,
+            None => RegistryConfig::default(),
         };
         if let Some(d) = &self.data_dir {
             c.data_dir = d.clone();

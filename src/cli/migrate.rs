@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::config::Config;
+use crate::config::RegistryConfig;
 use crate::store::migrate::{copy_blobs, copy_metadata, MigrationReport};
 
 /// Options of `marina migrate`.
@@ -30,9 +30,9 @@ pub fn run(args: MigrateArgs) -> ExitCode {
         eprintln!("marina migrate: give --metadata-url, --blob-url or both: where to copy to");
         return ExitCode::from(2);
     }
-    let mut config = Config {
+    let mut config = RegistryConfig {
         data_dir: args.from_data_dir.clone(),
-        ..Config::default()
+        ..RegistryConfig::default()
     };
     args.stores.apply(&mut config);
     if let Err(e) = config.validate() {

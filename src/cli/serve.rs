@@ -108,20 +108,20 @@ impl ServeArgs {
             };
         }
         set!(listen = self.listen);
-        set!(data_dir = self.data_dir);
-        self.stores.apply(&mut c);
-        set!(blob_redirect = self.blob_redirect);
-        set!(delete.manifests = self.delete_manifests);
-        set!(delete.tags = self.delete_tags);
-        set!(delete.blobs = self.delete_blobs);
-        set!(referrers = self.referrers);
-        set!(sparse_manifests = self.sparse_manifests);
-        set!(max_manifest_bytes = self.max_manifest_bytes);
-        set!(referrers_page_size = self.referrers_page_size);
-        set!(max_list_page = self.max_list_page);
-        set!(upload_expiry_secs = self.upload_expiry_secs);
-        set!(gc_interval_secs = self.gc_interval_secs);
-        set!(gc_grace_secs = self.gc_grace_secs);
+        set!(registry.data_dir = self.data_dir);
+        self.stores.apply(&mut c.registry);
+        set!(registry.blob_redirect = self.blob_redirect);
+        set!(registry.delete.manifests = self.delete_manifests);
+        set!(registry.delete.tags = self.delete_tags);
+        set!(registry.delete.blobs = self.delete_blobs);
+        set!(registry.referrers = self.referrers);
+        set!(registry.sparse_manifests = self.sparse_manifests);
+        set!(registry.max_manifest_bytes = self.max_manifest_bytes);
+        set!(registry.referrers_page_size = self.referrers_page_size);
+        set!(registry.max_list_page = self.max_list_page);
+        set!(registry.upload_expiry_secs = self.upload_expiry_secs);
+        set!(registry.gc_interval_secs = self.gc_interval_secs);
+        set!(registry.gc_grace_secs = self.gc_grace_secs);
         set!(log_format = self.log_format);
         set!(shutdown_timeout_secs = self.shutdown_timeout_secs);
         if self.metrics_listen.is_some() {
@@ -133,7 +133,7 @@ impl ServeArgs {
             let (pattern, message) = w
                 .split_once('=')
                 .ok_or_else(|| anyhow::anyhow!("--warning {w:?}: expected PATTERN=MESSAGE"))?;
-            c.warnings.push(WarningRule {
+            c.registry.warnings.push(WarningRule {
                 repositories: pattern.to_string(),
                 message: message.to_string(),
             });
@@ -168,12 +168,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let data_dir = config.data_dir.clone();
-        let blobs = match &config.blob_url {
+        let data_dir = config.registry.data_dir.clone();
+        let blobs = match &config.registry.blob_url {
             Some(url) => url.split('?').next().unwrap_or(url).to_string(),
             None => data_dir.join("blobs").display().to_string(),
         };
-        let metadata = match &config.metadata_url {
+        let metadata = match &config.registry.metadata_url {
             Some(url) => format!("PostgreSQL at {url}"),
             None => format!("SQLite, {}", data_dir.join("meta.db").display()),
         };

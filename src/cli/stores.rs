@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use crate::config::{env, Config, SecretUrl};
+use crate::config::{env, RegistryConfig, SecretUrl};
 
 /// `--metadata-url` and `--blob-url`.
 #[derive(Debug, Clone, Default, Args)]
@@ -21,7 +21,7 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     /// Sets the stores given over what `c` holds.
-    pub fn apply(&self, c: &mut Config) {
+    pub fn apply(&self, c: &mut RegistryConfig) {
         if let Some(url) = &self.metadata_url {
             c.metadata_url = Some(SecretUrl::new(url.clone()));
         }

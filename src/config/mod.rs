@@ -2,10 +2,15 @@
 //! flags (the CLI merges the last two in `cli::serve`).
 
 pub(crate) mod env;
+mod keys;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub use crate::auth::config::{ExternalIssuer, Rule, ThrottleConfig, TokenConfig};
+pub use crate::auth::{AuthConfig, AuthScheme};
+pub use crate::tls::TlsConfig;
 
 /// Which kinds of deletion the registry allows (each answers 405 `UNSUPPORTED` when off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -59,12 +64,41 @@ pub struct RetentionRule {
     pub protect_tags: Vec<String>,
 }
 
-/// Everything `marina serve` can be told.
+/// Everything `marina serve` can be told: how the server listens, secures and
+/// reports itself, plus [`RegistryConfig`], what the registry itself is told.
+/// The file is flat (`listen` and `sparse_manifests` sit side by side); an
+/// unknown key anywhere is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub listen: String,
+    /// Log output: `pretty` or `json`.
+    pub log_format: String,
+    /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of reverse proxies whose
+    /// `X-Forwarded-For` names the client in access logs.
+    pub trusted_proxies: Vec<String>,
+    /// Seconds SIGTERM/SIGINT waits for in-flight requests before exiting.
+    pub shutdown_timeout_secs: u64,
+    /// A second address serving only `/metrics`, `/healthz` and `/readyz`, open to
+    /// all (bind it to a private interface). Without it `/metrics` is on the main
+    /// address: open without access control, for signed-in users with it.
+    pub metrics_listen: Option<String>,
+    /// Access control (`[auth]`, see [`AuthConfig`]); none: open to all.
+    pub auth: Option<AuthConfig>,
+    /// HTTPS (`[tls]`, see [`TlsConfig`]); none: plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// The registry's own settings (stores, features, limits, lifecycle).
+    #[serde(flatten)]
+    pub registry: RegistryConfig,
+}
+
+/// What the registry itself is told: where its stores are, which features are
+/// on, its limits and its storage lifecycle. It sees no listen address, TLS or
+/// access control: those belong to the server around it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RegistryConfig {
     /// Directory holding `meta.db`, `blobs/` and `uploads/`.
     pub data_dir: PathBuf,
     /// Where metadata lives: `None` for SQLite in `data_dir/meta.db`, or a
@@ -105,27 +139,26 @@ pub struct Config {
     pub warnings: Vec<WarningRule>,
     /// Retention rules the garbage collector applies (`[[retention]]`).
     pub retention: Vec<RetentionRule>,
-    /// Log output: `pretty` or `json`.
-    pub log_format: String,
-    /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of reverse proxies whose
-    /// `X-Forwarded-For` names the client in access logs.
-    pub trusted_proxies: Vec<String>,
-    /// Seconds SIGTERM/SIGINT waits for in-flight requests before exiting.
-    pub shutdown_timeout_secs: u64,
-    /// A second address serving only `/metrics`, `/healthz` and `/readyz`, open to
-    /// all (bind it to a private interface). Without it `/metrics` is on the main
-    /// address: open without access control, for signed-in users with it.
-    pub metrics_listen: Option<String>,
-    /// Access control (`[auth]`, see `crate::auth::config`); none: open to all.
-    pub auth: Option<crate::auth::AuthConfig>,
-    /// HTTPS (`[tls]`, see `crate::tls`); none: plain HTTP.
-    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:5000".into(),
+            log_format: "pretty".into(),
+            trusted_proxies: Vec::new(),
+            shutdown_timeout_secs: 30,
+            metrics_listen: None,
+            auth: None,
+            tls: None,
+            registry: RegistryConfig::default(),
+        }
+    }
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
             data_dir: PathBuf::from("./marina-data"),
             metadata_url: None,
             blob_url: None,
@@ -143,12 +176,6 @@ impl Default for Config {
             gc_grace_secs: 3600,
             warnings: Vec::new(),
             retention: Vec::new(),
-            log_format: "pretty".into(),
-            trusted_proxies: Vec::new(),
-            shutdown_timeout_secs: 30,
-            metrics_listen: None,
-            auth: None,
-            tls: None,
         }
     }
 }
@@ -239,6 +266,20 @@ pub enum ConfigError {
         /// Why.
         source: toml::de::Error,
     },
+    /// The file has a top-level key no setting has (a typo such as `lisen`).
+    #[error(
+        "invalid config file {path}: unknown key `{key}` on line {line}; the keys are: {known}"
+    )]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// Its line, from 1.
+        line: usize,
+        /// Every key the file may hold.
+        known: String,
+    },
     /// A value is out of range or inconsistent.
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -248,18 +289,89 @@ pub enum ConfigError {
 pub const MAX_WARNING_BYTES: usize = 4096;
 
 impl Config {
-    /// Reads a TOML file over the defaults.
+    /// Reads a TOML file over the defaults; a key that no setting has is refused.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let parse = |source| ConfigError::Parse {
             path: path.to_path_buf(),
             source,
-        })
+        };
+        let config: Config = toml::from_str(&text).map_err(parse)?;
+        // `flatten` cannot refuse unknown keys, so the top level is checked here
+        // (nested tables such as `[delete]` refuse their own).
+        let table = toml::de::DeTable::parse(&text).map_err(parse)?;
+        let known = keys::top_level();
+        for key in table.get_ref().keys() {
+            if !known.contains(&key.get_ref().as_ref()) {
+                let line = text[..key.span().start].matches('\n').count() + 1;
+                return Err(ConfigError::UnknownKey {
+                    path: path.to_path_buf(),
+                    key: key.get_ref().to_string(),
+                    line,
+                    known: known.join(", "),
+                });
+            }
+        }
+        Ok(config)
     }
 
+    /// Checks values that the types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.log_format.as_str(), "pretty" | "json") {
+            return Err(ConfigError::Invalid(format!(
+                "log_format must be pretty or json, not {:?}",
+                self.log_format
+            )));
+        }
+        check_listen("listen", &self.listen)?;
+        if let Some(m) = &self.metrics_listen {
+            check_listen("metrics_listen", m)?;
+        }
+        self.proxy_networks()?;
+        if let Some(auth) = &self.auth {
+            auth.validate().map_err(ConfigError::Invalid)?;
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(ConfigError::Invalid)?;
+        }
+        self.registry.validate()
+    }
+
+    /// The parsed `trusted_proxies`.
+    pub fn proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "trusted_proxies: {p:?} is neither an IP address nor a network such as 10.0.0.0/8"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// A configuration for tests and the conformance runner: ephemeral loopback port,
+    /// the given data directory, every optional feature on (sparse manifests included).
+    pub fn ephemeral(data_dir: &Path) -> Config {
+        Config {
+            listen: "127.0.0.1:0".into(),
+            registry: RegistryConfig {
+                data_dir: data_dir.to_path_buf(),
+                sparse_manifests: true,
+                ..RegistryConfig::default()
+            },
+            ..Config::default()
+        }
+    }
+}
+
+impl RegistryConfig {
     /// Checks values that the types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_manifest_bytes < 1024 {
@@ -270,13 +382,6 @@ impl Config {
         if self.referrers_page_size == 0 || self.max_list_page == 0 {
             return Err(ConfigError::Invalid("page sizes must be at least 1".into()));
         }
-        if !matches!(self.log_format.as_str(), "pretty" | "json") {
-            return Err(ConfigError::Invalid(format!(
-                "log_format must be pretty or json, not {:?}",
-                self.log_format
-            )));
-        }
-        check_listen("listen", &self.listen)?;
         if self.blob_redirect && self.blob_url.is_none() {
             return Err(ConfigError::Invalid(
                 "blob_redirect needs blob_url: only an object store can sign a URL".into(),
@@ -300,16 +405,6 @@ impl Config {
                     "metadata_url {url} is not a postgres:// URL (leave it unset for SQLite in data_dir)"
                 )));
             }
-        }
-        if let Some(m) = &self.metrics_listen {
-            check_listen("metrics_listen", m)?;
-        }
-        self.proxy_networks()?;
-        if let Some(auth) = &self.auth {
-            auth.validate().map_err(ConfigError::Invalid)?;
-        }
-        if let Some(tls) = &self.tls {
-            tls.validate().map_err(ConfigError::Invalid)?;
         }
         let mut total = 0;
         for w in &self.warnings {
@@ -350,33 +445,6 @@ impl Config {
             )));
         }
         Ok(())
-    }
-
-    /// The parsed `trusted_proxies`.
-    pub fn proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-        self.trusted_proxies
-            .iter()
-            .map(|p| {
-                p.parse::<ipnet::IpNet>()
-                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        ConfigError::Invalid(format!(
-                            "trusted_proxies: {p:?} is neither an IP address nor a network such as 10.0.0.0/8"
-                        ))
-                    })
-            })
-            .collect()
-    }
-
-    /// A configuration for tests and the conformance runner: ephemeral loopback port,
-    /// the given data directory, every optional feature on (sparse manifests included).
-    pub fn ephemeral(data_dir: &Path) -> Config {
-        Config {
-            listen: "127.0.0.1:0".into(),
-            data_dir: data_dir.to_path_buf(),
-            sparse_manifests: true,
-            ..Config::default()
-        }
     }
 }
 
@@ -443,10 +511,29 @@ mod tests {
         std::fs::write(&p, "listen = \"127.0.0.1:6000\"\n[delete]\nblobs = false\n[[warnings]]\nrepositories = \"old/*\"\nmessage = \"moved\"\n").unwrap();
         let c = Config::from_file(&p).unwrap();
         assert_eq!(c.listen, "127.0.0.1:6000");
-        assert!(!c.delete.blobs && c.delete.tags);
-        assert_eq!(c.warnings.len(), 1);
+        assert!(!c.registry.delete.blobs && c.registry.delete.tags);
+        assert_eq!(c.registry.warnings.len(), 1);
         c.validate().unwrap();
         std::fs::write(&p, "lisen = \"x\"").unwrap();
+        let err = Config::from_file(&p).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::UnknownKey { key, line: 1, .. } if key == "lisen"),
+            "{err}"
+        );
+        // A registry key and a server key side by side, a typo on line 3.
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:6000\"\nsparse_manifests = true\nsparse_manifest = true\n",
+        )
+        .unwrap();
+        let err = Config::from_file(&p).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::UnknownKey { key, line: 3, .. } if key == "sparse_manifest"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("sparse_manifests"), "{err}");
+        // Nested tables still refuse their own unknown keys.
+        std::fs::write(&p, "[delete]\nblob = false\n").unwrap();
         assert!(matches!(
             Config::from_file(&p),
             Err(ConfigError::Parse { .. })
@@ -463,23 +550,23 @@ mod tests {
         )
         .unwrap();
         let c = Config::from_file(&p).unwrap();
-        assert_eq!(c.retention[0].keep_tags, Some(10));
+        assert_eq!(c.registry.retention[0].keep_tags, Some(10));
         c.validate().unwrap();
         let mut none = c.clone();
-        none.retention[0].keep_tags = None;
+        none.registry.retention[0].keep_tags = None;
         assert!(none
             .validate()
             .unwrap_err()
             .to_string()
             .contains("sets no limit"));
         let mut bad = c.clone();
-        bad.retention[0].repositories = "ci/[".into();
+        bad.registry.retention[0].repositories = "ci/[".into();
         assert!(matches!(bad.validate(), Err(ConfigError::Invalid(_))));
     }
 
     #[test]
     fn warnings_over_the_spec_cap_are_refused() {
-        let c = Config {
+        let c = RegistryConfig {
             warnings: vec![
                 WarningRule {
                     repositories: "*".into(),
@@ -490,7 +577,7 @@ mod tests {
                     message: "y".repeat(1200),
                 },
             ],
-            ..Config::default()
+            ..RegistryConfig::default()
         };
         assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))));
     }

@@ -27,12 +27,7 @@ impl ReferenceServer {
             .prefix("marina-conformance-")
             .tempdir()
             .context("creating the reference server's temporary data directory")?;
-        let config = Config {
-            listen: "127.0.0.1:0".to_string(),
-            data_dir: data_dir.path().to_path_buf(),
-            sparse_manifests: true,
-            ..Config::default()
-        };
+        let config = Config::ephemeral(data_dir.path());
         let handle = server::start(config)
             .await
             .context("starting the in-process reference server")?;

@@ -28,7 +28,7 @@ pub use gc::{GcReport, RetentionItem};
 pub use manifests::PushedManifest;
 pub use uploads::{ChunkRange, UploadId};
 
-use crate::config::Config;
+use crate::config::RegistryConfig;
 use crate::metrics::{Metrics, StorageTotals};
 use crate::oci::{Algorithm, Digest, RepoName};
 pub use crate::store::CatalogPage;
@@ -43,7 +43,7 @@ pub type Visible<'a> = dyn Fn(&str) -> bool + Send + Sync + 'a;
 
 /// The registry: configuration plus the two stores and the open upload sessions.
 pub struct Registry {
-    config: Arc<Config>,
+    config: Arc<RegistryConfig>,
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
     uploads: UploadSessions,
@@ -64,7 +64,9 @@ pub enum MountOutcome {
 
 /// The metadata store `config` names: PostgreSQL at `metadata_url`, else
 /// SQLite in `data_dir/meta.db`. A failure names the store (password hidden).
-pub(crate) fn open_metadata(config: &Config) -> Result<Arc<dyn MetadataStore>, RegistryError> {
+pub(crate) fn open_metadata(
+    config: &RegistryConfig,
+) -> Result<Arc<dyn MetadataStore>, RegistryError> {
     match &config.metadata_url {
         Some(url) => match crate::store::PgMetaStore::open(url.expose()) {
             Ok(store) => Ok(Arc::new(store)),
@@ -83,7 +85,7 @@ pub(crate) fn open_metadata(config: &Config) -> Result<Arc<dyn MetadataStore>, R
 
 /// The blob store `config` names: S3 at `blob_url` (staging uploads under
 /// `data_dir`), else files under `data_dir`. A failure names the store.
-pub(crate) fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, RegistryError> {
+pub(crate) fn open_blobs(config: &RegistryConfig) -> Result<Arc<dyn BlobStore>, RegistryError> {
     match &config.blob_url {
         Some(url) => {
             let location = crate::store::S3Location::parse(url).map_err(RegistryError::Internal)?;
@@ -119,7 +121,7 @@ impl Registry {
     /// Opens the stores the configuration names: metadata in SQLite under
     /// `config.data_dir` or in PostgreSQL (`metadata_url`), blobs on the
     /// filesystem under `config.data_dir`.
-    pub fn open(config: Config) -> Result<Self, RegistryError> {
+    pub fn open(config: RegistryConfig) -> Result<Self, RegistryError> {
         let dir: &Path = &config.data_dir;
         std::fs::create_dir_all(dir)?;
         let blobs = open_blobs(&config)?;
@@ -129,7 +131,7 @@ impl Registry {
 
     /// A registry over the given stores (`config.data_dir` is not used).
     pub fn with_stores(
-        config: Config,
+        config: RegistryConfig,
         meta: Arc<dyn MetadataStore>,
         blobs: Arc<dyn BlobStore>,
     ) -> Self {
@@ -152,7 +154,7 @@ impl Registry {
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &RegistryConfig {
         &self.config
     }
 

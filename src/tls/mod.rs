@@ -18,7 +18,7 @@ use serde::Deserialize;
 use tokio_rustls::rustls;
 
 pub use acceptor::TlsAcceptor;
-pub use reload::{load_certified_key, ReloadingCert};
+pub use reload::ReloadingCert;
 
 /// The `[tls]` section: certificate chain and key, PEM.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -118,7 +118,7 @@ async fn path_traversal_never_escapes_the_api() {
 #[tokio::test]
 async fn warnings_are_attached_to_matching_repositories_in_the_spec_format() {
     let s = TestServer::start_with(|c| {
-        c.warnings = vec![
+        c.registry.warnings = vec![
             WarningRule {
                 repositories: "legacy/**".into(),
                 message: "legacy/* moves to archive/* on 2027-01-01".into(),
@@ -149,7 +149,7 @@ async fn warnings_are_attached_to_matching_repositories_in_the_spec_format() {
 #[tokio::test]
 async fn a_warning_rules_star_matches_one_path_segment_only() {
     let s = TestServer::start_with(|c| {
-        c.warnings.push(marina::config::WarningRule {
+        c.registry.warnings.push(marina::config::WarningRule {
             repositories: "legacy/*".into(),
             message: "moved to new/".into(),
         });

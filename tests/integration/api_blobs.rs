@@ -177,7 +177,7 @@ async fn delete_unlinks_from_one_repository_only() {
 
 #[tokio::test]
 async fn blob_delete_can_be_disabled() {
-    let s = TestServer::start_with(|c| c.delete.blobs = false).await;
+    let s = TestServer::start_with(|c| c.registry.delete.blobs = false).await;
     let d = s.push_blob("a", b"keep").await;
     let r = s.delete(&format!("/v2/a/blobs/{d}")).await;
     r.expect(405, Some("UNSUPPORTED"));

@@ -251,7 +251,7 @@ async fn non_distributable_layers_need_not_be_pushed() {
 
 #[tokio::test]
 async fn sparse_manifests_when_allowed() {
-    let s = TestServer::start_with(|c| c.sparse_manifests = true).await;
+    let s = TestServer::start_with(|c| c.registry.sparse_manifests = true).await;
     let missing = Algorithm::Sha256.digest_of(b"never pushed");
     let m = image_manifest(&missing, 12, &[(&missing, 12)], None, None);
     s.push_manifest("app", "sparse", OCI_MANIFEST, &m).await;
@@ -382,8 +382,8 @@ async fn deleting_by_digest_removes_tags_and_deleting_a_tag_keeps_the_manifest()
 #[tokio::test]
 async fn deletion_switches_answer_405() {
     let s = TestServer::start_with(|c| {
-        c.delete.manifests = false;
-        c.delete.tags = false;
+        c.registry.delete.manifests = false;
+        c.registry.delete.tags = false;
     })
     .await;
     let (_, d) = s.push_image("app", "keep", "x").await;

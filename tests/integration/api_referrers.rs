@@ -133,7 +133,7 @@ async fn filter_empty_list_bad_digest_and_missing_subject() {
 
 #[tokio::test]
 async fn many_referrers_are_paged_with_link() {
-    let s = TestServer::start_with(|c| c.referrers_page_size = 7).await;
+    let s = TestServer::start_with(|c| c.registry.referrers_page_size = 7).await;
     let (subject, sd) = s.push_image("app", "v1", "s").await;
     let empty = s.push_blob("app", b"{}").await;
     let mut want = BTreeSet::new();
@@ -186,7 +186,7 @@ async fn many_referrers_are_paged_with_link() {
 
 #[tokio::test]
 async fn referrers_switch_off_gives_404_and_no_subject_header() {
-    let s = TestServer::start_with(|c| c.referrers = false).await;
+    let s = TestServer::start_with(|c| c.registry.referrers = false).await;
     let (subject, sd) = s.push_image("app", "v1", "s").await;
     let empty = s.push_blob("app", b"{}").await;
     let sig = image_manifest(
@@ -207,7 +207,7 @@ async fn referrers_switch_off_gives_404_and_no_subject_header() {
 /// enabled, the referrers listed there (which carry a subject) are reported.
 #[tokio::test]
 async fn enabling_referrers_includes_what_the_tag_schema_recorded() {
-    let s = TestServer::start_with(|c| c.referrers = false).await;
+    let s = TestServer::start_with(|c| c.registry.referrers = false).await;
     let (subject, sd) = s.push_image("app", "v1", "s").await;
     let empty = s.push_blob("app", b"{}").await;
     let sig = image_manifest(
@@ -226,7 +226,7 @@ async fn enabling_referrers_includes_what_the_tag_schema_recorded() {
         .await;
     let config = {
         let mut c = marina::config::Config::ephemeral(&s.data_dir());
-        c.sparse_manifests = false;
+        c.registry.sparse_manifests = false;
         c
     };
     let dir = s.stop().await;

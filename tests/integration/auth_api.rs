@@ -2,7 +2,7 @@
 //! spec's codes, the token endpoint, `_catalog` filtering, and mounts that respect
 //! what the caller may read.
 
-use marina::auth::AuthScheme;
+use marina::config::AuthScheme;
 use marina::oci::Algorithm;
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use marina::auth::AuthScheme;
+use marina::config::AuthScheme;
 use reqwest::Method;
 
 use crate::auth_api::send;

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use marina::auth::AuthScheme;
+use marina::config::AuthScheme;
 use marina::oci::Algorithm;
 use serde_json::json;
 

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use marina::auth::config::ThrottleConfig;
-use marina::auth::{AuthConfig, AuthScheme};
+use marina::config::ThrottleConfig;
+use marina::config::{AuthConfig, AuthScheme};
 use marina::oci::Algorithm;
 use proptest::prelude::*;
 use reqwest::Method;
@@ -159,7 +159,7 @@ async fn run_case(
     // (plus an `admin` who may read everything, to observe the state).
     let dir = tempfile::tempdir().unwrap();
     let mut config = marina::config::Config::ephemeral(dir.path());
-    config.sparse_manifests = false;
+    config.registry.sparse_manifests = false;
     let open = TestServer::start_in(dir, config.clone()).await;
     let mut layers = vec![];
     for repo in REPOS {

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use marina::auth::config::{Rule, ThrottleConfig};
-use marina::auth::{AuthConfig, AuthScheme};
 use marina::config::Config;
-use marina::tls::TlsConfig;
+use marina::config::TlsConfig;
+use marina::config::{AuthConfig, AuthScheme};
+use marina::config::{Rule, ThrottleConfig};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,

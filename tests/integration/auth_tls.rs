@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use marina::auth::AuthScheme;
+use marina::config::AuthScheme;
 use reqwest::Method;
 
 use crate::auth_api::{push_image_as, send};

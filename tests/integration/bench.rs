@@ -72,8 +72,8 @@ fn assert_sane(p: &PhaseResult) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_workload_runs_against_the_reference_server_and_cleans_up() {
     let server = TestServer::start_with(|c| {
-        c.sparse_manifests = false;
-        c.referrers_page_size = 10;
+        c.registry.sparse_manifests = false;
+        c.registry.referrers_page_size = 10;
     })
     .await;
     let s = tiny();
@@ -232,9 +232,9 @@ async fn every_workload_runs_against_the_reference_server_and_cleans_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_is_refused_when_deletion_is_off() {
     let server = TestServer::start_with(|c| {
-        c.delete.manifests = false;
-        c.delete.tags = false;
-        c.delete.blobs = false;
+        c.registry.delete.manifests = false;
+        c.registry.delete.tags = false;
+        c.registry.delete.blobs = false;
     })
     .await;
     let settings = Settings {
@@ -267,7 +267,7 @@ async fn cleanup_is_refused_when_deletion_is_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compare_runs_both_registries_alternately_and_computes_ratios() {
     let a = TestServer::start().await;
-    let b = TestServer::start_with(|c| c.referrers = false).await;
+    let b = TestServer::start_with(|c| c.registry.referrers = false).await;
     let settings = Settings {
         workloads: vec![
             Workload::Manifests,
@@ -356,8 +356,8 @@ async fn compare_runs_both_registries_alternately_and_computes_ratios() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_signs_in_with_basic_and_with_tokens() {
     use crate::auth_support::{rule, start_secure, write_htpasswd};
-    use marina::auth::{AuthConfig, AuthScheme};
     use marina::client::Credentials;
+    use marina::config::{AuthConfig, AuthScheme};
 
     for scheme in [AuthScheme::Basic, AuthScheme::Token] {
         let dir = tempfile::tempdir().unwrap();

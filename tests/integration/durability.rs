@@ -10,7 +10,7 @@ use crate::support::{image_manifest, TestServer, OCI_MANIFEST};
 
 fn config_for(dir: &std::path::Path) -> marina::config::Config {
     let mut c = marina::config::Config::ephemeral(dir);
-    c.sparse_manifests = false;
+    c.registry.sparse_manifests = false;
     c
 }
 
@@ -155,7 +155,7 @@ async fn a_blob_is_invisible_until_its_upload_is_verified() {
 
 #[tokio::test]
 async fn idle_uploads_expire_and_their_files_are_removed() {
-    let s = TestServer::start_with(|c| c.upload_expiry_secs = 1).await;
+    let s = TestServer::start_with(|c| c.registry.upload_expiry_secs = 1).await;
     let r = s
         .req(Method::POST, "/v2/app/blobs/uploads/")
         .await
@@ -189,7 +189,7 @@ async fn idle_uploads_expire_and_their_files_are_removed() {
 
 #[tokio::test]
 async fn garbage_collection_removes_only_unlinked_blob_files() {
-    let s = TestServer::start_with(|c| c.gc_interval_secs = 1).await;
+    let s = TestServer::start_with(|c| c.registry.gc_interval_secs = 1).await;
     let gone = s.push_blob("a", b"delete me").await;
     let shared = s.push_blob("a", b"shared blob").await;
     s.push_blob("b", b"shared blob").await;

@@ -8,17 +8,13 @@ use marina::harness::{self, report, Options, Section, Verdict};
 /// directory, adjusted by `f`.
 async fn server(f: impl FnOnce(&mut Config)) -> (marina::server::ServerHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().to_path_buf(),
-        sparse_manifests: false,
-        referrers_page_size: 100,
-        warnings: vec![WarningRule {
-            repositories: "marina-check/*-main".into(),
-            message: "this repository is for conformance tests".into(),
-        }],
-        ..Config::default()
-    };
+    let mut config = Config::ephemeral(dir.path());
+    config.registry.sparse_manifests = false;
+    config.registry.referrers_page_size = 100;
+    config.registry.warnings.push(WarningRule {
+        repositories: "marina-check/*-main".into(),
+        message: "this repository is for conformance tests".into(),
+    });
     f(&mut config);
     let handle = marina::server::start(config).await.expect("server starts");
     (handle, dir)
@@ -75,12 +71,12 @@ pub(crate) async fn every_check_passes(f: impl FnOnce(&mut Config)) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabled_deletes_and_referrers_get_the_allowed_verdicts() {
     let (handle, _dir) = server(|c| {
-        c.delete = DeletePolicy {
+        c.registry.delete = DeletePolicy {
             manifests: false,
             tags: false,
             blobs: false,
         };
-        c.referrers = false;
+        c.registry.referrers = false;
     })
     .await;
     let options = Options {

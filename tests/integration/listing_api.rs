@@ -575,7 +575,7 @@ async fn paging_rules_media_types_and_errors() {
         .await;
     r.expect(406, Some("UNSUPPORTED"));
     // The registry caps n.
-    let capped = TestServer::start_with(|c| c.max_list_page = 2).await;
+    let capped = TestServer::start_with(|c| c.registry.max_list_page = 2).await;
     scenario(&capped).await;
     let r = capped.get("/v2/_marina/list/repositories?n=50").await;
     assert_eq!(r.json()["repositories"].as_array().unwrap().len(), 2);
@@ -737,7 +737,7 @@ async fn percent_encoded_names_work_for_the_extension() {
 /// listing extension still listed referrers. One switch governs both.
 #[tokio::test]
 async fn the_referrers_switch_also_turns_off_the_listings_referrers_module() {
-    let s = TestServer::start_with(|c| c.referrers = false).await;
+    let s = TestServer::start_with(|c| c.registry.referrers = false).await;
     let sc = scenario(&s).await;
     s.get(&format!("/v2/hello-world/referrers/{}", sc.hello))
         .await

@@ -566,7 +566,7 @@ async fn client_falls_back_to_the_standard_api_on_docker_registry() {
 async fn client_logs_in_and_lists_what_the_caller_may_pull() {
     use crate::auth_api::push_image_as;
     use crate::auth_support::{basic, standard_auth, start_secure, TestCa};
-    use marina::auth::AuthScheme;
+    use marina::config::AuthScheme;
     use marina::listing_client::Credentials;
 
     for scheme in [AuthScheme::Basic, AuthScheme::Token] {
@@ -870,7 +870,7 @@ async fn a_self_signed_ca_certificate_given_with_ca_file_is_trusted_for_its_host
         (&["other.example"][..], false),
     ] {
         let (cert, key) = self_signed(names, names[0]);
-        let tls = marina::tls::TlsConfig {
+        let tls = marina::config::TlsConfig {
             cert: cert.clone(),
             key,
             reload_secs: 60,

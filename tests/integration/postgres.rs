@@ -11,7 +11,7 @@ async fn every_check_passes_on_postgres_with_the_sqlite_verdicts() {
     let Some(url) = postgres_metadata_url() else {
         return;
     };
-    crate::harness_reference::every_check_passes(|c| c.metadata_url = Some(url)).await;
+    crate::harness_reference::every_check_passes(|c| c.registry.metadata_url = Some(url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,7 +57,7 @@ async fn every_listing_answers_as_on_sqlite() {
         return;
     };
     let sqlite = TestServer::start().await;
-    let pg = TestServer::start_with(|c| c.metadata_url = Some(url)).await;
+    let pg = TestServer::start_with(|c| c.registry.metadata_url = Some(url)).await;
     // Long and incompressible (PostgreSQL compresses index entries, so a
     // repeated letter would fit).
     let noise = |seed: &str| -> String {
@@ -206,8 +206,8 @@ async fn every_check_passes_on_postgres_and_s3() {
         return;
     };
     crate::harness_reference::every_check_passes(|c| {
-        c.metadata_url = Some(meta);
-        c.blob_url = Some(blobs);
+        c.registry.metadata_url = Some(meta);
+        c.registry.blob_url = Some(blobs);
     })
     .await;
 }
@@ -273,9 +273,9 @@ async fn blob_gets_redirect_to_the_bucket_and_real_clients_follow() {
             .unwrap()
             .to_string();
         let s = TestServer::start_with(|c| {
-            c.metadata_url = Some(meta);
-            c.blob_url = Some(blobs);
-            c.blob_redirect = true;
+            c.registry.metadata_url = Some(meta);
+            c.registry.blob_url = Some(blobs);
+            c.registry.blob_redirect = true;
         })
         .await;
         Some((s, endpoint))
@@ -375,8 +375,8 @@ async fn migrate_moves_a_registry_to_postgres_and_s3() {
     )
     .await;
     let new = TestServer::start_with(|c| {
-        c.metadata_url = Some(meta.clone());
-        c.blob_url = Some(blobs.clone());
+        c.registry.metadata_url = Some(meta.clone());
+        c.registry.blob_url = Some(blobs.clone());
     })
     .await;
     let hello = sc.hello.to_string();
@@ -505,8 +505,8 @@ async fn a_nul_in_an_annotation_is_a_400_and_other_control_characters_are_kept()
         return;
     };
     let s = TestServer::start_with(|c| {
-        c.metadata_url = Some(meta);
-        c.sparse_manifests = true;
+        c.registry.metadata_url = Some(meta);
+        c.registry.sparse_manifests = true;
     })
     .await;
     let manifest = |value: &str| {
@@ -565,8 +565,8 @@ async fn schemathesis_finds_no_server_error_on_postgres_and_s3() {
         return;
     };
     let s = crate::support::TestServer::start_with(|c| {
-        c.metadata_url = Some(meta);
-        c.blob_url = Some(blobs);
+        c.registry.metadata_url = Some(meta);
+        c.registry.blob_url = Some(blobs);
     })
     .await;
     crate::openapi::schemathesis_against(&s).await;

@@ -28,7 +28,7 @@ impl TestServer {
     pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::ephemeral(dir.path());
-        config.sparse_manifests = false;
+        config.registry.sparse_manifests = false;
         f(&mut config);
         Self::start_in(dir, config).await
     }
