@@ -14,13 +14,13 @@
 //! | layer | owns |
 //! |---|---|
 //! | [`cli`] | argument parsing; each subcommand returns an exit code |
-//! | [`server`] | binding, TLS ([`tls`]), signals, the separate metrics address |
-//! | [`api`] | HTTP on poem-openapi: one route table, the access guard, typed parameters, headers, status codes, the JSON error envelope, `/openapi.json`, `/docs` |
+//! | [`server`] | binding, TLS (`tls`), signals, the separate metrics address |
+//! | `api` | HTTP on poem-openapi: one route table, the access guard, typed parameters, headers, status codes, the JSON error envelope, `/openapi.json`, `/docs` |
 //! | [`registry`] | the spec's semantics (push, pull, uploads, mounts, manifests, tags, referrers, deletes, GC) without HTTP types |
 //! | [`store`] | where things live: [`store::MetadataStore`] (SQLite, or PostgreSQL with [`store::PgMetaStore`]) and [`store::BlobStore`] (filesystem), both pluggable |
 //! | [`oci`] | the spec's vocabulary: digests, names, tags, references, media types, grammars, manifests, error codes |
 //!
-//! Beside the stack, [`auth`] is pure (users, policy, tokens, scopes; no HTTP, no
+//! Beside the stack, `auth` is pure (users, policy, tokens, scopes; no HTTP, no
 //! registry): the api's guard asks it. [`config`] holds the settings and every
 //! `MARINA_*` variable name; `metrics` the Prometheus families.
 //!
@@ -59,7 +59,7 @@
 //! - **A conformance check**: the harness (`marina check`) lists every requirement of
 //!   the spec in `spec/requirements.toml`; a new check names the requirements it covers.
 
-pub mod api;
+pub(crate) mod api;
 pub(crate) mod auth;
 pub mod bench;
 pub mod cli;
@@ -79,6 +79,7 @@ pub mod testing;
 pub(crate) mod timefmt;
 pub(crate) mod tls;
 
+pub use api::openapi_document;
 pub use embed::{BuildError, Registry, RegistryBuilder};
 
 #[cfg(test)]

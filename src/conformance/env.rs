@@ -46,10 +46,7 @@ pub const OCI_AUTOMATIC_CROSSMOUNT: &str = "OCI_AUTOMATIC_CROSSMOUNT";
 /// v1.1.x suite: directory for junit.xml and report.html (`none` disables them).
 pub const OCI_REPORT_DIR: &str = "OCI_REPORT_DIR";
 
-pub use crate::config::env::{
-    CONFORMANCE_BIN as MARINA_CONFORMANCE_BIN, CONFORMANCE_PASSWORD as MARINA_CONFORMANCE_PASSWORD,
-    CONFORMANCE_V111_BIN as MARINA_CONFORMANCE_V111_BIN,
-};
+pub use crate::config::env::CONFORMANCE_PASSWORD as MARINA_CONFORMANCE_PASSWORD;
 
 /// True when a variable name belongs to the suites' namespace.
 pub fn is_suite_variable(name: &OsStr) -> bool {

@@ -73,6 +73,7 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Expectation>> {
 }
 
 /// Renders rows as an expectations file, e.g. to start one from a run.
+#[cfg(test)]
 pub fn render(rows: &[&Row]) -> String {
     let mut out = String::from("# Known failures for `marina conformance --expect`.\n");
     for row in rows {

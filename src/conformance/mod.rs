@@ -10,24 +10,32 @@
 //! attributes for the current suite, junit `<failure>`/`<skipped>` elements for
 //! v1.1.x), never from the exit code alone, because the current suite exits 0
 //! when its configuration is rejected. Its only contact with the server is
-//! [`reference_server`].
+//! `reference_server`.
 
-pub mod current;
-pub mod env;
-pub mod expect;
+pub(crate) mod current;
+pub(crate) mod env;
+pub(crate) mod expect;
 pub(crate) mod junit;
-pub mod kind;
-pub mod outcome;
+pub(crate) mod kind;
+pub(crate) mod outcome;
 pub(crate) mod plan;
-pub mod process;
+pub(crate) mod process;
 pub(crate) mod progress;
-pub mod reference_server;
+pub(crate) mod reference_server;
 pub(crate) mod reports;
 pub(crate) mod runner;
-pub mod summary;
-pub mod switches;
-pub mod target;
-pub mod v111;
-pub mod verdict;
+pub(crate) mod summary;
+pub(crate) mod switches;
+pub(crate) mod target;
+pub(crate) mod v111;
+pub(crate) mod verdict;
 
-pub use runner::{run, Options, RunReport};
+pub use kind::SuiteKind;
+pub use outcome::{Outcome, Row, Status};
+pub use runner::{run, Options, ReferenceRun, RunReport};
+pub use switches::{Profile, Switch};
+pub use target::{Credentials, Endpoint};
+pub use verdict::Verdict;
+
+#[cfg(test)]
+mod tests;

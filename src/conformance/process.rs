@@ -61,8 +61,6 @@ pub struct Finished {
     pub exit: Exit,
     /// How long it ran.
     pub elapsed: Duration,
-    /// The file holding its standard output.
-    pub stdout: PathBuf,
     /// The file holding its standard error.
     pub stderr: PathBuf,
 }
@@ -135,7 +133,6 @@ pub async fn run(
     Ok(Finished {
         exit,
         elapsed,
-        stdout: stdout_path,
         stderr: stderr_path,
     })
 }

@@ -6,7 +6,6 @@
 //!
 //! This file is the runner's only contact with the server.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -35,7 +34,8 @@ impl ReferenceServer {
     }
 
     /// The server's address (a loopback address with the port it was given).
-    pub fn addr(&self) -> SocketAddr {
+    #[cfg(test)]
+    pub fn addr(&self) -> std::net::SocketAddr {
         self.handle.addr()
     }
 

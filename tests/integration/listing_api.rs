@@ -666,7 +666,7 @@ async fn pages_stay_correct_while_tags_are_pushed_and_deleted_between_them() {
 
 #[test]
 fn the_extension_is_in_the_openapi_document() {
-    let doc: Value = serde_json::from_str(&marina::api::openapi_document().unwrap()).unwrap();
+    let doc: Value = serde_json::from_str(&marina::openapi_document().unwrap()).unwrap();
     let paths = doc["paths"].as_object().unwrap();
     for (path, media_type) in [
         (

@@ -7,7 +7,7 @@ const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/openapi.json"
 
 #[test]
 fn committed_document_matches_the_generated_one() {
-    let generated = marina::api::openapi_document().expect("document");
+    let generated = marina::openapi_document().expect("document");
     if std::env::var_os("MARINA_UPDATE_OPENAPI").is_some() {
         std::fs::write(COMMITTED, format!("{generated}\n")).unwrap();
     }
@@ -22,7 +22,7 @@ fn committed_document_matches_the_generated_one() {
 #[test]
 fn every_endpoint_of_the_spec_is_documented() {
     let doc: serde_json::Value =
-        serde_json::from_str(&marina::api::openapi_document().unwrap()).unwrap();
+        serde_json::from_str(&marina::openapi_document().unwrap()).unwrap();
     let paths = doc["paths"].as_object().unwrap();
     let want: &[(&str, &[&str])] = &[
         ("/v2", &["get"]),
@@ -64,7 +64,7 @@ fn every_endpoint_of_the_spec_is_documented() {
 #[test]
 fn security_schemes_and_the_token_endpoint_are_documented() {
     let doc: serde_json::Value =
-        serde_json::from_str(&marina::api::openapi_document().unwrap()).unwrap();
+        serde_json::from_str(&marina::openapi_document().unwrap()).unwrap();
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["basic"]["scheme"], "basic", "{schemes}");
     assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
@@ -111,7 +111,7 @@ async fn served_document_and_docs_page() {
     r.expect(200, None);
     let served: serde_json::Value = r.json();
     let generated: serde_json::Value =
-        serde_json::from_str(&marina::api::openapi_document().unwrap()).unwrap();
+        serde_json::from_str(&marina::openapi_document().unwrap()).unwrap();
     assert_eq!(served["paths"], generated["paths"]);
     let r = s.get("/docs").await;
     assert!(
