@@ -26,7 +26,9 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, Response};
 
 use crate::config::{Config, ConfigError, DeletePolicy, WarningRule};
 use crate::registry::{Registry as Core, RegistryError};
-use crate::store::{BlobStore, MemoryBlobStore, MetadataStore, SqliteMetaStore, StoreError};
+use crate::store::{
+    BlobStore, Clock, MemoryBlobStore, MetadataStore, SqliteMetaStore, StoreError, SystemClock,
+};
 
 /// A registry built in code: its HTTP endpoint and its background maintenance.
 #[derive(Clone)]
@@ -58,6 +60,7 @@ pub struct RegistryBuilder {
     meta: Option<Arc<dyn MetadataStore>>,
     blobs: Option<Arc<dyn BlobStore>>,
     in_memory: bool,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Registry {
@@ -68,6 +71,7 @@ impl Registry {
             meta: None,
             blobs: None,
             in_memory: false,
+            clock: None,
         }
     }
 
@@ -175,6 +179,17 @@ impl RegistryBuilder {
         self
     }
 
+    /// Where "now" comes from (push times, the collector's grace, retention's
+    /// ages); the system clock by default. Tests pass a [`TestClock`] and
+    /// advance it instead of sleeping. A metadata store given with
+    /// [`RegistryBuilder::metadata_store`] should use the same clock.
+    ///
+    /// [`TestClock`]: crate::store::TestClock
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Uses this blob store instead of the filesystem.
     pub fn blob_store(mut self, store: Arc<dyn BlobStore>) -> Self {
         self.blobs = Some(store);
@@ -262,22 +277,23 @@ impl RegistryBuilder {
     pub fn build(self) -> Result<Registry, BuildError> {
         self.config.validate()?;
         let settings = self.config.registry.clone();
-        let core = match (self.meta, self.blobs, self.in_memory) {
-            (None, None, false) => Core::open(settings)?,
-            (meta, blobs, in_memory) => {
-                let meta = match meta {
-                    Some(m) => m,
-                    None if in_memory => Arc::new(SqliteMetaStore::in_memory()?),
-                    None => crate::registry::open_metadata(&settings)?,
-                };
-                let blobs = match blobs {
-                    Some(b) => b,
-                    None if in_memory => Arc::new(MemoryBlobStore::new()),
-                    None => crate::registry::open_blobs(&settings)?,
-                };
-                Core::with_stores(settings, meta, blobs)
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        if !self.in_memory && (self.meta.is_none() || self.blobs.is_none()) {
+            std::fs::create_dir_all(&settings.data_dir).map_err(RegistryError::from)?;
+        }
+        let meta = match self.meta {
+            Some(m) => m,
+            None if self.in_memory => {
+                Arc::new(SqliteMetaStore::in_memory()?.with_clock(clock.clone()))
             }
+            None => crate::registry::open_metadata(&settings, clock.clone())?,
         };
+        let blobs = match self.blobs {
+            Some(b) => b,
+            None if self.in_memory => Arc::new(MemoryBlobStore::new()),
+            None => crate::registry::open_blobs(&settings)?,
+        };
+        let core = Core::with_stores(settings, meta, blobs).with_clock(clock);
         Ok(Registry {
             core: Arc::new(core),
             server: Arc::new(self.config),

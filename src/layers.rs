@@ -23,7 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["api", "registry", "auth", "tls", "config", "metrics"],
     ),
     ("embed", &["api", "registry", "store", "config"]),
-    ("testing", &["embed", "server", "registry", "oci"]),
+    ("testing", &["embed", "server", "registry", "store", "oci"]),
     // The tools talk HTTP only, through `client`.
     ("client", &["oci"]),
     ("harness", &["client", "oci", "markup", "timefmt"]),

@@ -23,11 +23,13 @@ use crate::oci::media_types::{OCI_EMPTY, OCI_INDEX, OCI_MANIFEST};
 use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
 use crate::registry::RegistryError;
 use crate::server::ServerHandle;
+pub use crate::store::TestClock;
 use crate::{Registry, RegistryBuilder};
 
 /// A registry running for the length of a test.
 pub struct TestRegistry {
     registry: Registry,
+    clock: Arc<TestClock>,
     handle: Option<ServerHandle>,
     addr: SocketAddr,
     url: String,
@@ -61,18 +63,24 @@ impl TestRegistry {
         Self::start_with(Registry::builder().in_memory(), None).await
     }
 
-    /// A registry built from `builder`; `dir`, if given, is removed on drop.
+    /// A registry built from `builder`, with a [`TestClock`] of its own (see
+    /// [`TestRegistry::clock`]); `dir`, if given, is removed on drop.
     pub async fn start_with(
         builder: RegistryBuilder,
         dir: Option<tempfile::TempDir>,
     ) -> TestRegistry {
-        let registry = builder.build().expect("test registry options are valid");
+        let clock = Arc::new(TestClock::new());
+        let registry = builder
+            .clock(clock.clone())
+            .build()
+            .expect("test registry options are valid");
         let handle = crate::server::serve(&registry, "127.0.0.1:0")
             .await
             .expect("the test registry binds a loopback port");
         let addr = handle.addr();
         TestRegistry {
             registry,
+            clock,
             url: handle.url(),
             handle: Some(handle),
             addr,
@@ -101,6 +109,12 @@ impl TestRegistry {
             .as_ref()
             .expect("block_on needs a registry from TestRegistry::start_blocking")
             .block_on(fut)
+    }
+
+    /// The registry's clock: advance it instead of sleeping, to give pushes
+    /// distinct push times or to let a grace period or a retention age pass.
+    pub fn clock(&self) -> &TestClock {
+        &self.clock
     }
 
     /// `http://127.0.0.1:<port>`.

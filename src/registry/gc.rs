@@ -170,7 +170,7 @@ impl Registry {
                 Some((repos, protect.build().ok()?, r))
             })
             .collect();
-        let now = now_millis();
+        let now = self.clock.now_millis();
         let mut plan = Vec::new();
         let mut last = None;
         let mut scanned = 0;
@@ -257,15 +257,8 @@ impl Registry {
     /// Links made before this instant (milliseconds since the epoch) are past
     /// their grace period.
     fn gc_cutoff(&self) -> i64 {
-        now_millis() - (self.config.gc_grace_secs as i64).saturating_mul(1000)
+        self.clock.now_millis() - (self.config.gc_grace_secs as i64).saturating_mul(1000)
     }
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// What retention deletes in one repository.

@@ -33,7 +33,8 @@ use crate::metrics::{Metrics, StorageTotals};
 use crate::oci::{Algorithm, Digest, RepoName};
 pub use crate::store::CatalogPage;
 use crate::store::{
-    BlobChunks, BlobStore, FsBlobStore, MetadataStore, Page, ReferrerRecord, SqliteMetaStore,
+    BlobChunks, BlobStore, Clock, FsBlobStore, MetadataStore, Page, ReferrerRecord,
+    SqliteMetaStore, SystemClock,
 };
 use uploads::UploadSessions;
 
@@ -48,6 +49,9 @@ pub struct Registry {
     blobs: Arc<dyn BlobStore>,
     uploads: UploadSessions,
     warnings: Vec<(GlobMatcher, String)>,
+    /// What "now" is for the collector's grace and retention's ages: the
+    /// metadata store's clock, so the times it records compare with it.
+    clock: Arc<dyn Clock>,
     /// Publishing or linking a blob holds this shared; garbage collection holds it
     /// exclusively, so it never deletes a file that a push is about to link.
     metrics: Metrics,
@@ -66,19 +70,20 @@ pub enum MountOutcome {
 /// SQLite in `data_dir/meta.db`. A failure names the store (password hidden).
 pub(crate) fn open_metadata(
     config: &RegistryConfig,
+    clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn MetadataStore>, RegistryError> {
     match &config.metadata_url {
         Some(url) => match crate::store::PgMetaStore::open(url.expose()) {
-            Ok(store) => Ok(Arc::new(store)),
+            Ok(store) => Ok(Arc::new(store.with_clock(clock))),
             Err(e) => Err(RegistryError::Internal(format!(
                 "cannot open the metadata store {url}: {e}"
             ))),
         },
         None => {
             std::fs::create_dir_all(&config.data_dir)?;
-            Ok(Arc::new(SqliteMetaStore::open(
-                &config.data_dir.join("meta.db"),
-            )?))
+            Ok(Arc::new(
+                SqliteMetaStore::open(&config.data_dir.join("meta.db"))?.with_clock(clock),
+            ))
         }
     }
 }
@@ -125,7 +130,7 @@ impl Registry {
         let dir: &Path = &config.data_dir;
         std::fs::create_dir_all(dir)?;
         let blobs = open_blobs(&config)?;
-        let meta = open_metadata(&config)?;
+        let meta = open_metadata(&config, Arc::new(SystemClock))?;
         Ok(Self::with_stores(config, meta, blobs))
     }
 
@@ -149,8 +154,15 @@ impl Registry {
             meta,
             blobs,
             warnings,
+            clock: Arc::new(SystemClock),
             metrics: Metrics::new(),
         }
+    }
+
+    /// Reads "now" from `clock`; give the metadata store the same one.
+    pub(crate) fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The configuration in force.

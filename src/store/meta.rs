@@ -8,13 +8,12 @@
 //! whatever its position.
 
 use std::path::Path;
-use std::sync::{Condvar, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::schema::MIGRATIONS;
-use super::MetadataStore;
+use super::{Clock, MetadataStore, SystemClock};
 
 /// Storage-level failure.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +107,7 @@ pub struct SqliteMetaStore {
     readers: Mutex<Vec<Connection>>,
     reader_ready: Condvar,
     pooled: bool,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SqliteMetaStore {
@@ -117,13 +117,6 @@ impl std::fmt::Debug for SqliteMetaStore {
 }
 
 const READERS: usize = 4;
-
-pub(crate) fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -181,6 +174,7 @@ impl SqliteMetaStore {
             readers: Mutex::new(readers),
             reader_ready: Condvar::new(),
             pooled: true,
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -195,7 +189,15 @@ impl SqliteMetaStore {
             readers: Mutex::new(Vec::new()),
             reader_ready: Condvar::new(),
             pooled: false,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Records times from `clock` instead of the system clock (tests move it by
+    /// hand rather than sleep).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Runs a read on a pooled read-only connection (the writer's, in memory).
@@ -257,7 +259,7 @@ impl MetadataStore for SqliteMetaStore {
                 return Err(StoreError::Vanished(digest.to_string()));
             }
             let repo_id = ensure_repo(tx, repo)?;
-            let now = now_millis();
+            let now = self.clock.now_millis();
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?1, ?2, ?3)",
             )?
@@ -578,7 +580,7 @@ impl MetadataStore for SqliteMetaStore {
             if !missing.is_empty() {
                 return Err(StoreError::MissingReferences(missing));
             }
-            let now = now_millis();
+            let now = self.clock.now_millis();
             tx.prepare_cached("INSERT OR IGNORE INTO manifest_content (digest, bytes) VALUES (?1, ?2)")?
                 .execute(params![m.digest, m.bytes])?;
             tx.prepare_cached(

@@ -8,6 +8,7 @@
 //! filesystem ([`FsBlobStore`]) for production, [`MemoryBlobStore`] for tests; the
 //! [`contract`] module checks any backend against the behaviour the registry relies on.
 
+mod clock;
 pub mod contract;
 mod file_chunks;
 pub(crate) mod fs;
@@ -28,6 +29,7 @@ use futures_util::Stream;
 
 use crate::oci::Digest;
 
+pub use clock::{Clock, SystemClock, TestClock};
 pub use fs::FsBlobStore;
 pub use memory::MemoryBlobStore;
 pub use meta::{

@@ -526,7 +526,7 @@ pub(crate) async fn collector_races_writers(metadata_url: Option<&marina::config
         "the deleter deleted nothing"
     );
     // Past the grace, a last collection takes what the deletions released.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    reg.clock().advance(Duration::from_millis(1100));
     reg.registry().core().collect_garbage().await.unwrap();
     let http = Http::new(&reg);
     let kept = pushed.lock().unwrap().clone();
@@ -622,7 +622,7 @@ fn rule(repositories: &str) -> marina::config::RetentionRule {
 }
 
 /// Pushes a one-layer image whose layer is unique to it; returns (manifest, layer).
-async fn image(http: &Http, repo: &str, tag: &str) -> (Digest, Digest) {
+async fn image(reg: &TestRegistry, http: &Http, repo: &str, tag: &str) -> (Digest, Digest) {
     let (c, _) = http
         .push_blob(repo, format!("{{\"tag\":\"{tag}\"}}").as_bytes())
         .await;
@@ -631,7 +631,7 @@ async fn image(http: &Http, repo: &str, tag: &str) -> (Digest, Digest) {
     let m = manifest((&c, tag.len() + 10), &[(&l, layer.len())]);
     assert_eq!(http.put_manifest(repo, tag, OCI_MANIFEST, &m).await.0, 201);
     // Distinct push times (milliseconds), so "most recent" is well defined.
-    tokio::time::sleep(Duration::from_millis(3)).await;
+    reg.clock().advance(Duration::from_millis(3));
     (Algorithm::Sha256.digest_of(&m), l)
 }
 
@@ -647,10 +647,10 @@ async fn retention_keeps_the_newest_tags_and_the_protected_ones() {
     let http = Http::new(&reg);
     let mut pushed = Vec::new();
     for tag in ["latest", "v1", "v2", "v3", "v4"] {
-        pushed.push(image(&http, "keep/app", tag).await);
+        pushed.push(image(&reg, &http, "keep/app", tag).await);
     }
     // Another repository, outside the rule: nothing of it goes.
-    let other = image(&http, "elsewhere/app", "v1").await;
+    let other = image(&reg, &http, "elsewhere/app", "v1").await;
     let plan = reg.registry().core().retention_plan().await.unwrap();
     assert_eq!(plan.len(), 1, "{plan:?}");
     let planned: Vec<&str> = plan[0].tags.iter().map(|(t, _)| t.as_str()).collect();
@@ -689,7 +689,7 @@ async fn retention_never_breaks_an_index_nor_orphans_a_live_subject_s_referrers(
     .await;
     let http = Http::new(&reg);
     // A multi-arch image: its children are untagged, its index is tagged.
-    let (child, child_layer) = image(&http, "multi", "child").await;
+    let (child, child_layer) = image(&reg, &http, "multi", "child").await;
     assert_eq!(
         http.status(reqwest::Method::DELETE, "/v2/multi/manifests/child")
             .await,
@@ -706,7 +706,7 @@ async fn retention_never_breaks_an_index_nor_orphans_a_live_subject_s_referrers(
         201
     );
     // A tagged subject with an untagged signature.
-    let (subject, _) = image(&http, "signed", "v1").await;
+    let (subject, _) = image(&reg, &http, "signed", "v1").await;
     let (c, _) = http.push_blob("signed", b"{}").await;
     let sig = serde_json::to_vec(&json!({
         "schemaVersion": 2,

@@ -42,13 +42,13 @@ pub async fn push_untagged(s: &TestServer, repo: &str, seed: &str) -> Digest {
     let (m, d) = build_image(s, repo, seed).await;
     s.push_manifest(repo, &d.to_string(), OCI_MANIFEST, &m)
         .await;
-    tick().await;
+    tick(s);
     d
 }
 
-/// Lets the millisecond clock move on, so push-time order is the push order.
-pub async fn tick() {
-    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+/// Moves the registry's clock on, so push-time order is the push order.
+pub fn tick(s: &TestServer) {
+    s.clock.advance(std::time::Duration::from_millis(3));
 }
 
 async fn build_image(s: &TestServer, repo: &str, seed: &str) -> (Vec<u8>, Digest) {
@@ -98,7 +98,7 @@ pub async fn push_artifact(
     let d = Algorithm::Sha256.digest_of(&m);
     let reference = tag.map(str::to_string).unwrap_or_else(|| d.to_string());
     s.push_manifest(repo, &reference, OCI_MANIFEST, &m).await;
-    tick().await;
+    tick(s);
     d
 }
 

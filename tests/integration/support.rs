@@ -3,16 +3,20 @@
 //! snapshots (digests, session ids and dates redacted).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use marina::config::Config;
 use marina::oci::{Algorithm, Digest};
 use marina::server::ServerHandle;
+use marina::testing::TestClock;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 /// A running reference server, stopped and its directory removed when dropped.
 pub struct TestServer {
     pub handle: Option<ServerHandle>,
+    /// The registry's clock: advanced instead of sleeping.
+    pub clock: Arc<TestClock>,
     pub url: String,
     pub dir: Option<tempfile::TempDir>,
     pub client: reqwest::Client,
@@ -35,10 +39,20 @@ impl TestServer {
 
     /// Starts on an existing directory (restart tests).
     pub async fn start_in(dir: tempfile::TempDir, config: Config) -> TestServer {
-        let handle = marina::server::start(config).await.expect("server starts");
+        let clock = Arc::new(TestClock::new());
+        let listen = config.listen.clone();
+        let registry = marina::Registry::builder()
+            .config(config)
+            .clock(clock.clone())
+            .build()
+            .expect("the stores open");
+        let handle = marina::server::serve(&registry, &listen)
+            .await
+            .expect("server starts");
         let url = handle.url();
         TestServer {
             handle: Some(handle),
+            clock,
             url,
             dir: Some(dir),
             client: reqwest::Client::builder()

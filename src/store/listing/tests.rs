@@ -6,8 +6,21 @@ use crate::store::{MetadataStore, NewManifest};
 
 fn store() -> (tempfile::TempDir, SqliteMetaStore) {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
+    let s = SqliteMetaStore::open(&dir.path().join("meta.db"))
+        .unwrap()
+        .with_clock(std::sync::Arc::new(Ticking::default()));
     (dir, s)
+}
+
+/// A clock that moves on a millisecond each time it is read, so every push
+/// has a push time of its own and sorting by push time is observable.
+#[derive(Debug, Default)]
+struct Ticking(std::sync::atomic::AtomicI64);
+
+impl crate::store::Clock for Ticking {
+    fn now_millis(&self) -> i64 {
+        1_700_000_000_000 + self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 struct Seed<'a> {
@@ -38,8 +51,6 @@ fn put(s: &SqliteMetaStore, m: Seed<'_>) {
         references: vec![],
     })
     .unwrap();
-    // Distinct push times, so that sorting by push time is observable.
-    std::thread::sleep(std::time::Duration::from_millis(2));
 }
 
 fn plain<'a>(repo: &'a str, digest: &'a str, tags: &'a [&'a str]) -> Seed<'a> {

@@ -29,6 +29,7 @@ mod listing;
 mod schema;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -36,11 +37,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, Row};
 
-use super::meta::{
-    now_millis, page, CatalogPage, ManifestRecord, NewManifest, Page, ReferrerRecord,
-};
+use super::meta::{page, CatalogPage, ManifestRecord, NewManifest, Page, ReferrerRecord};
 use super::{
-    GarbagePreview, MetadataStore, NamespaceUsage, RepositoryUsage, StoreError, StoreTotals,
+    Clock, GarbagePreview, MetadataStore, NamespaceUsage, RepositoryUsage, StoreError, StoreTotals,
+    SystemClock,
 };
 
 /// Connections kept open to the database.
@@ -54,6 +54,7 @@ const MIGRATION_LOCK: i64 = 0x6d61_7269_6e61;
 pub struct PgMetaStore {
     pool: Pool,
     runtime: Option<tokio::runtime::Runtime>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for PgMetaStore {
@@ -236,6 +237,13 @@ impl PgMetaStore {
         Self::open_with(url, Some(schema))
     }
 
+    /// Records times from `clock` instead of the system clock (tests move it by
+    /// hand rather than sleep).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     fn open_with(url: &str, schema: Option<&str>) -> Result<PgMetaStore, StoreError> {
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e: tokio_postgres::Error| {
@@ -276,6 +284,7 @@ impl PgMetaStore {
         let store = PgMetaStore {
             pool,
             runtime: Some(runtime),
+            clock: Arc::new(SystemClock),
         };
         store.run(async {
             let client = store.pool.get().await.map_err(pool_error)?;
@@ -530,7 +539,7 @@ impl MetadataStore for PgMetaStore {
                 return Err(StoreError::Vanished(digest.to_string()).into());
             }
             let repo_id = ensure_repo(&tx, repo).await?;
-            let now = now_millis();
+            let now = self.clock.now_millis();
             tx.cx(
                 "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (digest) DO NOTHING",
@@ -867,7 +876,7 @@ impl MetadataStore for PgMetaStore {
             if !missing.is_empty() {
                 return Err(StoreError::MissingReferences(missing).into());
             }
-            let now = now_millis();
+            let now = self.clock.now_millis();
             tx.cx(
                 "INSERT INTO manifest_content (digest, bytes) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
                 &[&m.digest, &m.bytes],
