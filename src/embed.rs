@@ -25,7 +25,8 @@ use std::time::Duration;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Response};
 
 use crate::config::{Config, ConfigError, DeletePolicy, WarningRule};
-use crate::registry::{Registry as Core, RegistryError};
+use crate::registry::{GcReport, Registry as Core, RegistryError, RetentionItem};
+use crate::store::GarbagePreview;
 use crate::store::{
     BlobStore, Clock, MemoryBlobStore, MetadataStore, SqliteMetaStore, StoreError, SystemClock,
 };
@@ -126,9 +127,26 @@ impl Registry {
         }
     }
 
-    /// The registry's semantics without HTTP (push and pull in code).
-    pub fn core(&self) -> &Arc<Core> {
+    /// The registry's semantics without HTTP (the server, tests and `marina gc`).
+    pub(crate) fn core(&self) -> &Arc<Core> {
         &self.core
+    }
+
+    /// Collects now what [`Registry::maintenance`] collects every
+    /// `gc_interval`: retention's deletions first, then blob links past the
+    /// grace period that no manifest references, then blobs nothing holds.
+    pub async fn collect_garbage(&self) -> Result<GcReport, RegistryError> {
+        self.core.collect_garbage().await
+    }
+
+    /// What [`Registry::collect_garbage`] would remove now, removing nothing.
+    pub async fn garbage_preview(&self) -> Result<GarbagePreview, RegistryError> {
+        self.core.garbage_preview().await
+    }
+
+    /// What the retention rules would delete now, deleting nothing.
+    pub async fn retention_plan(&self) -> Result<Vec<RetentionItem>, RegistryError> {
+        self.core.retention_plan().await
     }
 
     /// The configuration in force.

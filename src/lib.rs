@@ -16,7 +16,7 @@
 //! | [`cli`] | argument parsing; each subcommand returns an exit code |
 //! | [`server`] | binding, TLS (`tls`), signals, the separate metrics address |
 //! | `api` | HTTP on poem-openapi: one route table, the access guard, typed parameters, headers, status codes, the JSON error envelope, `/openapi.json`, `/docs` |
-//! | [`registry`] | the spec's semantics (push, pull, uploads, mounts, manifests, tags, referrers, deletes, GC) without HTTP types |
+//! | `registry` | the spec's semantics (push, pull, uploads, mounts, manifests, tags, referrers, deletes, GC) without HTTP types |
 //! | [`store`] | where things live: [`store::MetadataStore`] (SQLite, or PostgreSQL with [`store::PgMetaStore`]) and [`store::BlobStore`] (filesystem), both pluggable |
 //! | [`oci`] | the spec's vocabulary: digests, names, tags, references, media types, grammars, manifests, error codes |
 //!
@@ -72,7 +72,7 @@ pub mod listing_client;
 mod markup;
 pub(crate) mod metrics;
 pub mod oci;
-pub mod registry;
+pub(crate) mod registry;
 pub mod server;
 pub mod store;
 pub mod testing;
@@ -81,6 +81,7 @@ pub(crate) mod tls;
 
 pub use api::openapi_document;
 pub use embed::{BuildError, Registry, RegistryBuilder};
+pub use registry::{GcReport, RegistryError, RetentionItem};
 
 #[cfg(test)]
 mod layers;

@@ -18,13 +18,13 @@ use crate::oci::media_types;
 /// The `Accept` header of manifest requests.
 pub use crate::oci::media_types::MANIFEST_ACCEPT;
 
-/// One registry, addressed by its base URL.
+/// The benchmark's raw client of one registry (a hyper pool sized for rate phases), addressed by its base URL.
 #[derive(Debug, Clone)]
-pub struct Registry {
+pub struct BenchClient {
     http: reqwest::Client,
     base: Url,
     timeout: Duration,
-    /// Set by [`Registry::ping`] when the registry asked for credentials.
+    /// Set by [`BenchClient::ping`] when the registry asked for credentials.
     signer: Option<std::sync::Arc<Signer>>,
 }
 
@@ -49,10 +49,10 @@ async fn unexpected(what: &str, resp: Response) -> anyhow::Error {
     anyhow!("{what}: unexpected {status}: {body}")
 }
 
-impl Registry {
+impl BenchClient {
     /// A client for `url` keeping up to `pool` idle connections; each request is
     /// abandoned after `timeout`.
-    pub fn new(url: &str, pool: usize, timeout: Duration) -> Result<Registry> {
+    pub fn new(url: &str, pool: usize, timeout: Duration) -> Result<BenchClient> {
         let normal = address::base_url(url, false).map_err(|e| anyhow!(e))?;
         let base = Url::parse(&format!("{normal}/"))
             .with_context(|| format!("invalid registry URL {url:?}"))?;
@@ -66,7 +66,7 @@ impl Registry {
             .http1_only()
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(Registry {
+        Ok(BenchClient {
             http,
             base,
             timeout,
@@ -400,16 +400,17 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn reg() -> Registry {
-        Registry::new("http://127.0.0.1:5000/v2/", 4, Duration::from_secs(5)).expect("valid")
+    fn reg() -> BenchClient {
+        BenchClient::new("http://127.0.0.1:5000/v2/", 4, Duration::from_secs(5)).expect("valid")
     }
 
     #[test]
     fn base_is_normalised() {
         assert_eq!(reg().base().as_str(), "http://127.0.0.1:5000/");
-        let bare = Registry::new("127.0.0.1:5000", 4, Duration::from_secs(5)).expect("host:port");
+        let bare =
+            BenchClient::new("127.0.0.1:5000", 4, Duration::from_secs(5)).expect("host:port");
         assert_eq!(bare.base().as_str(), "http://127.0.0.1:5000/");
-        assert!(Registry::new(
+        assert!(BenchClient::new(
             "http://127.0.0.1:5000/ignored?x=1",
             4,
             Duration::from_secs(5)
@@ -436,14 +437,14 @@ mod tests {
     fn digest_is_appended_to_existing_queries() {
         let u = Url::parse("http://h/v2/a/blobs/uploads/1?_state=abc").expect("url");
         assert_eq!(
-            Registry::with_digest(u, "sha256:00").as_str(),
+            BenchClient::with_digest(u, "sha256:00").as_str(),
             "http://h/v2/a/blobs/uploads/1?_state=abc&digest=sha256%3A00"
         );
     }
 
     #[test]
     fn rejects_non_http_urls() {
-        assert!(Registry::new("ftp://h/", 1, Duration::from_secs(1)).is_err());
-        assert!(Registry::new("not a url", 1, Duration::from_secs(1)).is_err());
+        assert!(BenchClient::new("ftp://h/", 1, Duration::from_secs(1)).is_err());
+        assert!(BenchClient::new("not a url", 1, Duration::from_secs(1)).is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 
-use super::client::Registry;
+use super::client::BenchClient;
 use super::compare::{order, ratios};
 use super::plan::plan;
 use super::procstat::{own_cpu_seconds, Monitor};
@@ -45,7 +45,7 @@ pub async fn run(
     let timeout = settings.phase_timeout + Duration::from_secs(30);
     let mut ts = Vec::new();
     for (spec, label) in targets.iter().zip(["A", "B"]) {
-        let mut registry = Registry::new(&spec.url, pool, timeout)?;
+        let mut registry = BenchClient::new(&spec.url, pool, timeout)?;
         registry.ping(spec.credentials.as_ref()).await?;
         ts.push(Target::new(label, registry, spec.pid));
     }

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::client::Registry;
+use super::client::BenchClient;
 use super::content::BlobSpec;
 use super::report::CleanupSummary;
 
@@ -101,7 +101,7 @@ pub struct Target {
     /// `A` or `B`.
     pub label: String,
     /// Its client.
-    pub registry: Registry,
+    pub registry: BenchClient,
     /// Server process to watch.
     pub pid: Option<u32>,
     /// Blobs pushed by the push phases, for the pull phases.
@@ -124,7 +124,7 @@ pub struct Target {
 
 impl Target {
     /// A target with nothing pushed yet.
-    pub fn new(label: &str, registry: Registry, pid: Option<u32>) -> Target {
+    pub fn new(label: &str, registry: BenchClient, pid: Option<u32>) -> Target {
         Target {
             label: label.to_string(),
             registry,

@@ -14,6 +14,9 @@ mod staged;
 pub(crate) mod uploads;
 mod writer;
 
+#[cfg(test)]
+mod model_tests;
+
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use globset::GlobMatcher;
 
 pub use error::RegistryError;
 pub use gc::{GcReport, RetentionItem};
-pub use manifests::PushedManifest;
+
 pub use uploads::{ChunkRange, UploadId};
 
 use crate::config::RegistryConfig;

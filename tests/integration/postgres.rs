@@ -471,7 +471,7 @@ async fn collecting_on_postgres_and_s3_deletes_the_objects_only_a_deleted_image_
             .await,
         202
     );
-    let report = reg.registry().core().collect_garbage().await.unwrap();
+    let report = reg.registry().collect_garbage().await.unwrap();
     assert_eq!(
         (report.blobs, report.bytes),
         (1, unique.len() as u64),

@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 use reqwest::{Method, StatusCode};
 
 use super::{finish, not_run, Ctx};
-use crate::bench::client::{Registry, MANIFEST_ACCEPT};
+use crate::bench::client::{BenchClient, MANIFEST_ACCEPT};
 use crate::bench::content::{image_manifest, sha256, EMPTY_BLOB};
 use crate::bench::driver;
 use crate::bench::lean::Pool;
@@ -54,7 +54,7 @@ async fn image(ctx: &Ctx, t: &mut Target) -> anyhow::Result<Image> {
 }
 
 async fn fetch_one(
-    reg: &Registry,
+    reg: &BenchClient,
     lean: Option<&Pool>,
     img: &Image,
     head: bool,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::manifests::push_image;
 use super::{finish, not_run, note, Ctx};
-use crate::bench::client::Registry;
+use crate::bench::client::BenchClient;
 use crate::bench::content::{referrer_manifest, sha256};
 use crate::bench::driver;
 use crate::bench::plan::Phase;
@@ -41,7 +41,7 @@ struct Index {
 }
 
 /// One page: its entries, whether a filter was applied, and the next page.
-async fn page(reg: &Registry, target: &str) -> anyhow::Result<(u64, bool, Option<String>)> {
+async fn page(reg: &BenchClient, target: &str) -> anyhow::Result<(u64, bool, Option<String>)> {
     let a = reg.get(target, 64 << 20).await?;
     if a.status != StatusCode::OK {
         anyhow::bail!("GET referrers: unexpected {}", a.status);
@@ -57,7 +57,7 @@ async fn page(reg: &Registry, target: &str) -> anyhow::Result<(u64, bool, Option
 }
 
 /// Follows `Link` headers from `first` to the last page.
-async fn walk(reg: &Registry, first: String) -> anyhow::Result<(Pages, bool)> {
+async fn walk(reg: &BenchClient, first: String) -> anyhow::Result<(Pages, bool)> {
     let mut pages = Pages {
         first: first.clone(),
         last: first.clone(),

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::manifests::push_image;
 use super::{finish, not_run, note, Ctx};
-use crate::bench::client::Registry;
+use crate::bench::client::BenchClient;
 use crate::bench::driver;
 use crate::bench::plan::Phase;
 use crate::bench::report::{Outcome, PhaseResult, Unit};
@@ -21,7 +21,7 @@ use crate::bench::target::{Image, TagSeed, Target};
 const BATCH: u64 = 100;
 
 /// Whether a `PUT` by digest with a `tag` parameter creates that tag.
-async fn tag_params_work(reg: &Registry, img: &Image, tag: &str) -> bool {
+async fn tag_params_work(reg: &BenchClient, img: &Image, tag: &str) -> bool {
     let put = reg
         .put_manifest(
             &img.repo,
