@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
-use super::{BlobStore, MetadataStore, NewManifest, StoreError};
+use super::{BlobStore, MetadataStore, NewManifest, StoreError, UploadRecord};
 use crate::oci::{Algorithm, Digest};
 
 /// Makes a fresh, empty blob store for one check.
@@ -601,4 +601,78 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
             .contains(&"c".to_string()),
         "catalog: emptied repositories disappear"
     );
+    check_upload_records(&*make());
+}
+
+/// Upload sessions: recorded, advanced only from the size they hold, listed
+/// when stale, forgotten.
+fn check_upload_records(s: &dyn MetadataStore) {
+    let mut u = UploadRecord {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        repo: "team/app".into(),
+        algorithm: "sha256".into(),
+        size: 0,
+        hash_state: vec![1, 2, 3],
+        staging: vec![],
+        updated_at: 0,
+    };
+    assert_eq!(s.upload(&u.id).unwrap(), None, "upload: none before create");
+    let before = now_ms();
+    s.create_upload(&u).unwrap();
+    let got = s
+        .upload(&u.id)
+        .unwrap()
+        .expect("upload: sees a created session");
+    assert_eq!(
+        (&got.repo, &got.algorithm, got.size, &got.hash_state),
+        (&u.repo, &u.algorithm, 0, &u.hash_state),
+        "upload: reads back what was created"
+    );
+    assert!(
+        got.updated_at >= before - 1000,
+        "create_upload: dates the session now, not {}",
+        got.updated_at
+    );
+    assert!(
+        s.create_upload(&u).is_err(),
+        "create_upload: an id is used once"
+    );
+    u.size = 10;
+    u.hash_state = vec![9; 40];
+    u.staging = b"parts".to_vec();
+    assert!(
+        s.advance_upload(&u, 0).unwrap(),
+        "advance_upload: from the size held"
+    );
+    let mut other = u.clone();
+    other.size = 15;
+    assert!(
+        !s.advance_upload(&other, 0).unwrap(),
+        "advance_upload: refused from a size the session no longer holds"
+    );
+    let got = s.upload(&u.id).unwrap().unwrap();
+    assert_eq!(
+        (got.size, &got.hash_state, &got.staging),
+        (10, &u.hash_state, &u.staging),
+        "advance_upload: a refused advance changes nothing"
+    );
+    assert_eq!(
+        s.stale_uploads(got.updated_at + 1, 10).unwrap(),
+        vec![u.id.clone()],
+        "stale_uploads: lists a session last advanced before the cutoff"
+    );
+    assert!(
+        s.stale_uploads(got.updated_at, 10).unwrap().is_empty(),
+        "stale_uploads: not one advanced at the cutoff"
+    );
+    assert!(s.remove_upload(&u.id).unwrap(), "remove_upload: forgets it");
+    assert!(
+        !s.remove_upload(&u.id).unwrap(),
+        "remove_upload: then it is gone"
+    );
+    assert!(
+        !s.advance_upload(&u, 10).unwrap(),
+        "advance_upload: a removed session does not come back"
+    );
+    assert_eq!(s.upload(&u.id).unwrap(), None);
 }

@@ -193,6 +193,11 @@ impl SqliteMetaStore {
         })
     }
 
+    /// Now, by the store's clock.
+    pub(crate) fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
     /// Records times from `clock` instead of the system clock (tests move it by
     /// hand rather than sleep).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -19,6 +19,7 @@ pub mod migrate;
 pub(crate) mod pg;
 pub(crate) mod s3;
 mod schema;
+mod uploads;
 
 use std::io;
 use std::pin::Pin;
@@ -37,6 +38,7 @@ pub use meta::{
 };
 pub use pg::PgMetaStore;
 pub use s3::{S3BlobStore, S3Location};
+pub use uploads::{UploadRecord, UploadStore};
 
 /// A staging area reopened after a restart, with the note it was created with.
 pub type ResumedStaging = (Box<dyn Staging>, Vec<u8>);
@@ -119,7 +121,7 @@ pub trait BlobStore: Send + Sync + 'static {
 ///
 /// Every method is blocking; the registry calls them off the async runtime.
 /// Digests, names and tags arrive validated, as strings.
-pub trait MetadataStore: listing::ListingStore + Send + Sync + 'static {
+pub trait MetadataStore: listing::ListingStore + UploadStore + Send + Sync + 'static {
     /// Records a verified blob and links it into `repo` (creating the repository),
     /// the link dated now. `present` is asked, inside the same transaction, whether
     /// the blob's bytes are in the blob store: if a collector removed them in the

@@ -163,4 +163,17 @@ SELECT repo_id, digest, ref FROM (
                    '$.manifests') j
 ) WHERE typeof(ref) = 'text';
 "#,
+    // 5: upload sessions, so that any server can continue one (`store::uploads`).
+    r#"
+CREATE TABLE uploads (
+    id         TEXT PRIMARY KEY,
+    repo       TEXT NOT NULL,
+    algorithm  TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    hash_state BLOB NOT NULL,
+    staging    BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX uploads_by_updated ON uploads (updated_at);
+"#,
 ];

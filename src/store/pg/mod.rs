@@ -27,6 +27,7 @@
 mod import;
 mod listing;
 mod schema;
+mod uploads;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,11 +1,12 @@
 //! The PostgreSQL schema: the same tables and indexes as SQLite's
-//! (`store::schema`, at its version 4), text keys in byte order (`COLLATE "C"`,
+//! (`store::schema`, at its version 5), text keys in byte order (`COLLATE "C"`,
 //! as the spec's lexical order of tags and names asks), versioned in
 //! `marina_schema` and brought up to date at open under an advisory lock, so
 //! that replicas starting together migrate once.
 
 /// Migration steps; index `i` upgrades from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[r#"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE repos (
     id   BIGSERIAL PRIMARY KEY,
     name TEXT COLLATE "C" NOT NULL UNIQUE
@@ -101,4 +102,18 @@ CREATE TABLE manifest_refs (
     FOREIGN KEY (repo_id, digest) REFERENCES manifests (repo_id, digest) ON DELETE CASCADE
 );
 CREATE INDEX manifest_refs_by_ref ON manifest_refs (ref, repo_id);
-"#];
+"#,
+    // 2: upload sessions, so that any server can continue one (`store::uploads`).
+    r#"
+CREATE TABLE uploads (
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    repo       TEXT COLLATE "C" NOT NULL,
+    algorithm  TEXT NOT NULL,
+    size       BIGINT NOT NULL,
+    hash_state BYTEA NOT NULL,
+    staging    BYTEA NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX uploads_by_updated ON uploads (updated_at);
+"#,
+];
