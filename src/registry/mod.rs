@@ -152,7 +152,7 @@ impl Registry {
             })
             .collect();
         Registry {
-            uploads: UploadSessions::new(blobs.clone()),
+            uploads: UploadSessions::new(blobs.clone(), meta.clone(), Arc::new(SystemClock)),
             config: Arc::new(config),
             meta,
             blobs,
@@ -164,6 +164,7 @@ impl Registry {
 
     /// Reads "now" from `clock`; give the metadata store the same one.
     pub(crate) fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.uploads = UploadSessions::new(self.blobs.clone(), self.meta.clone(), clock.clone());
         self.clock = clock;
         self
     }
@@ -409,8 +410,10 @@ impl Registry {
     where
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
     {
-        self.uploads.append(repo, id, range, length, body).await?;
-        let size = self.uploads.finish(repo, id, digest).await?;
+        let size = self
+            .uploads
+            .finish(repo, id, digest, range, length, body)
+            .await?;
         self.link(repo, digest, size).await
     }
 
@@ -425,14 +428,8 @@ impl Registry {
     where
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
     {
-        let id = self.uploads.create(repo, digest.algorithm()).await?;
-        let result = self
-            .finish_upload(repo, &id, digest, None, length, body)
-            .await;
-        if result.is_err() {
-            let _ = self.uploads.cancel(repo, &id).await;
-        }
-        result
+        let size = self.uploads.monolithic(repo, digest, length, body).await?;
+        self.link(repo, digest, size).await
     }
 
     /// Cancels an upload session (`DELETE <location>`).

@@ -20,15 +20,19 @@ impl StagedBlob {
         }
     }
 
-    /// Resumes a staging area left by an earlier process, re-hashing what it holds.
-    pub fn resume(staging: Box<dyn Staging>, algorithm: Algorithm) -> io::Result<Self> {
-        let hasher = hash_all(&*staging, algorithm)?;
-        Ok(StagedBlob { staging, hasher })
-    }
-
     /// Bytes held.
     pub fn size(&self) -> u64 {
         self.staging.size()
+    }
+
+    /// The running hash's state (see [`Hasher::state`]).
+    pub fn hash_state(&self) -> Vec<u8> {
+        self.hasher.state()
+    }
+
+    /// The staging area, for [`Staging::lock`] and [`Staging::unlock`].
+    pub fn staging(&self) -> &dyn Staging {
+        &*self.staging
     }
 
     /// Splits the staging area from the hash, so that hashing and writing can run on
@@ -70,7 +74,7 @@ impl StagedBlob {
     }
 }
 
-fn hash_all(staging: &dyn Staging, algorithm: Algorithm) -> io::Result<Hasher> {
+pub(super) fn hash_all(staging: &dyn Staging, algorithm: Algorithm) -> io::Result<Hasher> {
     let mut h = algorithm.hasher();
     let mut reader = staging.read_back()?;
     let mut buf = vec![0u8; 1 << 20];

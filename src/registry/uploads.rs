@@ -1,14 +1,28 @@
-//! Upload sessions: a staging area plus the running hash of what it holds.
+//! Upload sessions, which any server sharing the stores can continue.
 //!
-//! Sessions live in memory for speed and in the blob store for durability: its
-//! staging area and a small note naming the repository and algorithm. After a
-//! restart a session is rebuilt on first use by re-hashing its staging area. Idle
-//! sessions expire and their staging areas are removed.
+//! A session is a record in the metadata store (repository, algorithm, bytes
+//! held, the running hash's state after them; `store::UploadStore`) and a
+//! staging area in the blob store. A chunk is written under the staging
+//! area's lock ([`Staging::lock`]: an advisory lock on a staging file, so
+//! servers sharing a data directory take turns), then recorded with a
+//! compare-and-set on the size it started from. The hash is never computed
+//! again from byte 0: a server that did not write the previous chunk resumes
+//! the hash from the recorded state, so a chunked upload costs time linear in
+//! its size whichever server takes each chunk. Each process keeps the
+//! staging areas it has open, reusing one while the record still says it
+//! holds exactly what the handle holds.
+//!
+//! A single-request upload (`POST ?digest=` with a body) is never recorded: no
+//! one else can name its session.
+//!
+//! Idle sessions expire (by their record's time, on any server), and staging
+//! areas with no record are removed. A staging area left by a version before
+//! records (a note and no record) is resumed by re-hashing it once.
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -17,26 +31,31 @@ use serde::{Deserialize, Serialize};
 use super::staged::StagedBlob;
 use super::writer::BodyWriter;
 use super::RegistryError;
-use crate::oci::{Algorithm, Digest, RepoName};
-use crate::store::BlobStore;
+use crate::oci::{Algorithm, Digest, Hasher, RepoName};
+use crate::store::{BlobStore, Clock, MetadataStore, Staging, UploadRecord};
 
-/// What a session knows about itself, persisted next to its staging file.
+/// The note kept beside a staging area (what a version before records
+/// needed to resume a session; still written, so a downgrade resumes too).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SessionInfo {
     repo: String,
     algorithm: String,
 }
 
-struct Session {
-    info: SessionInfo,
+/// A staging area this process has open, with the hash of what it holds.
+#[derive(Default)]
+struct Open {
     staged: Option<StagedBlob>,
-    last_active: Instant,
 }
 
-/// All open upload sessions.
+type OpenMap = HashMap<String, Arc<tokio::sync::Mutex<Open>>>;
+
+/// The upload sessions of one registry.
 pub struct UploadSessions {
     blobs: Arc<dyn BlobStore>,
-    sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+    meta: Arc<dyn MetadataStore>,
+    clock: Arc<dyn Clock>,
+    open: Mutex<OpenMap>,
 }
 
 /// A chunk's claimed position, from `Content-Range: <start>-<end>`.
@@ -48,13 +67,45 @@ pub struct ChunkRange {
     pub end: u64,
 }
 
+/// A session claimed for one request: its staging area locked, in step with
+/// its record.
+struct Claimed {
+    guard: tokio::sync::OwnedMutexGuard<Open>,
+    staged: StagedBlob,
+    record: UploadRecord,
+}
+
+/// Runs blocking store work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, RegistryError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RegistryError::Internal(format!("blocking task failed: {e}")))?
+}
+
 impl UploadSessions {
-    /// Sessions whose staging areas live in `blobs`.
-    pub fn new(blobs: Arc<dyn BlobStore>) -> Self {
+    /// Sessions recorded in `meta` with their bytes in `blobs`; `clock` dates
+    /// expiry as `meta` dates records.
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        meta: Arc<dyn MetadataStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         UploadSessions {
             blobs,
-            sessions: Mutex::new(HashMap::new()),
+            meta,
+            clock,
+            open: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn open_map(&self) -> std::sync::MutexGuard<'_, OpenMap> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn entry(&self, id: &str) -> Arc<tokio::sync::Mutex<Open>> {
+        self.open_map().entry(id.to_string()).or_default().clone()
     }
 
     /// Opens a new session and returns its id.
@@ -64,90 +115,94 @@ impl UploadSessions {
         algorithm: Algorithm,
     ) -> Result<String, RegistryError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let info = SessionInfo {
+        let record = UploadRecord {
+            id: id.clone(),
             repo: repo.to_string(),
             algorithm: algorithm.as_str().to_string(),
+            size: 0,
+            hash_state: algorithm.hasher().state(),
+            staging: Vec::new(),
+            updated_at: 0,
         };
-        let blobs = self.blobs.clone();
-        let (id2, note) = (id.clone(), serde_json::to_vec(&info).unwrap_or_default());
-        let staged = tokio::task::spawn_blocking(move || -> io::Result<StagedBlob> {
-            Ok(StagedBlob::new(
-                blobs.create_staging(&id2, &note)?,
-                algorithm,
-            ))
+        let note = serde_json::to_vec(&SessionInfo {
+            repo: record.repo.clone(),
+            algorithm: record.algorithm.clone(),
         })
-        .await
-        .map_err(|e| RegistryError::Internal(e.to_string()))??;
-        let session = Session {
-            info,
-            staged: Some(staged),
-            last_active: Instant::now(),
-        };
-        self.lock_map()
-            .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
+        .unwrap_or_default();
+        let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
+        let staged = blocking(move || {
+            let staged = StagedBlob::new(blobs.create_staging(&record.id, &note)?, algorithm);
+            if let Err(e) = meta.create_upload(&record) {
+                blobs.discard_staging(&record.id);
+                return Err(e.into());
+            }
+            Ok(staged)
+        })
+        .await?;
+        let entry = self.entry(&id);
+        entry.lock().await.staged = Some(staged);
         Ok(id)
     }
 
-    fn lock_map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<Session>>>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    /// Locks the session's staging area and brings it in step with its record.
+    async fn claim(&self, repo: &RepoName, id: &str) -> Result<Claimed, RegistryError> {
+        // Session ids are our own uuids; anything else never touches a store.
+        if id.parse::<UploadId>().is_err() {
+            return Err(RegistryError::UploadUnknown(id.to_string()));
+        }
+        let mut guard = self.entry(id).lock_owned().await;
+        let cached = guard.staged.take();
+        let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
+        let (id2, repo2) = (id.to_string(), repo.to_string());
+        let claimed = blocking(move || claim_blocking(&*blobs, &*meta, &id2, &repo2, cached)).await;
+        match claimed {
+            Ok((staged, record)) => Ok(Claimed {
+                guard,
+                staged,
+                record,
+            }),
+            Err(e) => {
+                drop(guard);
+                self.forget_if_idle(id);
+                Err(e)
+            }
+        }
     }
 
-    /// Finds a session of `repo`, reloading it from disk after a restart.
-    async fn get(
-        &self,
-        repo: &RepoName,
-        id: &str,
-    ) -> Result<Arc<tokio::sync::Mutex<Session>>, RegistryError> {
-        let unknown = || RegistryError::UploadUnknown(id.to_string());
-        // Session ids are our own uuids; anything else never touches the filesystem.
-        if id.parse::<UploadId>().is_err() {
-            return Err(unknown());
-        }
-        let found = self.lock_map().get(id).cloned();
-        let session = match found {
-            Some(s) => s,
-            None => {
-                let blobs = self.blobs.clone();
-                let id2 = id.to_string();
-                let loaded =
-                    tokio::task::spawn_blocking(move || -> Option<(SessionInfo, StagedBlob)> {
-                        let (staging, note) = blobs.reopen_staging(&id2).ok()??;
-                        let info: SessionInfo = serde_json::from_slice(&note).ok()?;
-                        let alg: Algorithm = info.algorithm.parse().ok()?;
-                        let staged = StagedBlob::resume(staging, alg).ok()?;
-                        Some((info, staged))
-                    })
-                    .await
-                    .map_err(|e| RegistryError::Internal(e.to_string()))?;
-                let (info, staged) = loaded.ok_or_else(unknown)?;
-                let fresh = Arc::new(tokio::sync::Mutex::new(Session {
-                    info,
-                    staged: Some(staged),
-                    last_active: Instant::now(),
-                }));
-                self.lock_map()
-                    .entry(id.to_string())
-                    .or_insert(fresh)
-                    .clone()
+    /// Unlocks a claimed session and keeps its staging area open for the next
+    /// request.
+    fn release(&self, mut c: Claimed) {
+        c.staged.staging().unlock();
+        c.guard.staged = Some(c.staged);
+    }
+
+    /// Drops this process's handle on a session no longer open here.
+    fn forget_if_idle(&self, id: &str) {
+        let mut map = self.open_map();
+        if let Some(e) = map.get(id) {
+            if e.try_lock().is_ok_and(|o| o.staged.is_none()) {
+                map.remove(id);
             }
-        };
-        if session.lock().await.info.repo != repo.as_str() {
-            return Err(unknown());
         }
-        Ok(session)
     }
 
     /// Bytes received so far.
     pub async fn status(&self, repo: &RepoName, id: &str) -> Result<u64, RegistryError> {
-        let s = self.get(repo, id).await?;
-        let mut s = s.lock().await;
-        s.last_active = Instant::now();
-        s.staged
-            .as_ref()
-            .map(|b| b.size())
-            .ok_or_else(|| RegistryError::UploadUnknown(id.into()))
+        if id.parse::<UploadId>().is_err() {
+            return Err(RegistryError::UploadUnknown(id.to_string()));
+        }
+        let meta = self.meta.clone();
+        let id2 = id.to_string();
+        match blocking(move || Ok(meta.upload(&id2)?)).await? {
+            Some(r) if r.repo == repo.as_str() => Ok(r.size),
+            // A session of an earlier version (a note, no record) is resumed.
+            _ => {
+                let c = self.claim(repo, id).await?;
+                let size = c.record.size;
+                self.release(c);
+                Ok(size)
+            }
+        }
     }
 
     /// Appends a body to a session. With `range`, the chunk must start where the
@@ -165,95 +220,173 @@ impl UploadSessions {
     where
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
     {
-        let s = self.get(repo, id).await?;
-        let mut s = s.lock().await;
-        s.last_active = Instant::now();
-        let staged = s
-            .staged
-            .take()
-            .ok_or_else(|| RegistryError::UploadUnknown(id.into()))?;
-        let size = staged.size();
-        if let Some(r) = range {
-            if r.start != size || r.end < r.start {
-                s.staged = Some(staged);
-                return Err(RegistryError::RangeNotSatisfiable { size, got: r.start });
-            }
-        }
+        let Claimed {
+            guard,
+            staged,
+            mut record,
+        } = self.claim(repo, id).await?;
+        let from = record.size;
         let checkpoint = staged.checkpoint();
-        let (staged, result) = write_stream(staged, body).await;
-        let mut staged = staged;
-        let outcome = match result {
-            Err(e) => Err(e),
-            Ok(written) => {
-                let expected = range.map(|r| r.end - r.start + 1).or(length);
-                match expected {
-                    Some(n) if n != written => Err(RegistryError::SizeInvalid(format!(
-                        "chunk declared {n} bytes but {written} arrived"
-                    ))),
-                    _ => Ok(staged.size()),
-                }
+        let (staged, written) = write_chunk(staged, range, length, body).await;
+        let mut c = Claimed {
+            guard,
+            staged,
+            record: record.clone(),
+        };
+        let written = match written {
+            Ok(n) => n,
+            Err(e) => {
+                self.release(c);
+                return Err(e);
             }
         };
-        if outcome.is_err() {
-            staged.rollback(checkpoint)?;
+        record.size = c.staged.size();
+        record.hash_state = c.staged.hash_state();
+        c.record = record;
+        if written == 0 {
+            self.release(c);
+            return Ok(from);
         }
-        s.staged = Some(staged);
-        s.last_active = Instant::now();
-        outcome
+        let (meta, record) = (self.meta.clone(), c.record.clone());
+        let recorded = blocking(move || Ok(meta.advance_upload(&record, from)?)).await;
+        match recorded {
+            Ok(true) => {
+                let size = c.record.size;
+                self.release(c);
+                Ok(size)
+            }
+            // Under the staging lock no other writer records a chunk, so the
+            // session was finished, cancelled or expired meanwhile.
+            Ok(false) => {
+                c.staged.staging().unlock();
+                drop(c);
+                self.forget_if_idle(id);
+                Err(RegistryError::UploadUnknown(id.to_string()))
+            }
+            // Not recorded: the chunk is taken back, so the client may retry it.
+            Err(e) => {
+                if c.staged.rollback(checkpoint).is_err() {
+                    // The handle no longer matches the record; reopened next time.
+                    c.staged.staging().unlock();
+                    drop(c);
+                    return Err(e);
+                }
+                self.release(c);
+                Err(e)
+            }
+        }
     }
 
-    /// Closes a session: checks the content against `digest` and, when it matches,
-    /// publishes the blob and returns its size. On a mismatch the session is removed
-    /// and nothing is stored.
-    pub async fn finish(
+    /// Closes a session, with an optional last chunk: checks the content against
+    /// `digest` and, when it matches, publishes the blob and returns its size. On
+    /// a mismatch the session is removed and nothing is stored.
+    pub async fn finish<S>(
         &self,
         repo: &RepoName,
         id: &str,
         digest: &Digest,
-    ) -> Result<u64, RegistryError> {
-        let s = self.get(repo, id).await?;
-        let mut s = s.lock().await;
-        let staged = s
-            .staged
-            .take()
-            .ok_or_else(|| RegistryError::UploadUnknown(id.into()))?;
-        self.lock_map().remove(id);
-        let alg = digest.algorithm();
+        range: Option<ChunkRange>,
+        length: Option<u64>,
+        body: S,
+    ) -> Result<u64, RegistryError>
+    where
+        S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+    {
+        let Claimed {
+            guard,
+            staged,
+            record,
+        } = self.claim(repo, id).await?;
+        let (staged, written) = write_chunk(staged, range, length, body).await;
+        if let Err(e) = written {
+            self.release(Claimed {
+                guard,
+                staged,
+                record,
+            });
+            return Err(e);
+        }
+        let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
+        let expected = digest.clone();
+        let result = blocking(move || {
+            let outcome = verify_and_publish(staged, &expected);
+            // Finished either way: a mismatch removes the session too.
+            let removed = meta.remove_upload(&record.id);
+            if outcome.is_err() {
+                blobs.discard_staging(&record.id);
+            }
+            removed?;
+            outcome
+        })
+        .await;
+        drop(guard);
+        self.open_map().remove(id);
+        result
+    }
+
+    /// A single-request upload: staged, verified and published without a
+    /// record, since no client can name its session. Returns the size.
+    pub async fn monolithic<S>(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        length: Option<u64>,
+        body: S,
+    ) -> Result<u64, RegistryError>
+    where
+        S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+    {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let algorithm = digest.algorithm();
+        let note = serde_json::to_vec(&SessionInfo {
+            repo: repo.to_string(),
+            algorithm: algorithm.as_str().to_string(),
+        })
+        .unwrap_or_default();
+        let blobs = self.blobs.clone();
+        let id2 = id.clone();
+        let staged = blocking(move || {
+            Ok(StagedBlob::new(
+                blobs.create_staging(&id2, &note)?,
+                algorithm,
+            ))
+        })
+        .await?;
+        let (staged, written) = write_chunk(staged, None, length, body).await;
         let blobs = self.blobs.clone();
         let expected = digest.clone();
-        let id2 = id.to_string();
-        tokio::task::spawn_blocking(move || -> Result<u64, RegistryError> {
-            let actual = staged.digest_as(alg)?;
-            if actual != expected {
-                drop(staged);
-                blobs.discard_staging(&id2);
-                return Err(RegistryError::DigestMismatch {
-                    expected: expected.to_string(),
-                    actual: actual.to_string(),
-                });
+        blocking(move || {
+            let outcome = written.and_then(|_| verify_and_publish(staged, &expected));
+            if outcome.is_err() {
+                blobs.discard_staging(&id);
             }
-            let size = staged.size();
-            staged.publish(&expected)?;
-            Ok(size)
+            outcome
         })
         .await
-        .map_err(|e| RegistryError::Internal(e.to_string()))?
     }
 
     /// Cancels a session and removes its staging area.
     pub async fn cancel(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
-        let s = self.get(repo, id).await?;
-        let mut s = s.lock().await;
-        s.staged = None;
-        self.lock_map().remove(id);
-        self.blobs.discard_staging(id);
-        Ok(())
+        let c = self.claim(repo, id).await?;
+        let Claimed { guard, staged, .. } = c;
+        let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
+        let id2 = id.to_string();
+        let result = blocking(move || {
+            meta.remove_upload(&id2)?;
+            drop(staged);
+            blobs.discard_staging(&id2);
+            Ok(())
+        })
+        .await;
+        drop(guard);
+        self.open_map().remove(id);
+        result
     }
 
     /// Sessions open in this process and the bytes they hold (a session busy
     /// with a chunk counts with no bytes: it is not waited for).
     pub fn in_progress(&self) -> (u64, u64) {
-        let map = self.lock_map();
+        let map = self.open_map();
         let bytes = map
             .values()
             .filter_map(|s| Some(s.try_lock().ok()?.staged.as_ref()?.size()))
@@ -261,33 +394,210 @@ impl UploadSessions {
         (map.len() as u64, bytes)
     }
 
-    /// Removes sessions idle for longer than `ttl`, in memory and in the store.
-    /// Returns how many were removed.
+    /// Removes sessions idle for longer than `ttl` (by their records, whichever
+    /// server wrote them), and staging areas that no record names. Returns how
+    /// many went.
     pub fn expire(&self, ttl: Duration) -> usize {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = self.clock.now_millis().saturating_sub(ttl_ms);
         let mut removed = 0;
-        let idle: Vec<String> = {
-            let map = self.lock_map();
-            map.iter()
-                .filter_map(|(id, s)| {
-                    let s = s.try_lock().ok()?; // busy sessions are active
-                    (s.last_active.elapsed() > ttl).then(|| id.clone())
-                })
-                .collect()
-        };
-        for id in idle {
-            self.lock_map().remove(&id);
-            self.blobs.discard_staging(&id);
-            removed += 1;
+        loop {
+            let stale = match self.meta.stale_uploads(cutoff, 1000) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "upload expiry: cannot list stale sessions");
+                    break;
+                }
+            };
+            let batch = stale.len();
+            for id in stale {
+                // A session busy here is not idle.
+                let entry = self.entry(&id);
+                let Ok(mut open) = entry.try_lock() else {
+                    continue;
+                };
+                if matches!(self.meta.remove_upload(&id), Ok(true)) {
+                    open.staged = None;
+                    self.blobs.discard_staging(&id);
+                    removed += 1;
+                }
+                drop(open);
+                self.forget_if_idle(&id);
+            }
+            if batch < 1000 {
+                break;
+            }
         }
-        // Staging areas of sessions not in memory (left by an earlier process).
+        // Staging areas no record names: crashed before their record was
+        // written, or their record expired on another server.
         for id in self.blobs.stale_staging(SystemTime::now() - ttl) {
-            if !self.lock_map().contains_key(&id) {
+            if matches!(self.meta.upload(&id), Ok(None)) {
+                self.open_map().remove(&id);
                 self.blobs.discard_staging(&id);
                 removed += 1;
             }
         }
         removed
     }
+}
+/// [`UploadSessions::claim`] off the runtime: the staging area (the cached
+/// handle, else reopened) locked, then the record read under the lock, and the
+/// two brought in step. The hash always resumes from the record: another
+/// server may have written since this one last did.
+fn claim_blocking(
+    blobs: &dyn BlobStore,
+    meta: &dyn MetadataStore,
+    id: &str,
+    repo: &str,
+    cached: Option<StagedBlob>,
+) -> Result<(StagedBlob, UploadRecord), RegistryError> {
+    let unknown = || RegistryError::UploadUnknown(id.to_string());
+    // The bytes are not here: no such session, or its staging area is on
+    // another server's disk.
+    let reopen = || -> Result<(Box<dyn Staging>, Vec<u8>), RegistryError> {
+        blobs.reopen_staging(id)?.ok_or_else(unknown)
+    };
+    let (mut staging, mut note) = match cached {
+        Some(staged) => (staged.into_parts().0, None),
+        None => {
+            let (s, n) = reopen()?;
+            (s, Some(n))
+        }
+    };
+    loop {
+        staging.lock()?;
+        let record = match meta.upload(id)? {
+            Some(r) => Some(r),
+            None => match &note {
+                Some(n) => adopt_legacy(meta, id, &*staging, n)?,
+                None => None,
+            },
+        };
+        let Some(record) = record else {
+            staging.unlock();
+            return Err(unknown());
+        };
+        if staging.size() >= record.size || note.is_some() {
+            return in_step(staging, record, repo).ok_or_else(unknown);
+        }
+        // A cached handle behind the record (another server wrote through
+        // its own): once more with a fresh one.
+        staging.unlock();
+        let (s, n) = reopen()?;
+        staging = s;
+        note = Some(n);
+    }
+}
+
+/// A freshly opened staging area against its record: bytes past the record
+/// (a chunk that was never recorded) are cut; fewer bytes than recorded, or
+/// another repository, name no session this server can continue.
+fn in_step(
+    mut staging: Box<dyn Staging>,
+    record: UploadRecord,
+    repo: &str,
+) -> Option<(StagedBlob, UploadRecord)> {
+    let fail = |staging: Box<dyn Staging>| {
+        staging.unlock();
+        None
+    };
+    if record.repo != repo || staging.size() < record.size {
+        return fail(staging);
+    }
+    if staging.size() > record.size && staging.truncate(record.size).is_err() {
+        return fail(staging);
+    }
+    let algorithm: Algorithm = match record.algorithm.parse() {
+        Ok(a) => a,
+        Err(_) => return fail(staging),
+    };
+    match Hasher::resume(algorithm, &record.hash_state) {
+        Some(hasher) => Some((StagedBlob::from_parts(staging, hasher), record)),
+        None => fail(staging),
+    }
+}
+
+/// Records a session left by a version before records (a staging area and its
+/// note), re-hashing its bytes once. `None` when the staging area has no note
+/// this version understands.
+fn adopt_legacy(
+    meta: &dyn MetadataStore,
+    id: &str,
+    staging: &dyn Staging,
+    note: &[u8],
+) -> Result<Option<UploadRecord>, RegistryError> {
+    let Ok(info) = serde_json::from_slice::<SessionInfo>(note) else {
+        return Ok(None);
+    };
+    let Ok(algorithm) = info.algorithm.parse::<Algorithm>() else {
+        return Ok(None);
+    };
+    let hasher = super::staged::hash_all(staging, algorithm)?;
+    let record = UploadRecord {
+        id: id.to_string(),
+        repo: info.repo,
+        algorithm: info.algorithm,
+        size: staging.size(),
+        hash_state: hasher.state(),
+        staging: Vec::new(),
+        updated_at: 0,
+    };
+    meta.create_upload(&record)?;
+    Ok(meta.upload(id)?)
+}
+
+/// Checks the staged bytes against `digest` and publishes them; returns the size.
+fn verify_and_publish(staged: StagedBlob, digest: &Digest) -> Result<u64, RegistryError> {
+    let actual = staged.digest_as(digest.algorithm())?;
+    if actual != *digest {
+        return Err(RegistryError::DigestMismatch {
+            expected: digest.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    let size = staged.size();
+    staged.publish(digest)?;
+    Ok(size)
+}
+
+/// Writes one request's body at the end of `staged`. With `range`, the chunk
+/// must start where the upload ends (else 416) and be exactly as long as it
+/// claims; with `length`, the body must be exactly that long. On any failure
+/// `staged` is rolled back to where it was. Returns the bytes written.
+async fn write_chunk<S>(
+    staged: StagedBlob,
+    range: Option<ChunkRange>,
+    length: Option<u64>,
+    body: S,
+) -> (StagedBlob, Result<u64, RegistryError>)
+where
+    S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+{
+    let size = staged.size();
+    if let Some(r) = range {
+        if r.start != size || r.end < r.start {
+            return (
+                staged,
+                Err(RegistryError::RangeNotSatisfiable { size, got: r.start }),
+            );
+        }
+    }
+    let checkpoint = staged.checkpoint();
+    let (mut staged, result) = write_stream(staged, body).await;
+    let outcome = result.and_then(
+        |written| match range.map(|r| r.end - r.start + 1).or(length) {
+            Some(n) if n != written => Err(RegistryError::SizeInvalid(format!(
+                "chunk declared {n} bytes but {written} arrived"
+            ))),
+            _ => Ok(written),
+        },
+    );
+    if outcome.is_err() {
+        if let Err(e) = staged.rollback(checkpoint) {
+            return (staged, Err(e.into()));
+        }
+    }
+    (staged, outcome)
 }
 
 /// Streams `body` into the staging area: each frame is hashed as it arrives, and
@@ -360,5 +670,215 @@ impl std::str::FromStr for UploadId {
 impl std::fmt::Display for UploadId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Two `UploadSessions` over the same stores stand for two servers.
+
+    use super::*;
+    use crate::store::{MemoryBlobStore, SqliteMetaStore, TestClock};
+
+    struct Servers {
+        blobs: MemoryBlobStore,
+        meta: Arc<dyn MetadataStore>,
+        clock: Arc<TestClock>,
+        a: UploadSessions,
+        b: UploadSessions,
+    }
+
+    fn servers() -> Servers {
+        let blobs = MemoryBlobStore::new();
+        let clock = Arc::new(TestClock::new());
+        let meta: Arc<dyn MetadataStore> = Arc::new(
+            SqliteMetaStore::in_memory()
+                .unwrap()
+                .with_clock(clock.clone()),
+        );
+        let server = || UploadSessions::new(Arc::new(blobs.clone()), meta.clone(), clock.clone());
+        Servers {
+            a: server(),
+            b: server(),
+            blobs,
+            meta,
+            clock,
+        }
+    }
+
+    fn body(bytes: &[u8]) -> futures_util::stream::Iter<std::vec::IntoIter<io::Result<Bytes>>> {
+        futures_util::stream::iter(vec![Ok(Bytes::copy_from_slice(bytes))])
+    }
+
+    fn range(start: u64, len: u64) -> Option<ChunkRange> {
+        Some(ChunkRange {
+            start,
+            end: start + len - 1,
+        })
+    }
+
+    fn repo() -> RepoName {
+        "team/app".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn chunks_alternating_between_servers_give_the_right_blob_without_rehashing() {
+        let s = servers();
+        let chunks: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 1000 + i as usize]).collect();
+        let whole: Vec<u8> = chunks.concat();
+        let digest = Algorithm::Sha256.digest_of(&whole);
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        let mut offset = 0;
+        for (i, c) in chunks.iter().enumerate() {
+            let server = if i % 2 == 0 { &s.b } else { &s.a };
+            let len = c.len() as u64;
+            let size = server
+                .append(&repo(), &id, range(offset, len), None, body(c))
+                .await
+                .unwrap();
+            offset += len;
+            assert_eq!(size, offset);
+            // Every server reports what was recorded.
+            assert_eq!(s.a.status(&repo(), &id).await.unwrap(), offset);
+            assert_eq!(s.b.status(&repo(), &id).await.unwrap(), offset);
+        }
+        let size =
+            s.b.finish(&repo(), &id, &digest, None, None, body(b""))
+                .await
+                .unwrap();
+        assert_eq!(size, whole.len() as u64);
+        assert_eq!(
+            s.blobs.size_of(&digest).unwrap(),
+            Some(whole.len() as u64),
+            "published"
+        );
+        assert_eq!(
+            s.blobs.read_backs(),
+            0,
+            "no server read the bytes back to hash them"
+        );
+        assert_eq!(s.meta.upload(&id).unwrap(), None, "the record is gone");
+        assert!(matches!(
+            s.a.status(&repo(), &id).await,
+            Err(RegistryError::UploadUnknown(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_chunk_one_server_already_took_is_out_of_order_on_the_other() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.a.append(&repo(), &id, range(0, 3), None, body(b"abc"))
+            .await
+            .unwrap();
+        // The same chunk again, through the other server: the session moved on.
+        let again =
+            s.b.append(&repo(), &id, range(0, 3), None, body(b"abc"))
+                .await;
+        assert!(
+            matches!(
+                again,
+                Err(RegistryError::RangeNotSatisfiable { size: 3, got: 0 })
+            ),
+            "{again:?}"
+        );
+        // Both at once from the same offset: one wins, the other is refused.
+        let name = repo();
+        let (x, y) = tokio::join!(
+            s.a.append(&name, &id, range(3, 3), None, body(b"def")),
+            s.b.append(&name, &id, range(3, 3), None, body(b"xyz")),
+        );
+        assert!(x.is_ok() != y.is_ok(), "{x:?} {y:?}");
+        let winner: &[u8] = if x.is_ok() { b"abcdef" } else { b"abcxyz" };
+        let digest = Algorithm::Sha256.digest_of(winner);
+        s.a.finish(&repo(), &id, &digest, None, None, body(b""))
+            .await
+            .expect("the bytes are exactly the winner's");
+    }
+
+    #[tokio::test]
+    async fn a_failed_chunk_is_taken_back_and_can_be_sent_again_elsewhere() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        let broken = futures_util::stream::iter(vec![
+            Ok(Bytes::from_static(b"par")),
+            Err(io::Error::other("client went away")),
+        ]);
+        assert!(s.a.append(&repo(), &id, None, None, broken).await.is_err());
+        assert_eq!(s.b.status(&repo(), &id).await.unwrap(), 0);
+        s.b.append(&repo(), &id, range(0, 4), None, body(b"good"))
+            .await
+            .unwrap();
+        let digest = Algorithm::Sha256.digest_of(b"good");
+        s.a.finish(&repo(), &id, &digest, None, None, body(b""))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_digest_mismatch_removes_the_session_everywhere() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        let wrong = Algorithm::Sha256.digest_of(b"other");
+        let r =
+            s.b.finish(&repo(), &id, &wrong, None, None, body(b"data"))
+                .await;
+        assert!(
+            matches!(r, Err(RegistryError::DigestMismatch { .. })),
+            "{r:?}"
+        );
+        assert!(s.meta.upload(&id).unwrap().is_none());
+        assert!(s.blobs.reopen_staging(&id).unwrap().is_none());
+        assert!(s.a.status(&repo(), &id).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn another_repository_cannot_use_a_session() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        let other: RepoName = "team/other".parse().unwrap();
+        assert!(s.b.status(&other, &id).await.is_err());
+        assert!(s
+            .b
+            .append(&other, &id, None, None, body(b"x"))
+            .await
+            .is_err());
+        assert_eq!(s.a.status(&repo(), &id).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_idle_session_expires_on_any_server() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.a.append(&repo(), &id, None, None, body(b"abc"))
+            .await
+            .unwrap();
+        assert_eq!(s.b.expire(Duration::from_secs(60)), 0, "not idle yet");
+        s.clock.advance(Duration::from_secs(61));
+        assert_eq!(s.b.expire(Duration::from_secs(60)), 1);
+        assert!(s.meta.upload(&id).unwrap().is_none());
+        assert!(s.blobs.reopen_staging(&id).unwrap().is_none());
+        assert!(matches!(
+            s.a.append(&repo(), &id, None, None, body(b"d")).await,
+            Err(RegistryError::UploadUnknown(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_session_of_a_version_before_records_is_resumed() {
+        let s = servers();
+        let id = "00000000000000000000000000000001";
+        let note = br#"{"repo":"team/app","algorithm":"sha256"}"#;
+        let mut staging = s.blobs.create_staging(id, note).unwrap();
+        staging.append(b"hello ").unwrap();
+        drop(staging);
+        assert_eq!(s.a.status(&repo(), id).await.unwrap(), 6);
+        s.b.append(&repo(), id, range(6, 5), None, body(b"world"))
+            .await
+            .unwrap();
+        let digest = Algorithm::Sha256.digest_of(b"hello world");
+        s.a.finish(&repo(), id, &digest, None, None, body(b""))
+            .await
+            .unwrap();
     }
 }

@@ -58,6 +58,33 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
+/// Takes (`exclusive`) or gives up an advisory lock on the whole file, shared
+/// by every process that opens it; waits while another process holds it.
+#[cfg(unix)]
+fn flock(file: &File, exclusive: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_UN
+    };
+    loop {
+        // SAFETY: the descriptor is open for the lifetime of `file`.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn flock(_file: &File, _exclusive: bool) -> io::Result<()> {
+    Ok(())
+}
+
 impl FsBlobStore {
     /// Opens (creating if needed) a blob store under `root`.
     pub fn open(root: &Path) -> io::Result<Self> {
@@ -117,6 +144,18 @@ impl Staging for FsStaging {
         self.size = size;
         self.writeback_from = self.writeback_from.min(size);
         Ok(())
+    }
+
+    fn lock(&mut self) -> io::Result<()> {
+        flock(&self.file, true)?;
+        // Another process may have written since this handle last did.
+        self.size = self.file.seek(SeekFrom::End(0))?;
+        self.writeback_from = self.writeback_from.min(self.size);
+        Ok(())
+    }
+
+    fn unlock(&self) {
+        let _ = flock(&self.file, false);
     }
 
     fn read_back(&self) -> io::Result<Box<dyn io::Read + Send>> {

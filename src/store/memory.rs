@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -16,12 +17,24 @@ use crate::oci::Digest;
 struct State {
     blobs: HashMap<String, Bytes>,
     staging: HashMap<String, StagingEntry>,
+    /// How often staged bytes were read back (tests check that resuming a
+    /// session does not re-hash it).
+    read_backs: usize,
 }
 
 struct StagingEntry {
     data: Arc<Mutex<Vec<u8>>>,
+    gate: Arc<Gate>,
     note: Vec<u8>,
     touched: SystemTime,
+}
+
+/// [`Staging::lock`] of one staging area, shared by all its handles (as an
+/// advisory file lock is by all the descriptors of a file).
+#[derive(Default)]
+struct Gate {
+    locked: Mutex<bool>,
+    freed: Condvar,
 }
 
 /// Blobs held in memory.
@@ -46,6 +59,12 @@ impl MemoryBlobStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// How many times staged bytes were read back, for tests.
+    #[cfg(test)]
+    pub(crate) fn read_backs(&self) -> usize {
+        self.lock().read_backs
+    }
+
     /// `len` bytes of a stored blob from `offset` (fewer at its end), without a copy.
     fn slice(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<Bytes> {
         let bytes = self
@@ -67,6 +86,15 @@ struct MemoryStaging {
     store: MemoryBlobStore,
     id: String,
     data: Arc<Mutex<Vec<u8>>>,
+    gate: Arc<Gate>,
+    /// Whether this handle holds the gate.
+    holding: AtomicBool,
+}
+
+impl Drop for MemoryStaging {
+    fn drop(&mut self) {
+        self.unlock();
+    }
 }
 
 impl MemoryStaging {
@@ -97,7 +125,29 @@ impl Staging for MemoryStaging {
         Ok(())
     }
 
+    fn lock(&mut self) -> io::Result<()> {
+        let mut locked = self.gate.locked.lock().unwrap_or_else(|e| e.into_inner());
+        while *locked {
+            locked = self
+                .gate
+                .freed
+                .wait(locked)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        *locked = true;
+        self.holding.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn unlock(&self) {
+        if self.holding.swap(false, Ordering::SeqCst) {
+            *self.gate.locked.lock().unwrap_or_else(|e| e.into_inner()) = false;
+            self.gate.freed.notify_one();
+        }
+    }
+
     fn read_back(&self) -> io::Result<Box<dyn io::Read + Send>> {
+        self.store.lock().read_backs += 1;
         Ok(Box::new(io::Cursor::new(self.data().clone())))
     }
 
@@ -113,6 +163,7 @@ impl Staging for MemoryStaging {
 impl BlobStore for MemoryBlobStore {
     fn create_staging(&self, id: &str, note: &[u8]) -> io::Result<Box<dyn Staging>> {
         let data = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new(Gate::default());
         let mut state = self.lock();
         if state.staging.contains_key(id) {
             return Err(io::Error::new(
@@ -124,6 +175,7 @@ impl BlobStore for MemoryBlobStore {
             id.to_string(),
             StagingEntry {
                 data: data.clone(),
+                gate: gate.clone(),
                 note: note.to_vec(),
                 touched: SystemTime::now(),
             },
@@ -132,6 +184,8 @@ impl BlobStore for MemoryBlobStore {
             store: self.clone(),
             id: id.to_string(),
             data,
+            gate,
+            holding: AtomicBool::new(false),
         }))
     }
 
@@ -142,6 +196,8 @@ impl BlobStore for MemoryBlobStore {
                 store: self.clone(),
                 id: id.to_string(),
                 data: e.data.clone(),
+                gate: e.gate.clone(),
+                holding: AtomicBool::new(false),
             });
             (staging, e.note.clone())
         }))

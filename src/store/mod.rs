@@ -64,6 +64,19 @@ pub trait Staging: Send + 'static {
     fn truncate(&mut self, size: u64) -> io::Result<()>;
     /// Reads back everything held, from the start.
     fn read_back(&self) -> io::Result<Box<dyn io::Read + Send>>;
+    /// Keeps other processes from writing this staging area until
+    /// [`Staging::unlock`] (or until this handle is dropped), for a store that
+    /// several servers share: a writer locks, reads the session's record,
+    /// writes, records, unlocks. Once locked, [`Staging::size`] is what the
+    /// store holds now, whoever wrote it (a crashed writer may have left bytes
+    /// that were never recorded). The default does nothing, which is right
+    /// for a store only one process uses (the registry serialises its own
+    /// writers).
+    fn lock(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Ends [`Staging::lock`].
+    fn unlock(&self) {}
     /// Makes the content durable and visible as blob `digest`. If that blob is
     /// already stored (an identical concurrent push won), the staging area is
     /// simply discarded. The caller has verified that the bytes match `digest`.

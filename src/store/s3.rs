@@ -245,6 +245,14 @@ impl Staging for S3Staging {
         self.inner.truncate(size)
     }
 
+    fn lock(&mut self) -> io::Result<()> {
+        self.inner.lock()
+    }
+
+    fn unlock(&self) {
+        self.inner.unlock()
+    }
+
     fn read_back(&self) -> io::Result<Box<dyn Read + Send>> {
         self.inner.read_back()
     }

@@ -1,0 +1,128 @@
+//! Upload sessions any server can continue: two servers over the same stores
+//! (one data directory, and SQLite or PostgreSQL metadata) take turns with the
+//! chunks of one upload, over HTTP.
+
+use marina::config::SecretUrl;
+use marina::oci::Algorithm;
+use marina::server::ServerHandle;
+use reqwest::StatusCode;
+
+use crate::support::postgres_metadata_url;
+
+/// A server over `dir` (and `metadata`, when given).
+async fn server(dir: &std::path::Path, metadata: Option<&SecretUrl>) -> ServerHandle {
+    let mut builder = marina::Registry::builder().data_dir(dir).gc_interval(None);
+    if let Some(url) = metadata {
+        builder = builder.metadata_url(url.expose());
+    }
+    let registry = builder.build().expect("the stores open");
+    marina::server::serve(&registry, "127.0.0.1:0")
+        .await
+        .expect("a loopback port")
+}
+
+/// POST on one server, chunks alternating, status on each, PUT on the other,
+/// and the blob read back from the first.
+async fn chunks_alternate_between_servers(metadata: Option<SecretUrl>) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = server(dir.path(), metadata.as_ref()).await;
+    let b = server(dir.path(), metadata.as_ref()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let servers = [a.url(), b.url()];
+    let chunks: Vec<Vec<u8>> = (0..5u8)
+        .map(|i| (0..70_000u32).map(|j| (j as u8) ^ i).collect())
+        .collect();
+    let whole = chunks.concat();
+    let digest = Algorithm::Sha256.digest_of(&whole);
+
+    let r = http
+        .post(format!("{}/v2/shared/app/blobs/uploads/", servers[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    // The location is a path: the same session on either server.
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with("/v2/shared/app/blobs/uploads/"),
+        "{location}"
+    );
+    let mut offset = 0usize;
+    for (i, c) in chunks.iter().enumerate() {
+        let base = &servers[(i + 1) % 2];
+        let r = http
+            .patch(format!("{base}{location}"))
+            .header("content-type", "application/octet-stream")
+            .header(
+                "content-range",
+                format!("{}-{}", offset, offset + c.len() - 1),
+            )
+            .body(c.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "chunk {i} on {base}");
+        offset += c.len();
+        for base in &servers {
+            let r = http.get(format!("{base}{location}")).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::NO_CONTENT);
+            assert_eq!(
+                r.headers()["range"].to_str().unwrap(),
+                format!("0-{}", offset - 1),
+                "status on {base} after chunk {i}"
+            );
+        }
+    }
+    // A chunk the other server already took is out of order here.
+    let r = http
+        .patch(format!("{}{location}", servers[1]))
+        .header("content-type", "application/octet-stream")
+        .header("content-range", "0-2")
+        .body(b"abc".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let r = http
+        .put(format!("{}{location}{sep}digest={digest}", servers[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    for base in &servers {
+        let got = http
+            .get(format!("{base}/v2/shared/app/blobs/{digest}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert!(got == whole, "the blob from {base} is the upload");
+        let r = http.get(format!("{base}{location}")).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::NOT_FOUND,
+            "the session is over on {base}"
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_data_directory_share_upload_sessions() {
+    chunks_alternate_between_servers(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_postgres_share_upload_sessions() {
+    let Some(url) = postgres_metadata_url() else {
+        return;
+    };
+    chunks_alternate_between_servers(Some(url)).await;
+}
