@@ -30,7 +30,13 @@ impl StagedBlob {
         self.hasher.state()
     }
 
-    /// The staging area, for [`Staging::lock`] and [`Staging::unlock`].
+    /// Makes the bytes readable by every server sharing the store; the
+    /// descriptor to record (see [`Staging::seal`]).
+    pub fn seal(&mut self) -> io::Result<Vec<u8>> {
+        self.staging.seal()
+    }
+
+    /// The staging area, for [`Staging::unlock`].
     pub fn staging(&self) -> &dyn Staging {
         &*self.staging
     }

@@ -171,9 +171,9 @@ impl UploadSessions {
 
     /// Unlocks a claimed session and keeps its staging area open for the next
     /// request.
-    fn release(&self, mut c: Claimed) {
-        c.staged.staging().unlock();
-        c.guard.staged = Some(c.staged);
+    fn release(&self, mut guard: tokio::sync::OwnedMutexGuard<Open>, staged: StagedBlob) {
+        staged.staging().unlock();
+        guard.staged = Some(staged);
     }
 
     /// Drops this process's handle on a session no longer open here.
@@ -199,7 +199,7 @@ impl UploadSessions {
             _ => {
                 let c = self.claim(repo, id).await?;
                 let size = c.record.size;
-                self.release(c);
+                self.release(c.guard, c.staged);
                 Ok(size)
             }
         }
@@ -228,50 +228,63 @@ impl UploadSessions {
         let from = record.size;
         let checkpoint = staged.checkpoint();
         let (staged, written) = write_chunk(staged, range, length, body).await;
-        let mut c = Claimed {
-            guard,
-            staged,
-            record: record.clone(),
-        };
-        let written = match written {
-            Ok(n) => n,
+        match written {
+            Ok(0) => {
+                self.release(guard, staged);
+                return Ok(from);
+            }
+            Ok(_) => {}
             Err(e) => {
-                self.release(c);
+                self.release(guard, staged);
                 return Err(e);
             }
-        };
-        record.size = c.staged.size();
-        record.hash_state = c.staged.hash_state();
-        c.record = record;
-        if written == 0 {
-            self.release(c);
-            return Ok(from);
         }
-        let (meta, record) = (self.meta.clone(), c.record.clone());
-        let recorded = blocking(move || Ok(meta.advance_upload(&record, from)?)).await;
+        record.size = staged.size();
+        record.hash_state = staged.hash_state();
+        // Sealed (readable by every server sharing the store), then recorded.
+        let meta = self.meta.clone();
+        let (mut staged, recorded) = tokio::task::spawn_blocking(move || {
+            let mut staged = staged;
+            let outcome = staged
+                .seal()
+                .map_err(RegistryError::from)
+                .and_then(|descriptor| {
+                    record.staging = descriptor;
+                    Ok(meta.advance_upload(&record, from)?)
+                });
+            (staged, outcome.map(|advanced| (advanced, record.size)))
+        })
+        .await
+        .map_err(|e| RegistryError::Internal(format!("blocking task failed: {e}")))?;
         match recorded {
-            Ok(true) => {
-                let size = c.record.size;
-                self.release(c);
+            Ok((true, size)) => {
+                self.release(guard, staged);
                 Ok(size)
             }
-            // Under the staging lock no other writer records a chunk, so the
-            // session was finished, cancelled or expired meanwhile.
-            Ok(false) => {
-                c.staged.staging().unlock();
-                drop(c);
+            // Another server recorded a chunk first (a store with no shared
+            // lock), or the session was finished, cancelled or expired.
+            Ok((false, _)) => {
+                staged.staging().unlock();
+                drop((staged, guard));
                 self.forget_if_idle(id);
-                Err(RegistryError::UploadUnknown(id.to_string()))
+                let meta = self.meta.clone();
+                let id2 = id.to_string();
+                match blocking(move || Ok(meta.upload(&id2)?)).await? {
+                    Some(r) => Err(RegistryError::RangeNotSatisfiable {
+                        size: r.size,
+                        got: from,
+                    }),
+                    None => Err(RegistryError::UploadUnknown(id.to_string())),
+                }
             }
             // Not recorded: the chunk is taken back, so the client may retry it.
             Err(e) => {
-                if c.staged.rollback(checkpoint).is_err() {
-                    // The handle no longer matches the record; reopened next time.
-                    c.staged.staging().unlock();
-                    drop(c);
+                if staged.rollback(checkpoint).is_err() {
+                    // Out of step with the record; reopened next time.
+                    staged.staging().unlock();
                     return Err(e);
                 }
-                self.release(c);
+                self.release(guard, staged);
                 Err(e)
             }
         }
@@ -299,11 +312,7 @@ impl UploadSessions {
         } = self.claim(repo, id).await?;
         let (staged, written) = write_chunk(staged, range, length, body).await;
         if let Err(e) = written {
-            self.release(Claimed {
-                guard,
-                staged,
-                record,
-            });
+            self.release(guard, staged);
             return Err(e);
         }
         let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
@@ -440,10 +449,15 @@ impl UploadSessions {
         removed
     }
 }
+/// A staging area as [`claim_blocking`] finds it, with the note of one found
+/// on this server.
+type Reopened = (Box<dyn Staging>, Option<Vec<u8>>);
+
 /// [`UploadSessions::claim`] off the runtime: the staging area (the cached
-/// handle, else reopened) locked, then the record read under the lock, and the
-/// two brought in step. The hash always resumes from the record: another
-/// server may have written since this one last did.
+/// handle, else reopened, else a new one when only the record exists, as on a
+/// server that never saw the session) locked, then the record read under the
+/// lock, and the two brought in step. The hash always resumes from the record:
+/// another server may have written since this one last did.
 fn claim_blocking(
     blobs: &dyn BlobStore,
     meta: &dyn MetadataStore,
@@ -452,16 +466,29 @@ fn claim_blocking(
     cached: Option<StagedBlob>,
 ) -> Result<(StagedBlob, UploadRecord), RegistryError> {
     let unknown = || RegistryError::UploadUnknown(id.to_string());
-    // The bytes are not here: no such session, or its staging area is on
-    // another server's disk.
-    let reopen = || -> Result<(Box<dyn Staging>, Vec<u8>), RegistryError> {
-        blobs.reopen_staging(id)?.ok_or_else(unknown)
+    // A handle of this server's, and the note of a staging area found here.
+    let reopen = || -> Result<Reopened, RegistryError> {
+        if let Some((staging, note)) = blobs.reopen_staging(id)? {
+            return Ok((staging, Some(note)));
+        }
+        // Nothing here: a session another server opened (its record says so).
+        match meta.upload(id)? {
+            Some(r) if r.repo == repo => {
+                let note = serde_json::to_vec(&SessionInfo {
+                    repo: r.repo,
+                    algorithm: r.algorithm,
+                })
+                .unwrap_or_default();
+                Ok((blobs.create_staging(id, &note)?, None))
+            }
+            _ => Err(unknown()),
+        }
     };
-    let (mut staging, mut note) = match cached {
-        Some(staged) => (staged.into_parts().0, None),
+    let (mut staging, mut note, mut fresh) = match cached {
+        Some(staged) => (staged.into_parts().0, None, false),
         None => {
             let (s, n) = reopen()?;
-            (s, Some(n))
+            (s, n, true)
         }
     };
     loop {
@@ -477,43 +504,27 @@ fn claim_blocking(
             staging.unlock();
             return Err(unknown());
         };
-        if staging.size() >= record.size || note.is_some() {
-            return in_step(staging, record, repo).ok_or_else(unknown);
+        if record.repo != repo {
+            staging.unlock();
+            return Err(unknown());
         }
-        // A cached handle behind the record (another server wrote through
-        // its own): once more with a fresh one.
+        if staging.adopt(record.size, &record.staging)? {
+            let algorithm: Algorithm = record.algorithm.parse().map_err(|_| unknown())?;
+            let Some(hasher) = Hasher::resume(algorithm, &record.hash_state) else {
+                staging.unlock();
+                return Err(unknown());
+            };
+            return Ok((StagedBlob::from_parts(staging, hasher), record));
+        }
         staging.unlock();
+        if fresh {
+            // The recorded bytes are not reachable from this server.
+            return Err(unknown());
+        }
+        // A cached handle behind the record (another server wrote through its
+        // own): once more with a fresh one.
         let (s, n) = reopen()?;
-        staging = s;
-        note = Some(n);
-    }
-}
-
-/// A freshly opened staging area against its record: bytes past the record
-/// (a chunk that was never recorded) are cut; fewer bytes than recorded, or
-/// another repository, name no session this server can continue.
-fn in_step(
-    mut staging: Box<dyn Staging>,
-    record: UploadRecord,
-    repo: &str,
-) -> Option<(StagedBlob, UploadRecord)> {
-    let fail = |staging: Box<dyn Staging>| {
-        staging.unlock();
-        None
-    };
-    if record.repo != repo || staging.size() < record.size {
-        return fail(staging);
-    }
-    if staging.size() > record.size && staging.truncate(record.size).is_err() {
-        return fail(staging);
-    }
-    let algorithm: Algorithm = match record.algorithm.parse() {
-        Ok(a) => a,
-        Err(_) => return fail(staging),
-    };
-    match Hasher::resume(algorithm, &record.hash_state) {
-        Some(hasher) => Some((StagedBlob::from_parts(staging, hasher), record)),
-        None => fail(staging),
+        (staging, note, fresh) = (s, n, true);
     }
 }
 

@@ -77,6 +77,28 @@ pub trait Staging: Send + 'static {
     }
     /// Ends [`Staging::lock`].
     fn unlock(&self) {}
+    /// Makes everything held readable by every server sharing the store, before
+    /// the registry records the new size, and returns the descriptor to record
+    /// with it (`UploadRecord::staging`), which [`Staging::adopt`] is later
+    /// given. The default returns an empty descriptor: the bytes are where any
+    /// server sharing the store finds them by the session's id (a staging file
+    /// on a shared disk).
+    fn seal(&mut self) -> io::Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+    /// Brings this handle in step with a recorded state (`size` bytes, the
+    /// descriptor [`Staging::seal`] returned): bytes held beyond it (a chunk
+    /// that was never recorded) are dropped. False when the handle holds fewer
+    /// and cannot reach the rest (they are on another server's disk).
+    fn adopt(&mut self, size: u64, _descriptor: &[u8]) -> io::Result<bool> {
+        if self.size() < size {
+            return Ok(false);
+        }
+        if self.size() > size {
+            self.truncate(size)?;
+        }
+        Ok(true)
+    }
     /// Makes the content durable and visible as blob `digest`. If that blob is
     /// already stored (an identical concurrent push won), the staging area is
     /// simply discarded. The caller has verified that the bytes match `digest`.

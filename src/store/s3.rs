@@ -4,14 +4,19 @@
 //! servers such as Garage or MinIO, pure-Rust signing).
 //!
 //! Blobs are objects `PREFIX/blobs/<algorithm>/<2 hex>/<hex>`. An upload stages
-//! its bytes in a local file (under the data directory, as on the filesystem
-//! backend) while the registry hashes them; only after the digest is verified
-//! does [`Staging::publish`] stream the file to the bucket as a multipart
-//! upload, in parts of [`PART_BYTES`], so a blob is never visible in the bucket
-//! before it is known to be right and never held whole in memory. (Streaming
-//! parts while the upload is still open needs chunk boundaries in the staging
-//! interface, since an object store can neither truncate nor read back an
-//! unfinished upload; that is the next step.)
+//! the bytes of the request in progress in a local file (under the data
+//! directory) while the registry hashes them. When the registry records a
+//! chunk ([`Staging::seal`]), the chunk becomes an object
+//! `PREFIX/uploads/<session>/<offset>-<nonce>`, listed in the session's record,
+//! so any server sharing the bucket and the database continues the session.
+//! Only after the digest is verified does [`Staging::publish`] make the blob:
+//! a single sealed chunk is copied inside the bucket; otherwise the sealed
+//! chunks (read back in ranged `GET`s) and the local tail are streamed into a
+//! multipart upload in parts of [`PART_BYTES`]. A blob is never visible in the
+//! bucket before it is known to be right, and never held whole in memory. A
+//! chunk sealed by a server whose record lost the race (another server
+//! recorded that offset first) is deleted by the next server to take the
+//! session; cancelling, expiring or finishing a session deletes its prefix.
 //!
 //! The interface is blocking; each call runs as a task on a small runtime of
 //! the store's own, and the caller waits for it.
@@ -24,7 +29,7 @@ use std::time::SystemTime;
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
-use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore};
 
 use super::fs::FsBlobStore;
 use super::{BlobReader, BlobStore, ResumedStaging, Staging};
@@ -217,11 +222,30 @@ fn key_of(location: &S3Location, digest: &Digest) -> Key {
     }
 }
 
-/// An upload's local staging file; publishing uploads it to the bucket.
+/// The objects of an upload session: `PREFIX/uploads/<id>/`.
+fn session_prefix(location: &S3Location, id: &str) -> Key {
+    if location.prefix.is_empty() {
+        Key::from(format!("uploads/{id}"))
+    } else {
+        Key::from(format!("{}/uploads/{id}", location.prefix))
+    }
+}
+
+/// A sealed chunk of an upload: an object under the session's prefix.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Sealed {
+    key: String,
+    len: u64,
+}
+
+/// An upload's staging area: chunks already sealed, as objects any server
+/// reads, then the bytes since the last seal in a local file.
 struct S3Staging {
     inner: Box<dyn Staging>,
     id: String,
     store: Arc<S3Handle>,
+    sealed: Vec<Sealed>,
+    sealed_size: u64,
 }
 
 /// What a staging area needs of its store after the store call returned.
@@ -232,9 +256,25 @@ struct S3Handle {
     runtime: tokio::runtime::Handle,
 }
 
+impl S3Handle {
+    /// Deletes objects, ignoring those already gone; the first other error.
+    fn delete(&self, keys: Vec<Key>) -> io::Result<()> {
+        let bucket = self.bucket.clone();
+        run_on(&self.runtime, async move {
+            for key in keys {
+                match bucket.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(io_error(e)),
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
 impl Staging for S3Staging {
     fn size(&self) -> u64 {
-        self.inner.size()
+        self.sealed_size + self.inner.size()
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -242,7 +282,12 @@ impl Staging for S3Staging {
     }
 
     fn truncate(&mut self, size: u64) -> io::Result<()> {
-        self.inner.truncate(size)
+        let Some(local) = size.checked_sub(self.sealed_size) else {
+            return Err(io::Error::other(
+                "sealed chunks of an upload cannot be taken back",
+            ));
+        };
+        self.inner.truncate(local)
     }
 
     fn lock(&mut self) -> io::Result<()> {
@@ -253,12 +298,74 @@ impl Staging for S3Staging {
         self.inner.unlock()
     }
 
+    fn seal(&mut self) -> io::Result<Vec<u8>> {
+        let len = self.inner.size();
+        if len > 0 {
+            let h = &self.store;
+            let key = format!(
+                "{}/{:020}-{}",
+                session_prefix(&h.location, &self.id),
+                self.sealed_size,
+                uuid::Uuid::new_v4().simple()
+            );
+            upload(
+                h.bucket.clone(),
+                Key::from(key.as_str()),
+                self.inner.read_back()?,
+                &h.runtime,
+            )?;
+            self.sealed.push(Sealed { key, len });
+            self.sealed_size += len;
+            self.inner.truncate(0)?;
+        }
+        serde_json::to_vec(&self.sealed).map_err(io::Error::other)
+    }
+
+    fn adopt(&mut self, size: u64, descriptor: &[u8]) -> io::Result<bool> {
+        let recorded: Vec<Sealed> = if descriptor.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_slice(descriptor).map_err(io::Error::other)?
+        };
+        // Chunks this handle sealed that were never recorded (another server
+        // recorded first): nobody will read them.
+        let orphans: Vec<Key> = self
+            .sealed
+            .iter()
+            .filter(|s| !recorded.contains(s))
+            .map(|s| Key::from(s.key.as_str()))
+            .collect();
+        if !orphans.is_empty() {
+            let _ = self.store.delete(orphans);
+        }
+        self.sealed_size = recorded.iter().map(|s| s.len).sum();
+        self.sealed = recorded;
+        // What the record holds beyond the sealed chunks is local (a session
+        // staged before chunks were sealed).
+        let Some(local) = size.checked_sub(self.sealed_size) else {
+            return Ok(false);
+        };
+        if self.inner.size() < local {
+            return Ok(false);
+        }
+        if self.inner.size() > local {
+            self.inner.truncate(local)?;
+        }
+        Ok(true)
+    }
+
     fn read_back(&self) -> io::Result<Box<dyn Read + Send>> {
-        self.inner.read_back()
+        let remote = SealedReader {
+            store: self.store.clone(),
+            chunks: self.sealed.clone().into(),
+            offset: 0,
+            buffer: io::Cursor::new(bytes::Bytes::new()),
+        };
+        Ok(Box::new(remote.chain(self.inner.read_back()?)))
     }
 
     fn publish(self: Box<Self>, digest: &Digest) -> io::Result<()> {
-        let h = &self.store;
+        let h = self.store.clone();
         let key = key_of(&h.location, digest);
         let bucket = h.bucket.clone();
         let probe = key.clone();
@@ -268,48 +375,138 @@ impl Staging for S3Staging {
         )?;
         // Content-addressed: an object already there holds these very bytes.
         if !exists {
-            upload(h.bucket.clone(), key, self.inner.read_back()?, &h.runtime)?;
+            match (self.sealed.as_slice(), self.inner.size()) {
+                // One sealed chunk and nothing since: copied inside the store.
+                ([only], 0) => {
+                    let (bucket, from) = (h.bucket.clone(), Key::from(only.key.as_str()));
+                    let to = key.clone();
+                    run_on(&h.runtime, async move {
+                        bucket.copy(&from, &to).await.map_err(io_error)
+                    })?;
+                }
+                _ => upload(h.bucket.clone(), key, self.read_back()?, &h.runtime)?,
+            }
+        }
+        let sealed: Vec<Key> = self
+            .sealed
+            .iter()
+            .map(|s| Key::from(s.key.as_str()))
+            .collect();
+        if !sealed.is_empty() {
+            let _ = h.delete(sealed);
         }
         h.staging.discard_staging(&self.id);
         Ok(())
     }
 }
 
+/// Reads sealed chunks back in order, a part at a time (ranged `GET`s).
+struct SealedReader {
+    store: Arc<S3Handle>,
+    chunks: std::collections::VecDeque<Sealed>,
+    /// Where the next ranged read of the first chunk starts.
+    offset: u64,
+    buffer: io::Cursor<bytes::Bytes>,
+}
+
+impl Read for SealedReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.buffer.read(out)?;
+            if n > 0 || out.is_empty() {
+                return Ok(n);
+            }
+            let Some(chunk) = self.chunks.front().cloned() else {
+                return Ok(0);
+            };
+            if self.offset >= chunk.len {
+                self.chunks.pop_front();
+                self.offset = 0;
+                continue;
+            }
+            let end = (self.offset + PART_BYTES as u64).min(chunk.len);
+            let (bucket, key, range) = (
+                self.store.bucket.clone(),
+                Key::from(chunk.key.as_str()),
+                self.offset..end,
+            );
+            let bytes = run_on(&self.store.runtime, async move {
+                bucket.get_range(&key, range).await.map_err(io_error)
+            })?;
+            if bytes.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("chunk {} of an upload ended early", chunk.key),
+                ));
+            }
+            self.offset += bytes.len() as u64;
+            self.buffer = io::Cursor::new(bytes);
+        }
+    }
+}
+
 /// Streams `bytes` into the object `key` as a multipart upload, in parts of
-/// [`PART_BYTES`], a few in flight.
+/// [`PART_BYTES`], a few in flight. The bytes are read on the calling thread
+/// (never inside the store's runtime: reading sealed chunks back is itself a
+/// request on that runtime).
 fn upload(
     bucket: Arc<AmazonS3>,
     key: Key,
     mut bytes: Box<dyn Read + Send>,
     runtime: &tokio::runtime::Handle,
 ) -> io::Result<()> {
-    run_on(runtime, async move {
-        // Up to one part: a single PUT (an empty multipart part is refused).
-        let mut first = Vec::with_capacity(PART_BYTES);
+    let mut read_part = || -> io::Result<Vec<u8>> {
+        let mut part = Vec::with_capacity(PART_BYTES);
         (&mut bytes)
             .take(PART_BYTES as u64)
-            .read_to_end(&mut first)?;
-        if first.len() < PART_BYTES {
+            .read_to_end(&mut part)?;
+        Ok(part)
+    };
+    let first = read_part()?;
+    // Up to one part: a single PUT (an empty multipart part is refused).
+    if first.len() < PART_BYTES {
+        return run_on(runtime, async move {
             bucket.put(&key, first.into()).await.map_err(io_error)?;
-            return Ok(());
-        }
-        let upload = bucket.put_multipart(&key).await.map_err(io_error)?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-        writer.write(&first);
-        let mut buf = vec![0u8; 1 << 20];
+            Ok(())
+        });
+    }
+    let (b, k) = (bucket.clone(), key.clone());
+    let mut multipart = run_on(runtime, async move {
+        b.put_multipart(&k).await.map_err(io_error)
+    })?;
+    let mut in_flight = std::collections::VecDeque::new();
+    let wait = |h: tokio::task::JoinHandle<object_store::Result<()>>| {
+        run_on(runtime, async move {
+            h.await
+                .map_err(|e| io::Error::other(format!("an upload part failed: {e}")))?
+                .map_err(io_error)
+        })
+    };
+    let parts = (|| -> io::Result<()> {
+        let mut part = first;
         loop {
-            let n = bytes.read(&mut buf)?;
-            if n == 0 {
+            in_flight.push_back(runtime.spawn(multipart.put_part(part.into())));
+            if in_flight.len() >= PARTS_IN_FLIGHT {
+                wait(in_flight.pop_front().expect("a part in flight"))?;
+            }
+            part = read_part()?;
+            if part.is_empty() {
                 break;
             }
-            writer
-                .wait_for_capacity(PARTS_IN_FLIGHT)
-                .await
-                .map_err(io_error)?;
-            writer.write(&buf[..n]);
         }
-        writer.finish().await.map_err(io_error)?;
+        while let Some(h) = in_flight.pop_front() {
+            wait(h)?;
+        }
         Ok(())
+    })();
+    run_on(runtime, async move {
+        match parts {
+            Ok(()) => multipart.complete().await.map(|_| ()).map_err(io_error),
+            Err(e) => {
+                let _ = multipart.abort().await;
+                Err(e)
+            }
+        }
     })
 }
 
@@ -333,6 +530,8 @@ impl S3BlobStore {
             inner,
             id: id.to_string(),
             store: self.handle(),
+            sealed: Vec::new(),
+            sealed_size: 0,
         })
     }
 }
@@ -351,7 +550,27 @@ impl BlobStore for S3BlobStore {
     }
 
     fn discard_staging(&self, id: &str) {
-        self.staging.discard_staging(id)
+        self.staging.discard_staging(id);
+        // The session's sealed chunks, whichever server sealed them.
+        let (bucket, prefix) = (self.bucket.clone(), session_prefix(&self.location, id));
+        let removed = self.run(async move {
+            let keys: Vec<Key> = bucket
+                .list(Some(&prefix))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .map_err(io_error)?;
+            for key in keys {
+                match bucket.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(io_error(e)),
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = removed {
+            tracing::warn!(session = id, error = %e, "cannot remove an upload's sealed chunks");
+        }
     }
 
     fn stale_staging(&self, before: SystemTime) -> Vec<String> {

@@ -1,19 +1,31 @@
 //! Upload sessions any server can continue: two servers over the same stores
-//! (one data directory, and SQLite or PostgreSQL metadata) take turns with the
-//! chunks of one upload, over HTTP.
+//! (one data directory with SQLite or PostgreSQL metadata, or PostgreSQL and
+//! S3 with a data directory each) take turns with the chunks of one upload,
+//! over HTTP.
 
 use marina::config::SecretUrl;
 use marina::oci::Algorithm;
 use marina::server::ServerHandle;
 use reqwest::StatusCode;
 
-use crate::support::postgres_metadata_url;
+use crate::support::{postgres_metadata_url, s3_url};
 
-/// A server over `dir` (and `metadata`, when given).
-async fn server(dir: &std::path::Path, metadata: Option<&SecretUrl>) -> ServerHandle {
+/// Where the two servers keep things: metadata and blob URLs, and whether
+/// they share one data directory.
+struct Stores {
+    metadata: Option<SecretUrl>,
+    blobs: Option<String>,
+    one_data_dir: bool,
+}
+
+/// A server over `dir` and `stores`.
+async fn server(dir: &std::path::Path, stores: &Stores) -> ServerHandle {
     let mut builder = marina::Registry::builder().data_dir(dir).gc_interval(None);
-    if let Some(url) = metadata {
+    if let Some(url) = &stores.metadata {
         builder = builder.metadata_url(url.expose());
+    }
+    if let Some(url) = &stores.blobs {
+        builder = builder.blob_url(url);
     }
     let registry = builder.build().expect("the stores open");
     marina::server::serve(&registry, "127.0.0.1:0")
@@ -23,10 +35,11 @@ async fn server(dir: &std::path::Path, metadata: Option<&SecretUrl>) -> ServerHa
 
 /// POST on one server, chunks alternating, status on each, PUT on the other,
 /// and the blob read back from the first.
-async fn chunks_alternate_between_servers(metadata: Option<SecretUrl>) {
-    let dir = tempfile::tempdir().unwrap();
-    let a = server(dir.path(), metadata.as_ref()).await;
-    let b = server(dir.path(), metadata.as_ref()).await;
+async fn chunks_alternate_between_servers(stores: Stores) {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = server(dir_a.path(), &stores).await;
+    let b_dir = if stores.one_data_dir { &dir_a } else { &dir_b };
+    let b = server(b_dir.path(), &stores).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -110,13 +123,52 @@ async fn chunks_alternate_between_servers(metadata: Option<SecretUrl>) {
             "the session is over on {base}"
         );
     }
+    // One chunk on one server, closed on the other (on S3: the sealed chunk
+    // is copied inside the bucket).
+    let one = b"a single sealed chunk".to_vec();
+    let one_digest = Algorithm::Sha256.digest_of(&one);
+    let r = http
+        .post(format!("{}/v2/shared/app/blobs/uploads/", servers[1]))
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let r = http
+        .patch(format!("{}{location}", servers[0]))
+        .header("content-type", "application/octet-stream")
+        .body(one.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let r = http
+        .put(format!("{}{location}{sep}digest={one_digest}", servers[1]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let got = http
+        .get(format!("{}/v2/shared/app/blobs/{one_digest}", servers[0]))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), one.as_slice());
     a.stop().await;
     b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_data_directory_share_upload_sessions() {
-    chunks_alternate_between_servers(None).await;
+    chunks_alternate_between_servers(Stores {
+        metadata: None,
+        blobs: None,
+        one_data_dir: true,
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,5 +176,25 @@ async fn two_servers_on_postgres_share_upload_sessions() {
     let Some(url) = postgres_metadata_url() else {
         return;
     };
-    chunks_alternate_between_servers(Some(url)).await;
+    chunks_alternate_between_servers(Stores {
+        metadata: Some(url),
+        blobs: None,
+        one_data_dir: true,
+    })
+    .await;
+}
+
+/// Nothing shared but the database and the bucket: each chunk is sealed into
+/// the bucket before it is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_postgres_and_s3_with_a_disk_each_share_upload_sessions() {
+    let (Some(metadata), Some(blobs)) = (postgres_metadata_url(), s3_url()) else {
+        return;
+    };
+    chunks_alternate_between_servers(Stores {
+        metadata: Some(metadata),
+        blobs: Some(blobs),
+        one_data_dir: false,
+    })
+    .await;
 }
