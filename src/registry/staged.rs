@@ -74,6 +74,12 @@ impl StagedBlob {
         Ok(hash_all(&*self.staging, algorithm)?.finish())
     }
 
+    /// Lets go of the staging area before it is discarded (see
+    /// [`Staging::abandon`]).
+    pub fn abandon(self) {
+        self.staging.abandon()
+    }
+
     /// Publishes the bytes as blob `digest` (verified by the caller).
     pub fn publish(self, digest: &Digest) -> io::Result<()> {
         self.staging.publish(digest)

@@ -382,7 +382,7 @@ impl UploadSessions {
         let id2 = id.to_string();
         let result = blocking(move || {
             meta.remove_upload(&id2)?;
-            drop(staged);
+            staged.abandon();
             blobs.discard_staging(&id2);
             Ok(())
         })
@@ -401,6 +401,27 @@ impl UploadSessions {
             .filter_map(|s| Some(s.try_lock().ok()?.staged.as_ref()?.size()))
             .sum();
         (map.len() as u64, bytes)
+    }
+
+    /// Lets go of what a session's staging area holds that discarding it by id
+    /// would not reach (see [`Staging::abandon`]), with the handle open here or
+    /// one brought in step with the record.
+    fn abandon(&self, id: &str, open: Option<StagedBlob>) {
+        if let Some(staged) = open {
+            staged.abandon();
+            return;
+        }
+        let Ok(Some(record)) = self.meta.upload(id) else {
+            return;
+        };
+        let handle = match self.blobs.reopen_staging(id) {
+            Ok(Some((staging, _))) => Some(staging),
+            _ => self.blobs.create_staging(id, b"").ok(),
+        };
+        if let Some(mut staging) = handle {
+            let _ = staging.adopt(record.size, &record.staging);
+            staging.abandon();
+        }
     }
 
     /// Removes sessions idle for longer than `ttl` (by their records, whichever
@@ -425,6 +446,7 @@ impl UploadSessions {
                 let Ok(mut open) = entry.try_lock() else {
                     continue;
                 };
+                self.abandon(&id, open.staged.take());
                 if matches!(self.meta.remove_upload(&id), Ok(true)) {
                     open.staged = None;
                     self.blobs.discard_staging(&id);
@@ -561,6 +583,7 @@ fn adopt_legacy(
 fn verify_and_publish(staged: StagedBlob, digest: &Digest) -> Result<u64, RegistryError> {
     let actual = staged.digest_as(digest.algorithm())?;
     if actual != *digest {
+        staged.abandon();
         return Err(RegistryError::DigestMismatch {
             expected: digest.to_string(),
             actual: actual.to_string(),

@@ -99,6 +99,10 @@ pub trait Staging: Send + 'static {
         }
         Ok(true)
     }
+    /// Lets go of what only this handle can name before the session's staging
+    /// area is discarded (an object store's unfinished multipart upload). The
+    /// default does nothing.
+    fn abandon(self: Box<Self>) {}
     /// Makes the content durable and visible as blob `digest`. If that blob is
     /// already stored (an identical concurrent push won), the staging area is
     /// simply discarded. The caller has verified that the bytes match `digest`.

@@ -28,6 +28,7 @@ use std::time::SystemTime;
 
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as Key;
 use object_store::{GetOptions, GetRange, ObjectStore};
 
@@ -231,21 +232,61 @@ fn session_prefix(location: &S3Location, id: &str) -> Key {
     }
 }
 
-/// A sealed chunk of an upload: an object under the session's prefix.
+/// A small chunk of an upload kept as an object of its own (under the
+/// session's prefix) until enough of them make a part.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Sealed {
+struct Piece {
     key: String,
     len: u64,
 }
 
-/// An upload's staging area: chunks already sealed, as objects any server
-/// reads, then the bytes since the last seal in a local file.
+/// A part of the session's multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Part {
+    etag: String,
+    len: u64,
+}
+
+/// What of an upload is in the bucket (the descriptor a session's record
+/// holds): parts of a multipart upload to `PREFIX/uploads/<session>/data`,
+/// then the pieces too small to be a part yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Sealed {
+    #[serde(default)]
+    upload: Option<String>,
+    #[serde(default)]
+    parts: Vec<Part>,
+    #[serde(default)]
+    pieces: Vec<Piece>,
+}
+
+impl Sealed {
+    fn parts_len(&self) -> u64 {
+        self.parts.iter().map(|p| p.len).sum()
+    }
+
+    fn pieces_len(&self) -> u64 {
+        self.pieces.iter().map(|p| p.len).sum()
+    }
+
+    fn len(&self) -> u64 {
+        self.parts_len() + self.pieces_len()
+    }
+}
+
+/// Smallest part S3 takes, but for the last.
+const MIN_PART_BYTES: u64 = 5 << 20;
+
+/// An upload's staging area: what is sealed in the bucket (parts of a
+/// multipart upload, small pieces), then the bytes since the last seal in a
+/// local file.
 struct S3Staging {
     inner: Box<dyn Staging>,
     id: String,
     store: Arc<S3Handle>,
-    sealed: Vec<Sealed>,
-    sealed_size: u64,
+    /// Behind a lock only so that [`Staging::read_back`] can complete the
+    /// multipart upload (its parts cannot be read before).
+    sealed: std::sync::Mutex<Sealed>,
 }
 
 /// What a staging area needs of its store after the store call returned.
@@ -270,11 +311,149 @@ impl S3Handle {
             Ok(())
         })
     }
+
+    fn run<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = io::Result<T>> + Send + 'static,
+    ) -> io::Result<T> {
+        run_on(&self.runtime, fut)
+    }
+
+    /// The key of a session's multipart upload.
+    fn data_key(&self, id: &str) -> Key {
+        Key::from(format!("{}/data", session_prefix(&self.location, id)))
+    }
+
+    /// Appends `source` (`len` bytes) to the multipart upload as parts of
+    /// [`PART_BYTES`], a few in flight. With `last`, the final part may be
+    /// short; else a short remainder joins the part before it, so every part
+    /// is at least [`MIN_PART_BYTES`].
+    fn put_parts(
+        &self,
+        id: &str,
+        sealed: &mut Sealed,
+        mut source: Box<dyn Read + Send>,
+        len: u64,
+        last: bool,
+    ) -> io::Result<()> {
+        let key = self.data_key(id);
+        let upload = match &sealed.upload {
+            Some(u) => u.clone(),
+            None => {
+                let (bucket, k) = (self.bucket.clone(), key.clone());
+                let u =
+                    self.run(async move { bucket.create_multipart(&k).await.map_err(io_error) })?;
+                sealed.upload = Some(u.clone());
+                u
+            }
+        };
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut left = len;
+        let wait = |h: tokio::task::JoinHandle<io::Result<Part>>, sealed: &mut Sealed| {
+            let part = self.run(async move {
+                h.await
+                    .map_err(|e| io::Error::other(format!("an upload part failed: {e}")))?
+            })?;
+            sealed.parts.push(part);
+            io::Result::Ok(())
+        };
+        let mut idx = sealed.parts.len();
+        while left > 0 {
+            let mut take = left.min(PART_BYTES as u64);
+            if !last && left - take < MIN_PART_BYTES {
+                take = left;
+            }
+            let mut part = Vec::with_capacity(take as usize);
+            (&mut source).take(take).read_to_end(&mut part)?;
+            if part.len() as u64 != take {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "an upload's staged bytes ended early",
+                ));
+            }
+            left -= take;
+            let (bucket, k, u) = (self.bucket.clone(), key.clone(), upload.clone());
+            in_flight.push_back(self.runtime.spawn(async move {
+                let id = bucket
+                    .put_part(&k, &u, idx, part.into())
+                    .await
+                    .map_err(io_error)?;
+                Ok(Part {
+                    etag: id.content_id,
+                    len: take,
+                })
+            }));
+            idx += 1;
+            if in_flight.len() >= PARTS_IN_FLIGHT {
+                wait(in_flight.pop_front().expect("a part in flight"), sealed)?;
+            }
+        }
+        while let Some(h) = in_flight.pop_front() {
+            wait(h, sealed)?;
+        }
+        Ok(())
+    }
+
+    /// Completes the multipart upload into the session's data object.
+    fn complete(&self, id: &str, sealed: &Sealed) -> io::Result<()> {
+        let Some(upload) = sealed.upload.clone() else {
+            return Ok(());
+        };
+        let parts: Vec<object_store::multipart::PartId> = sealed
+            .parts
+            .iter()
+            .map(|p| object_store::multipart::PartId {
+                content_id: p.etag.clone(),
+            })
+            .collect();
+        let (bucket, key) = (self.bucket.clone(), self.data_key(id));
+        self.run(async move {
+            bucket
+                .complete_multipart(&key, &upload, parts)
+                .await
+                .map(|_| ())
+                .map_err(io_error)
+        })
+    }
+
+    /// Reads objects back in order, a part at a time (ranged `GET`s).
+    fn reader(self: &Arc<Self>, objects: Vec<Piece>) -> SealedReader {
+        SealedReader {
+            store: self.clone(),
+            chunks: objects.into(),
+            offset: 0,
+            buffer: io::Cursor::new(bytes::Bytes::new()),
+        }
+    }
+}
+
+impl S3Staging {
+    fn sealed(&self) -> std::sync::MutexGuard<'_, Sealed> {
+        self.sealed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes everything sealed readable: completes the multipart upload into
+    /// the data object, which becomes the first piece.
+    fn assemble(&self) -> io::Result<()> {
+        let mut sealed = self.sealed();
+        if sealed.upload.is_none() {
+            return Ok(());
+        }
+        self.store.complete(&self.id, &sealed)?;
+        let data = Piece {
+            key: self.store.data_key(&self.id).to_string(),
+            len: sealed.parts_len(),
+        };
+        sealed.upload = None;
+        sealed.parts.clear();
+        sealed.pieces.insert(0, data);
+        Ok(())
+    }
 }
 
 impl Staging for S3Staging {
     fn size(&self) -> u64 {
-        self.sealed_size + self.inner.size()
+        self.sealed().len() + self.inner.size()
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -282,7 +461,7 @@ impl Staging for S3Staging {
     }
 
     fn truncate(&mut self, size: u64) -> io::Result<()> {
-        let Some(local) = size.checked_sub(self.sealed_size) else {
+        let Some(local) = size.checked_sub(self.sealed().len()) else {
             return Err(io::Error::other(
                 "sealed chunks of an upload cannot be taken back",
             ));
@@ -299,50 +478,68 @@ impl Staging for S3Staging {
     }
 
     fn seal(&mut self) -> io::Result<Vec<u8>> {
-        let len = self.inner.size();
-        if len > 0 {
-            let h = &self.store;
-            let key = format!(
-                "{}/{:020}-{}",
-                session_prefix(&h.location, &self.id),
-                self.sealed_size,
-                uuid::Uuid::new_v4().simple()
-            );
-            upload(
-                h.bucket.clone(),
-                Key::from(key.as_str()),
-                self.inner.read_back()?,
-                &h.runtime,
-            )?;
-            self.sealed.push(Sealed { key, len });
-            self.sealed_size += len;
+        let pending = self.inner.size();
+        let h = self.store.clone();
+        let mut sealed = self.sealed().clone();
+        if pending > 0 {
+            let waiting = sealed.pieces_len();
+            if waiting + pending < MIN_PART_BYTES {
+                // Too small for a part: a piece of its own until more come.
+                let key = format!(
+                    "{}/piece-{:020}-{}",
+                    session_prefix(&h.location, &self.id),
+                    sealed.len(),
+                    uuid::Uuid::new_v4().simple()
+                );
+                upload(
+                    h.bucket.clone(),
+                    Key::from(key.as_str()),
+                    self.inner.read_back()?,
+                    &h.runtime,
+                )?;
+                sealed.pieces.push(Piece { key, len: pending });
+            } else {
+                // The waiting pieces and this chunk become parts.
+                let pieces = std::mem::take(&mut sealed.pieces);
+                let source = h.reader(pieces.clone()).chain(self.inner.read_back()?);
+                h.put_parts(
+                    &self.id,
+                    &mut sealed,
+                    Box::new(source),
+                    waiting + pending,
+                    false,
+                )?;
+                let _ = h.delete(pieces.iter().map(|p| Key::from(p.key.as_str())).collect());
+            }
             self.inner.truncate(0)?;
+            *self.sealed() = sealed.clone();
         }
-        serde_json::to_vec(&self.sealed).map_err(io::Error::other)
+        serde_json::to_vec(&sealed).map_err(io::Error::other)
     }
 
     fn adopt(&mut self, size: u64, descriptor: &[u8]) -> io::Result<bool> {
-        let recorded: Vec<Sealed> = if descriptor.is_empty() {
-            Vec::new()
+        let recorded: Sealed = if descriptor.is_empty() {
+            Sealed::default()
         } else {
             serde_json::from_slice(descriptor).map_err(io::Error::other)?
         };
-        // Chunks this handle sealed that were never recorded (another server
-        // recorded first): nobody will read them.
-        let orphans: Vec<Key> = self
-            .sealed
+        // What this handle sealed that was never recorded (another server
+        // recorded first): nobody will read it.
+        let mine = self.sealed().clone();
+        let orphans: Vec<Key> = mine
+            .pieces
             .iter()
-            .filter(|s| !recorded.contains(s))
-            .map(|s| Key::from(s.key.as_str()))
+            .filter(|p| !recorded.pieces.contains(p))
+            .map(|p| Key::from(p.key.as_str()))
             .collect();
         if !orphans.is_empty() {
             let _ = self.store.delete(orphans);
         }
-        self.sealed_size = recorded.iter().map(|s| s.len).sum();
-        self.sealed = recorded;
-        // What the record holds beyond the sealed chunks is local (a session
+        let recorded_len = recorded.len();
+        *self.sealed() = recorded;
+        // What the record holds beyond the sealed bytes is local (a session
         // staged before chunks were sealed).
-        let Some(local) = size.checked_sub(self.sealed_size) else {
+        let Some(local) = size.checked_sub(recorded_len) else {
             return Ok(false);
         };
         if self.inner.size() < local {
@@ -355,13 +552,11 @@ impl Staging for S3Staging {
     }
 
     fn read_back(&self) -> io::Result<Box<dyn Read + Send>> {
-        let remote = SealedReader {
-            store: self.store.clone(),
-            chunks: self.sealed.clone().into(),
-            offset: 0,
-            buffer: io::Cursor::new(bytes::Bytes::new()),
-        };
-        Ok(Box::new(remote.chain(self.inner.read_back()?)))
+        self.assemble()?;
+        let pieces = self.sealed().pieces.clone();
+        Ok(Box::new(
+            self.store.reader(pieces).chain(self.inner.read_back()?),
+        ))
     }
 
     fn publish(self: Box<Self>, digest: &Digest) -> io::Result<()> {
@@ -373,38 +568,64 @@ impl Staging for S3Staging {
             &h.runtime,
             async move { Ok(bucket.head(&probe).await.is_ok()) },
         )?;
+        let mut sealed = self.sealed().clone();
         // Content-addressed: an object already there holds these very bytes.
         if !exists {
-            match (self.sealed.as_slice(), self.inner.size()) {
-                // One sealed chunk and nothing since: copied inside the store.
-                ([only], 0) => {
-                    let (bucket, from) = (h.bucket.clone(), Key::from(only.key.as_str()));
-                    let to = key.clone();
-                    run_on(&h.runtime, async move {
-                        bucket.copy(&from, &to).await.map_err(io_error)
-                    })?;
+            let pending = self.inner.size();
+            if sealed.upload.is_some() {
+                // The pieces and the last bytes become the last parts; the
+                // completed upload is copied inside the bucket.
+                let pieces = std::mem::take(&mut sealed.pieces);
+                let rest = pieces.iter().map(|p| p.len).sum::<u64>() + pending;
+                let source = h.reader(pieces.clone()).chain(self.inner.read_back()?);
+                h.put_parts(&self.id, &mut sealed, Box::new(source), rest, true)?;
+                h.complete(&self.id, &sealed)?;
+                sealed.upload = None;
+                sealed.pieces = pieces;
+                let (bucket, from, to) = (h.bucket.clone(), h.data_key(&self.id), key.clone());
+                h.run(async move { bucket.copy(&from, &to).await.map_err(io_error) })?;
+            } else {
+                match (sealed.pieces.as_slice(), pending) {
+                    // One piece and nothing since: copied inside the bucket.
+                    ([only], 0) => {
+                        let (bucket, from) = (h.bucket.clone(), Key::from(only.key.as_str()));
+                        let to = key.clone();
+                        h.run(async move { bucket.copy(&from, &to).await.map_err(io_error) })?;
+                    }
+                    _ => upload(h.bucket.clone(), key, self.read_back()?, &h.runtime)?,
                 }
-                _ => upload(h.bucket.clone(), key, self.read_back()?, &h.runtime)?,
             }
+        } else if let Some(u) = sealed.upload.clone() {
+            let (bucket, k) = (h.bucket.clone(), h.data_key(&self.id));
+            let _ = h.run(async move { bucket.abort_multipart(&k, &u).await.map_err(io_error) });
         }
-        let sealed: Vec<Key> = self
-            .sealed
+        let mut leftovers: Vec<Key> = sealed
+            .pieces
             .iter()
-            .map(|s| Key::from(s.key.as_str()))
+            .map(|p| Key::from(p.key.as_str()))
             .collect();
-        if !sealed.is_empty() {
-            let _ = h.delete(sealed);
-        }
+        leftovers.push(h.data_key(&self.id));
+        let _ = h.delete(leftovers);
         h.staging.discard_staging(&self.id);
         Ok(())
     }
+
+    fn abandon(self: Box<Self>) {
+        let sealed = self.sealed().clone();
+        if let Some(u) = sealed.upload {
+            let (bucket, k) = (self.store.bucket.clone(), self.store.data_key(&self.id));
+            let _ = self
+                .store
+                .run(async move { bucket.abort_multipart(&k, &u).await.map_err(io_error) });
+        }
+    }
 }
 
-/// Reads sealed chunks back in order, a part at a time (ranged `GET`s).
+/// Reads sealed pieces back in order, a part at a time (ranged `GET`s).
 struct SealedReader {
     store: Arc<S3Handle>,
-    chunks: std::collections::VecDeque<Sealed>,
-    /// Where the next ranged read of the first chunk starts.
+    chunks: std::collections::VecDeque<Piece>,
+    /// Where the next ranged read of the first piece starts.
     offset: u64,
     buffer: io::Cursor<bytes::Bytes>,
 }
@@ -530,8 +751,7 @@ impl S3BlobStore {
             inner,
             id: id.to_string(),
             store: self.handle(),
-            sealed: Vec::new(),
-            sealed_size: 0,
+            sealed: std::sync::Mutex::new(Sealed::default()),
         })
     }
 }

@@ -16,7 +16,12 @@ struct Stores {
     metadata: Option<SecretUrl>,
     blobs: Option<String>,
     one_data_dir: bool,
+    /// The chunks' sizes; the last goes with the closing `PUT`.
+    chunks: Vec<usize>,
 }
+
+const KIB: usize = 1 << 10;
+const MIB: usize = 1 << 20;
 
 /// A server over `dir` and `stores`.
 async fn server(dir: &std::path::Path, stores: &Stores) -> ServerHandle {
@@ -45,10 +50,18 @@ async fn chunks_alternate_between_servers(stores: Stores) {
         .build()
         .unwrap();
     let servers = [a.url(), b.url()];
-    let chunks: Vec<Vec<u8>> = (0..5u8)
-        .map(|i| (0..70_000u32).map(|j| (j as u8) ^ i).collect())
+    let chunks: Vec<Vec<u8>> = stores
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            (0..n)
+                .map(|j| (j as u8) ^ (i as u8) ^ (j >> 12) as u8)
+                .collect()
+        })
         .collect();
-    let whole = chunks.concat();
+    let (last, chunks) = chunks.split_last().expect("at least one chunk");
+    let whole = [chunks.concat(), last.clone()].concat();
     let digest = Algorithm::Sha256.digest_of(&whole);
 
     let r = http
@@ -102,6 +115,8 @@ async fn chunks_alternate_between_servers(stores: Stores) {
     let sep = if location.contains('?') { '&' } else { '?' };
     let r = http
         .put(format!("{}{location}{sep}digest={digest}", servers[0]))
+        .header("content-type", "application/octet-stream")
+        .body(last.clone())
         .send()
         .await
         .unwrap();
@@ -167,6 +182,7 @@ async fn two_servers_on_one_data_directory_share_upload_sessions() {
         metadata: None,
         blobs: None,
         one_data_dir: true,
+        chunks: vec![70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 3 * KIB],
     })
     .await;
 }
@@ -180,6 +196,7 @@ async fn two_servers_on_postgres_share_upload_sessions() {
         metadata: Some(url),
         blobs: None,
         one_data_dir: true,
+        chunks: vec![70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 3 * KIB],
     })
     .await;
 }
@@ -195,6 +212,9 @@ async fn two_servers_on_postgres_and_s3_with_a_disk_each_share_upload_sessions()
         metadata: Some(metadata),
         blobs: Some(blobs),
         one_data_dir: false,
+        // Small pieces that add up to a part, a chunk that is a part on its
+        // own with a short remainder kept in it, more pieces, and a last body.
+        chunks: vec![3 * MIB, 3 * MIB, 9 * MIB, MIB, 2 * MIB, MIB + 7],
     })
     .await;
 }
