@@ -569,6 +569,7 @@ impl Staging for S3Staging {
             async move { Ok(bucket.head(&probe).await.is_ok()) },
         )?;
         let mut sealed = self.sealed().clone();
+        let had_upload = sealed.upload.is_some();
         // Content-addressed: an object already there holds these very bytes.
         if !exists {
             let pending = self.inner.size();
@@ -604,8 +605,12 @@ impl Staging for S3Staging {
             .iter()
             .map(|p| Key::from(p.key.as_str()))
             .collect();
-        leftovers.push(h.data_key(&self.id));
-        let _ = h.delete(leftovers);
+        if had_upload {
+            leftovers.push(h.data_key(&self.id));
+        }
+        if !leftovers.is_empty() {
+            let _ = h.delete(leftovers);
+        }
         h.staging.discard_staging(&self.id);
         Ok(())
     }

@@ -44,6 +44,9 @@ use super::{
     SystemClock,
 };
 
+/// Connections kept open for upload-session records.
+const UPLOADS_POOL_SIZE: usize = 8;
+
 /// Connections kept open to the database.
 const POOL_SIZE: usize = 16;
 /// Attempts of a write transaction that keeps meeting concurrent writers.
@@ -54,6 +57,12 @@ const MIGRATION_LOCK: i64 = 0x6d61_7269_6e61;
 /// [`MetadataStore`] on PostgreSQL.
 pub struct PgMetaStore {
     pool: Pool,
+    /// Connections for upload-session records, committing without waiting for
+    /// the disk (`synchronous_commit = off`): a session is not yet stored
+    /// content, and PostgreSQL crashing loses at most the last moments of
+    /// records, after which a client asks where its upload stands (`GET`) and
+    /// goes on from there. A crash of Marina loses nothing committed.
+    uploads_pool: Pool,
     runtime: Option<tokio::runtime::Runtime>,
     clock: Arc<dyn Clock>,
 }
@@ -194,10 +203,13 @@ fn repo_lock(repo: &str) -> (String, bool) {
 /// Runs `$body` (which may use the pooled connection `$c` and `?` on driver
 /// errors) and waits for its result.
 macro_rules! read_conn {
-    ($store:expr, |$c:ident| $body:block) => {{
+    ($store:expr, |$c:ident| $body:block) => {
+        read_conn!($store, pool, |$c| $body)
+    };
+    ($store:expr, $pool:ident, |$c:ident| $body:block) => {{
         let store: &PgMetaStore = $store;
         store.run(async {
-            let client = store.pool.get().await.map_err(pool_error)?;
+            let client = store.$pool.get().await.map_err(pool_error)?;
             let $c = &client;
             let result: Result<_, tokio_postgres::Error> = async { $body }.await;
             Ok::<_, StoreError>(result?)
@@ -268,22 +280,31 @@ impl PgMetaStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Postgres(format!("cannot start the database runtime: {e}")))?;
-        let manager = Manager::from_config(
-            config,
-            tls()?,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
+        let mut uploads_config = config.clone();
+        let options = format!(
+            "{} -c synchronous_commit=off",
+            config.get_options().unwrap_or("")
         );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| StoreError::Postgres(e.to_string()))?;
+        uploads_config.options(options.trim());
+        let pool = |config: tokio_postgres::Config, size: usize| -> Result<Pool, StoreError> {
+            let manager = Manager::from_config(
+                config,
+                tls()?,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(Duration::from_secs(30)))
+                .create_timeout(Some(Duration::from_secs(10)))
+                .build()
+                .map_err(|e| StoreError::Postgres(e.to_string()))
+        };
         let store = PgMetaStore {
-            pool,
+            pool: pool(config, POOL_SIZE)?,
+            uploads_pool: pool(uploads_config, UPLOADS_POOL_SIZE)?,
             runtime: Some(runtime),
             clock: Arc::new(SystemClock),
         };

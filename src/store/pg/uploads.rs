@@ -1,5 +1,7 @@
 //! Upload sessions on PostgreSQL (`store::uploads`): single statements, each
 //! atomic on its own; a chunk is recorded with a compare-and-set on the size.
+//! They run on the store's connections with `synchronous_commit = off` (see
+//! `PgMetaStore::uploads_pool`).
 
 use tokio_postgres::Row;
 
@@ -23,7 +25,7 @@ impl UploadStore for PgMetaStore {
     fn create_upload(&self, u: &UploadRecord) -> Result<(), StoreError> {
         let now = self.clock.now_millis();
         let size = u.size as i64;
-        read_conn!(self, |c| {
+        read_conn!(self, uploads_pool, |c| {
             c.cx(
                 "INSERT INTO uploads (id, repo, algorithm, size, hash_state, staging, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -43,7 +45,7 @@ impl UploadStore for PgMetaStore {
     }
 
     fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
-        read_conn!(self, |c| {
+        read_conn!(self, uploads_pool, |c| {
             Ok(c.cq_opt(
                 "SELECT id, repo, algorithm, size, hash_state, staging, updated_at \
                  FROM uploads WHERE id = $1",
@@ -58,7 +60,7 @@ impl UploadStore for PgMetaStore {
     fn advance_upload(&self, u: &UploadRecord, from_size: u64) -> Result<bool, StoreError> {
         let now = self.clock.now_millis();
         let (size, from) = (u.size as i64, from_size as i64);
-        read_conn!(self, |c| {
+        read_conn!(self, uploads_pool, |c| {
             let n = c
                 .cx(
                     "UPDATE uploads SET size = $2, hash_state = $3, staging = $4, updated_at = $5 \
@@ -71,14 +73,14 @@ impl UploadStore for PgMetaStore {
     }
 
     fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
-        read_conn!(self, |c| {
+        read_conn!(self, uploads_pool, |c| {
             Ok(c.cx("DELETE FROM uploads WHERE id = $1", &[&id]).await? == 1)
         })
     }
 
     fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
         let limit = i64::from(limit);
-        read_conn!(self, |c| {
+        read_conn!(self, uploads_pool, |c| {
             Ok(c.cq(
                 "SELECT id FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
                 &[&before, &limit],
