@@ -23,6 +23,10 @@ struct Stores {
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
 
+/// Chunks of an upload on the filesystem (whose staging file any server on
+/// the data directory reads).
+const SMALL_CHUNKS: [usize; 6] = [70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 3 * KIB];
+
 /// A server over `dir` and `stores`.
 async fn server(dir: &std::path::Path, stores: &Stores) -> ServerHandle {
     let mut builder = marina::Registry::builder().data_dir(dir).gc_interval(None);
@@ -36,6 +40,51 @@ async fn server(dir: &std::path::Path, stores: &Stores) -> ServerHandle {
     marina::server::serve(&registry, "127.0.0.1:0")
         .await
         .expect("a loopback port")
+}
+
+/// Opens an upload session on `base`; its location.
+async fn start_upload(http: &reqwest::Client, base: &str) -> String {
+    let r = http
+        .post(format!("{base}/v2/shared/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Sends a chunk (`PATCH`), with a `Content-Range` when `range` is given.
+async fn patch(
+    http: &reqwest::Client,
+    url: String,
+    range: Option<(usize, usize)>,
+    body: Vec<u8>,
+) -> StatusCode {
+    let mut req = http
+        .patch(url)
+        .header("content-type", "application/octet-stream");
+    if let Some((start, end)) = range {
+        req = req.header("content-range", format!("{start}-{end}"));
+    }
+    req.body(body).send().await.unwrap().status()
+}
+
+/// Closes a session (`PUT ?digest=`) with a last body.
+async fn close(
+    http: &reqwest::Client,
+    base: &str,
+    location: &str,
+    digest: &marina::oci::Digest,
+    body: Vec<u8>,
+) -> StatusCode {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    http.put(format!("{base}{location}{sep}digest={digest}"))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 /// POST on one server, chunks alternating, status on each, PUT on the other,
@@ -64,14 +113,8 @@ async fn chunks_alternate_between_servers(stores: Stores) {
     let whole = [chunks.concat(), last.clone()].concat();
     let digest = Algorithm::Sha256.digest_of(&whole);
 
-    let r = http
-        .post(format!("{}/v2/shared/app/blobs/uploads/", servers[0]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let location = start_upload(&http, &servers[0]).await;
     // The location is a path: the same session on either server.
-    let location = r.headers()["location"].to_str().unwrap().to_string();
     assert!(
         location.starts_with("/v2/shared/app/blobs/uploads/"),
         "{location}"
@@ -79,18 +122,9 @@ async fn chunks_alternate_between_servers(stores: Stores) {
     let mut offset = 0usize;
     for (i, c) in chunks.iter().enumerate() {
         let base = &servers[(i + 1) % 2];
-        let r = http
-            .patch(format!("{base}{location}"))
-            .header("content-type", "application/octet-stream")
-            .header(
-                "content-range",
-                format!("{}-{}", offset, offset + c.len() - 1),
-            )
-            .body(c.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::ACCEPTED, "chunk {i} on {base}");
+        let range = Some((offset, offset + c.len() - 1));
+        let status = patch(&http, format!("{base}{location}"), range, c.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "chunk {i} on {base}");
         offset += c.len();
         for base in &servers {
             let r = http.get(format!("{base}{location}")).send().await.unwrap();
@@ -103,24 +137,15 @@ async fn chunks_alternate_between_servers(stores: Stores) {
         }
     }
     // A chunk the other server already took is out of order here.
-    let r = http
-        .patch(format!("{}{location}", servers[1]))
-        .header("content-type", "application/octet-stream")
-        .header("content-range", "0-2")
-        .body(b"abc".to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-    let sep = if location.contains('?') { '&' } else { '?' };
-    let r = http
-        .put(format!("{}{location}{sep}digest={digest}", servers[0]))
-        .header("content-type", "application/octet-stream")
-        .body(last.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    let url = format!("{}{location}", servers[1]);
+    assert_eq!(
+        patch(&http, url, Some((0, 2)), b"abc".to_vec()).await,
+        StatusCode::RANGE_NOT_SATISFIABLE
+    );
+    assert_eq!(
+        close(&http, &servers[0], &location, &digest, last.clone()).await,
+        StatusCode::CREATED
+    );
     for base in &servers {
         let got = http
             .get(format!("{base}/v2/shared/app/blobs/{digest}"))
@@ -142,27 +167,16 @@ async fn chunks_alternate_between_servers(stores: Stores) {
     // is copied inside the bucket).
     let one = b"a single sealed chunk".to_vec();
     let one_digest = Algorithm::Sha256.digest_of(&one);
-    let r = http
-        .post(format!("{}/v2/shared/app/blobs/uploads/", servers[1]))
-        .send()
-        .await
-        .unwrap();
-    let location = r.headers()["location"].to_str().unwrap().to_string();
-    let r = http
-        .patch(format!("{}{location}", servers[0]))
-        .header("content-type", "application/octet-stream")
-        .body(one.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let sep = if location.contains('?') { '&' } else { '?' };
-    let r = http
-        .put(format!("{}{location}{sep}digest={one_digest}", servers[1]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let location = start_upload(&http, &servers[1]).await;
+    let url = format!("{}{location}", servers[0]);
+    assert_eq!(
+        patch(&http, url, None, one.clone()).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        close(&http, &servers[1], &location, &one_digest, Vec::new()).await,
+        StatusCode::CREATED
+    );
     let got = http
         .get(format!("{}/v2/shared/app/blobs/{one_digest}", servers[0]))
         .send()
@@ -182,7 +196,7 @@ async fn two_servers_on_one_data_directory_share_upload_sessions() {
         metadata: None,
         blobs: None,
         one_data_dir: true,
-        chunks: vec![70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 3 * KIB],
+        chunks: SMALL_CHUNKS.to_vec(),
     })
     .await;
 }
@@ -196,7 +210,7 @@ async fn two_servers_on_postgres_share_upload_sessions() {
         metadata: Some(url),
         blobs: None,
         one_data_dir: true,
-        chunks: vec![70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 3 * KIB],
+        chunks: SMALL_CHUNKS.to_vec(),
     })
     .await;
 }
