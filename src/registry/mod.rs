@@ -55,8 +55,7 @@ pub struct Registry {
     /// What "now" is for the collector's grace and retention's ages: the
     /// metadata store's clock, so the times it records compare with it.
     clock: Arc<dyn Clock>,
-    /// Publishing or linking a blob holds this shared; garbage collection holds it
-    /// exclusively, so it never deletes a file that a push is about to link.
+    /// Request and storage counters, for `/metrics`.
     metrics: Metrics,
 }
 
