@@ -124,6 +124,19 @@ async fn serve_bound(
     // Access control and TLS load their files now, so a bad file stops the start.
     if let Some(auth) = &registry.config().auth {
         crate::auth::Auth::load(auth).map_err(|e| anyhow::anyhow!("access control: {e}"))?;
+        // Metadata in PostgreSQL is how several servers share one registry;
+        // tokens signed with a key of this process's own verify nowhere else.
+        let issues_tokens =
+            auth.scheme == crate::auth::AuthScheme::Token && auth.token.external.is_none();
+        if issues_tokens
+            && auth.token.signing_key.is_none()
+            && registry.config().registry.metadata_url.is_some()
+        {
+            tracing::warn!(
+                "tokens are signed with a key made at this start; other servers sharing this \
+                 database will refuse them: give every server the same [auth.token] signing_key"
+            );
+        }
     }
     let tls = match &registry.config().tls {
         Some(t) => Some((

@@ -572,3 +572,52 @@ async fn with_access_control_the_access_log_names_the_user_and_each_refusals_rea
         "{metrics}"
     );
 }
+
+/// A server issuing its own tokens on PostgreSQL metadata (a database several
+/// servers can share) without a shared signing key says at start that its
+/// tokens verify nowhere else; with a key it says nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_signing_without_a_shared_key_is_warned_about_on_postgres() {
+    let Some(url) = crate::support::postgres_metadata_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
+    let key = dir.path().join("signing.pem");
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    std::fs::write(&key, pair.serialize_pem()).unwrap();
+    for (with_key, warned) in [(false, true), (true, false)] {
+        let config = dir.path().join("marina.toml");
+        let token = if with_key {
+            format!(
+                "[auth.token]\nsigning_key = {:?}\n",
+                key.display().to_string()
+            )
+        } else {
+            String::new()
+        };
+        std::fs::write(&config, token).unwrap();
+        let mut served = serve(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "--metadata-url",
+            url.expose(),
+            "--htpasswd",
+            htpasswd.to_str().unwrap(),
+            "--auth-scheme",
+            "token",
+        ]);
+        sigterm(&served.child);
+        wait_exit(&mut served.child);
+        let log = served.stderr.join().unwrap();
+        assert_eq!(
+            log.contains("signing_key"),
+            warned,
+            "with_key={with_key}: {log}"
+        );
+    }
+}
