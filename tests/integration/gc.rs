@@ -395,36 +395,50 @@ async fn marina_gc_collects_beside_a_running_server() {
 /// acknowledged and not deleted must have every blob, byte-exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_collector_racing_writers_never_leaves_a_manifest_without_its_blobs() {
-    collector_races_writers(None).await;
+    collector_races_writers(None, None, 1).await;
 }
 
-/// The race above on the metadata store at `metadata_url` (SQLite when `None`).
-pub(crate) async fn collector_races_writers(metadata_url: Option<&marina::config::SecretUrl>) {
+/// The race above on the metadata store at `metadata_url` (SQLite when
+/// `None`) and the blobs at `blob_url`, over `replicas` servers sharing them:
+/// each collects, writer `w` pushes through server `w % replicas`, the deleter
+/// through the last one.
+pub(crate) async fn collector_races_writers(
+    metadata_url: Option<&marina::config::SecretUrl>,
+    blob_url: Option<&str>,
+    replicas: usize,
+) {
     use std::sync::atomic::{AtomicBool, Ordering};
     type Pushed = (String, Digest, Vec<u8>, Vec<Vec<u8>>);
-    let (reg, _data) = registry_on(Duration::from_secs(1), metadata_url).await;
-    let reg = Arc::new(reg);
+    let mut servers = Vec::new();
+    for _ in 0..replicas {
+        let (reg, _data) = registry_with(Duration::from_secs(1), metadata_url, blob_url).await;
+        servers.push(Arc::new(reg));
+    }
+    let reg = servers[0].clone();
     let pool: Vec<Vec<u8>> = (0..6)
         .map(|i| format!("pooled layer {i}").into_bytes())
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let pushed: Arc<std::sync::Mutex<Vec<Pushed>>> = Arc::default();
     let deleted: Arc<std::sync::Mutex<Vec<Pushed>>> = Arc::default();
-    let collector = {
-        let (reg, stop) = (reg.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut runs = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                reg.registry().collect_garbage().await.unwrap();
-                runs += 1;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            runs
+    let collectors: Vec<_> = servers
+        .iter()
+        .map(|reg| {
+            let (reg, stop) = (reg.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut runs = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    reg.registry().collect_garbage().await.unwrap();
+                    runs += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                runs
+            })
         })
-    };
+        .collect();
     let deleter = {
-        let (reg, stop, pushed, deleted) =
-            (reg.clone(), stop.clone(), pushed.clone(), deleted.clone());
+        let reg = servers[replicas - 1].clone();
+        let (stop, pushed, deleted) = (stop.clone(), pushed.clone(), deleted.clone());
         tokio::spawn(async move {
             let http = Http::new(&reg);
             let mut n = 0usize;
@@ -452,7 +466,8 @@ pub(crate) async fn collector_races_writers(metadata_url: Option<&marina::config
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let mut writers = Vec::new();
     for w in 0..4usize {
-        let (reg, pool, pushed) = (reg.clone(), pool.clone(), pushed.clone());
+        let reg = servers[w % replicas].clone();
+        let (pool, pushed) = (pool.clone(), pushed.clone());
         writers.push(tokio::spawn(async move {
             let http = Http::new(&reg);
             let repo = format!("race/w{}", w % 2);
@@ -516,7 +531,12 @@ pub(crate) async fn collector_races_writers(metadata_url: Option<&marina::config
     }
     stop.store(true, Ordering::Relaxed);
     deleter.await.unwrap();
-    let runs = collector.await.unwrap();
+    let mut runs = 0;
+    for c in collectors {
+        let n = c.await.unwrap();
+        assert!(n > 10, "a collector ran only {n} times");
+        runs += n;
+    }
     assert!(
         runs > 10 && manifests > 20,
         "too little happened: {runs} collections, {manifests} manifests"

@@ -195,7 +195,7 @@ async fn a_collector_racing_writers_on_postgres_never_loses_a_blob() {
     let Some(url) = postgres_metadata_url() else {
         return;
     };
-    crate::gc::collector_races_writers(Some(&url)).await;
+    crate::gc::collector_races_writers(Some(&url), None, 1).await;
 }
 
 /// PostgreSQL metadata and S3 blobs (`MARINA_TEST_S3_URL`, a Garage bucket in

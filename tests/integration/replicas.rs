@@ -204,3 +204,14 @@ async fn the_official_suite_passes_through_a_round_robin_over_three_replicas() {
         h.stop().await;
     }
 }
+
+/// Garbage collection across replicas: three servers on PostgreSQL and S3
+/// collect at once while writers push through all of them and a deleter
+/// deletes through one; no acknowledged manifest loses a blob (`gc.rs`'s race).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_collecting_at_once_while_others_push_never_lose_a_blob() {
+    let (Some(metadata), Some(blobs)) = (postgres_metadata_url(), s3_url()) else {
+        return;
+    };
+    crate::gc::collector_races_writers(Some(&metadata), Some(&blobs), 3).await;
+}
