@@ -38,37 +38,56 @@ impl RoundRobin {
                 counted.clone(),
             );
             async move {
-                let i = next.fetch_add(1, Ordering::SeqCst) % backends.len();
-                counted[i].fetch_add(1, Ordering::SeqCst);
                 let path = req
                     .uri()
                     .path_and_query()
                     .map_or("/", |p| p.as_str())
                     .to_string();
-                let mut out =
-                    client.request(req.method().clone(), format!("{}{path}", backends[i]));
-                for (name, value) in req.headers() {
-                    if name != poem::http::header::HOST {
-                        out = out.header(name, value);
-                    }
-                }
-                let body = reqwest::Body::wrap_stream(req.into_body().into_bytes_stream());
-                let answer = match out.body(body).send().await {
-                    Ok(a) => a,
+                let (method, headers) = (req.method().clone(), req.headers().clone());
+                // Buffered, so that a backend that is down can be skipped.
+                let body = match req.into_body().into_bytes().await {
+                    Ok(b) => b,
                     Err(e) => {
                         return Response::builder()
-                            .status(StatusCode::BAD_GATEWAY)
+                            .status(StatusCode::BAD_REQUEST)
                             .body(e.to_string())
                     }
                 };
-                let mut resp = Response::builder().status(answer.status());
-                for (name, value) in answer.headers() {
-                    resp = resp.header(name, value);
+                let mut last_error = String::new();
+                for _ in 0..backends.len() {
+                    let i = next.fetch_add(1, Ordering::SeqCst) % backends.len();
+                    let mut out = client.request(method.clone(), format!("{}{path}", backends[i]));
+                    for (name, value) in &headers {
+                        if name != poem::http::header::HOST {
+                            out = out.header(name, value);
+                        }
+                    }
+                    let answer = match out.body(body.clone()).send().await {
+                        Ok(a) => a,
+                        // Refused: that server is down; the next one takes it.
+                        Err(e) if e.is_connect() => {
+                            last_error = e.to_string();
+                            continue;
+                        }
+                        Err(e) => {
+                            return Response::builder()
+                                .status(StatusCode::BAD_GATEWAY)
+                                .body(e.to_string())
+                        }
+                    };
+                    counted[i].fetch_add(1, Ordering::SeqCst);
+                    let mut resp = Response::builder().status(answer.status());
+                    for (name, value) in answer.headers() {
+                        resp = resp.header(name, value);
+                    }
+                    use futures_util::TryStreamExt;
+                    return resp.body(Body::from_bytes_stream(
+                        answer.bytes_stream().map_err(std::io::Error::other),
+                    ));
                 }
-                use futures_util::TryStreamExt;
-                resp.body(Body::from_bytes_stream(
-                    answer.bytes_stream().map_err(std::io::Error::other),
-                ))
+                Response::builder()
+                    .status(StatusCode::BAD_GATEWAY)
+                    .body(last_error)
             }
         });
         let acceptor = poem::listener::Listener::into_acceptor(poem::listener::TcpListener::bind(
@@ -214,4 +233,139 @@ async fn replicas_collecting_at_once_while_others_push_never_lose_a_blob() {
         return;
     };
     crate::gc::collector_races_writers(Some(&metadata), Some(&blobs), 3).await;
+}
+
+/// SIGKILL of one of three `marina serve` processes on PostgreSQL + S3 while
+/// clients push through the proxy: every push that got its 201 reads back,
+/// byte for byte, from the survivors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_during_pushes_loses_no_acknowledged_write() {
+    let (Some(metadata), Some(blobs)) = (postgres_metadata_url(), s3_url()) else {
+        return;
+    };
+    /// Child servers, killed however the test ends.
+    struct Children(Vec<std::process::Child>);
+    impl Drop for Children {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut children = Children(Vec::new());
+    let mut urls = Vec::new();
+    for dir in &dirs {
+        let words = [
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--metadata-url",
+            metadata.expose(),
+            "--blob-url",
+            &blobs,
+        ];
+        let args: Vec<&std::ffi::OsStr> = words.iter().map(std::ffi::OsStr::new).collect();
+        let (child, url) = crate::support::spawn_serve(&args, std::process::Stdio::null());
+        children.0.push(child);
+        urls.push(url);
+    }
+    let proxy = RoundRobin::start(urls).await;
+    // `repo:tag`, the manifest and its layer, of every push that got its 201.
+    type Acknowledged = Vec<(String, Vec<u8>, Vec<u8>)>;
+    let acknowledged: Arc<std::sync::Mutex<Acknowledged>> = Arc::default();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(4);
+    let mut writers = Vec::new();
+    for w in 0..6usize {
+        let (url, acknowledged) = (proxy.url.clone(), acknowledged.clone());
+        writers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut i = 0usize;
+            while tokio::time::Instant::now() < deadline {
+                i += 1;
+                let repo = format!("kill/w{w}");
+                let layer: Vec<u8> = (0..(20_000 + i * 7)).map(|j| (j ^ w ^ i) as u8).collect();
+                let config = format!("{{\"w\":{w},\"i\":{i}}}").into_bytes();
+                let mut ok = true;
+                for bytes in [&layer, &config] {
+                    let d = marina::oci::Algorithm::Sha256.digest_of(bytes);
+                    let r = http
+                        .post(format!("{url}/v2/{repo}/blobs/uploads/?digest={d}"))
+                        .body(bytes.clone())
+                        .send()
+                        .await;
+                    ok &= r.is_ok_and(|r| r.status() == StatusCode::CREATED);
+                }
+                if !ok {
+                    continue;
+                }
+                let m = serde_json::to_vec(&serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                        "digest": marina::oci::Algorithm::Sha256.digest_of(&config).to_string(),
+                        "size": config.len()},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": marina::oci::Algorithm::Sha256.digest_of(&layer).to_string(),
+                        "size": layer.len()}],
+                }))
+                .unwrap();
+                let r = http
+                    .put(format!("{url}/v2/{repo}/manifests/t{i}"))
+                    .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                    .body(m.clone())
+                    .send()
+                    .await;
+                if r.is_ok_and(|r| r.status() == StatusCode::CREATED) {
+                    acknowledged
+                        .lock()
+                        .unwrap()
+                        .push((format!("{repo}:t{i}"), m, layer));
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(children.0[1].id() as i32, libc::SIGKILL) },
+        0
+    );
+    let _ = children.0[1].wait();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 20,
+        "too few pushes: {}",
+        acknowledged.len()
+    );
+    let http = reqwest::Client::new();
+    for (name, manifest, layer) in &acknowledged {
+        let (repo, tag) = name.split_once(':').unwrap();
+        let got = http
+            .get(format!("{}/v2/{repo}/manifests/{tag}", proxy.url))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), StatusCode::OK, "{name}");
+        assert!(
+            got.bytes().await.unwrap() == *manifest,
+            "{name}: the manifest"
+        );
+        let d = marina::oci::Algorithm::Sha256.digest_of(layer);
+        let got = http
+            .get(format!("{}/v2/{repo}/blobs/{d}", proxy.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), StatusCode::OK, "{name}: its layer");
+        assert!(
+            got.bytes().await.unwrap() == *layer,
+            "{name}: the layer's bytes"
+        );
+    }
+    drop(children);
 }
