@@ -21,6 +21,15 @@ struct RoundRobin {
 }
 
 impl RoundRobin {
+    /// Fails unless every backend answered more than `n` requests.
+    fn assert_each_backend_took(&self, n: usize) {
+        let hits: Vec<usize> = self.hits.iter().map(|h| h.load(Ordering::SeqCst)).collect();
+        assert!(
+            hits.iter().all(|&h| h > n),
+            "every replica took its turn: {hits:?}"
+        );
+    }
+
     async fn start(backends: Vec<String>) -> RoundRobin {
         let hits: Arc<Vec<AtomicUsize>> =
             Arc::new(backends.iter().map(|_| AtomicUsize::new(0)).collect());
@@ -164,15 +173,7 @@ async fn the_harness_passes_through_a_round_robin_over_three_replicas() {
         };
         assert!(ok, "{} is {}, not pass:\n{text}", o.id, o.verdict.kind());
     }
-    let hits: Vec<usize> = proxy
-        .hits
-        .iter()
-        .map(|h| h.load(Ordering::SeqCst))
-        .collect();
-    assert!(
-        hits.iter().all(|&n| n > 100),
-        "every replica took its turn: {hits:?}"
-    );
+    proxy.assert_each_backend_took(100);
     for h in handles {
         h.stop().await;
     }
@@ -210,15 +211,7 @@ async fn the_official_suite_passes_through_a_round_robin_over_three_replicas() {
         "{}",
         report.summary
     );
-    let hits: Vec<usize> = proxy
-        .hits
-        .iter()
-        .map(|h| h.load(Ordering::SeqCst))
-        .collect();
-    assert!(
-        hits.iter().all(|&n| n > 100),
-        "every replica took its turn: {hits:?}"
-    );
+    proxy.assert_each_backend_took(100);
     for h in handles {
         h.stop().await;
     }
