@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::staged::StagedBlob;
 use super::writer::BodyWriter;
-use super::RegistryError;
+use super::{blocking, RegistryError};
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
 use crate::store::{BlobStore, Clock, MetadataStore, Staging, UploadRecord};
 
@@ -73,15 +73,6 @@ struct Claimed {
     guard: tokio::sync::OwnedMutexGuard<Open>,
     staged: StagedBlob,
     record: UploadRecord,
-}
-
-/// Runs blocking store work off the async runtime.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
-) -> Result<T, RegistryError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RegistryError::Internal(format!("blocking task failed: {e}")))?
 }
 
 impl UploadSessions {

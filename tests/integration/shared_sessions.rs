@@ -42,6 +42,17 @@ async fn server(dir: &std::path::Path, stores: &Stores) -> ServerHandle {
         .expect("a loopback port")
 }
 
+/// A blob's bytes as `base` serves them.
+async fn blob(http: &reqwest::Client, base: &str, digest: &marina::oci::Digest) -> bytes::Bytes {
+    http.get(format!("{base}/v2/shared/app/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
 /// Opens an upload session on `base`; its location.
 async fn start_upload(http: &reqwest::Client, base: &str) -> String {
     let r = http
@@ -147,14 +158,7 @@ async fn chunks_alternate_between_servers(stores: Stores) {
         StatusCode::CREATED
     );
     for base in &servers {
-        let got = http
-            .get(format!("{base}/v2/shared/app/blobs/{digest}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let got = blob(&http, base, &digest).await;
         assert!(got == whole, "the blob from {base} is the upload");
         let r = http.get(format!("{base}{location}")).send().await.unwrap();
         assert_eq!(
@@ -177,14 +181,7 @@ async fn chunks_alternate_between_servers(stores: Stores) {
         close(&http, &servers[1], &location, &one_digest, Vec::new()).await,
         StatusCode::CREATED
     );
-    let got = http
-        .get(format!("{}/v2/shared/app/blobs/{one_digest}", servers[0]))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = blob(&http, &servers[0], &one_digest).await;
     assert_eq!(got.as_ref(), one.as_slice());
     a.stop().await;
     b.stop().await;
