@@ -225,7 +225,7 @@ impl<E: Endpoint> GuardEndpoint<E> {
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok()),
         );
-        let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        let ip = super::observe::client_ip(&req);
         let caller = match auth.identify(&creds, ip).await {
             Ok(c) => c,
             Err(r) => {

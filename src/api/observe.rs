@@ -67,6 +67,9 @@ impl Observer {
             .and_then(|r| r.parse::<RepoName>().ok());
         req.extensions_mut().insert::<Routed>(routed);
         let client = client_address(&req, &self.proxies);
+        if let Some(ip) = client {
+            req.extensions_mut().insert(ClientAddr(ip));
+        }
         let received = Arc::new(AtomicU64::new(0));
         if has_body(&req) {
             let body = req.take_body().into_bytes_stream();
@@ -210,6 +213,19 @@ fn has_body(req: &Request) -> bool {
         || h.get(poem::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v != "0")
+}
+
+/// The client's address as this layer resolved it (behind a trusted proxy, from
+/// `X-Forwarded-For`), left in the request for the login throttle.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub IpAddr);
+
+/// The client's address: what this layer resolved, else the peer's.
+pub(crate) fn client_ip(req: &Request) -> Option<IpAddr> {
+    match req.extensions().get::<ClientAddr>() {
+        Some(ClientAddr(ip)) => Some(*ip),
+        None => req.remote_addr().as_socket_addr().map(|a| a.ip()),
+    }
 }
 
 /// The peer's address, or, when the peer is a trusted proxy, the last address in

@@ -191,7 +191,7 @@ impl TokenApi {
         let Some(auth) = &self.0 else {
             return Err(refusal(None, LoginRefused::NoIssuer));
         };
-        let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        let ip = super::observe::client_ip(req);
         auth.login(creds, service, scopes, ip)
             .await
             .map_err(|r| refusal(Some(auth), r))

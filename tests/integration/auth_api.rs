@@ -457,6 +457,60 @@ async fn failed_logins_are_throttled_per_address() {
         .expect(401, Some("UNAUTHORIZED"));
 }
 
+/// `GET path` with `auth`, as if forwarded for `client` by a proxy.
+async fn forwarded_for(s: &TestServer, path: &str, client: &str, auth: &str) -> Resp {
+    s.req(Method::GET, path)
+        .await
+        .header("Authorization", auth)
+        .header("X-Forwarded-For", client)
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_throttle_counts_each_forwarded_client() {
+    // Basic: every request logs in; tokens: the token endpoint does.
+    for (scheme, path) in [(AuthScheme::Basic, "/v2/"), (AuthScheme::Token, "/token")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut auth = standard_auth(dir.path(), scheme);
+        auth.throttle.max_failures = 2;
+        let s = start_secure(auth, None, |c| {
+            c.trusted_proxies = vec!["127.0.0.1".into()];
+        })
+        .await;
+        let (bad, good) = (basic("reader", "guess"), basic("reader", "reader-pw"));
+        forwarded_for(&s, path, "192.0.2.7", &bad)
+            .await
+            .expect(401, None);
+        forwarded_for(&s, path, "192.0.2.7", &bad)
+            .await
+            .expect(429, None);
+        // The guesser is locked out; another client behind the same proxy is not.
+        forwarded_for(&s, path, "192.0.2.7", &good)
+            .await
+            .expect(429, None);
+        forwarded_for(&s, path, "198.51.100.9", &good)
+            .await
+            .expect(200, None);
+    }
+}
+
+#[tokio::test]
+async fn an_untrusted_peer_cannot_dodge_the_throttle_with_x_forwarded_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut auth = standard_auth(dir.path(), AuthScheme::Basic);
+    auth.throttle.max_failures = 2;
+    let s = start_secure(auth, None, |_| {}).await;
+    let bad = basic("reader", "guess");
+    forwarded_for(&s, "/v2/", "192.0.2.1", &bad)
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+    // A new claimed address each time: the peer's own address is what counts.
+    forwarded_for(&s, "/v2/", "192.0.2.2", &bad)
+        .await
+        .expect(429, Some("TOOMANYREQUESTS"));
+}
+
 #[tokio::test]
 async fn catalog_lists_only_repositories_the_caller_may_pull_and_pages_never_leak() {
     let dir = tempfile::tempdir().unwrap();
