@@ -11,7 +11,7 @@ use marina::server::ServerHandle;
 use poem::http::StatusCode;
 use poem::{Body, Request, Response};
 
-use crate::support::{postgres_metadata_url, s3_url};
+use crate::support::{missing_tool, postgres_metadata_url, s3_url};
 
 /// A round-robin proxy on loopback: each request goes to the next backend.
 struct RoundRobin {
@@ -146,14 +146,11 @@ async fn replicas(sparse: bool) -> Option<(Vec<ServerHandle>, Vec<tempfile::Temp
     Some((handles, dirs))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_harness_passes_through_a_round_robin_over_three_replicas() {
-    let Some((handles, _dirs)) = replicas(false).await else {
-        return;
-    };
-    let proxy = RoundRobin::start(handles.iter().map(|h| h.url()).collect()).await;
+/// Runs `marina check` against `url`; fails unless every check passes (the two
+/// a registry may leave unsupported aside).
+async fn assert_harness_passes(url: &str) {
     let report = harness::check(
-        &proxy.url,
+        url,
         Options {
             seed: 11,
             cases: 8,
@@ -173,7 +170,114 @@ async fn the_harness_passes_through_a_round_robin_over_three_replicas() {
         };
         assert!(ok, "{} is {}, not pass:\n{text}", o.id, o.verdict.kind());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_passes_through_a_round_robin_over_three_replicas() {
+    let Some((handles, _dirs)) = replicas(false).await else {
+        return;
+    };
+    let proxy = RoundRobin::start(handles.iter().map(|h| h.url()).collect()).await;
+    assert_harness_passes(&proxy.url).await;
     proxy.assert_each_backend_took(100);
+    for h in handles {
+        h.stop().await;
+    }
+}
+
+/// haproxy run from the example topology's configuration
+/// (`examples/replicas/haproxy.cfg`), stopped when dropped.
+struct Haproxy {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Haproxy {
+    /// haproxy in front of the three `backends` (`http://HOST:PORT`); `None`
+    /// (after [`missing_tool`], which fails under CI) without haproxy.
+    async fn start(backends: &[String]) -> Option<Haproxy> {
+        let found = std::process::Command::new("haproxy")
+            .arg("-v")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            missing_tool("haproxy", "apt install haproxy");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/replicas/haproxy.cfg");
+        let mut cmd = std::process::Command::new("haproxy");
+        cmd.args(["-f", config, "-db"])
+            .env("MARINA_LB_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null());
+        for (i, b) in backends.iter().enumerate() {
+            cmd.env(
+                format!("MARINA_REPLICA_{}", i + 1),
+                b.trim_start_matches("http://"),
+            );
+        }
+        let lb = Haproxy {
+            child: cmd.spawn().expect("haproxy starts"),
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..100 {
+            if let Ok(r) = reqwest::get(format!("{}/v2/", lb.url)).await {
+                if r.status() == 200 {
+                    return Some(lb);
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("haproxy does not forward to the replicas at {}", lb.url);
+    }
+}
+
+/// The example topology's balancer (real haproxy, round robin, no stickiness)
+/// over three replicas: consecutive requests of one client on one connection
+/// land on different replicas, and the harness passes through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_passes_through_haproxy_over_three_replicas() {
+    let Some((handles, _dirs)) = replicas(false).await else {
+        return;
+    };
+    let urls: Vec<String> = handles.iter().map(|h| h.url()).collect();
+    let Some(lb) = Haproxy::start(&urls).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let mut answered = Vec::new();
+    for _ in 0..6 {
+        let r = client.get(format!("{}/v2/", lb.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let replica = r.headers().get("x-marina-replica").cloned();
+        answered.push(replica.map(|v| v.to_str().unwrap().to_string()));
+    }
+    let distinct: std::collections::BTreeSet<_> = answered.iter().flatten().collect();
+    assert_eq!(
+        distinct.len(),
+        3,
+        "one client's requests spread over the replicas: {answered:?}"
+    );
+    for pair in answered.windows(2) {
+        assert_ne!(
+            pair[0], pair[1],
+            "consecutive requests, one replica: {answered:?}"
+        );
+    }
+    assert_harness_passes(&lb.url).await;
+    drop(lb);
     for h in handles {
         h.stop().await;
     }
