@@ -319,7 +319,7 @@ async fn blob_gets_redirect_to_the_bucket_and_real_clients_follow() {
         head.headers()["content-length"],
         bytes.len().to_string().as_str()
     );
-    crate::clients::skopeo_round_trip(&s).await;
+    crate::clients::skopeo_round_trip(&s.url).await;
     let (other, _) = redirecting()
         .await
         .expect("the servers answered a moment ago");

@@ -246,7 +246,8 @@ impl Haproxy {
 
 /// The example topology's balancer (real haproxy, round robin, no stickiness)
 /// over three replicas: consecutive requests of one client on one connection
-/// land on different replicas, and the harness passes through it.
+/// land on different replicas, and the harness and a skopeo round trip pass
+/// through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_harness_passes_through_haproxy_over_three_replicas() {
     let Some((handles, _dirs)) = replicas(false).await else {
@@ -277,6 +278,7 @@ async fn the_harness_passes_through_haproxy_over_three_replicas() {
         );
     }
     assert_harness_passes(&lb.url).await;
+    crate::clients::skopeo_round_trip(&lb.url).await;
     drop(lb);
     for h in handles {
         h.stop().await;
