@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use futures_executor::block_on;
+
 use marina::store::listing::{
     AnnotationFilter, ListingStore, ManifestFilter, PageRequest, Position, Sort, SortField,
     SortOrder,
@@ -45,9 +47,7 @@ fn seed(store: &SqliteMetaStore) -> usize {
     for i in 0..REPOS - 1 {
         let repo = format!("ns{:02}/team{}/repo{i:05}", i % 100, i % 7);
         let digest = format!("sha256:{i:064x}");
-        store
-            .put_manifest(&manifest(&repo, &digest, &v1, None))
-            .expect("seed");
+        block_on(store.put_manifest(&manifest(&repo, &digest, &v1, None))).expect("seed");
         tags += 1;
     }
     for m in 0..BIG_MANIFESTS {
@@ -59,8 +59,7 @@ fn seed(store: &SqliteMetaStore) -> usize {
             "{{\"org.example.index\":\"{m}\",\"org.example.parity\":\"{}\"}}",
             if m % 2 == 0 { "even" } else { "odd" }
         );
-        store
-            .put_manifest(&manifest(BIG_REPO, &digest, &names, Some(annotations)))
+        block_on(store.put_manifest(&manifest(BIG_REPO, &digest, &names, Some(annotations))))
             .expect("seed");
         tags += names.len();
     }
@@ -120,14 +119,20 @@ fn main() {
             name: "repositories by name",
             sort: asc(SortField::Name),
             read: Box::new(move |r| {
-                pos(s.list_repositories("", r).unwrap(), Position::of_repository)
+                pos(
+                    block_on(s.list_repositories("", r)).unwrap(),
+                    Position::of_repository,
+                )
             }),
         },
         Case {
             name: "repositories by push time, desc",
             sort: desc(SortField::Pushed),
             read: Box::new(move |r| {
-                pos(s.list_repositories("", r).unwrap(), Position::of_repository)
+                pos(
+                    block_on(s.list_repositories("", r)).unwrap(),
+                    Position::of_repository,
+                )
             }),
         },
         Case {
@@ -135,7 +140,7 @@ fn main() {
             sort: asc(SortField::Name),
             read: Box::new(|r| {
                 pos(
-                    s.list_tag_records(BIG_REPO, None, &none, r)
+                    block_on(s.list_tag_records(BIG_REPO, None, &none, r))
                         .unwrap()
                         .unwrap(),
                     Position::of_tag,
@@ -147,7 +152,7 @@ fn main() {
             sort: asc(SortField::Pushed),
             read: Box::new(|r| {
                 pos(
-                    s.list_tag_records(BIG_REPO, None, &none, r)
+                    block_on(s.list_tag_records(BIG_REPO, None, &none, r))
                         .unwrap()
                         .unwrap(),
                     Position::of_tag,
@@ -159,7 +164,7 @@ fn main() {
             sort: asc(SortField::Name),
             read: Box::new(|r| {
                 pos(
-                    s.list_manifest_summaries(BIG_REPO, None, &none, r)
+                    block_on(s.list_manifest_summaries(BIG_REPO, None, &none, r))
                         .unwrap()
                         .unwrap(),
                     Position::of_manifest,
@@ -171,7 +176,7 @@ fn main() {
             sort: desc(SortField::Pushed),
             read: Box::new(|r| {
                 pos(
-                    s.list_manifest_summaries(BIG_REPO, None, &even, r)
+                    block_on(s.list_manifest_summaries(BIG_REPO, None, &even, r))
                         .unwrap()
                         .unwrap(),
                     Position::of_manifest,

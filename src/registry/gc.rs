@@ -32,6 +32,8 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
+
 use super::{blocking, Registry, RegistryError};
 use crate::metrics::GcRun;
 use crate::oci::Digest;
@@ -72,16 +74,14 @@ impl Registry {
         let started = Instant::now();
         let mut report = GcReport::default();
         for item in self.retention_plan().await? {
-            let meta = self.meta.clone();
-            let (tags, manifests) = blocking(move || item.apply(&*meta)).await?;
+            let (tags, manifests) = item.apply(&*self.meta).await?;
             report.tags += tags;
             report.manifests += manifests;
             progress("retention", report.tags + report.manifests);
         }
         let cutoff = self.gc_cutoff();
         for _ in 0..MAX_BATCHES {
-            let meta = self.meta.clone();
-            let n = blocking(move || Ok(meta.prune_links(cutoff, BATCH)?)).await?;
+            let n = self.meta.prune_links(cutoff, BATCH).await?;
             report.links += n;
             progress("links", report.links);
             if n < u64::from(BATCH) {
@@ -89,27 +89,29 @@ impl Registry {
             }
         }
         for _ in 0..MAX_BATCHES {
-            let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
-            let (n, bytes, seen) = blocking(move || {
-                let candidates = meta.unreferenced_blobs(BATCH)?;
-                let seen = candidates.len();
-                let (mut n, mut bytes) = (0u64, 0u64);
-                for (d, size) in candidates {
-                    let Ok(digest) = d.parse::<Digest>() else {
-                        continue;
-                    };
-                    let mut remove = || match blobs.remove(&digest) {
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                        other => other,
-                    };
-                    if meta.collect_blob(&d, &mut remove)? {
-                        n += 1;
-                        bytes += size;
-                    }
+            let candidates = self.meta.unreferenced_blobs(BATCH).await?;
+            let seen = candidates.len();
+            let (mut n, mut bytes) = (0u64, 0u64);
+            for (d, size) in candidates {
+                let Ok(digest) = d.parse::<Digest>() else {
+                    continue;
+                };
+                let remove = || -> BoxFuture<'_, std::io::Result<()>> {
+                    let (blobs, digest) = (self.blobs.clone(), digest.clone());
+                    Box::pin(async move {
+                        blocking(move || match blobs.remove(&digest) {
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                            other => Ok(other?),
+                        })
+                        .await
+                        .map_err(std::io::Error::other)
+                    })
+                };
+                if self.meta.collect_blob(&d, &remove).await? {
+                    n += 1;
+                    bytes += size;
                 }
-                Ok((n, bytes, seen))
-            })
-            .await?;
+            }
             report.blobs += n;
             report.bytes += bytes;
             progress("blobs", report.blobs);
@@ -117,13 +119,8 @@ impl Registry {
                 break;
             }
         }
-        let meta = self.meta.clone();
-        report.repositories = blocking(move || {
-            let n = meta.prune_repositories()?;
-            meta.compact()?;
-            Ok(n)
-        })
-        .await?;
+        report.repositories = self.meta.prune_repositories().await?;
+        self.meta.compact().await?;
         report.duration = started.elapsed();
         self.metrics.gc(&GcRun {
             duration: report.duration,
@@ -141,9 +138,7 @@ impl Registry {
 
     /// What a collection now would remove, removing nothing.
     pub async fn garbage_preview(&self) -> Result<GarbagePreview, RegistryError> {
-        let meta = self.meta.clone();
-        let cutoff = self.gc_cutoff();
-        blocking(move || Ok(meta.garbage_preview(cutoff)?)).await
+        Ok(self.meta.garbage_preview(self.gc_cutoff()).await?)
     }
 
     /// What the retention rules would delete now, per matching repository (the
@@ -184,8 +179,7 @@ impl Registry {
                 else {
                     continue;
                 };
-                let (meta, name) = (self.meta.clone(), repo.clone());
-                let tags = blocking(move || Ok(meta.tags_by_age(&name)?)).await?;
+                let tags = self.meta.tags_by_age(repo).await?;
                 let mut kept = 0u32;
                 let mut doomed = Vec::new();
                 for (tag, pushed_at) in tags {
@@ -206,10 +200,7 @@ impl Registry {
                     .untagged_max_age_secs
                     .map(|s| now - (s as i64).saturating_mul(1000));
                 let manifests = match untagged_cutoff {
-                    Some(cutoff) => {
-                        let (meta, name) = (self.meta.clone(), repo.clone());
-                        blocking(move || Ok(meta.expendable_untagged(&name, cutoff)?)).await?
-                    }
+                    Some(cutoff) => self.meta.expendable_untagged(repo, cutoff).await?,
                     None => Vec::new(),
                 };
                 if !doomed.is_empty() || untagged_cutoff.is_some() {
@@ -233,14 +224,11 @@ impl Registry {
         &self,
         repos: Vec<String>,
     ) -> Result<Vec<crate::store::RepositoryUsage>, RegistryError> {
-        let meta = self.meta.clone();
-        blocking(move || {
-            repos
-                .iter()
-                .map(|r| Ok(meta.repository_usage(r)?))
-                .collect()
-        })
-        .await
+        let mut usage = Vec::with_capacity(repos.len());
+        for r in &repos {
+            usage.push(self.meta.repository_usage(r).await?);
+        }
+        Ok(usage)
     }
 
     /// The blobs held under `namespace` (the whole registry without one), each
@@ -249,9 +237,8 @@ impl Registry {
         &self,
         namespace: Option<&crate::oci::RepoName>,
     ) -> Result<crate::store::NamespaceUsage, RegistryError> {
-        let meta = self.meta.clone();
         let ns = namespace.map(|n| n.to_string()).unwrap_or_default();
-        blocking(move || Ok(meta.namespace_usage(&ns)?)).await
+        Ok(self.meta.namespace_usage(&ns).await?)
     }
 
     /// Links made before this instant (milliseconds since the epoch) are past
@@ -283,20 +270,26 @@ const UNTAGGED_ROUNDS: usize = 8;
 impl RetentionItem {
     /// Deletes what the item names, each deletion re-checked; returns the tags
     /// and manifests deleted.
-    fn apply(&self, meta: &dyn crate::store::MetadataStore) -> Result<(u64, u64), RegistryError> {
+    async fn apply(
+        &self,
+        meta: &dyn crate::store::MetadataStore,
+    ) -> Result<(u64, u64), RegistryError> {
         let mut tags = 0;
         for (tag, pushed_at) in &self.tags {
-            if meta.delete_tag_pushed_at(&self.repository, tag, *pushed_at)? {
+            if meta
+                .delete_tag_pushed_at(&self.repository, tag, *pushed_at)
+                .await?
+            {
                 tags += 1;
             }
         }
         let mut manifests = 0;
         if let Some(cutoff) = self.untagged_cutoff {
             for _ in 0..UNTAGGED_ROUNDS {
-                let round = meta.expendable_untagged(&self.repository, cutoff)?;
+                let round = meta.expendable_untagged(&self.repository, cutoff).await?;
                 let mut deleted = 0;
                 for d in &round {
-                    if meta.delete_expendable(&self.repository, d, cutoff)? {
+                    if meta.delete_expendable(&self.repository, d, cutoff).await? {
                         deleted += 1;
                     }
                 }

@@ -7,7 +7,7 @@
 //! changes between them: nothing present throughout is skipped or repeated.
 
 use super::kept::{kept_page, KeptPage};
-use super::{blocking, Registry, RegistryError};
+use super::{Registry, RegistryError};
 use crate::oci::{Digest, RepoName};
 use crate::store::Page;
 
@@ -81,10 +81,9 @@ impl Registry {
         namespace: Option<&RepoName>,
         req: PageRequest,
     ) -> Result<Page<RepositoryRecord>, RegistryError> {
-        let meta = self.meta.clone();
         let ns = namespace.map(|n| n.to_string()).unwrap_or_default();
         let req = self.clamp(req);
-        blocking(move || Ok(meta.list_repositories(&ns, &req)?)).await
+        Ok(self.meta.list_repositories(&ns, &req).await?)
     }
 
     /// One page of the repositories that `visible` admits (access control decides
@@ -132,15 +131,12 @@ impl Registry {
         filter: ManifestFilter,
         req: PageRequest,
     ) -> Result<Page<TagRecord>, RegistryError> {
-        let meta = self.meta.clone();
-        let name = repo.to_string();
         let digest = digest.map(|d| d.to_string());
         let req = self.clamp(req);
-        blocking(move || {
-            meta.list_tag_records(&name, digest.as_deref(), &filter, &req)?
-                .ok_or(RegistryError::NameUnknown(name))
-        })
-        .await
+        self.meta
+            .list_tag_records(repo.as_str(), digest.as_deref(), &filter, &req)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.to_string()))
     }
 
     /// One page of the manifests of `repo`, tagged and untagged; with `subject`,
@@ -156,15 +152,12 @@ impl Registry {
         if subject.is_some() && !self.config().referrers {
             return Err(RegistryError::ReferrersDisabled);
         }
-        let meta = self.meta.clone();
-        let name = repo.to_string();
         let subject = subject.map(|d| d.to_string());
         let req = self.clamp(req);
-        blocking(move || {
-            meta.list_manifest_summaries(&name, subject.as_deref(), &filter, &req)?
-                .ok_or(RegistryError::NameUnknown(name))
-        })
-        .await
+        self.meta
+            .list_manifest_summaries(repo.as_str(), subject.as_deref(), &filter, &req)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.to_string()))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Manifest push, pull and delete: validation against the spec, then one store
 //! transaction.
 
-use super::{blocking, Registry, RegistryError};
+use super::{Registry, RegistryError};
 use crate::oci::manifest::bare_content_type;
 use crate::oci::{Algorithm, Digest, ManifestView, Reference, RepoName, Tag};
 use crate::store::{ManifestRecord, NewManifest};
@@ -80,19 +80,15 @@ impl Registry {
         let annotations = (!view.annotations.is_empty())
             .then(|| serde_json::to_string(&view.annotations).unwrap_or_default());
         let subject = view.subject.as_ref().map(|s| s.digest.clone());
-        let meta = self.meta.clone();
-        let repo_name = repo.to_string();
         let digest_s = digest.to_string();
         let tag_strings: Vec<String> = all_tags.iter().map(|t| t.to_string()).collect();
         let subject_s = subject.as_ref().map(|s| s.to_string());
-        let media_type = view.media_type.clone();
-        let artifact_type = view.artifact_type.clone();
-        blocking(move || {
-            meta.put_manifest(&NewManifest {
-                repo: &repo_name,
+        self.meta
+            .put_manifest(&NewManifest {
+                repo: repo.as_str(),
                 digest: &digest_s,
-                media_type: &media_type,
-                artifact_type: artifact_type.as_deref(),
+                media_type: &view.media_type,
+                artifact_type: view.artifact_type.as_deref(),
                 subject: subject_s.as_deref(),
                 annotations,
                 bytes: &bytes,
@@ -100,10 +96,8 @@ impl Registry {
                 required_blobs,
                 required_manifests,
                 references,
-            })?;
-            Ok(())
-        })
-        .await?;
+            })
+            .await?;
         Ok(PushedManifest {
             digest,
             tags: all_tags,
@@ -117,9 +111,8 @@ impl Registry {
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<ManifestRecord, RegistryError> {
-        let meta = self.meta.clone();
-        let (name, r) = (repo.to_string(), reference.to_string());
-        match blocking(move || Ok(meta.get_manifest(&name, &r)?)).await? {
+        let r = reference.to_string();
+        match self.meta.get_manifest(repo.as_str(), &r).await? {
             Some(m) => Ok(m),
             None => {
                 self.require_repo(repo).await?;
@@ -134,8 +127,7 @@ impl Registry {
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<(), RegistryError> {
-        let meta = self.meta.clone();
-        let name = repo.to_string();
+        let name = repo.as_str();
         let deleted = match reference {
             Reference::Digest(d) => {
                 if !self.config.delete.manifests {
@@ -143,8 +135,7 @@ impl Registry {
                         "manifest deletion is disabled on this registry",
                     ));
                 }
-                let d = d.to_string();
-                blocking(move || Ok(meta.delete_manifest(&name, &d)?)).await?
+                self.meta.delete_manifest(name, &d.to_string()).await?
             }
             Reference::Tag(t) => {
                 if !self.config.delete.tags {
@@ -152,8 +143,7 @@ impl Registry {
                         "tag deletion is disabled on this registry",
                     ));
                 }
-                let t = t.to_string();
-                blocking(move || Ok(meta.delete_tag(&name, &t)?)).await?
+                self.meta.delete_tag(name, &t.to_string()).await?
             }
         };
         if deleted {

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::Stream;
 use globset::GlobMatcher;
 
@@ -190,8 +191,7 @@ impl Registry {
     /// What the stores hold now, for a scrape; `None` when the metadata store
     /// cannot count.
     pub async fn storage_totals(&self) -> Option<StorageTotals> {
-        let meta = self.meta.clone();
-        let totals = match blocking(move || Ok(meta.totals()?)).await {
+        let totals = match self.meta.totals().await {
             Ok(t) => t?,
             Err(e) => {
                 tracing::warn!(error = %e, "metrics: the metadata store cannot be counted");
@@ -211,13 +211,14 @@ impl Registry {
     /// Whether both stores answer and the schema is current; the error says which
     /// does not.
     pub async fn ready(&self) -> Result<(), String> {
-        let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
-        tokio::task::spawn_blocking(move || {
-            meta.ping().map_err(|e| format!("metadata store: {e}"))?;
-            blobs.ping().map_err(|e| format!("blob store: {e}"))
-        })
-        .await
-        .map_err(|e| format!("readiness check failed: {e}"))?
+        self.meta
+            .ping()
+            .await
+            .map_err(|e| format!("metadata store: {e}"))?;
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || blobs.ping().map_err(|e| format!("blob store: {e}")))
+            .await
+            .map_err(|e| format!("readiness check failed: {e}"))?
     }
 
     /// Removes idle upload sessions; called periodically by the server.
@@ -227,9 +228,7 @@ impl Registry {
     }
 
     async fn require_repo(&self, repo: &RepoName) -> Result<(), RegistryError> {
-        let meta = self.meta.clone();
-        let name = repo.to_string();
-        let exists = blocking(move || Ok(meta.repo_exists(&name)?)).await?;
+        let exists = self.meta.repo_exists(repo.as_str()).await?;
         if exists {
             Ok(())
         } else {
@@ -239,9 +238,8 @@ impl Registry {
 
     /// Size of a blob the repository may serve.
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64, RegistryError> {
-        let meta = self.meta.clone();
-        let (name, d) = (repo.to_string(), digest.to_string());
-        match blocking(move || Ok(meta.blob_in_repo(&name, &d)?)).await? {
+        let d = digest.to_string();
+        match self.meta.blob_in_repo(repo.as_str(), &d).await? {
             Some(size) => Ok(size),
             None => {
                 self.require_repo(repo).await?;
@@ -281,9 +279,8 @@ impl Registry {
                 "blob deletion is disabled on this registry",
             ));
         }
-        let meta = self.meta.clone();
-        let (name, d) = (repo.to_string(), digest.to_string());
-        if blocking(move || Ok(meta.unlink_blob(&name, &d)?)).await? {
+        let d = digest.to_string();
+        if self.meta.unlink_blob(repo.as_str(), &d).await? {
             Ok(())
         } else {
             self.require_repo(repo).await?;
@@ -316,11 +313,7 @@ impl Registry {
         let size = match (from, visible) {
             (Some(src), Some(v)) if !v(src.as_str()) => None,
             (Some(src), _) => self.size_in(src.to_string(), digest).await?,
-            (None, None) => {
-                let meta = self.meta.clone();
-                let d = digest.to_string();
-                blocking(move || Ok(meta.blob_anywhere(&d)?)).await?
-            }
+            (None, None) => self.meta.blob_anywhere(&digest.to_string()).await?,
             (None, Some(v)) => self.size_in_visible(digest, v).await?,
         };
         match size {
@@ -336,9 +329,7 @@ impl Registry {
 
     /// The size of `digest` when `repo` links it.
     async fn size_in(&self, repo: String, digest: &Digest) -> Result<Option<u64>, RegistryError> {
-        let meta = self.meta.clone();
-        let d = digest.to_string();
-        blocking(move || Ok(meta.blob_in_repo(&repo, &d)?)).await
+        Ok(self.meta.blob_in_repo(&repo, &digest.to_string()).await?)
     }
 
     /// The size of `digest` in the first repository `visible` admits that links
@@ -367,13 +358,20 @@ impl Registry {
     }
 
     async fn link(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<(), RegistryError> {
-        let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
-        let (name, d, digest) = (repo.to_string(), digest.to_string(), digest.clone());
-        blocking(move || {
-            let present = || matches!(blobs.size_of(&digest), Ok(Some(_)));
-            Ok(meta.link_blob(&name, &d, size, &present)?)
-        })
-        .await
+        let blobs = self.blobs.clone();
+        let present = || -> BoxFuture<'_, bool> {
+            let (blobs, digest) = (blobs.clone(), digest.clone());
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || matches!(blobs.size_of(&digest), Ok(Some(_))))
+                    .await
+                    .unwrap_or(false)
+            })
+        };
+        let d = digest.to_string();
+        Ok(self
+            .meta
+            .link_blob(repo.as_str(), &d, size, &present)
+            .await?)
     }
 
     /// Bytes an upload session holds (`GET <location>`).
@@ -443,14 +441,11 @@ impl Registry {
         last: Option<String>,
         n: u32,
     ) -> Result<Page<String>, RegistryError> {
-        let meta = self.meta.clone();
-        let name = repo.to_string();
         let n = n.min(self.config.max_list_page);
-        blocking(move || {
-            meta.list_tags(&name, last.as_deref(), n)?
-                .ok_or(RegistryError::NameUnknown(name))
-        })
-        .await
+        self.meta
+            .list_tags(repo.as_str(), last.as_deref(), n)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.to_string()))
     }
 
     /// One page of referrers of `subject`, optionally filtered by artifact type.
@@ -464,13 +459,18 @@ impl Registry {
         if !self.config.referrers {
             return Err(RegistryError::ReferrersDisabled);
         }
-        let meta = self.meta.clone();
-        let (name, s) = (repo.to_string(), subject.to_string());
+        let s = subject.to_string();
         let n = self.config.referrers_page_size;
-        blocking(move || {
-            Ok(meta.referrers(&name, &s, artifact_type.as_deref(), last.as_deref(), n)?)
-        })
-        .await
+        Ok(self
+            .meta
+            .referrers(
+                repo.as_str(),
+                &s,
+                artifact_type.as_deref(),
+                last.as_deref(),
+                n,
+            )
+            .await?)
     }
 
     /// A page of the catalog holding only repositories `visible` admits, whose
@@ -505,8 +505,7 @@ impl Registry {
         last: Option<String>,
         n: u32,
     ) -> Result<CatalogPage, RegistryError> {
-        let meta = self.meta.clone();
         let n = n.min(self.config.max_list_page);
-        blocking(move || Ok(meta.catalog(last.as_deref(), n)?)).await
+        Ok(self.meta.catalog(last.as_deref(), n).await?)
     }
 }

@@ -120,16 +120,26 @@ impl UploadSessions {
             algorithm: record.algorithm.clone(),
         })
         .unwrap_or_default();
-        let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
+        let blobs = self.blobs.clone();
+        let id2 = id.clone();
         let staged = blocking(move || {
-            let staged = StagedBlob::new(blobs.create_staging(&record.id, &note)?, algorithm);
-            if let Err(e) = meta.create_upload(&record) {
-                blobs.discard_staging(&record.id);
-                return Err(e.into());
-            }
-            Ok(staged)
+            Ok(StagedBlob::new(
+                blobs.create_staging(&id2, &note)?,
+                algorithm,
+            ))
         })
         .await?;
+        if let Err(e) = self.meta.create_upload(&record).await {
+            let blobs = self.blobs.clone();
+            let id2 = id.clone();
+            let _ = blocking(move || {
+                staged.abandon();
+                blobs.discard_staging(&id2);
+                Ok(())
+            })
+            .await;
+            return Err(e.into());
+        }
         let entry = self.entry(&id);
         entry.lock().await.staged = Some(staged);
         Ok(id)
@@ -182,9 +192,7 @@ impl UploadSessions {
         if id.parse::<UploadId>().is_err() {
             return Err(RegistryError::UploadUnknown(id.to_string()));
         }
-        let meta = self.meta.clone();
-        let id2 = id.to_string();
-        match blocking(move || Ok(meta.upload(&id2)?)).await? {
+        match self.meta.upload(id).await? {
             Some(r) if r.repo == repo.as_str() => Ok(r.size),
             // A session of an earlier version (a note, no record) is resumed.
             _ => {
@@ -233,20 +241,23 @@ impl UploadSessions {
         record.size = staged.size();
         record.hash_state = staged.hash_state();
         // Sealed (readable by every server sharing the store), then recorded.
-        let meta = self.meta.clone();
-        let (mut staged, recorded) = tokio::task::spawn_blocking(move || {
+        let (mut staged, sealed) = tokio::task::spawn_blocking(move || {
             let mut staged = staged;
-            let outcome = staged
-                .seal()
-                .map_err(RegistryError::from)
-                .and_then(|descriptor| {
-                    record.staging = descriptor;
-                    Ok(meta.advance_upload(&record, from)?)
-                });
-            (staged, outcome.map(|advanced| (advanced, record.size)))
+            let sealed = staged.seal();
+            (staged, sealed)
         })
         .await
         .map_err(|e| RegistryError::Internal(format!("blocking task failed: {e}")))?;
+        let recorded = match sealed {
+            Ok(descriptor) => {
+                record.staging = descriptor;
+                match self.meta.advance_upload(&record, from).await {
+                    Ok(advanced) => Ok((advanced, record.size)),
+                    Err(e) => Err(RegistryError::from(e)),
+                }
+            }
+            Err(e) => Err(RegistryError::from(e)),
+        };
         match recorded {
             Ok((true, size)) => {
                 self.release(guard, staged);
@@ -258,9 +269,7 @@ impl UploadSessions {
                 staged.staging().unlock();
                 drop((staged, guard));
                 self.forget_if_idle(id);
-                let meta = self.meta.clone();
-                let id2 = id.to_string();
-                match blocking(move || Ok(meta.upload(&id2)?)).await? {
+                match self.meta.upload(id).await? {
                     Some(r) => Err(RegistryError::RangeNotSatisfiable {
                         size: r.size,
                         got: from,
@@ -306,19 +315,19 @@ impl UploadSessions {
             self.release(guard, staged);
             return Err(e);
         }
-        let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
         let expected = digest.clone();
-        let result = blocking(move || {
-            let outcome = verify_and_publish(staged, &expected);
-            // Finished either way: a mismatch removes the session too.
-            let removed = meta.remove_upload(&record.id);
-            if outcome.is_err() {
+        let outcome = blocking(move || verify_and_publish(staged, &expected)).await;
+        // Finished either way: a mismatch removes the session too.
+        let removed = self.meta.remove_upload(&record.id).await;
+        if outcome.is_err() {
+            let blobs = self.blobs.clone();
+            let _ = blocking(move || {
                 blobs.discard_staging(&record.id);
-            }
-            removed?;
-            outcome
-        })
-        .await;
+                Ok(())
+            })
+            .await;
+        }
+        let result = removed.map_err(RegistryError::from).and(outcome);
         drop(guard);
         self.open_map().remove(id);
         result
@@ -369,15 +378,22 @@ impl UploadSessions {
     pub async fn cancel(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
         let c = self.claim(repo, id).await?;
         let Claimed { guard, staged, .. } = c;
-        let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
-        let id2 = id.to_string();
-        let result = blocking(move || {
-            meta.remove_upload(&id2)?;
-            staged.abandon();
-            blobs.discard_staging(&id2);
-            Ok(())
-        })
-        .await;
+        let result = match self.meta.remove_upload(id).await {
+            Ok(_) => {
+                let blobs = self.blobs.clone();
+                let id2 = id.to_string();
+                blocking(move || {
+                    staged.abandon();
+                    blobs.discard_staging(&id2);
+                    Ok(())
+                })
+                .await
+            }
+            Err(e) => {
+                self.release(guard, staged);
+                return Err(e.into());
+            }
+        };
         drop(guard);
         self.open_map().remove(id);
         result
@@ -402,7 +418,7 @@ impl UploadSessions {
             staged.abandon();
             return;
         }
-        let Ok(Some(record)) = self.meta.upload(id) else {
+        let Ok(Some(record)) = wait(self.meta.upload(id)) else {
             return;
         };
         let handle = match self.blobs.reopen_staging(id) {
@@ -423,7 +439,7 @@ impl UploadSessions {
         let cutoff = self.clock.now_millis().saturating_sub(ttl_ms);
         let mut removed = 0;
         loop {
-            let stale = match self.meta.stale_uploads(cutoff, 1000) {
+            let stale = match wait(self.meta.stale_uploads(cutoff, 1000)) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "upload expiry: cannot list stale sessions");
@@ -438,7 +454,7 @@ impl UploadSessions {
                     continue;
                 };
                 self.abandon(&id, open.staged.take());
-                if matches!(self.meta.remove_upload(&id), Ok(true)) {
+                if matches!(wait(self.meta.remove_upload(&id)), Ok(true)) {
                     open.staged = None;
                     self.blobs.discard_staging(&id);
                     removed += 1;
@@ -453,7 +469,7 @@ impl UploadSessions {
         // Staging areas no record names: crashed before their record was
         // written, or their record expired on another server.
         for id in self.blobs.stale_staging(SystemTime::now() - ttl) {
-            if matches!(self.meta.upload(&id), Ok(None)) {
+            if matches!(wait(self.meta.upload(&id)), Ok(None)) {
                 self.open_map().remove(&id);
                 self.blobs.discard_staging(&id);
                 removed += 1;
@@ -462,6 +478,13 @@ impl UploadSessions {
         removed
     }
 }
+/// Waits for a metadata call from blocking code: a blocking-pool thread (where
+/// the runtime's context is at hand for the store's connections and timers),
+/// or a test's plain call.
+fn wait<T>(call: impl std::future::Future<Output = T>) -> T {
+    futures_executor::block_on(call)
+}
+
 /// A staging area as [`claim_blocking`] finds it, with the note of one found
 /// on this server.
 type Reopened = (Box<dyn Staging>, Option<Vec<u8>>);
@@ -485,7 +508,7 @@ fn claim_blocking(
             return Ok((staging, Some(note)));
         }
         // Nothing here: a session another server opened (its record says so).
-        match meta.upload(id)? {
+        match wait(meta.upload(id))? {
             Some(r) if r.repo == repo => {
                 let note = serde_json::to_vec(&SessionInfo {
                     repo: r.repo,
@@ -506,7 +529,7 @@ fn claim_blocking(
     };
     loop {
         staging.lock()?;
-        let record = match meta.upload(id)? {
+        let record = match wait(meta.upload(id))? {
             Some(r) => Some(r),
             None => match &note {
                 Some(n) => adopt_legacy(meta, id, &*staging, n)?,
@@ -566,8 +589,8 @@ fn adopt_legacy(
         staging: Vec::new(),
         updated_at: 0,
     };
-    meta.create_upload(&record)?;
-    Ok(meta.upload(id)?)
+    wait(meta.create_upload(&record))?;
+    Ok(wait(meta.upload(id))?)
 }
 
 /// Checks the staged bytes against `digest` and publishes them; returns the size.
@@ -782,7 +805,11 @@ mod tests {
             0,
             "no server read the bytes back to hash them"
         );
-        assert_eq!(s.meta.upload(&id).unwrap(), None, "the record is gone");
+        assert_eq!(
+            s.meta.upload(&id).await.unwrap(),
+            None,
+            "the record is gone"
+        );
         assert!(matches!(
             s.a.status(&repo(), &id).await,
             Err(RegistryError::UploadUnknown(_))
@@ -852,7 +879,7 @@ mod tests {
             matches!(r, Err(RegistryError::DigestMismatch { .. })),
             "{r:?}"
         );
-        assert!(s.meta.upload(&id).unwrap().is_none());
+        assert!(s.meta.upload(&id).await.unwrap().is_none());
         assert!(s.blobs.reopen_staging(&id).unwrap().is_none());
         assert!(s.a.status(&repo(), &id).await.is_err());
     }
@@ -881,7 +908,7 @@ mod tests {
         assert_eq!(s.b.expire(Duration::from_secs(60)), 0, "not idle yet");
         s.clock.advance(Duration::from_secs(61));
         assert_eq!(s.b.expire(Duration::from_secs(60)), 1);
-        assert!(s.meta.upload(&id).unwrap().is_none());
+        assert!(s.meta.upload(&id).await.unwrap().is_none());
         assert!(s.blobs.reopen_staging(&id).unwrap().is_none());
         assert!(matches!(
             s.a.append(&repo(), &id, None, None, body(b"d")).await,

@@ -6,16 +6,18 @@
 //! use std::sync::Arc;
 //! use marina::store::{contract, MemoryBlobStore, SqliteMetaStore};
 //! contract::check_blob_store(&|| Arc::new(MemoryBlobStore::new())).await;
-//! contract::check_metadata_store(&|| Arc::new(SqliteMetaStore::in_memory().unwrap()));
+//! contract::check_metadata_store(&|| Arc::new(SqliteMetaStore::in_memory().unwrap())).await;
 //! # }
 //! ```
 //!
 //! Each check gets a fresh store from the factory and panics with the name of the
 //! broken rule, so a failure reads as "which promise does my backend break".
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
@@ -216,8 +218,13 @@ fn manifest<'a>(
 }
 
 /// `present` for [`MetadataStore::link_blob`] when the bytes are there.
-fn here() -> bool {
-    true
+fn here<'a>() -> BoxFuture<'a, bool> {
+    Box::pin(async { true })
+}
+
+/// `present` for [`MetadataStore::link_blob`] when they are not.
+fn gone<'a>() -> BoxFuture<'a, bool> {
+    Box::pin(async { false })
 }
 
 /// Milliseconds since the epoch.
@@ -233,153 +240,164 @@ fn d(i: u32) -> String {
 }
 
 /// Runs every metadata store check against stores made by `make`.
-pub fn check_metadata_store(make: MetaFactory<'_>) {
+pub async fn check_metadata_store(make: MetaFactory<'_>) {
     // Links are per repository; lookups see only their own repository.
     let s = make();
     assert!(
-        !s.repo_exists("a").unwrap(),
+        !s.repo_exists("a").await.unwrap(),
         "repo_exists: false before any write"
     );
     assert!(
         matches!(
-            s.link_blob("a", &d(1), 10, &|| false),
+            s.link_blob("a", &d(1), 10, &gone).await,
             Err(StoreError::Vanished(_))
         ),
         "link_blob: refuses bytes that are not there"
     );
     assert!(
-        !s.repo_exists("a").unwrap() && s.blob_anywhere(&d(1)).unwrap().is_none(),
+        !s.repo_exists("a").await.unwrap() && s.blob_anywhere(&d(1)).await.unwrap().is_none(),
         "link_blob: a refused link changes nothing"
     );
-    s.link_blob("a", &d(1), 10, &here).unwrap();
+    s.link_blob("a", &d(1), 10, &here).await.unwrap();
     s.link_blob("a", &d(1), 10, &here)
+        .await
         .expect("link_blob: linking twice is fine");
     assert!(
-        s.repo_exists("a").unwrap(),
+        s.repo_exists("a").await.unwrap(),
         "link_blob: creates the repository"
     );
     assert_eq!(
-        s.blob_in_repo("a", &d(1)).unwrap(),
+        s.blob_in_repo("a", &d(1)).await.unwrap(),
         Some(10),
         "blob_in_repo: sees a link"
     );
     assert_eq!(
-        s.blob_in_repo("b", &d(1)).unwrap(),
+        s.blob_in_repo("b", &d(1)).await.unwrap(),
         None,
         "blob_in_repo: other repositories do not see it"
     );
     assert_eq!(
-        s.blob_anywhere(&d(1)).unwrap(),
+        s.blob_anywhere(&d(1)).await.unwrap(),
         Some(10),
         "blob_anywhere: sees any link"
     );
     assert!(
-        s.unreferenced_blobs(10).unwrap().is_empty(),
+        s.unreferenced_blobs(10).await.unwrap().is_empty(),
         "unreferenced_blobs: linked blobs are held"
     );
-    let mut removed = 0;
+    let removed = AtomicUsize::new(0);
+    let count = || -> BoxFuture<'_, std::io::Result<()>> {
+        removed.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    };
     assert!(
-        !s.collect_blob(&d(1), &mut || {
-            removed += 1;
-            Ok(())
-        })
-        .unwrap(),
+        !s.collect_blob(&d(1), &count).await.unwrap(),
         "collect_blob: refuses a linked blob"
     );
-    assert_eq!(removed, 0, "collect_blob: a refused blob's bytes stay");
+    assert_eq!(
+        removed.load(Ordering::SeqCst),
+        0,
+        "collect_blob: a refused blob's bytes stay"
+    );
     assert!(
-        s.unlink_blob("a", &d(1)).unwrap(),
+        s.unlink_blob("a", &d(1)).await.unwrap(),
         "unlink_blob: true when linked"
     );
     assert!(
-        !s.unlink_blob("a", &d(1)).unwrap(),
+        !s.unlink_blob("a", &d(1)).await.unwrap(),
         "unlink_blob: false when not linked"
     );
     assert_eq!(
-        s.blob_anywhere(&d(1)).unwrap(),
+        s.blob_anywhere(&d(1)).await.unwrap(),
         None,
         "blob_anywhere: unlinked blobs are not mountable"
     );
     assert_eq!(
-        s.unreferenced_blobs(10).unwrap(),
+        s.unreferenced_blobs(10).await.unwrap(),
         vec![(d(1), 10)],
         "unreferenced_blobs: an unlinked, unreferenced blob is garbage"
     );
     assert!(
-        s.collect_blob(&d(1), &mut || Err(std::io::Error::other("disk")))
-            .is_err(),
+        s.collect_blob(&d(1), &|| Box::pin(async {
+            Err(std::io::Error::other("disk"))
+        }))
+        .await
+        .is_err(),
         "collect_blob: a failed removal is an error"
     );
     assert_eq!(
-        s.unreferenced_blobs(10).unwrap(),
+        s.unreferenced_blobs(10).await.unwrap(),
         vec![(d(1), 10)],
         "collect_blob: a failed removal keeps the blob recorded"
     );
     assert!(
-        s.collect_blob(&d(1), &mut || {
-            removed += 1;
-            Ok(())
-        })
-        .unwrap(),
+        s.collect_blob(&d(1), &count).await.unwrap(),
         "collect_blob: forgets garbage"
     );
-    assert_eq!(removed, 1, "collect_blob: removes the bytes once");
+    assert_eq!(
+        removed.load(Ordering::SeqCst),
+        1,
+        "collect_blob: removes the bytes once"
+    );
     assert!(
-        s.unreferenced_blobs(10).unwrap().is_empty(),
+        s.unreferenced_blobs(10).await.unwrap().is_empty(),
         "collect_blob: the blob is forgotten"
     );
     assert_eq!(
-        s.prune_repositories().unwrap(),
+        s.prune_repositories().await.unwrap(),
         1,
         "prune_repositories: a repository left with nothing is forgotten"
     );
-    assert!(!s.repo_exists("a").unwrap(), "prune_repositories: gone");
+    assert!(
+        !s.repo_exists("a").await.unwrap(),
+        "prune_repositories: gone"
+    );
 
     // Links live while a manifest of their repository references the blob, or
     // while they are younger than the cutoff.
     let s = make();
     let (d20, d21, d22) = (d(20), d(21), d(22));
     for b in [&d20, &d21] {
-        s.link_blob("q", b, 1, &here).unwrap();
+        s.link_blob("q", b, 1, &here).await.unwrap();
     }
     let no_tags: Vec<String> = vec![];
     let mut m = manifest("q", &d22, &no_tags, None, None);
     m.references = vec![d21.clone(), d(23)];
-    s.put_manifest(&m).unwrap();
+    s.put_manifest(&m).await.unwrap();
     assert_eq!(
-        s.prune_links(now_ms() - 60_000, 100).unwrap(),
+        s.prune_links(now_ms() - 60_000, 100).await.unwrap(),
         0,
         "prune_links: links younger than the cutoff stay"
     );
-    let preview = s.garbage_preview(now_ms() + 60_000).unwrap();
+    let preview = s.garbage_preview(now_ms() + 60_000).await.unwrap();
     assert_eq!(
         (preview.links, preview.blobs, preview.bytes),
         (1, 1, 1),
         "garbage_preview: the unreferenced link and the blob it alone holds"
     );
     assert_eq!(
-        s.prune_links(now_ms() + 60_000, 100).unwrap(),
+        s.prune_links(now_ms() + 60_000, 100).await.unwrap(),
         1,
         "prune_links: an old unreferenced link goes"
     );
     assert_eq!(
-        s.blob_in_repo("q", &d20).unwrap(),
+        s.blob_in_repo("q", &d20).await.unwrap(),
         None,
         "prune_links: d20 unlinked"
     );
     assert_eq!(
-        s.blob_in_repo("q", &d21).unwrap(),
+        s.blob_in_repo("q", &d21).await.unwrap(),
         Some(1),
         "prune_links: a link its repository's manifest references stays"
     );
-    s.unlink_blob("q", &d21).unwrap();
+    s.unlink_blob("q", &d21).await.unwrap();
     assert_eq!(
-        s.unreferenced_blobs(10).unwrap(),
+        s.unreferenced_blobs(10).await.unwrap(),
         vec![(d20.clone(), 1)],
         "unreferenced_blobs: a blob a manifest references is held even unlinked"
     );
-    assert!(s.delete_manifest("q", &d22).unwrap());
-    let mut garbage = s.unreferenced_blobs(10).unwrap();
+    assert!(s.delete_manifest("q", &d22).await.unwrap());
+    let mut garbage = s.unreferenced_blobs(10).await.unwrap();
     garbage.sort();
     let mut want = vec![(d20, 1), (d21, 1)];
     want.sort();
@@ -394,21 +412,23 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
     let (d10, d12) = (d(10), d(12));
     let mut m = manifest("r", &d10, &tags, None, None);
     m.required_blobs = vec![d(11)];
-    match s.put_manifest(&m) {
+    match s.put_manifest(&m).await {
         Err(StoreError::MissingReferences(missing)) => {
             assert_eq!(missing, vec![d(11)], "put_manifest: names the missing blob")
         }
         other => panic!("put_manifest: a missing blob must be MissingReferences, got {other:?}"),
     }
     assert!(
-        s.get_manifest("r", "v1").unwrap().is_none(),
+        s.get_manifest("r", "v1").await.unwrap().is_none(),
         "put_manifest: a rejected manifest stores nothing"
     );
-    s.link_blob("r", &d(11), 1, &here).unwrap();
+    s.link_blob("r", &d(11), 1, &here).await.unwrap();
     s.put_manifest(&m)
+        .await
         .expect("put_manifest: accepted once the blob is linked");
     let got = s
         .get_manifest("r", "v1")
+        .await
         .unwrap()
         .expect("get_manifest: by tag");
     assert_eq!(
@@ -417,14 +437,14 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
         "get_manifest: exact bytes by tag"
     );
     assert!(
-        s.get_manifest("r", &d(10)).unwrap().is_some(),
+        s.get_manifest("r", &d(10)).await.unwrap().is_some(),
         "get_manifest: by digest"
     );
     let mut child = manifest("r", &d12, &[], None, None);
     child.required_manifests = vec![d(99)];
     assert!(
         matches!(
-            s.put_manifest(&child),
+            s.put_manifest(&child).await,
             Err(StoreError::MissingReferences(_))
         ),
         "put_manifest: missing child manifests are refused"
@@ -434,47 +454,52 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
     let s = make();
     let ab = vec!["a".to_string(), "b".to_string()];
     s.put_manifest(&manifest("r", &d(1), &ab, None, None))
+        .await
         .unwrap();
     s.put_manifest(&manifest("r", &d(2), &["b".to_string()], None, None))
+        .await
         .unwrap();
     assert_eq!(
-        s.get_manifest("r", "b").unwrap().unwrap().digest,
+        s.get_manifest("r", "b").await.unwrap().unwrap().digest,
         d(2),
         "put_manifest: re-tagging moves the tag"
     );
     assert!(
-        s.delete_tag("r", "a").unwrap(),
+        s.delete_tag("r", "a").await.unwrap(),
         "delete_tag: true when present"
     );
     assert!(
-        !s.delete_tag("r", "a").unwrap(),
+        !s.delete_tag("r", "a").await.unwrap(),
         "delete_tag: false when absent"
     );
     assert!(
-        s.get_manifest("r", &d(1)).unwrap().is_some(),
+        s.get_manifest("r", &d(1)).await.unwrap().is_some(),
         "delete_tag: the manifest stays"
     );
     s.put_manifest(&manifest("r", &d(2), &["c".to_string()], None, None))
+        .await
         .expect("put_manifest: pushing again is idempotent");
     assert!(
-        s.delete_manifest("r", &d(2)).unwrap(),
+        s.delete_manifest("r", &d(2)).await.unwrap(),
         "delete_manifest: true when present"
     );
     assert!(
-        s.get_manifest("r", "b").unwrap().is_none() && s.get_manifest("r", "c").unwrap().is_none(),
+        s.get_manifest("r", "b").await.unwrap().is_none()
+            && s.get_manifest("r", "c").await.unwrap().is_none(),
         "delete_manifest: its tags go with it"
     );
     assert!(
-        !s.delete_manifest("r", &d(2)).unwrap(),
+        !s.delete_manifest("r", &d(2)).await.unwrap(),
         "delete_manifest: false when absent"
     );
 
     // Shared content: deleting in one repository keeps the other.
     s.put_manifest(&manifest("other", &d(1), &["x".to_string()], None, None))
+        .await
         .unwrap();
-    assert!(s.delete_manifest("r", &d(1)).unwrap());
+    assert!(s.delete_manifest("r", &d(1)).await.unwrap());
     assert_eq!(
-        s.get_manifest("other", "x").unwrap().map(|m| m.bytes),
+        s.get_manifest("other", "x").await.unwrap().map(|m| m.bytes),
         Some(d(1).into_bytes()),
         "delete_manifest: other repositories keep shared content"
     );
@@ -486,6 +511,7 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
         .map(|t| t.to_string())
         .collect();
     s.put_manifest(&manifest("t", &d(1), &tags, None, None))
+        .await
         .unwrap();
     let mut sorted = tags.clone();
     sorted.sort();
@@ -494,6 +520,7 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
     for _ in 0..10 {
         let p = s
             .list_tags("t", last.as_deref(), 3)
+            .await
             .unwrap()
             .expect("list_tags: known repository");
         assert!(p.items.len() <= 3, "list_tags: at most n");
@@ -513,11 +540,16 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
         "list_tags: pages walk every tag once in byte order"
     );
     assert!(
-        s.list_tags("nope", None, 3).unwrap().is_none(),
+        s.list_tags("nope", None, 3).await.unwrap().is_none(),
         "list_tags: None for an unknown repository"
     );
     assert!(
-        s.list_tags("t", None, 0).unwrap().unwrap().items.is_empty(),
+        s.list_tags("t", None, 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .items
+            .is_empty(),
         "list_tags: n = 0 gives nothing"
     );
 
@@ -527,15 +559,18 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
     for i in 0..7 {
         let t = if i % 2 == 0 { "even" } else { "odd" };
         s.put_manifest(&manifest("r", &d(i), &[], Some(&subject), Some(t)))
+            .await
             .unwrap();
     }
     s.put_manifest(&manifest("r", &d(50), &[], Some(&d(2000)), Some("even")))
+        .await
         .unwrap();
     let mut all = Vec::new();
     let mut last: Option<String> = None;
     for _ in 0..10 {
         let p = s
             .referrers("r", &subject, None, last.as_deref(), 3)
+            .await
             .unwrap();
         all.extend(p.items.iter().map(|r| r.digest.clone()));
         last = p.items.last().map(|r| r.digest.clone());
@@ -549,7 +584,10 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
         all, want,
         "referrers: pages list every referrer of the subject once, in digest order"
     );
-    let even = s.referrers("r", &subject, Some("even"), None, 100).unwrap();
+    let even = s
+        .referrers("r", &subject, Some("even"), None, 100)
+        .await
+        .unwrap();
     assert_eq!(even.items.len(), 4, "referrers: the artifact type filter");
     assert!(
         even.items
@@ -559,14 +597,16 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
     );
     assert!(
         s.referrers("elsewhere", &subject, None, None, 10)
+            .await
             .unwrap()
             .items
             .is_empty(),
         "referrers: per repository"
     );
-    s.delete_manifest("r", &d(0)).unwrap();
+    s.delete_manifest("r", &d(0)).await.unwrap();
     assert_eq!(
         s.referrers("r", &subject, None, None, 100)
+            .await
             .unwrap()
             .items
             .len(),
@@ -578,35 +618,37 @@ pub fn check_metadata_store(make: MetaFactory<'_>) {
     let s = make();
     for name in ["b/x", "a", "c", "a/b"] {
         s.put_manifest(&manifest(name, &d(1), &[], None, None))
+            .await
             .unwrap();
     }
-    s.link_blob("blobs-only", &d(5), 1, &here).unwrap();
-    let p1 = s.catalog(None, 2).unwrap();
+    s.link_blob("blobs-only", &d(5), 1, &here).await.unwrap();
+    let p1 = s.catalog(None, 2).await.unwrap();
     assert_eq!(
         (p1.items.clone(), p1.more),
         (vec!["a".to_string(), "a/b".into()], true),
         "catalog: first page"
     );
-    let p2 = s.catalog(Some("a/b"), 10).unwrap();
+    let p2 = s.catalog(Some("a/b"), 10).await.unwrap();
     assert_eq!(
         (p2.items.clone(), p2.more),
         (vec!["b/x".to_string(), "c".into()], false),
         "catalog: next page after last"
     );
-    s.delete_manifest("c", &d(1)).unwrap();
+    s.delete_manifest("c", &d(1)).await.unwrap();
     assert!(
         !s.catalog(None, 10)
+            .await
             .unwrap()
             .items
             .contains(&"c".to_string()),
         "catalog: emptied repositories disappear"
     );
-    check_upload_records(&*make());
+    check_upload_records(&*make()).await;
 }
 
 /// Upload sessions: recorded, advanced only from the size they hold, listed
 /// when stale, forgotten.
-fn check_upload_records(s: &dyn MetadataStore) {
+async fn check_upload_records(s: &dyn MetadataStore) {
     let mut u = UploadRecord {
         id: "0123456789abcdef0123456789abcdef".into(),
         repo: "team/app".into(),
@@ -616,11 +658,16 @@ fn check_upload_records(s: &dyn MetadataStore) {
         staging: vec![],
         updated_at: 0,
     };
-    assert_eq!(s.upload(&u.id).unwrap(), None, "upload: none before create");
+    assert_eq!(
+        s.upload(&u.id).await.unwrap(),
+        None,
+        "upload: none before create"
+    );
     let before = now_ms();
-    s.create_upload(&u).unwrap();
+    s.create_upload(&u).await.unwrap();
     let got = s
         .upload(&u.id)
+        .await
         .unwrap()
         .expect("upload: sees a created session");
     assert_eq!(
@@ -634,45 +681,51 @@ fn check_upload_records(s: &dyn MetadataStore) {
         got.updated_at
     );
     assert!(
-        s.create_upload(&u).is_err(),
+        s.create_upload(&u).await.is_err(),
         "create_upload: an id is used once"
     );
     u.size = 10;
     u.hash_state = vec![9; 40];
     u.staging = b"parts".to_vec();
     assert!(
-        s.advance_upload(&u, 0).unwrap(),
+        s.advance_upload(&u, 0).await.unwrap(),
         "advance_upload: from the size held"
     );
     let mut other = u.clone();
     other.size = 15;
     assert!(
-        !s.advance_upload(&other, 0).unwrap(),
+        !s.advance_upload(&other, 0).await.unwrap(),
         "advance_upload: refused from a size the session no longer holds"
     );
-    let got = s.upload(&u.id).unwrap().unwrap();
+    let got = s.upload(&u.id).await.unwrap().unwrap();
     assert_eq!(
         (got.size, &got.hash_state, &got.staging),
         (10, &u.hash_state, &u.staging),
         "advance_upload: a refused advance changes nothing"
     );
     assert_eq!(
-        s.stale_uploads(got.updated_at + 1, 10).unwrap(),
+        s.stale_uploads(got.updated_at + 1, 10).await.unwrap(),
         vec![u.id.clone()],
         "stale_uploads: lists a session last advanced before the cutoff"
     );
     assert!(
-        s.stale_uploads(got.updated_at, 10).unwrap().is_empty(),
+        s.stale_uploads(got.updated_at, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "stale_uploads: not one advanced at the cutoff"
     );
-    assert!(s.remove_upload(&u.id).unwrap(), "remove_upload: forgets it");
     assert!(
-        !s.remove_upload(&u.id).unwrap(),
+        s.remove_upload(&u.id).await.unwrap(),
+        "remove_upload: forgets it"
+    );
+    assert!(
+        !s.remove_upload(&u.id).await.unwrap(),
         "remove_upload: then it is gone"
     );
     assert!(
-        !s.advance_upload(&u, 10).unwrap(),
+        !s.advance_upload(&u, 10).await.unwrap(),
         "advance_upload: a removed session does not come back"
     );
-    assert_eq!(s.upload(&u.id).unwrap(), None);
+    assert_eq!(s.upload(&u.id).await.unwrap(), None);
 }

@@ -385,12 +385,13 @@ pub(crate) fn manifests_query(
 }
 
 /// The listing extension's queries: a part of every metadata backend
-/// (`MetadataStore` requires it). Blocking, like the rest of the store.
-pub trait ListingStore {
+/// (`MetadataStore` requires it). Async, like the rest of the store.
+#[async_trait::async_trait]
+pub trait ListingStore: Send + Sync {
     /// One page of the repositories under `namespace` (`""`: the whole registry;
     /// `"a/b"`: every repository whose name starts with `a/b/`), holding at least one
     /// manifest.
-    fn list_repositories(
+    async fn list_repositories(
         &self,
         namespace: &str,
         req: &PageRequest,
@@ -399,7 +400,7 @@ pub trait ListingStore {
     /// One page of the tags of `repo` (only those pointing at `digest`, when given)
     /// whose manifests pass `filter` (`tagged` is ignored); `None` if the repository
     /// is unknown.
-    fn list_tag_records(
+    async fn list_tag_records(
         &self,
         repo: &str,
         digest: Option<&str>,
@@ -410,7 +411,7 @@ pub trait ListingStore {
     /// One page of the manifests of `repo` passing `filter`, tagged or not; with
     /// `subject`, only the manifests that refer to it (its referrers). `None` if the
     /// repository is unknown.
-    fn list_manifest_summaries(
+    async fn list_manifest_summaries(
         &self,
         repo: &str,
         subject: Option<&str>,
@@ -431,8 +432,10 @@ fn query_rows<T>(
     rows.collect()
 }
 
-impl ListingStore for SqliteMetaStore {
-    fn list_repositories(
+/// The blocking implementations; `super::embedded` answers the async traits
+/// with them.
+impl SqliteMetaStore {
+    pub(crate) fn list_repositories(
         &self,
         namespace: &str,
         req: &PageRequest,
@@ -449,7 +452,7 @@ impl ListingStore for SqliteMetaStore {
         })
     }
 
-    fn list_tag_records(
+    pub(crate) fn list_tag_records(
         &self,
         repo: &str,
         digest: Option<&str>,
@@ -472,7 +475,7 @@ impl ListingStore for SqliteMetaStore {
         })
     }
 
-    fn list_manifest_summaries(
+    pub(crate) fn list_manifest_summaries(
         &self,
         repo: &str,
         subject: Option<&str>,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::schema::MIGRATIONS;
-use super::{Clock, MetadataStore, SystemClock};
+use super::{Clock, SystemClock};
 
 /// Storage-level failure.
 #[derive(Debug, thiserror::Error)]
@@ -248,9 +248,11 @@ impl SqliteMetaStore {
     }
 }
 
-impl MetadataStore for SqliteMetaStore {
+/// The blocking implementations; `super::embedded` answers the async traits
+/// with them.
+impl SqliteMetaStore {
     /// Records a verified blob and links it into `repo`, dated now.
-    fn link_blob(
+    pub(crate) fn link_blob(
         &self,
         repo: &str,
         digest: &str,
@@ -279,7 +281,7 @@ impl MetadataStore for SqliteMetaStore {
     }
 
     /// Size of a blob if `repo` may serve it.
-    fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError> {
+    pub(crate) fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT b.size FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id \
@@ -292,7 +294,7 @@ impl MetadataStore for SqliteMetaStore {
     }
 
     /// Size of a blob if any repository holds it.
-    fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError> {
+    pub(crate) fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT b.size FROM blobs b WHERE b.digest = ?1 \
@@ -305,7 +307,7 @@ impl MetadataStore for SqliteMetaStore {
     }
 
     /// Unlinks a blob from a repository; false when it was not linked.
-    fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+    pub(crate) fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
@@ -317,7 +319,7 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn prune_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
+    pub(crate) fn prune_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
@@ -332,7 +334,7 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn unreferenced_blobs(&self, limit: u32) -> Result<Vec<(String, u64)>, StoreError> {
+    pub(crate) fn unreferenced_blobs(&self, limit: u32) -> Result<Vec<(String, u64)>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT b.digest, b.size FROM blobs b \
@@ -346,7 +348,7 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn collect_blob(
+    pub(crate) fn collect_blob(
         &self,
         digest: &str,
         remove: &mut dyn FnMut() -> std::io::Result<()>,
@@ -371,7 +373,7 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError> {
+    pub(crate) fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError> {
         self.read(|c| {
             let mut q = c.prepare_cached(
                 "SELECT t.name, t.pushed_at FROM tags t JOIN repos r ON r.id = t.repo_id \
@@ -382,7 +384,7 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn delete_tag_pushed_at(
+    pub(crate) fn delete_tag_pushed_at(
         &self,
         repo: &str,
         tag: &str,
@@ -399,7 +401,11 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn expendable_untagged(&self, repo: &str, cutoff: i64) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn expendable_untagged(
+        &self,
+        repo: &str,
+        cutoff: i64,
+    ) -> Result<Vec<String>, StoreError> {
         self.read(|c| {
             let mut q = c.prepare_cached(&format!(
                 "SELECT m.digest FROM manifests m JOIN repos r ON r.id = m.repo_id \
@@ -410,7 +416,12 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn delete_expendable(&self, repo: &str, digest: &str, cutoff: i64) -> Result<bool, StoreError> {
+    pub(crate) fn delete_expendable(
+        &self,
+        repo: &str,
+        digest: &str,
+        cutoff: i64,
+    ) -> Result<bool, StoreError> {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(&format!(
@@ -425,7 +436,10 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn repository_usage(&self, repo: &str) -> Result<super::RepositoryUsage, StoreError> {
+    pub(crate) fn repository_usage(
+        &self,
+        repo: &str,
+    ) -> Result<super::RepositoryUsage, StoreError> {
         self.read(|c| {
             c.prepare_cached(
                 "WITH me AS (SELECT id FROM repos WHERE name = ?1), \
@@ -448,7 +462,10 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn namespace_usage(&self, namespace: &str) -> Result<super::NamespaceUsage, StoreError> {
+    pub(crate) fn namespace_usage(
+        &self,
+        namespace: &str,
+    ) -> Result<super::NamespaceUsage, StoreError> {
         self.read(|c| {
             c.prepare_cached(
                 "WITH under AS (SELECT id FROM repos \
@@ -470,7 +487,7 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn prune_repositories(&self) -> Result<u64, StoreError> {
+    pub(crate) fn prune_repositories(&self) -> Result<u64, StoreError> {
         self.write(|tx| {
             let empty = "SELECT id FROM repos r WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) \
                          AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.repo_id = r.id)";
@@ -483,7 +500,7 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn garbage_preview(&self, cutoff: i64) -> Result<super::GarbagePreview, StoreError> {
+    pub(crate) fn garbage_preview(&self, cutoff: i64) -> Result<super::GarbagePreview, StoreError> {
         self.read(|c| {
             let links: i64 = c
                 .prepare_cached(
@@ -508,7 +525,7 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn compact(&self) -> Result<(), StoreError> {
+    pub(crate) fn compact(&self) -> Result<(), StoreError> {
         let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         // Free pages go back to the filesystem, and the WAL is emptied.
         // Each step of `incremental_vacuum` frees one page: step until done.
@@ -523,7 +540,7 @@ impl MetadataStore for SqliteMetaStore {
     }
 
     /// Whether the repository has ever been written to.
-    fn totals(&self) -> Result<Option<super::StoreTotals>, StoreError> {
+    pub(crate) fn totals(&self) -> Result<Option<super::StoreTotals>, StoreError> {
         self.read(|c| {
             let (blobs, blob_bytes) = c
                 .prepare_cached("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs")?
@@ -539,7 +556,7 @@ impl MetadataStore for SqliteMetaStore {
         })
     }
 
-    fn ping(&self) -> Result<(), StoreError> {
+    pub(crate) fn ping(&self) -> Result<(), StoreError> {
         let version: i64 = self.read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
         let current = super::schema::MIGRATIONS.len() as i64;
         if version == current {
@@ -551,7 +568,7 @@ impl MetadataStore for SqliteMetaStore {
         }
     }
 
-    fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
+    pub(crate) fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
         self.read(|c| {
             c.prepare_cached("SELECT 1 FROM repos WHERE name = ?1")?
                 .query_row(params![repo], |_| Ok(()))
@@ -562,7 +579,7 @@ impl MetadataStore for SqliteMetaStore {
 
     /// Stores a manifest and its tags in one transaction, after checking that every
     /// required blob and child manifest is present in the repository.
-    fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
+    pub(crate) fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
         self.write(|tx| {
             let repo_id = ensure_repo(tx, m.repo)?;
             let mut missing = Vec::new();
@@ -623,7 +640,7 @@ impl MetadataStore for SqliteMetaStore {
     }
 
     /// A manifest by tag or digest (as a string; tags never contain `:`).
-    fn get_manifest(
+    pub(crate) fn get_manifest(
         &self,
         repo: &str,
         reference: &str,
@@ -651,7 +668,7 @@ impl MetadataStore for SqliteMetaStore {
     }
 
     /// Deletes a manifest, its tags (cascade) and its place in the subject index.
-    fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+    pub(crate) fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
@@ -666,7 +683,7 @@ impl MetadataStore for SqliteMetaStore {
     }
 
     /// Deletes one tag; the manifest stays.
-    fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+    pub(crate) fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
@@ -678,7 +695,7 @@ impl MetadataStore for SqliteMetaStore {
     }
 
     /// Tags of a repository after `last`, at most `n`; `None` if the repository is unknown.
-    fn list_tags(
+    pub(crate) fn list_tags(
         &self,
         repo: &str,
         last: Option<&str>,
@@ -707,7 +724,7 @@ impl MetadataStore for SqliteMetaStore {
 
     /// Referrers of `subject` in `repo`, after `last` (a referrer digest), at most `n`,
     /// optionally only those of one artifact type.
-    fn referrers(
+    pub(crate) fn referrers(
         &self,
         repo: &str,
         subject: &str,
@@ -738,7 +755,7 @@ impl MetadataStore for SqliteMetaStore {
     }
 
     /// Repositories holding at least one manifest, after `last`, at most `n`.
-    fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError> {
+    pub(crate) fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT r.name FROM repos r WHERE r.name > ?1 \

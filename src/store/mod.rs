@@ -10,6 +10,7 @@
 
 mod clock;
 pub mod contract;
+mod embedded;
 mod file_chunks;
 pub(crate) mod fs;
 pub mod listing;
@@ -156,51 +157,58 @@ pub trait BlobStore: Send + Sync + 'static {
     }
 }
 
+/// A question a metadata store asks the caller, and awaits, inside one of its
+/// transactions: whether a blob's bytes are still there, or to remove them.
+pub type Probe<'a, T> = &'a (dyn Fn() -> futures_util::future::BoxFuture<'a, T> + Send + Sync);
+
 /// Repositories, blob links, manifests, tags and the subject index.
 ///
-/// Every method is blocking; the registry calls them off the async runtime.
+/// Every method is async, so a network backend (PostgreSQL) waits without
+/// holding a thread; an embedded one (SQLite) decides itself which calls are
+/// quick enough to run in place and which move off the async workers.
 /// Digests, names and tags arrive validated, as strings.
+#[async_trait::async_trait]
 pub trait MetadataStore: listing::ListingStore + UploadStore + Send + Sync + 'static {
     /// Records a verified blob and links it into `repo` (creating the repository),
     /// the link dated now. `present` is asked, inside the same transaction, whether
     /// the blob's bytes are in the blob store: if a collector removed them in the
     /// meantime this fails with [`StoreError::Vanished`] and links nothing, so a
     /// link never points at missing bytes.
-    fn link_blob(
+    async fn link_blob(
         &self,
         repo: &str,
         digest: &str,
         size: u64,
-        present: &dyn Fn() -> bool,
+        present: Probe<'_, bool>,
     ) -> Result<(), StoreError>;
     /// Size of a blob if `repo` links it.
-    fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError>;
+    async fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError>;
     /// Size of a blob if any repository links it.
-    fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError>;
+    async fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError>;
     /// Unlinks a blob from a repository; false when it was not linked.
-    fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError>;
+    async fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError>;
     /// Garbage collection, step 1: removes up to `limit` blob links that no
     /// manifest of their repository references and that were made at or before `cutoff`
     /// (milliseconds since the epoch). Returns how many went.
-    fn prune_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError>;
+    async fn prune_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError>;
     /// Step 2: up to `limit` blobs that no repository links and no manifest of any
     /// repository references, with their sizes.
-    fn unreferenced_blobs(&self, limit: u32) -> Result<Vec<(String, u64)>, StoreError>;
+    async fn unreferenced_blobs(&self, limit: u32) -> Result<Vec<(String, u64)>, StoreError>;
     /// Step 3: forgets one unreferenced blob, calling `remove` (which deletes its
     /// bytes) inside the same transaction. Returns false, without calling
     /// `remove`, when a link or a reference appeared meanwhile; an error of
     /// `remove` leaves the blob recorded.
-    fn collect_blob(
+    async fn collect_blob(
         &self,
         digest: &str,
-        remove: &mut dyn FnMut() -> std::io::Result<()>,
+        remove: Probe<'_, std::io::Result<()>>,
     ) -> Result<bool, StoreError>;
     /// Retention: the tags of `repo` with their push times (milliseconds since the
     /// epoch), newest first.
-    fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    async fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError>;
     /// Retention: deletes a tag if it still points where it did at `pushed_at`
     /// (a tag pushed again meanwhile stays).
-    fn delete_tag_pushed_at(
+    async fn delete_tag_pushed_at(
         &self,
         repo: &str,
         tag: &str,
@@ -209,43 +217,49 @@ pub trait MetadataStore: listing::ListingStore + UploadStore + Send + Sync + 'st
     /// Retention: untagged manifests of `repo` pushed at or before `cutoff` that no
     /// manifest of the repository references (index children stay) and whose
     /// subject is not in the repository (referrers of a live subject stay).
-    fn expendable_untagged(&self, repo: &str, cutoff: i64) -> Result<Vec<String>, StoreError>;
+    async fn expendable_untagged(&self, repo: &str, cutoff: i64)
+        -> Result<Vec<String>, StoreError>;
     /// Retention: deletes one manifest if it still is what
     /// [`MetadataStore::expendable_untagged`] selects.
-    fn delete_expendable(&self, repo: &str, digest: &str, cutoff: i64) -> Result<bool, StoreError>;
+    async fn delete_expendable(
+        &self,
+        repo: &str,
+        digest: &str,
+        cutoff: i64,
+    ) -> Result<bool, StoreError>;
     /// Usage: the bytes of the blobs `repo` holds (links, or references of its
     /// manifests), and of those no other repository holds.
-    fn repository_usage(&self, repo: &str) -> Result<RepositoryUsage, StoreError>;
+    async fn repository_usage(&self, repo: &str) -> Result<RepositoryUsage, StoreError>;
     /// Usage: the blobs held by the repositories under `namespace` (all of them for
     /// `""`), each counted once, and their bytes.
-    fn namespace_usage(&self, namespace: &str) -> Result<NamespaceUsage, StoreError>;
+    async fn namespace_usage(&self, namespace: &str) -> Result<NamespaceUsage, StoreError>;
     /// Step 4: forgets repositories holding no manifest and no blob link.
-    fn prune_repositories(&self) -> Result<u64, StoreError>;
+    async fn prune_repositories(&self) -> Result<u64, StoreError>;
     /// What a collection at `cutoff` would remove, without removing anything.
-    fn garbage_preview(&self, cutoff: i64) -> Result<GarbagePreview, StoreError>;
+    async fn garbage_preview(&self, cutoff: i64) -> Result<GarbagePreview, StoreError>;
     /// Gives space freed by deletions back to the filesystem (the default does
     /// nothing).
-    fn compact(&self) -> Result<(), StoreError> {
+    async fn compact(&self) -> Result<(), StoreError> {
         Ok(())
     }
     /// Whether the repository has ever been written to.
-    fn repo_exists(&self, repo: &str) -> Result<bool, StoreError>;
+    async fn repo_exists(&self, repo: &str) -> Result<bool, StoreError>;
     /// Stores a manifest and points its tags at it, atomically, after checking that
     /// every required blob and child manifest is in the repository
     /// ([`StoreError::MissingReferences`] otherwise, and nothing changes).
-    fn put_manifest(&self, manifest: &NewManifest<'_>) -> Result<(), StoreError>;
+    async fn put_manifest(&self, manifest: &NewManifest<'_>) -> Result<(), StoreError>;
     /// A manifest by tag or by digest (a reference containing `:` is a digest).
-    fn get_manifest(
+    async fn get_manifest(
         &self,
         repo: &str,
         reference: &str,
     ) -> Result<Option<ManifestRecord>, StoreError>;
     /// Deletes a manifest by digest, with its tags and its subject-index entry.
-    fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError>;
+    async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError>;
     /// Deletes a tag; the manifest stays.
-    fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError>;
+    async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError>;
     /// Tags after `last` in byte order, at most `n`; `None` if the repository is unknown.
-    fn list_tags(
+    async fn list_tags(
         &self,
         repo: &str,
         last: Option<&str>,
@@ -253,7 +267,7 @@ pub trait MetadataStore: listing::ListingStore + UploadStore + Send + Sync + 'st
     ) -> Result<Option<Page<String>>, StoreError>;
     /// Referrers of `subject` in digest order after `last`, at most `n`, optionally
     /// of one artifact type.
-    fn referrers(
+    async fn referrers(
         &self,
         repo: &str,
         subject: &str,
@@ -262,16 +276,16 @@ pub trait MetadataStore: listing::ListingStore + UploadStore + Send + Sync + 'st
         n: u32,
     ) -> Result<Page<ReferrerRecord>, StoreError>;
     /// Repositories holding at least one manifest, after `last`, at most `n`.
-    fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError>;
+    async fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError>;
     /// What the store holds, for `/metrics`; `None` when a backend cannot count
     /// cheaply (the default).
-    fn totals(&self) -> Result<Option<StoreTotals>, StoreError> {
+    async fn totals(&self) -> Result<Option<StoreTotals>, StoreError> {
         Ok(None)
     }
     /// A cheap query that proves the store answers and its schema is current,
     /// for `/readyz`.
-    fn ping(&self) -> Result<(), StoreError> {
-        self.repo_exists("").map(|_| ())
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.repo_exists("").await.map(|_| ())
     }
 }
 

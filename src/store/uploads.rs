@@ -31,20 +31,25 @@ pub struct UploadRecord {
 }
 
 /// Where upload sessions are recorded; part of every [`super::MetadataStore`].
-pub trait UploadStore {
+#[async_trait::async_trait]
+pub trait UploadStore: Send + Sync {
     /// Records a new session (its `updated_at` is set to now).
-    fn create_upload(&self, upload: &UploadRecord) -> Result<(), StoreError>;
+    async fn create_upload(&self, upload: &UploadRecord) -> Result<(), StoreError>;
     /// A session by id.
-    fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError>;
+    async fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError>;
     /// Records a chunk: replaces the session's size, hash state and staging
     /// with `upload`'s (and dates it now) if it still holds `from_size` bytes.
     /// False when it does not (another server recorded a chunk first) or is gone.
-    fn advance_upload(&self, upload: &UploadRecord, from_size: u64) -> Result<bool, StoreError>;
+    async fn advance_upload(
+        &self,
+        upload: &UploadRecord,
+        from_size: u64,
+    ) -> Result<bool, StoreError>;
     /// Forgets a session (finished, cancelled or expired); false if it was gone.
-    fn remove_upload(&self, id: &str) -> Result<bool, StoreError>;
+    async fn remove_upload(&self, id: &str) -> Result<bool, StoreError>;
     /// Up to `limit` sessions last created or advanced before `before`
     /// (milliseconds since the epoch), oldest first.
-    fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError>;
+    async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError>;
 }
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRecord> {
@@ -59,8 +64,10 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRecord> {
     })
 }
 
-impl UploadStore for SqliteMetaStore {
-    fn create_upload(&self, u: &UploadRecord) -> Result<(), StoreError> {
+/// The blocking implementations; `super::embedded` answers the async traits
+/// with them.
+impl SqliteMetaStore {
+    pub(crate) fn create_upload(&self, u: &UploadRecord) -> Result<(), StoreError> {
         let now = self.now_millis();
         self.write(|tx| {
             tx.prepare_cached(
@@ -80,7 +87,7 @@ impl UploadStore for SqliteMetaStore {
         })
     }
 
-    fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
+    pub(crate) fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT id, repo, algorithm, size, hash_state, staging, updated_at \
@@ -91,7 +98,11 @@ impl UploadStore for SqliteMetaStore {
         })
     }
 
-    fn advance_upload(&self, u: &UploadRecord, from_size: u64) -> Result<bool, StoreError> {
+    pub(crate) fn advance_upload(
+        &self,
+        u: &UploadRecord,
+        from_size: u64,
+    ) -> Result<bool, StoreError> {
         let now = self.now_millis();
         self.write(|tx| {
             let n = tx
@@ -111,7 +122,7 @@ impl UploadStore for SqliteMetaStore {
         })
     }
 
-    fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
+    pub(crate) fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
         self.write(|tx| {
             Ok(tx
                 .prepare_cached("DELETE FROM uploads WHERE id = ?1")?
@@ -120,7 +131,7 @@ impl UploadStore for SqliteMetaStore {
         })
     }
 
-    fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT id FROM uploads WHERE updated_at < ?1 ORDER BY updated_at LIMIT ?2",

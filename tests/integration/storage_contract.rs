@@ -28,20 +28,23 @@ async fn memory_blob_store_keeps_the_contract() {
     contract::check_blob_store(&|| Arc::new(MemoryBlobStore::new())).await;
 }
 
-#[test]
-fn sqlite_metadata_store_on_disk_keeps_the_contract() {
+/// On a multi-threaded runtime, where writes move off the workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_metadata_store_on_disk_keeps_the_contract() {
     let dirs = std::sync::Mutex::new(Vec::new());
     contract::check_metadata_store(&|| {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
         dirs.lock().unwrap().push(dir);
         Arc::new(store) as Arc<dyn MetadataStore>
-    });
+    })
+    .await;
 }
 
-#[test]
-fn sqlite_metadata_store_in_memory_keeps_the_contract() {
-    contract::check_metadata_store(&|| Arc::new(SqliteMetaStore::in_memory().unwrap()));
+/// On a single-threaded runtime, where everything runs in place.
+#[tokio::test]
+async fn sqlite_metadata_store_in_memory_keeps_the_contract() {
+    contract::check_metadata_store(&|| Arc::new(SqliteMetaStore::in_memory().unwrap())).await;
 }
 
 /// A blob store whose staging areas ignore truncation: uploads could not roll back.
@@ -111,8 +114,8 @@ async fn the_contract_catches_a_backend_that_cannot_roll_back() {
     );
 }
 
-#[test]
-fn postgres_metadata_store_keeps_the_contract() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_metadata_store_keeps_the_contract() {
     let Some(url) = crate::support::postgres_url() else {
         return;
     };
@@ -121,7 +124,8 @@ fn postgres_metadata_store_keeps_the_contract() {
             marina::store::PgMetaStore::open_in_schema(&url, &crate::support::fresh_schema())
                 .expect("PostgreSQL answers"),
         ) as Arc<dyn MetadataStore>
-    });
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! (every page one index range, never a scan or a sort).
 
 use super::*;
-use crate::store::{MetadataStore, NewManifest};
+use crate::store::NewManifest;
 
 fn store() -> (tempfile::TempDir, SqliteMetaStore) {
     let dir = tempfile::tempdir().unwrap();

@@ -159,8 +159,9 @@ async fn repo_id(
         .map(|r| r.get(0)))
 }
 
+#[async_trait::async_trait]
 impl ListingStore for PgMetaStore {
-    fn list_repositories(
+    async fn list_repositories(
         &self,
         namespace: &str,
         req: &PageRequest,
@@ -179,7 +180,7 @@ impl ListingStore for PgMetaStore {
         })
     }
 
-    fn list_tag_records(
+    async fn list_tag_records(
         &self,
         repo: &str,
         digest: Option<&str>,
@@ -207,7 +208,7 @@ impl ListingStore for PgMetaStore {
         })
     }
 
-    fn list_manifest_summaries(
+    async fn list_manifest_summaries(
         &self,
         repo: &str,
         subject: Option<&str>,
@@ -321,19 +322,21 @@ mod tests {
         let store = PgMetaStore::open_in_schema(&url, &schema).unwrap();
         for (what, (sql, args)) in crate::store::listing::tests::every_paged_query() {
             let (sql, params) = numbered(&sql, args);
-            let plan: serde_json::Value = read_conn!(&store, |c| {
-                c.batch_execute(PRICED_OUT).await?;
-                let refs: Vec<&(dyn ToSql + Sync)> = params
-                    .iter()
-                    .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-                    .collect();
-                let row = c
-                    .cq_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &refs)
-                    .await?;
-                c.batch_execute("RESET ALL").await?;
-                Ok(row.get::<_, serde_json::Value>(0))
-            })
-            .unwrap();
+            let explain = async {
+                read_conn!(&store, |c| {
+                    c.batch_execute(PRICED_OUT).await?;
+                    let refs: Vec<&(dyn ToSql + Sync)> = params
+                        .iter()
+                        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                        .collect();
+                    let row = c
+                        .cq_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &refs)
+                        .await?;
+                    c.batch_execute("RESET ALL").await?;
+                    Ok(row.get::<_, serde_json::Value>(0))
+                })
+            };
+            let plan: serde_json::Value = store.run(explain).unwrap();
             let mut found = Vec::new();
             nodes(&plan[0]["Plan"], &mut found);
             let bad = |n: &String| n.starts_with("Seq Scan") || n.contains("Sort");

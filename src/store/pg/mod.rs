@@ -143,8 +143,9 @@ macro_rules! write_tx {
                 true
             }
         });
-        store.run(async {
-            let mut client = store.pool.get().await.map_err(pool_error)?;
+        async {
+            let mut held = Held::new(store.pool.get().await.map_err(pool_error)?);
+            let client = held.client();
             // One statement per kind, each taking its keys in order.
             for (shared, sql) in [
                 (true, "SELECT pg_advisory_lock_shared(hashtextextended(k, 0)) FROM unnest($1::TEXT[]) WITH ORDINALITY AS u(k, i) ORDER BY i"),
@@ -190,9 +191,41 @@ macro_rules! write_tx {
                     .execute("SELECT pg_advisory_unlock_all()", &[])
                     .await?;
             }
+            held.release();
             result
-        })
+        }
+        .await
     }};
+}
+
+/// A pooled connection that may hold session-level advisory locks. It goes
+/// back to the pool only through [`Held::release`], after its locks are
+/// released; if the write ends any other way (an error, or its caller giving up
+/// on it mid-way, as when a client disconnects), the connection is closed
+/// instead, which releases whatever it held.
+pub(super) struct Held(Option<deadpool_postgres::Object>, bool);
+
+impl Held {
+    pub(super) fn new(client: deadpool_postgres::Object) -> Held {
+        Held(Some(client), false)
+    }
+
+    pub(super) fn client(&mut self) -> &mut deadpool_postgres::Object {
+        self.0.as_mut().expect("held until dropped")
+    }
+
+    /// Marks the connection clean: it returns to the pool when dropped.
+    pub(super) fn release(&mut self) {
+        self.1 = true;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let (Some(client), false) = (self.0.take(), self.1) {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
 }
 
 /// The advisory-lock key serialising the writes into a repository.
@@ -208,12 +241,13 @@ macro_rules! read_conn {
     };
     ($store:expr, $pool:ident, |$c:ident| $body:block) => {{
         let store: &PgMetaStore = $store;
-        store.run(async {
+        async {
             let client = store.$pool.get().await.map_err(pool_error)?;
             let $c = &client;
             let result: Result<_, tokio_postgres::Error> = async { $body }.await;
             Ok::<_, StoreError>(result?)
-        })
+        }
+        .await
     }};
 }
 pub(super) use read_conn;
@@ -546,18 +580,19 @@ const EXPENDABLE: &str = "m.pushed_at <= $2 \
      AND (m.subject IS NULL OR NOT EXISTS \
           (SELECT 1 FROM manifests s WHERE s.repo_id = m.repo_id AND s.digest = m.subject))";
 
+#[async_trait::async_trait]
 impl MetadataStore for PgMetaStore {
-    fn link_blob(
+    async fn link_blob(
         &self,
         repo: &str,
         digest: &str,
         size: u64,
-        present: &dyn Fn() -> bool,
+        present: super::Probe<'_, bool>,
     ) -> Result<(), StoreError> {
         // The digest shared with other links; the collector takes it
         // exclusively for its commit and the removal of the bytes.
         write_tx!(self, vec![(digest.to_string(), true)], |tx| {
-            if !present() {
+            if !present().await {
                 return Err(StoreError::Vanished(digest.to_string()).into());
             }
             let repo_id = ensure_repo(&tx, repo).await?;
@@ -578,7 +613,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError> {
+    async fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError> {
         read_conn!(self, |c| {
             Ok(c.cq_opt(
                 "SELECT b.size FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id \
@@ -590,7 +625,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError> {
+    async fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError> {
         read_conn!(self, |c| {
             Ok(c.cq_opt(
                 "SELECT b.size FROM blobs b WHERE b.digest = $1 \
@@ -602,7 +637,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+    async fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
         write_tx!(self, |tx| {
             let n = tx
                 .cx(
@@ -615,7 +650,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn prune_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
+    async fn prune_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
         write_tx!(self, |tx| {
             let n = tx
                 .cx(
@@ -631,7 +666,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn unreferenced_blobs(&self, limit: u32) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn unreferenced_blobs(&self, limit: u32) -> Result<Vec<(String, u64)>, StoreError> {
         read_conn!(self, |c| {
             let rows = c
                     .cq(
@@ -645,10 +680,10 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn collect_blob(
+    async fn collect_blob(
         &self,
         digest: &str,
-        remove: &mut dyn FnMut() -> std::io::Result<()>,
+        remove: super::Probe<'_, std::io::Result<()>>,
     ) -> Result<bool, StoreError> {
         // The exclusive lock fences every writer that could give the blob a
         // link or a reference (they hold it shared), so READ COMMITTED sees all
@@ -671,13 +706,14 @@ impl MetadataStore for PgMetaStore {
                     return Ok(false);
                 }
                 remove()
+                    .await
                     .map_err(|e| StoreError::Postgres(format!("removing blob {digest}: {e}")))?;
                 Ok(true)
             }
         )
     }
 
-    fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError> {
+    async fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError> {
         read_conn!(self, |c| {
             let rows = c
                 .cq(
@@ -690,7 +726,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn delete_tag_pushed_at(
+    async fn delete_tag_pushed_at(
         &self,
         repo: &str,
         tag: &str,
@@ -708,7 +744,11 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn expendable_untagged(&self, repo: &str, cutoff: i64) -> Result<Vec<String>, StoreError> {
+    async fn expendable_untagged(
+        &self,
+        repo: &str,
+        cutoff: i64,
+    ) -> Result<Vec<String>, StoreError> {
         read_conn!(self, |c| {
             let rows = c
                 .cq(
@@ -723,7 +763,12 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn delete_expendable(&self, repo: &str, digest: &str, cutoff: i64) -> Result<bool, StoreError> {
+    async fn delete_expendable(
+        &self,
+        repo: &str,
+        digest: &str,
+        cutoff: i64,
+    ) -> Result<bool, StoreError> {
         write_tx!(self, |tx| {
             let n = tx
                 .cx(
@@ -741,7 +786,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn repository_usage(&self, repo: &str) -> Result<RepositoryUsage, StoreError> {
+    async fn repository_usage(&self, repo: &str) -> Result<RepositoryUsage, StoreError> {
         read_conn!(self, |c| {
             let r = c
                     .cq_one(
@@ -765,7 +810,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn namespace_usage(&self, namespace: &str) -> Result<NamespaceUsage, StoreError> {
+    async fn namespace_usage(&self, namespace: &str) -> Result<NamespaceUsage, StoreError> {
         read_conn!(self, |c| {
             let r = c
                     .cq_one(
@@ -788,7 +833,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn prune_repositories(&self) -> Result<u64, StoreError> {
+    async fn prune_repositories(&self) -> Result<u64, StoreError> {
         write_tx!(self, |tx| {
             let empty = "SELECT id FROM repos r WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) \
                          AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.repo_id = r.id)";
@@ -804,7 +849,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn garbage_preview(&self, cutoff: i64) -> Result<GarbagePreview, StoreError> {
+    async fn garbage_preview(&self, cutoff: i64) -> Result<GarbagePreview, StoreError> {
         read_conn!(self, |c| {
             let links: i64 = c
                     .cq_one(
@@ -830,7 +875,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn totals(&self) -> Result<Option<StoreTotals>, StoreError> {
+    async fn totals(&self) -> Result<Option<StoreTotals>, StoreError> {
         read_conn!(self, |c| {
             let b = c
                 .cq_one(
@@ -847,7 +892,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), StoreError> {
         let version: i32 = read_conn!(self, |c| {
             Ok(c.cq_one("SELECT version FROM marina_schema", &[])
                 .await?
@@ -863,7 +908,7 @@ impl MetadataStore for PgMetaStore {
         }
     }
 
-    fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
+    async fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
         read_conn!(self, |c| {
             Ok(c.cq_opt("SELECT 1 FROM repos WHERE name = $1", &[&repo])
                 .await?
@@ -871,7 +916,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
+    async fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
         // Everything it references, locked shared: the collector cannot forget
         // one of them meanwhile; and the repository, exclusively: pushes into
         // one repository (which update the same rows) queue instead of failing
@@ -950,7 +995,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn get_manifest(
+    async fn get_manifest(
         &self,
         repo: &str,
         reference: &str,
@@ -974,7 +1019,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+    async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
         write_tx!(self, |tx| {
             let n = tx
                 .cx(
@@ -989,7 +1034,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+    async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
         write_tx!(self, |tx| {
             let n = tx
                 .cx(
@@ -1001,7 +1046,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn list_tags(
+    async fn list_tags(
         &self,
         repo: &str,
         last: Option<&str>,
@@ -1026,7 +1071,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn referrers(
+    async fn referrers(
         &self,
         repo: &str,
         subject: &str,
@@ -1063,7 +1108,7 @@ impl MetadataStore for PgMetaStore {
         })
     }
 
-    fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError> {
+    async fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError> {
         let last = cursor(last.unwrap_or(""));
         read_conn!(self, |c| {
             let rows = c

@@ -21,8 +21,9 @@ fn from_row(r: &Row) -> UploadRecord {
     }
 }
 
+#[async_trait::async_trait]
 impl UploadStore for PgMetaStore {
-    fn create_upload(&self, u: &UploadRecord) -> Result<(), StoreError> {
+    async fn create_upload(&self, u: &UploadRecord) -> Result<(), StoreError> {
         let now = self.clock.now_millis();
         let size = u.size as i64;
         read_conn!(self, uploads_pool, |c| {
@@ -44,7 +45,7 @@ impl UploadStore for PgMetaStore {
         })
     }
 
-    fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
+    async fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
         read_conn!(self, uploads_pool, |c| {
             Ok(c.cq_opt(
                 "SELECT id, repo, algorithm, size, hash_state, staging, updated_at \
@@ -57,7 +58,7 @@ impl UploadStore for PgMetaStore {
         })
     }
 
-    fn advance_upload(&self, u: &UploadRecord, from_size: u64) -> Result<bool, StoreError> {
+    async fn advance_upload(&self, u: &UploadRecord, from_size: u64) -> Result<bool, StoreError> {
         let now = self.clock.now_millis();
         let (size, from) = (u.size as i64, from_size as i64);
         read_conn!(self, uploads_pool, |c| {
@@ -72,13 +73,13 @@ impl UploadStore for PgMetaStore {
         })
     }
 
-    fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
+    async fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
         read_conn!(self, uploads_pool, |c| {
             Ok(c.cx("DELETE FROM uploads WHERE id = $1", &[&id]).await? == 1)
         })
     }
 
-    fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+    async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
         let limit = i64::from(limit);
         read_conn!(self, uploads_pool, |c| {
             Ok(c.cq(
