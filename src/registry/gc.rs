@@ -34,10 +34,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 
-use super::{blocking, Registry, RegistryError};
+use super::{Registry, RegistryError};
 use crate::metrics::GcRun;
 use crate::oci::Digest;
-use crate::store::GarbagePreview;
+use crate::store::{offload, GarbagePreview};
 
 /// Rows handled per transaction.
 const BATCH: u32 = 500;
@@ -96,16 +96,13 @@ impl Registry {
                 let Ok(digest) = d.parse::<Digest>() else {
                     continue;
                 };
+                // An unlink or an object-store DELETE: off the async workers.
                 let remove = || -> BoxFuture<'_, std::io::Result<()>> {
-                    let (blobs, digest) = (self.blobs.clone(), digest.clone());
-                    Box::pin(async move {
-                        blocking(move || match blobs.remove(&digest) {
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                            other => Ok(other?),
-                        })
-                        .await
-                        .map_err(std::io::Error::other)
-                    })
+                    let removed = offload(|| match self.blobs.remove(&digest) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                        other => other,
+                    });
+                    Box::pin(std::future::ready(removed))
                 };
                 if self.meta.collect_blob(&d, &remove).await? {
                     n += 1;

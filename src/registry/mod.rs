@@ -37,7 +37,7 @@ use crate::metrics::{Metrics, StorageTotals};
 use crate::oci::{Algorithm, Digest, RepoName};
 pub use crate::store::CatalogPage;
 use crate::store::{
-    BlobChunks, BlobStore, Clock, FsBlobStore, MetadataStore, Page, ReferrerRecord,
+    offload, BlobChunks, BlobStore, Clock, FsBlobStore, MetadataStore, Page, ReferrerRecord,
     SqliteMetaStore, SystemClock,
 };
 use uploads::UploadSessions;
@@ -358,14 +358,11 @@ impl Registry {
     }
 
     async fn link(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<(), RegistryError> {
-        let blobs = self.blobs.clone();
+        let blobs = &self.blobs;
+        // A stat or an object-store HEAD: blocking, so off the async workers.
         let present = || -> BoxFuture<'_, bool> {
-            let (blobs, digest) = (blobs.clone(), digest.clone());
-            Box::pin(async move {
-                tokio::task::spawn_blocking(move || matches!(blobs.size_of(&digest), Ok(Some(_))))
-                    .await
-                    .unwrap_or(false)
-            })
+            let found = offload(|| matches!(blobs.size_of(digest), Ok(Some(_))));
+            Box::pin(std::future::ready(found))
         };
         let d = digest.to_string();
         Ok(self

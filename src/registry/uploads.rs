@@ -32,7 +32,7 @@ use super::staged::StagedBlob;
 use super::writer::BodyWriter;
 use super::{blocking, RegistryError};
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
-use crate::store::{BlobStore, Clock, MetadataStore, Staging, UploadRecord};
+use crate::store::{offload, BlobStore, Clock, MetadataStore, Staging, UploadRecord};
 
 /// The note kept beside a staging area (what a version before records
 /// needed to resume a session; still written, so a downgrade resumes too).
@@ -120,24 +120,14 @@ impl UploadSessions {
             algorithm: record.algorithm.clone(),
         })
         .unwrap_or_default();
-        let blobs = self.blobs.clone();
-        let id2 = id.clone();
-        let staged = blocking(move || {
-            Ok(StagedBlob::new(
-                blobs.create_staging(&id2, &note)?,
-                algorithm,
-            ))
-        })
-        .await?;
+        // A file (or nothing yet, on S3): quick, but blocking.
+        let staging = offload(|| self.blobs.create_staging(&id, &note))?;
+        let staged = StagedBlob::new(staging, algorithm);
         if let Err(e) = self.meta.create_upload(&record).await {
-            let blobs = self.blobs.clone();
-            let id2 = id.clone();
-            let _ = blocking(move || {
+            offload(|| {
                 staged.abandon();
-                blobs.discard_staging(&id2);
-                Ok(())
-            })
-            .await;
+                self.blobs.discard_staging(&id);
+            });
             return Err(e.into());
         }
         let entry = self.entry(&id);

@@ -32,6 +32,7 @@ use futures_util::Stream;
 use crate::oci::Digest;
 
 pub use clock::{Clock, SystemClock, TestClock};
+pub(crate) use embedded::offload;
 pub use fs::FsBlobStore;
 pub use memory::MemoryBlobStore;
 pub use meta::{
