@@ -4,7 +4,8 @@
 //! Start from here to put blobs somewhere else (an object store, a database): keep
 //! `publish` atomic and idempotent, and make `reopen_staging` find what
 //! `create_staging` left, and `marina::store::contract::check_blob_store` will tell you
-//! which promise you broke, if any.
+//! which promise you broke, if any. Reads and removals are async (an object store
+//! answers them over the network); this one answers from the filesystem at once.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -82,6 +83,7 @@ impl Staging for FlatStaging {
     }
 }
 
+#[marina::store::async_trait]
 impl BlobStore for FlatDirBlobStore {
     fn create_staging(&self, id: &str, note: &[u8]) -> io::Result<Box<dyn Staging>> {
         fs::write(self.note(id), note)?;
@@ -138,7 +140,7 @@ impl BlobStore for FlatDirBlobStore {
             .collect()
     }
 
-    fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
+    async fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
         match fs::metadata(self.blob(digest)) {
             Ok(m) => Ok(Some(m.len())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -146,13 +148,13 @@ impl BlobStore for FlatDirBlobStore {
         }
     }
 
-    fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
+    async fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
         let mut f = File::open(self.blob(digest))?;
         f.seek(SeekFrom::Start(offset))?;
         Ok(Box::new(tokio::fs::File::from_std(f).take(len)))
     }
 
-    fn remove(&self, digest: &Digest) -> io::Result<()> {
+    async fn remove(&self, digest: &Digest) -> io::Result<()> {
         match fs::remove_file(self.blob(digest)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,

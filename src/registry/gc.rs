@@ -37,7 +37,7 @@ use futures_util::future::BoxFuture;
 use super::{Registry, RegistryError};
 use crate::metrics::GcRun;
 use crate::oci::Digest;
-use crate::store::{offload, GarbagePreview};
+use crate::store::GarbagePreview;
 
 /// Rows handled per transaction.
 const BATCH: u32 = 500;
@@ -96,13 +96,13 @@ impl Registry {
                 let Ok(digest) = d.parse::<Digest>() else {
                     continue;
                 };
-                // An unlink or an object-store DELETE: off the async workers.
                 let remove = || -> BoxFuture<'_, std::io::Result<()>> {
-                    let removed = offload(|| match self.blobs.remove(&digest) {
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                        other => other,
-                    });
-                    Box::pin(std::future::ready(removed))
+                    Box::pin(async {
+                        match self.blobs.remove(&digest).await {
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                            other => other,
+                        }
+                    })
                 };
                 if self.meta.collect_blob(&d, &remove).await? {
                     n += 1;

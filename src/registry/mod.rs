@@ -37,7 +37,7 @@ use crate::metrics::{Metrics, StorageTotals};
 use crate::oci::{Algorithm, Digest, RepoName};
 pub use crate::store::CatalogPage;
 use crate::store::{
-    offload, BlobChunks, BlobStore, Clock, FsBlobStore, MetadataStore, Page, ReferrerRecord,
+    BlobChunks, BlobStore, Clock, FsBlobStore, MetadataStore, Page, ReferrerRecord,
     SqliteMetaStore, SystemClock,
 };
 use uploads::UploadSessions;
@@ -215,10 +215,10 @@ impl Registry {
             .ping()
             .await
             .map_err(|e| format!("metadata store: {e}"))?;
-        let blobs = self.blobs.clone();
-        tokio::task::spawn_blocking(move || blobs.ping().map_err(|e| format!("blob store: {e}")))
+        self.blobs
+            .ping()
             .await
-            .map_err(|e| format!("readiness check failed: {e}"))?
+            .map_err(|e| format!("blob store: {e}"))
     }
 
     /// Removes idle upload sessions; called periodically by the server.
@@ -254,9 +254,7 @@ impl Registry {
         if !self.config.blob_redirect {
             return Ok(None);
         }
-        let blobs = self.blobs.clone();
-        let d = digest.clone();
-        blocking(move || Ok(blobs.presigned_get(&d, REDIRECT_TTL)?)).await
+        Ok(self.blobs.presigned_get(digest, REDIRECT_TTL).await?)
     }
 
     /// Streams `len` bytes of a blob from `offset` (the caller checked the size), in
@@ -267,9 +265,7 @@ impl Registry {
         offset: u64,
         len: u64,
     ) -> Result<BlobChunks, RegistryError> {
-        let blobs = self.blobs.clone();
-        let d = digest.clone();
-        blocking(move || Ok(blobs.open_chunks(&d, offset, len)?)).await
+        Ok(self.blobs.open_chunks(digest, offset, len).await?)
     }
 
     /// Unlinks a blob from a repository.
@@ -317,7 +313,7 @@ impl Registry {
             (None, Some(v)) => self.size_in_visible(digest, v).await?,
         };
         match size {
-            Some(size) if self.blobs.size_of(digest)?.is_some() => {
+            Some(size) if self.blobs.size_of(digest).await?.is_some() => {
                 self.link(repo, digest, size).await?;
                 Ok(MountOutcome::Mounted)
             }
@@ -359,10 +355,8 @@ impl Registry {
 
     async fn link(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<(), RegistryError> {
         let blobs = &self.blobs;
-        // A stat or an object-store HEAD: blocking, so off the async workers.
         let present = || -> BoxFuture<'_, bool> {
-            let found = offload(|| matches!(blobs.size_of(digest), Ok(Some(_))));
-            Box::pin(std::future::ready(found))
+            Box::pin(async move { matches!(blobs.size_of(digest).await, Ok(Some(_))) })
         };
         let d = digest.to_string();
         Ok(self

@@ -786,7 +786,7 @@ mod tests {
                 .unwrap();
         assert_eq!(size, whole.len() as u64);
         assert_eq!(
-            s.blobs.size_of(&digest).unwrap(),
+            s.blobs.size_of(&digest).await.unwrap(),
             Some(whole.len() as u64),
             "published"
         );

@@ -30,7 +30,10 @@ pub type BlobFactory<'a> = &'a (dyn Fn() -> Arc<dyn BlobStore> + Sync);
 pub type MetaFactory<'a> = &'a (dyn Fn() -> Arc<dyn MetadataStore> + Sync);
 
 async fn read_all(store: &dyn BlobStore, d: &Digest, offset: u64, len: u64) -> Vec<u8> {
-    let mut r = store.open(d, offset, len).expect("open a stored blob");
+    let mut r = store
+        .open(d, offset, len)
+        .await
+        .expect("open a stored blob");
     let mut out = Vec::new();
     r.read_to_end(&mut out).await.expect("read a stored blob");
     out
@@ -39,6 +42,7 @@ async fn read_all(store: &dyn BlobStore, d: &Digest, offset: u64, len: u64) -> V
 async fn read_chunks(store: &dyn BlobStore, d: &Digest, offset: u64, len: u64) -> Vec<u8> {
     let mut chunks = store
         .open_chunks(d, offset, len)
+        .await
         .expect("open_chunks on a stored blob");
     let mut out = Vec::new();
     while let Some(chunk) = chunks.next().await {
@@ -64,7 +68,7 @@ pub async fn check_blob_store(make: BlobFactory<'_>) {
         }
         st.publish(&digest).expect("publish");
         assert_eq!(
-            s.size_of(&digest).unwrap(),
+            s.size_of(&digest).await.unwrap(),
             Some(bytes.len() as u64),
             "publish: a blob of {} bytes has its size",
             bytes.len()
@@ -95,7 +99,7 @@ pub async fn check_blob_store(make: BlobFactory<'_>) {
         "staging: read_back returns exactly the bytes held"
     );
     assert_eq!(
-        s.size_of(&d).unwrap(),
+        s.size_of(&d).await.unwrap(),
         None,
         "staging: nothing is visible before publish"
     );
@@ -103,7 +107,7 @@ pub async fn check_blob_store(make: BlobFactory<'_>) {
     // Publishing makes the blob visible with its size and bytes, ranges included.
     st.publish(&d).expect("publish");
     assert_eq!(
-        s.size_of(&d).unwrap(),
+        s.size_of(&d).await.unwrap(),
         Some(data.len() as u64),
         "publish: size_of reports the size"
     );
@@ -189,9 +193,14 @@ pub async fn check_blob_store(make: BlobFactory<'_>) {
     let mut st = s.create_staging("r", b"").unwrap();
     st.append(&data).unwrap();
     st.publish(&d).unwrap();
-    s.remove(&d).unwrap();
-    assert_eq!(s.size_of(&d).unwrap(), None, "remove: the blob is gone");
+    s.remove(&d).await.unwrap();
+    assert_eq!(
+        s.size_of(&d).await.unwrap(),
+        None,
+        "remove: the blob is gone"
+    );
     s.remove(&d)
+        .await
         .expect("remove: removing an absent blob is not an error");
 }
 

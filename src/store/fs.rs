@@ -189,6 +189,7 @@ impl Staging for FsStaging {
     }
 }
 
+#[async_trait::async_trait]
 impl BlobStore for FsBlobStore {
     fn create_staging(&self, id: &str, note: &[u8]) -> io::Result<Box<dyn Staging>> {
         fs::write(self.note_path(id), note)?;
@@ -266,7 +267,7 @@ impl BlobStore for FsBlobStore {
         ids
     }
 
-    fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
+    async fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
         match fs::metadata(self.path_of(digest)) {
             Ok(m) => Ok(Some(m.len())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -274,7 +275,7 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
+    async fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
         let mut file = File::open(self.path_of(digest))?;
         if offset > 0 {
             file.seek(SeekFrom::Start(offset))?;
@@ -284,7 +285,7 @@ impl BlobStore for FsBlobStore {
 
     /// Large chunks read straight into the buffers that are sent, one chunk ahead of
     /// the client (see `FileChunks`).
-    fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
+    async fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
         let mut file = File::open(self.path_of(digest))?;
         if offset > 0 {
             file.seek(SeekFrom::Start(offset))?;
@@ -292,7 +293,7 @@ impl BlobStore for FsBlobStore {
         Ok(Box::pin(FileChunks::new(file, len)?))
     }
 
-    fn ping(&self) -> io::Result<()> {
+    async fn ping(&self) -> io::Result<()> {
         for dir in ["blobs", "uploads"] {
             let path = self.root.join(dir);
             if !fs::metadata(&path)?.is_dir() {
@@ -305,7 +306,7 @@ impl BlobStore for FsBlobStore {
         Ok(())
     }
 
-    fn remove(&self, digest: &Digest) -> io::Result<()> {
+    async fn remove(&self, digest: &Digest) -> io::Result<()> {
         match fs::remove_file(self.path_of(digest)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,

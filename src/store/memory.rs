@@ -160,6 +160,7 @@ impl Staging for MemoryStaging {
     }
 }
 
+#[async_trait::async_trait]
 impl BlobStore for MemoryBlobStore {
     fn create_staging(&self, id: &str, note: &[u8]) -> io::Result<Box<dyn Staging>> {
         let data = Arc::new(Mutex::new(Vec::new()));
@@ -219,7 +220,7 @@ impl BlobStore for MemoryBlobStore {
         ids
     }
 
-    fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
+    async fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
         Ok(self
             .lock()
             .blobs
@@ -227,18 +228,18 @@ impl BlobStore for MemoryBlobStore {
             .map(|b| b.len() as u64))
     }
 
-    fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
+    async fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
         Ok(Box::new(io::Cursor::new(self.slice(digest, offset, len)?)))
     }
 
-    fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
+    async fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
         let bytes = self.slice(digest, offset, len)?;
         Ok(Box::pin(futures_util::stream::iter(
             (!bytes.is_empty()).then_some(Ok(bytes)),
         )))
     }
 
-    fn remove(&self, digest: &Digest) -> io::Result<()> {
+    async fn remove(&self, digest: &Digest) -> io::Result<()> {
         self.lock().blobs.remove(&digest.to_string());
         Ok(())
     }

@@ -70,7 +70,7 @@ pub fn copy_blobs(
             continue;
         };
         let io = |e: io::Error| StoreError::Schema(format!("blob {digest}: {e}"));
-        if target.size_of(&digest).map_err(io)? == Some(size as u64) {
+        if futures_executor::block_on(target.size_of(&digest)).map_err(io)? == Some(size as u64) {
             report.blobs_present += 1;
         } else if copy_one(&files, target, &digest).map_err(io)? {
             report.blobs_copied += 1;

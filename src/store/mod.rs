@@ -31,6 +31,9 @@ use futures_util::Stream;
 
 use crate::oci::Digest;
 
+/// The attribute the store traits are declared with: implement [`BlobStore`]
+/// (or [`MetadataStore`]) under `#[marina::store::async_trait]`.
+pub use async_trait::async_trait;
 pub use clock::{Clock, SystemClock, TestClock};
 pub(crate) use embedded::offload;
 pub use fs::FsBlobStore;
@@ -112,6 +115,12 @@ pub trait Staging: Send + 'static {
 }
 
 /// Blob bytes by digest, and the staging areas of uploads.
+///
+/// Reading, removing and checking are async: an object store answers them over
+/// the network, and the registry awaits them without holding a thread. The
+/// staging areas stay blocking: an upload's bytes are written by a blocking
+/// task fed from the request, one batch while the next arrives.
+#[async_trait::async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Starts an empty staging area for upload session `id`, keeping `note`
     /// (what the registry needs to resume the session after a restart).
@@ -124,32 +133,31 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Sessions whose staging area was last written before `before`.
     fn stale_staging(&self, before: SystemTime) -> Vec<String>;
     /// Size of a stored blob, or `None` when it is not stored.
-    fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>>;
+    async fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>>;
     /// Streams `len` bytes of a stored blob from `offset`.
-    fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader>;
+    async fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader>;
     /// Streams `len` bytes of a stored blob from `offset` as chunks, which is how the
     /// registry serves blobs (it only asks for ranges within the blob's size). The
     /// default reads [`BlobStore::open`] in chunks of [`DEFAULT_CHUNK`] bytes; a
     /// backend that can hand out larger chunks, or its own buffers without a copy,
-    /// overrides it. Like every method here it is called off the async runtime; the
-    /// stream is polled on it.
-    fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
-        let reader = self.open(digest, offset, len)?;
+    /// overrides it. The stream is polled on the async runtime.
+    async fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
+        let reader = self.open(digest, offset, len).await?;
         Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
             reader,
             DEFAULT_CHUNK,
         )))
     }
     /// Deletes a stored blob (garbage collection); no error if absent.
-    fn remove(&self, digest: &Digest) -> io::Result<()>;
+    async fn remove(&self, digest: &Digest) -> io::Result<()>;
     /// A cheap call that proves the store answers, for `/readyz`.
-    fn ping(&self) -> io::Result<()> {
+    async fn ping(&self) -> io::Result<()> {
         Ok(())
     }
     /// A URL from which a client may `GET` the blob directly for `ttl`, for
     /// stores that can sign one (object storage); `None` (the default) when
     /// the registry must serve the bytes itself.
-    fn presigned_get(
+    async fn presigned_get(
         &self,
         _digest: &Digest,
         _ttl: std::time::Duration,

@@ -156,8 +156,23 @@ impl S3BlobStore {
             staging: FsBlobStore::open(staging_dir)?,
             runtime: Some(runtime),
         };
-        store.ping()?;
+        // Refuses a missing bucket or wrong credentials now, with one line.
+        futures_executor::block_on(store.ping())?;
         Ok(store)
+    }
+
+    /// Runs `fut` on the store's runtime, where the bucket's connections live,
+    /// and awaits it from any runtime (or none) without holding a thread.
+    async fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = io::Result<T>> + Send + 'static,
+    ) -> io::Result<T> {
+        self.runtime
+            .as_ref()
+            .expect("runtime lives until drop")
+            .spawn(fut)
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(format!("the S3 request failed: {e}"))))
     }
 
     /// Runs `fut` on the store's runtime and waits for it.
@@ -761,6 +776,7 @@ impl S3BlobStore {
     }
 }
 
+#[async_trait::async_trait]
 impl BlobStore for S3BlobStore {
     fn create_staging(&self, id: &str, note: &[u8]) -> io::Result<Box<dyn Staging>> {
         let inner = self.staging.create_staging(id, note)?;
@@ -802,29 +818,32 @@ impl BlobStore for S3BlobStore {
         self.staging.stale_staging(before)
     }
 
-    fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
+    async fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
         let key = key_of(&self.location, digest);
         let bucket = self.bucket.clone();
-        self.run(async move {
+        self.spawn(async move {
             match bucket.head(&key).await {
                 Ok(meta) => Ok(Some(meta.size)),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(e) => Err(io_error(e)),
             }
         })
+        .await
     }
 
-    fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
+    async fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
         let key = key_of(&self.location, digest);
         let bucket = self.bucket.clone();
-        let stream = self.run(async move {
-            let options = GetOptions {
-                range: (len > 0).then_some(GetRange::Bounded(offset..offset + len)),
-                ..GetOptions::default()
-            };
-            let result = bucket.get_opts(&key, options).await.map_err(io_error)?;
-            Ok::<_, io::Error>(result.into_stream())
-        })?;
+        let stream = self
+            .spawn(async move {
+                let options = GetOptions {
+                    range: (len > 0).then_some(GetRange::Bounded(offset..offset + len)),
+                    ..GetOptions::default()
+                };
+                let result = bucket.get_opts(&key, options).await.map_err(io_error)?;
+                Ok::<_, io::Error>(result.into_stream())
+            })
+            .await?;
         let reader = tokio_util::io::StreamReader::new(stream.map_err(io_error));
         if len == 0 {
             return Ok(Box::new(tokio::io::empty()));
@@ -832,18 +851,19 @@ impl BlobStore for S3BlobStore {
         Ok(Box::new(reader))
     }
 
-    fn remove(&self, digest: &Digest) -> io::Result<()> {
+    async fn remove(&self, digest: &Digest) -> io::Result<()> {
         let key = key_of(&self.location, digest);
         let bucket = self.bucket.clone();
-        self.run(async move {
+        self.spawn(async move {
             match bucket.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(io_error(e)),
             }
         })
+        .await
     }
 
-    fn presigned_get(
+    async fn presigned_get(
         &self,
         digest: &Digest,
         ttl: std::time::Duration,
@@ -851,27 +871,30 @@ impl BlobStore for S3BlobStore {
         use object_store::signer::Signer;
         let key = key_of(&self.location, digest);
         let bucket = self.bucket.clone();
-        let url = self.run(async move {
-            bucket
-                .signed_url(reqwest::Method::GET, &key, ttl)
-                .await
-                .map_err(io_error)
-        })?;
+        let url = self
+            .spawn(async move {
+                bucket
+                    .signed_url(reqwest::Method::GET, &key, ttl)
+                    .await
+                    .map_err(io_error)
+            })
+            .await?;
         Ok(Some(url.to_string()))
     }
 
-    fn ping(&self) -> io::Result<()> {
+    async fn ping(&self) -> io::Result<()> {
         // A listing fails on a missing bucket or refused credentials, where a
         // HEAD of one key would only say "not found".
         let prefix =
             (!self.location.prefix.is_empty()).then(|| Key::from(self.location.prefix.as_str()));
         let (bucket, name) = (self.bucket.clone(), self.location.bucket.clone());
-        self.run(async move {
+        self.spawn(async move {
             bucket
                 .list_with_delimiter(prefix.as_ref())
                 .await
                 .map(|_| ())
                 .map_err(|e| io::Error::other(format!("s3://{name}: {}", s3_reason(&e))))
         })
+        .await
     }
 }

@@ -183,6 +183,7 @@ impl Staging for FullStaging {
     }
 }
 
+#[async_trait::async_trait]
 impl BlobStore for FullStore {
     fn create_staging(&self, _: &str, _: &[u8]) -> std::io::Result<Box<dyn Staging>> {
         Ok(Box::new(FullStaging))
@@ -194,14 +195,14 @@ impl BlobStore for FullStore {
     fn stale_staging(&self, _: std::time::SystemTime) -> Vec<String> {
         Vec::new()
     }
-    fn size_of(&self, d: &Digest) -> std::io::Result<Option<u64>> {
-        self.0.size_of(d)
+    async fn size_of(&self, d: &Digest) -> std::io::Result<Option<u64>> {
+        self.0.size_of(d).await
     }
-    fn open(&self, d: &Digest, offset: u64, len: u64) -> std::io::Result<BlobReader> {
-        self.0.open(d, offset, len)
+    async fn open(&self, d: &Digest, offset: u64, len: u64) -> std::io::Result<BlobReader> {
+        self.0.open(d, offset, len).await
     }
-    fn remove(&self, d: &Digest) -> std::io::Result<()> {
-        self.0.remove(d)
+    async fn remove(&self, d: &Digest) -> std::io::Result<()> {
+        self.0.remove(d).await
     }
 }
 

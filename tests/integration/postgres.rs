@@ -487,11 +487,14 @@ async fn collecting_on_postgres_and_s3_deletes_the_objects_only_a_deleted_image_
     .unwrap();
     use marina::store::BlobStore;
     assert_eq!(
-        bucket.size_of(&d[2]).unwrap(),
+        bucket.size_of(&d[2]).await.unwrap(),
         None,
         "the unique layer's object is gone"
     );
-    assert_eq!(bucket.size_of(&d[1]).unwrap(), Some(shared.len() as u64));
+    assert_eq!(
+        bucket.size_of(&d[1]).await.unwrap(),
+        Some(shared.len() as u64)
+    );
     assert_eq!(http.blob("gc/b", &d[1]).await.as_deref(), Some(&shared[..]));
 }
 

@@ -69,6 +69,7 @@ impl Staging for NoTruncateStaging {
     }
 }
 
+#[async_trait::async_trait]
 impl BlobStore for NoTruncate {
     fn create_staging(&self, id: &str, note: &[u8]) -> io::Result<Box<dyn Staging>> {
         Ok(Box::new(NoTruncateStaging(
@@ -84,14 +85,14 @@ impl BlobStore for NoTruncate {
     fn stale_staging(&self, before: SystemTime) -> Vec<String> {
         self.0.stale_staging(before)
     }
-    fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
-        self.0.size_of(digest)
+    async fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
+        self.0.size_of(digest).await
     }
-    fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
-        self.0.open(digest, offset, len)
+    async fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
+        self.0.open(digest, offset, len).await
     }
-    fn remove(&self, digest: &Digest) -> io::Result<()> {
-        self.0.remove(digest)
+    async fn remove(&self, digest: &Digest) -> io::Result<()> {
+        self.0.remove(digest).await
     }
 }
 
