@@ -48,7 +48,8 @@
 //! # Extending
 //!
 //! - **A storage backend**: implement [`store::BlobStore`] (and its [`store::Staging`])
-//!   or [`store::MetadataStore`], run [`store::contract::check_blob_store`] /
+//!   or [`store::MetadataStore`] (async traits: implement them under
+//!   `#[marina::store::async_trait]`), run [`store::contract::check_blob_store`] /
 //!   [`store::contract::check_metadata_store`] against it in a test, and pass it to
 //!   [`RegistryBuilder::blob_store`] / [`RegistryBuilder::metadata_store`].
 //!   `examples/custom_storage.rs` is a skeleton that passes the contract.

@@ -2,9 +2,13 @@
 //!
 //! Its work is blocking, and most of it is short: a read of a few pages from
 //! SQLite's cache takes microseconds, less than a move to another thread.
-//! Such reads run in place, on the task that asked. Writes (which wait for the
-//! disk) and scans over whole tables move off the async workers with
-//! [`offload`], so they never stall the requests sharing a worker.
+//! Such reads run in place, on the task that asked. Writes queue for SQLite's
+//! one writing connection: they go to the blocking pool ([`apart`], with a
+//! clone of the store and owned arguments), so a worker never waits in that
+//! queue while requests it could serve wait for it. Scans over whole tables
+//! (garbage collection, usage) and writes that call back into the caller run
+//! where they are with [`offload`]. (Measured: writes in place or with
+//! `block_in_place` pushed tags at 0.7–0.8× the rate of the blocking pool.)
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -30,6 +34,25 @@ pub(crate) fn offload<T>(f: impl FnOnce() -> T) -> T {
     match Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+/// Runs a write on the blocking pool, with a clone of the store (the
+/// connections are shared); in place outside a runtime.
+async fn apart<T: Send + 'static>(
+    store: &SqliteMetaStore,
+    f: impl FnOnce(&SqliteMetaStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    if Handle::try_current().is_err() {
+        return f(store);
+    }
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StoreError::Schema(format!(
+            "a database write was cut off: {e}"
+        ))),
     }
 }
 
@@ -64,13 +87,35 @@ delegate!(ListingStore {
         -> Result<Option<Page<ManifestSummary>>, StoreError>;
 });
 
-delegate!(UploadStore {
-    offload fn create_upload(&self, upload: &UploadRecord) -> Result<(), StoreError>;
-    quick fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError>;
-    offload fn advance_upload(&self, upload: &UploadRecord, from_size: u64) -> Result<bool, StoreError>;
-    offload fn remove_upload(&self, id: &str) -> Result<bool, StoreError>;
-    offload fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError>;
-});
+#[async_trait::async_trait]
+impl UploadStore for SqliteMetaStore {
+    async fn create_upload(&self, upload: &UploadRecord) -> Result<(), StoreError> {
+        let upload = upload.clone();
+        apart(self, move |s| s.create_upload(&upload)).await
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
+        SqliteMetaStore::upload(self, id)
+    }
+
+    async fn advance_upload(
+        &self,
+        upload: &UploadRecord,
+        from_size: u64,
+    ) -> Result<bool, StoreError> {
+        let upload = upload.clone();
+        apart(self, move |s| s.advance_upload(&upload, from_size)).await
+    }
+
+    async fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        apart(self, move |s| s.remove_upload(&id)).await
+    }
+
+    async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+        offload(|| SqliteMetaStore::stale_uploads(self, before, limit))
+    }
+}
 
 /// The methods of [`MetadataStore`] without a probe.
 macro_rules! metadata_store {
@@ -95,6 +140,26 @@ macro_rules! metadata_store {
                 offload(|| SqliteMetaStore::collect_blob(self, digest, &mut || wait(remove())))
             }
 
+            async fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+                let (repo, digest) = (repo.to_string(), digest.to_string());
+                apart(self, move |s| s.unlink_blob(&repo, &digest)).await
+            }
+
+            async fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
+                let m = OwnedManifest::from(m);
+                apart(self, move |s| s.put_manifest(&m.as_new())).await
+            }
+
+            async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+                let (repo, digest) = (repo.to_string(), digest.to_string());
+                apart(self, move |s| s.delete_manifest(&repo, &digest)).await
+            }
+
+            async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+                let (repo, tag) = (repo.to_string(), tag.to_string());
+                apart(self, move |s| s.delete_tag(&repo, &tag)).await
+            }
+
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
                     $how(|| SqliteMetaStore::$name(self $(, $arg)*))
@@ -104,10 +169,60 @@ macro_rules! metadata_store {
     };
 }
 
+/// A [`NewManifest`] that owns its parts, to cross to the blocking pool.
+struct OwnedManifest {
+    repo: String,
+    digest: String,
+    media_type: String,
+    artifact_type: Option<String>,
+    subject: Option<String>,
+    annotations: Option<String>,
+    bytes: Vec<u8>,
+    tags: Vec<String>,
+    required_blobs: Vec<String>,
+    references: Vec<String>,
+    required_manifests: Vec<String>,
+}
+
+impl From<&NewManifest<'_>> for OwnedManifest {
+    fn from(m: &NewManifest<'_>) -> Self {
+        OwnedManifest {
+            repo: m.repo.to_string(),
+            digest: m.digest.to_string(),
+            media_type: m.media_type.to_string(),
+            artifact_type: m.artifact_type.map(str::to_string),
+            subject: m.subject.map(str::to_string),
+            annotations: m.annotations.clone(),
+            bytes: m.bytes.to_vec(),
+            tags: m.tags.to_vec(),
+            required_blobs: m.required_blobs.clone(),
+            references: m.references.clone(),
+            required_manifests: m.required_manifests.clone(),
+        }
+    }
+}
+
+impl OwnedManifest {
+    fn as_new(&self) -> NewManifest<'_> {
+        NewManifest {
+            repo: &self.repo,
+            digest: &self.digest,
+            media_type: &self.media_type,
+            artifact_type: self.artifact_type.as_deref(),
+            subject: self.subject.as_deref(),
+            annotations: self.annotations.clone(),
+            bytes: &self.bytes,
+            tags: &self.tags,
+            required_blobs: self.required_blobs.clone(),
+            references: self.references.clone(),
+            required_manifests: self.required_manifests.clone(),
+        }
+    }
+}
+
 metadata_store! {
     quick fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError>;
     quick fn blob_anywhere(&self, digest: &str) -> Result<Option<u64>, StoreError>;
-    offload fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError>;
     offload fn prune_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError>;
     offload fn unreferenced_blobs(&self, limit: u32) -> Result<Vec<(String, u64)>, StoreError>;
     offload fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError>;
@@ -122,10 +237,7 @@ metadata_store! {
     offload fn totals(&self) -> Result<Option<StoreTotals>, StoreError>;
     quick fn ping(&self) -> Result<(), StoreError>;
     quick fn repo_exists(&self, repo: &str) -> Result<bool, StoreError>;
-    offload fn put_manifest(&self, manifest: &NewManifest<'_>) -> Result<(), StoreError>;
     quick fn get_manifest(&self, repo: &str, reference: &str) -> Result<Option<ManifestRecord>, StoreError>;
-    offload fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool, StoreError>;
-    offload fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError>;
     quick fn list_tags(&self, repo: &str, last: Option<&str>, n: u32) -> Result<Option<Page<String>>, StoreError>;
     quick fn referrers(&self, repo: &str, subject: &str, artifact_type: Option<&str>, last: Option<&str>, n: u32)
         -> Result<Page<ReferrerRecord>, StoreError>;

@@ -102,12 +102,19 @@ pub struct NewManifest<'a> {
 }
 
 /// [`MetadataStore`] on SQLite: a file in production, or memory for tests.
+/// Clones share the connections.
+#[derive(Clone)]
 pub struct SqliteMetaStore {
+    conns: Arc<Connections>,
+    pooled: bool,
+    clock: Arc<dyn Clock>,
+}
+
+/// The one writing connection and the pool of reading ones.
+struct Connections {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     reader_ready: Condvar,
-    pooled: bool,
-    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SqliteMetaStore {
@@ -137,11 +144,12 @@ impl Drop for Lent<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             self.store
+                .conns
                 .readers
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(conn);
-            self.store.reader_ready.notify_one();
+            self.store.conns.reader_ready.notify_one();
         }
     }
 }
@@ -170,9 +178,11 @@ impl SqliteMetaStore {
             readers.push(r);
         }
         Ok(SqliteMetaStore {
-            writer: Mutex::new(writer),
-            readers: Mutex::new(readers),
-            reader_ready: Condvar::new(),
+            conns: Arc::new(Connections {
+                writer: Mutex::new(writer),
+                readers: Mutex::new(readers),
+                reader_ready: Condvar::new(),
+            }),
             pooled: true,
             clock: Arc::new(SystemClock),
         })
@@ -185,9 +195,11 @@ impl SqliteMetaStore {
         configure(&writer)?;
         migrate(&mut writer)?;
         Ok(SqliteMetaStore {
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
-            reader_ready: Condvar::new(),
+            conns: Arc::new(Connections {
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                reader_ready: Condvar::new(),
+            }),
             pooled: false,
             clock: Arc::new(SystemClock),
         })
@@ -211,16 +223,17 @@ impl SqliteMetaStore {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         if !self.pooled {
-            let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let conn = self.conns.writer.lock().unwrap_or_else(|e| e.into_inner());
             return Ok(f(&conn)?);
         }
         let conn = {
-            let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pool = self.conns.readers.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 if let Some(c) = pool.pop() {
                     break c;
                 }
                 pool = self
+                    .conns
                     .reader_ready
                     .wait(pool)
                     .unwrap_or_else(|e| e.into_inner());
@@ -240,7 +253,7 @@ impl SqliteMetaStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conn = self.conns.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
@@ -526,7 +539,7 @@ impl SqliteMetaStore {
     }
 
     pub(crate) fn compact(&self) -> Result<(), StoreError> {
-        let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = self.conns.writer.lock().unwrap_or_else(|e| e.into_inner());
         // Free pages go back to the filesystem, and the WAL is emptied.
         // Each step of `incremental_vacuum` frees one page: step until done.
         let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
@@ -834,7 +847,7 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("a read after panicked reads still gets a connection");
         assert!(!answer.unwrap());
-        assert_eq!(store.readers.lock().unwrap().len(), READERS);
+        assert_eq!(store.conns.readers.lock().unwrap().len(), READERS);
     }
 
     use super::*;
