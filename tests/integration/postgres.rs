@@ -574,3 +574,97 @@ async fn schemathesis_finds_no_server_error_on_postgres_and_s3() {
     .await;
     crate::openapi::schemathesis_against(&s).await;
 }
+
+/// A write given up on mid-way (its caller dropped it, as when a client
+/// disconnects) must not leave its connection holding the repository's
+/// advisory lock: nobody holds it once the writes are over, and later writes
+/// into that repository, on every connection of the pool, go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_abandoned_mid_way_leaves_no_lock_behind() {
+    use marina::store::{MetadataStore, NewManifest};
+    use std::time::Duration;
+    let Some(url) = crate::support::postgres_url() else {
+        return;
+    };
+    let store = std::sync::Arc::new(
+        marina::store::PgMetaStore::open_in_schema(&url, &crate::support::fresh_schema())
+            .expect("PostgreSQL answers"),
+    );
+    // A repository name of its own: its lock is no other test's.
+    let repo: &'static str =
+        Box::leak(format!("abandoned/{}", uuid::Uuid::new_v4().simple()).into_boxed_str());
+    let digest = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    let tags = vec!["latest".to_string()];
+    let manifest = || NewManifest {
+        repo,
+        digest,
+        media_type: "application/vnd.oci.image.manifest.v1+json",
+        artifact_type: None,
+        subject: None,
+        annotations: None,
+        bytes: b"{}",
+        tags: &tags,
+        required_blobs: vec![],
+        required_manifests: vec![],
+        references: vec![],
+    };
+    // Cut off at every stage a write goes through: waiting for a connection,
+    // taking the lock, inside the transaction, committing.
+    for i in 0..400u64 {
+        let _ = tokio::time::timeout(
+            Duration::from_micros(i * 13 % 4000),
+            store.put_manifest(&manifest()),
+        )
+        .await;
+    }
+    // Another session can take the repository's lock: nobody kept it.
+    let (probe, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL answers");
+    tokio::spawn(connection);
+    let key = format!("repo:{repo}");
+    let mut free = false;
+    for _ in 0..50 {
+        // A cut-off connection is closed; the server notices within moments.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let row = probe
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, bool>(0) {
+            probe
+                .execute(
+                    "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                    &[&key],
+                )
+                .await
+                .unwrap();
+            free = true;
+            break;
+        }
+    }
+    assert!(free, "an abandoned write left its repository locked");
+    // Sixteen writers at once use every connection of the pool.
+    let writers = (0..16).map(|_| {
+        let m = manifest();
+        let store = store.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(20), store.put_manifest(&m))
+                .await
+                .expect("no write waits for a lock nobody releases")
+                .expect("the write succeeds")
+        }
+    });
+    futures_util::future::join_all(writers).await;
+    assert_eq!(
+        store
+            .get_manifest(repo, "latest")
+            .await
+            .unwrap()
+            .map(|m| m.digest),
+        Some(digest.to_string())
+    );
+}
