@@ -42,7 +42,9 @@ pub async fn push(
     phase: Phase,
 ) -> PhaseResult {
     let n = ctx.settings.repeats(size);
-    let repo = ctx.repo("blobs");
+    // Not `blobs`: olareg refuses a repository path with a component named
+    // like its layout's directories (`blobs`, `index.json`, `oci-layout`).
+    let repo = ctx.repo("blob-io");
     let specs: Vec<BlobSpec> = (0..n)
         .map(|i| BlobSpec {
             seed: seed(ctx, 1 + chunked as u64, size, i),
@@ -111,7 +113,7 @@ async fn blob_of_size(ctx: &Ctx, t: &mut Target, size: u64) -> anyhow::Result<Ve
         size,
     };
     let digest = tokio::task::spawn_blocking(move || spec.digest()).await?;
-    let repo = ctx.repo("blobs");
+    let repo = ctx.repo("blob-io");
     t.registry.push_monolithic(&repo, spec, &digest).await?;
     t.owe(Kind::Blob, &repo, &digest);
     let b = PushedBlob { repo, spec, digest };
