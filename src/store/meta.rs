@@ -101,7 +101,7 @@ pub struct NewManifest<'a> {
     pub required_manifests: Vec<String>,
 }
 
-/// [`MetadataStore`] on SQLite: a file in production, or memory for tests.
+/// [`MetadataStore`](super::MetadataStore) on SQLite: a file in production, or memory for tests.
 /// Clones share the connections.
 #[derive(Clone)]
 pub struct SqliteMetaStore {
