@@ -416,7 +416,7 @@ impl Registry {
     where
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
     {
-        let size = self.uploads.monolithic(repo, digest, length, body).await?;
+        let size = self.uploads.monolithic(digest, length, body).await?;
         self.link(repo, digest, size).await
     }
 

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::staged::StagedBlob;
 use super::writer::BodyWriter;
@@ -34,9 +34,9 @@ use super::{blocking, RegistryError};
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
 use crate::store::{offload, BlobStore, Clock, MetadataStore, Staging, UploadRecord};
 
-/// The note kept beside a staging area (what a version before records
-/// needed to resume a session; still written, so a downgrade resumes too).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The note a version before records kept beside a staging area, read to
+/// adopt such a session. New sessions have none: their record says as much.
+#[derive(Debug, Clone, Deserialize)]
 struct SessionInfo {
     repo: String,
     algorithm: String,
@@ -115,13 +115,9 @@ impl UploadSessions {
             staging: Vec::new(),
             updated_at: 0,
         };
-        let note = serde_json::to_vec(&SessionInfo {
-            repo: record.repo.clone(),
-            algorithm: record.algorithm.clone(),
-        })
-        .unwrap_or_default();
-        // A file (or nothing yet, on S3): quick, but blocking.
-        let staging = offload(|| self.blobs.create_staging(&id, &note))?;
+        // A file (or nothing yet, on S3): quick, but blocking. No note: the
+        // record holds what one would.
+        let staging = offload(|| self.blobs.create_staging(&id, b""))?;
         let staged = StagedBlob::new(staging, algorithm);
         if let Err(e) = self.meta.create_upload(&record).await {
             offload(|| {
@@ -327,7 +323,6 @@ impl UploadSessions {
     /// record, since no client can name its session. Returns the size.
     pub async fn monolithic<S>(
         &self,
-        repo: &RepoName,
         digest: &Digest,
         length: Option<u64>,
         body: S,
@@ -337,20 +332,11 @@ impl UploadSessions {
     {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let algorithm = digest.algorithm();
-        let note = serde_json::to_vec(&SessionInfo {
-            repo: repo.to_string(),
-            algorithm: algorithm.as_str().to_string(),
-        })
-        .unwrap_or_default();
         let blobs = self.blobs.clone();
         let id2 = id.clone();
-        let staged = blocking(move || {
-            Ok(StagedBlob::new(
-                blobs.create_staging(&id2, &note)?,
-                algorithm,
-            ))
-        })
-        .await?;
+        let staged =
+            blocking(move || Ok(StagedBlob::new(blobs.create_staging(&id2, b"")?, algorithm)))
+                .await?;
         let (staged, written) = write_chunk(staged, None, length, body).await;
         let blobs = self.blobs.clone();
         let expected = digest.clone();
@@ -499,14 +485,7 @@ fn claim_blocking(
         }
         // Nothing here: a session another server opened (its record says so).
         match wait(meta.upload(id))? {
-            Some(r) if r.repo == repo => {
-                let note = serde_json::to_vec(&SessionInfo {
-                    repo: r.repo,
-                    algorithm: r.algorithm,
-                })
-                .unwrap_or_default();
-                Ok((blobs.create_staging(id, &note)?, None))
-            }
+            Some(r) if r.repo == repo => Ok((blobs.create_staging(id, b"")?, None)),
             _ => Err(unknown()),
         }
     };

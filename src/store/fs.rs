@@ -1,6 +1,8 @@
 //! [`BlobStore`] on the filesystem: content-addressed files
-//! `blobs/<algorithm>/<first 2 hex>/<hex>`, staging files `uploads/<session>` beside
-//! a `uploads/<session>.json` note.
+//! `blobs/<algorithm>/<first 2 hex>/<hex>`, staging files `uploads/<session>`, and
+//! beside one a `uploads/<session>.json` note when its creator gave one (the
+//! registry records its sessions in the metadata store and gives none: one file
+//! per upload, not two).
 //!
 //! A staging file lives on the same filesystem as the blobs, so publishing is a
 //! rename: `fsync` the file (its bytes must be on disk before a name points at them),
@@ -34,6 +36,8 @@ pub struct FsStaging {
     file: File,
     size: u64,
     writeback_from: u64,
+    /// Whether a note file stands beside it.
+    noted: bool,
 }
 
 /// Start writeback every this many appended bytes.
@@ -167,10 +171,16 @@ impl Staging for FsStaging {
 
     fn publish(self: Box<Self>, digest: &Digest) -> io::Result<()> {
         let FsStaging {
-            store, id, file, ..
+            store,
+            id,
+            file,
+            noted,
+            ..
         } = *self;
         let target = store.path_of(digest);
-        let _ = fs::remove_file(store.note_path(&id));
+        if noted {
+            let _ = fs::remove_file(store.note_path(&id));
+        }
         if target.is_file() {
             drop(file);
             let _ = fs::remove_file(store.staging_path(&id));
@@ -192,7 +202,10 @@ impl Staging for FsStaging {
 #[async_trait::async_trait]
 impl BlobStore for FsBlobStore {
     fn create_staging(&self, id: &str, note: &[u8]) -> io::Result<Box<dyn Staging>> {
-        fs::write(self.note_path(id), note)?;
+        let noted = !note.is_empty();
+        if noted {
+            fs::write(self.note_path(id), note)?;
+        }
         let file = OpenOptions::new()
             .create_new(true)
             .read(true)
@@ -204,13 +217,15 @@ impl BlobStore for FsBlobStore {
             file,
             size: 0,
             writeback_from: 0,
+            noted,
         }))
     }
 
     fn reopen_staging(&self, id: &str) -> io::Result<Option<ResumedStaging>> {
-        let note = match fs::read(self.note_path(id)) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // No note file: the staging area was created without one.
+        let (note, noted) = match fs::read(self.note_path(id)) {
+            Ok(n) => (n, true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), false),
             Err(e) => return Err(e),
         };
         let mut file = match OpenOptions::new()
@@ -229,6 +244,7 @@ impl BlobStore for FsBlobStore {
             file,
             size,
             writeback_from: size,
+            noted,
         };
         Ok(Some((Box::new(staging), note)))
     }
@@ -311,5 +327,31 @@ impl BlobStore for FsBlobStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_staging_area_without_a_note_is_one_file_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let mut staging = store.create_staging("s1", b"").unwrap();
+        staging.append(b"abc").unwrap();
+        drop(staging);
+        let files: Vec<_> = fs::read_dir(store.uploads_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, vec![std::ffi::OsString::from("s1")], "no note file");
+        let (reopened, note) = store.reopen_staging("s1").unwrap().expect("reopens");
+        assert_eq!((reopened.size(), note), (3, Vec::new()));
+        // With a note, both come back.
+        store.create_staging("s2", b"{}").unwrap();
+        let (_, note) = store.reopen_staging("s2").unwrap().expect("reopens");
+        assert_eq!(note, b"{}");
+        assert!(store.reopen_staging("s3").unwrap().is_none());
     }
 }
