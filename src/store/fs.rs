@@ -40,6 +40,9 @@ pub struct FsStaging {
     noted: bool,
 }
 
+/// Reads up to this long are made on the task that asks (see `open_chunks`).
+const READ_IN_PLACE: u64 = 64 << 10;
+
 /// Start writeback every this many appended bytes.
 const WRITEBACK_EVERY: u64 = 8 << 20;
 
@@ -300,13 +303,23 @@ impl BlobStore for FsBlobStore {
     }
 
     /// Large chunks read straight into the buffers that are sent, one chunk ahead of
-    /// the client (see `FileChunks`).
+    /// the client (see `FileChunks`). Opening reads the first chunk: a short
+    /// range (a few pages, from the page cache as a rule) is read in place; a
+    /// longer one where blocking is allowed (`block_in_place`), so that a read
+    /// from the disk never holds up the other requests of the worker.
     async fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
-        let mut file = File::open(self.path_of(digest))?;
-        if offset > 0 {
-            file.seek(SeekFrom::Start(offset))?;
+        let path = self.path_of(digest);
+        let open = move || -> io::Result<BlobChunks> {
+            let mut file = File::open(path)?;
+            if offset > 0 {
+                file.seek(SeekFrom::Start(offset))?;
+            }
+            Ok(Box::pin(FileChunks::new(file, len)?))
+        };
+        if len <= READ_IN_PLACE {
+            return open();
         }
-        Ok(Box::pin(FileChunks::new(file, len)?))
+        super::offload(open)
     }
 
     async fn ping(&self) -> io::Result<()> {
