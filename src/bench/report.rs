@@ -126,6 +126,14 @@ impl PhaseResult {
         }
     }
 
+    /// The server's CPU time per successful operation, in microseconds (with
+    /// `--server-pid`): what one request costs the server, whatever the load
+    /// generator could drive.
+    pub fn server_cpu_us_per_op(&self) -> Option<f64> {
+        let usage = self.server?;
+        (self.ops > 0).then(|| usage.cpu_s * 1e6 / self.ops as f64)
+    }
+
     /// Whether the phase produced numbers worth comparing.
     pub fn measured(&self) -> bool {
         matches!(self.outcome, Outcome::Ok | Outcome::Partial) && self.ops > 0

@@ -55,10 +55,15 @@ fn times(x: Option<f64>) -> String {
     x.map_or_else(|| "-".into(), |v| format!("{v:.2}×"))
 }
 
-fn server_cells(p: Option<&PhaseResult>) -> [String; 2] {
-    match p.and_then(|p| p.server) {
-        Some(u) => [format!("{:.2}", u.cpu_s), format!("{:.0}", u.rss_max_mib)],
-        None => ["-".into(), "-".into()],
+/// Server CPU seconds, CPU microseconds per operation, peak RSS.
+fn server_cells(p: Option<&PhaseResult>) -> [String; 3] {
+    match p.and_then(|p| p.server.map(|u| (u, p.server_cpu_us_per_op()))) {
+        Some((u, per_op)) => [
+            format!("{:.2}", u.cpu_s),
+            per_op.map_or_else(|| "-".into(), |us| format!("{us:.0}")),
+            format!("{:.0}", u.rss_max_mib),
+        ],
+        None => ["-".into(), "-".into(), "-".into()],
     }
 }
 
@@ -132,7 +137,11 @@ fn single_rows(r: &Report, with_server: bool) -> Vec<Vec<String>> {
     .map(String::from)
     .to_vec();
     if with_server {
-        head.extend(["server cpu s".into(), "server rss MiB".into()]);
+        head.extend([
+            "server cpu s".into(),
+            "server cpu µs/op".into(),
+            "server rss MiB".into(),
+        ]);
     }
     let mut rows = vec![head];
     let Some(t) = r.targets.first() else {
@@ -163,7 +172,17 @@ fn compare_rows(r: &Report, with_server: bool) -> Vec<Vec<String>> {
     .map(String::from)
     .to_vec();
     if with_server {
-        head.extend(["A cpu s", "B cpu s", "A rss MiB", "B rss MiB"].map(String::from));
+        head.extend(
+            [
+                "A cpu s",
+                "B cpu s",
+                "A cpu µs/op",
+                "B cpu µs/op",
+                "A rss MiB",
+                "B rss MiB",
+            ]
+            .map(String::from),
+        );
     }
     let mut rows = vec![head];
     let (a, b) = (&r.targets[0], &r.targets[1]);
@@ -199,9 +218,9 @@ fn compare_rows(r: &Report, with_server: bool) -> Vec<Vec<String>> {
             times(ratio(&pa.id, "p99")),
         ];
         if with_server {
-            let [ac, ar] = server_cells(Some(pa));
-            let [bc, br] = server_cells(pb);
-            row.extend([ac, bc, ar, br]);
+            let [ac, aop, ar] = server_cells(Some(pa));
+            let [bc, bop, br] = server_cells(pb);
+            row.extend([ac, bc, aop, bop, ar, br]);
         }
         rows.push(row);
     }
