@@ -32,7 +32,7 @@ use super::staged::StagedBlob;
 use super::writer::BodyWriter;
 use super::{blocking, RegistryError};
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
-use crate::store::{offload, BlobStore, Clock, MetadataStore, Staging, UploadRecord};
+use crate::store::{offload, wait, BlobStore, Clock, MetadataStore, Staging, UploadRecord};
 
 /// The note a version before records kept beside a staging area, read to
 /// adopt such a session. New sessions have none: their record says as much.
@@ -237,12 +237,12 @@ impl UploadSessions {
         let recorded = match sealed {
             Ok(descriptor) => {
                 record.staging = descriptor;
-                match self.meta.advance_upload(&record, from).await {
-                    Ok(advanced) => Ok((advanced, record.size)),
-                    Err(e) => Err(RegistryError::from(e)),
-                }
+                let advanced = self.meta.advance_upload(&record, from).await;
+                advanced
+                    .map(|a| (a, record.size))
+                    .map_err(RegistryError::from)
             }
-            Err(e) => Err(RegistryError::from(e)),
+            Err(e) => Err(e.into()),
         };
         match recorded {
             Ok((true, size)) => {
@@ -453,12 +453,6 @@ impl UploadSessions {
         }
         removed
     }
-}
-/// Waits for a metadata call from blocking code: a blocking-pool thread (where
-/// the runtime's context is at hand for the store's connections and timers),
-/// or a test's plain call.
-fn wait<T>(call: impl std::future::Future<Output = T>) -> T {
-    futures_executor::block_on(call)
 }
 
 /// A staging area as [`claim_blocking`] finds it, with the note of one found

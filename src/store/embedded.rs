@@ -56,10 +56,11 @@ async fn apart<T: Send + 'static>(
     }
 }
 
-/// Awaits a probe from blocking code: inside [`offload`], on a plain thread,
-/// or in place (the filesystem's probes are ready at once; the object store's
-/// run on its own runtime).
-fn wait<T>(fut: futures_util::future::BoxFuture<'_, T>) -> T {
+/// Waits for a store's future from blocking code: inside [`offload`], on a
+/// blocking-pool thread (where the runtime's context is at hand for the
+/// store's connections and timers), or on a plain thread. The filesystem's
+/// futures are ready at once; the object store's run on its own runtime.
+pub(crate) fn wait<T>(fut: impl std::future::Future<Output = T>) -> T {
     futures_executor::block_on(fut)
 }
 
