@@ -311,7 +311,7 @@ impl RegistryBuilder {
             None if self.in_memory => Arc::new(MemoryBlobStore::new()),
             None => crate::registry::open_blobs(&settings)?,
         };
-        let core = Core::with_stores(settings, meta, blobs).with_clock(clock);
+        let core = Core::with_stores(settings, meta, blobs)?.with_clock(clock);
         Ok(Registry {
             core: Arc::new(core),
             server: Arc::new(self.config),

@@ -13,7 +13,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &["oci"]),
     // The settings the registry reads (limits, policies) live in `config`.
     ("config", &["auth", "tls", "oci"]),
-    ("registry", &["store", "oci", "metrics", "config"]),
+    // The pull-through cache's client of other registries (HTTP, like `client`,
+    // whose header parsers it shares).
+    ("upstream", &["client", "oci", "config"]),
+    (
+        "registry",
+        &["store", "oci", "metrics", "config", "upstream"],
+    ),
     (
         "api",
         &["registry", "auth", "oci", "metrics", "config", "timefmt"],

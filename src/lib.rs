@@ -21,7 +21,8 @@
 //! | [`oci`] | the spec's vocabulary: digests, names, tags, references, media types, grammars, manifests, error codes |
 //!
 //! Beside the stack, `auth` is pure (users, policy, tokens, scopes; no HTTP, no
-//! registry): the api's guard asks it. [`config`] holds the settings and every
+//! registry): the api's guard asks it. `upstream` is the pull-through cache's
+//! client of other registries, which the registry asks on a miss. [`config`] holds the settings and every
 //! `MARINA_*` variable name; `metrics` the Prometheus families.
 //!
 //! [`conformance`] drives the official suites' binaries, [`harness`] checks any registry
@@ -79,6 +80,7 @@ pub mod store;
 pub mod testing;
 pub(crate) mod timefmt;
 pub(crate) mod tls;
+pub(crate) mod upstream;
 
 pub use api::openapi_document;
 pub use embed::{BuildError, Registry, RegistryBuilder};

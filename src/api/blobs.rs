@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::api::security::Login;
 use poem::Body;
-use poem_openapi::param::{Header, Path};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::body::BlobPayload;
@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::headers::{parse_range, ByteRange};
 use super::ApiTags;
 use crate::oci::{Digest, ErrorCode, RepoName};
-use crate::registry::Registry;
+use crate::registry::{BlobWant, CacheStatus, PulledBlob, Registry};
 
 /// Blob endpoints.
 pub struct BlobsApi(pub Arc<Registry>);
@@ -27,6 +27,9 @@ pub enum BlobResponse {
         #[oai(header = "Docker-Content-Digest")] String,
         #[oai(header = "Content-Length")] u64,
         #[oai(header = "Accept-Ranges")] String,
+        /// For a pull-through cache's name: `hit`, or `miss` (fetched from the upstream now).
+        #[oai(header = "Marina-Cache")]
+        Option<String>,
     ),
     /// The requested byte range.
     #[oai(status = 206)]
@@ -35,6 +38,9 @@ pub enum BlobResponse {
         #[oai(header = "Docker-Content-Digest")] String,
         #[oai(header = "Content-Length")] u64,
         #[oai(header = "Content-Range")] String,
+        /// For a pull-through cache's name: `hit` or `miss`.
+        #[oai(header = "Marina-Cache")]
+        Option<String>,
     ),
     /// Fetch the blob from the object store at `Location`, a presigned URL
     /// valid for a few minutes (`--blob-redirect`).
@@ -61,7 +67,39 @@ impl BlobsApi {
         range: Option<&str>,
         head: bool,
     ) -> Result<BlobResponse, ApiError> {
-        let size = self.0.blob_size(repo, digest).await?;
+        let (size, cache) = match self.0.blob_size(repo, digest).await {
+            Ok(size) => (size, self.0.is_proxied(repo).then_some(CacheStatus::Hit)),
+            Err(e) if !self.0.is_proxied(repo) => return Err(e.into()),
+            Err(_) => {
+                let want = match (head, range) {
+                    (true, _) => BlobWant::Head,
+                    (false, None) => BlobWant::Whole,
+                    (false, Some(_)) => BlobWant::Range,
+                };
+                match self.0.pull_blob(repo, digest, want).await? {
+                    PulledBlob::Stored(size) => (size, Some(CacheStatus::Miss)),
+                    PulledBlob::Size(size) => {
+                        return Ok(BlobResponse::Whole(
+                            BlobPayload(Body::empty()),
+                            digest.to_string(),
+                            size,
+                            "bytes".into(),
+                            Some(CacheStatus::Miss.as_str().into()),
+                        ))
+                    }
+                    PulledBlob::Streaming { size, chunks } => {
+                        return Ok(BlobResponse::Whole(
+                            BlobPayload(Body::from_bytes_stream(chunks)),
+                            digest.to_string(),
+                            size,
+                            "bytes".into(),
+                            Some(CacheStatus::Miss.as_str().into()),
+                        ))
+                    }
+                }
+            }
+        };
+        let cache = cache.map(|c| c.as_str().to_string());
         if !head {
             if let Some(url) = self.0.blob_redirect(digest).await? {
                 return Ok(BlobResponse::Redirect(url, digest.to_string()));
@@ -94,9 +132,10 @@ impl BlobsApi {
                 digest,
                 len,
                 format!("bytes {start}-{}/{size}", start + len - 1),
+                cache,
             )
         } else {
-            BlobResponse::Whole(BlobPayload(body), digest, size, "bytes".into())
+            BlobResponse::Whole(BlobPayload(body), digest, size, "bytes".into(), cache)
         })
     }
 }
@@ -123,6 +162,11 @@ impl BlobsApi {
         /// Optional single byte range.
         #[oai(name = "Range")]
         range: Header<Option<String>>,
+        /// The upstream host a pull-through cache should serve this name from
+        /// (containerd's mirrors send it); answered with `OCI-Namespace`. Handled
+        /// before routing: the name is served from that upstream's local prefix.
+        #[oai(name = "ns")]
+        _ns: Query<Option<String>>,
     ) -> Result<BlobResponse, ApiError> {
         self.serve(&name, &digest, range.as_deref(), false).await
     }
@@ -146,6 +190,11 @@ impl BlobsApi {
         /// Optional single byte range.
         #[oai(name = "Range")]
         range: Header<Option<String>>,
+        /// The upstream host a pull-through cache should serve this name from
+        /// (containerd's mirrors send it); answered with `OCI-Namespace`. Handled
+        /// before routing: the name is served from that upstream's local prefix.
+        #[oai(name = "ns")]
+        _ns: Query<Option<String>>,
     ) -> Result<BlobResponse, ApiError> {
         self.serve(&name, &digest, range.as_deref(), true).await
     }

@@ -9,7 +9,7 @@ use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Object};
 
 use crate::oci::{DigestError, ErrorCode, ManifestError, NameError};
-use crate::registry::RegistryError;
+use crate::registry::{RegistryError, UpstreamError};
 
 /// One error of the envelope (documented in the OpenAPI schema).
 #[derive(Debug, Clone, Object)]
@@ -165,6 +165,15 @@ impl From<RegistryError> for ApiError {
                 ErrorCode::Unsupported,
                 "insufficient storage: the registry's storage is full; nothing was stored, retry once space is freed",
             ),
+            E::Denied(_) => ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Denied, msg),
+            E::NamespaceUnknown(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NameUnknown, msg)
+            }
+            E::Upstream { error, .. } => upstream_error(error, msg),
+            E::UpstreamCorrupt { .. } => {
+                tracing::warn!(%msg, "pull-through: refused bad upstream content");
+                ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::DigestInvalid, msg)
+            }
             E::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::new(
@@ -174,6 +183,27 @@ impl From<RegistryError> for ApiError {
                 )
             }
         }
+    }
+}
+
+/// The answer for an upstream that could not supply something: 504 when it
+/// timed out, 429 (with its `Retry-After`) when it throttles, else 502. The
+/// spec has no code for a gateway; UNSUPPORTED claims nothing about the request.
+fn upstream_error(error: UpstreamError, msg: String) -> ApiError {
+    match error {
+        UpstreamError::TimedOut(_) => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::Unsupported, msg)
+        }
+        UpstreamError::Throttled(after) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Toomanyrequests,
+            msg,
+        )
+        .with_header("Retry-After", after.unwrap_or(1).to_string()),
+        UpstreamError::TooLarge { .. } => {
+            ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::SizeInvalid, msg)
+        }
+        _ => ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::Unsupported, msg),
     }
 }
 

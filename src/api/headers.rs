@@ -119,6 +119,22 @@ pub fn next_link(path: &str, params: &[(&str, &str)]) -> String {
     format!("<{path}?{}>; rel=\"next\"", query.join("&"))
 }
 
+/// `Marina-Cache` and `Warning` for an answer of the pull-through cache: where
+/// it came from (`hit`, `miss`, `revalidated`, `stale`, `merged`), and for a
+/// stale one, a warning that the upstream did not answer. Both `None` for a
+/// name that is not proxied.
+pub fn cache_headers(
+    status: Option<crate::registry::CacheStatus>,
+) -> (Option<String>, Option<String>) {
+    match status {
+        None => (None, None),
+        Some(s) => (
+            Some(s.as_str().to_string()),
+            s.warning().map(|w| format!("299 - \"{w}\"")),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::error::ApiError;
-use super::headers::next_link;
+use super::headers::{cache_headers, next_link};
 use super::ApiTags;
 use crate::auth::Access;
 use crate::oci::RepoName;
@@ -39,7 +39,17 @@ pub struct Catalog {
 pub enum TagListResponse {
     /// One page of tags; `Link` points at the next when more remain.
     #[oai(status = 200)]
-    Ok(Json<TagList>, #[oai(header = "Link")] Option<String>),
+    Ok(
+        Json<TagList>,
+        #[oai(header = "Link")] Option<String>,
+        /// For a pull-through cache's name: `merged` (the upstream's tags with the
+        /// cached ones) or `stale` (the cached ones; the upstream did not answer).
+        #[oai(header = "Marina-Cache")]
+        Option<String>,
+        /// For a stale answer: that the upstream did not answer.
+        #[oai(header = "Warning")]
+        Option<String>,
+    ),
 }
 
 /// Answer of a catalog request.
@@ -84,7 +94,8 @@ impl ListingApi {
         let repo = name.0;
         let max = self.0.config().max_list_page;
         let n = n.0.unwrap_or(max);
-        let page = self.0.list_tags(&repo, last.0.clone(), n).await?;
+        let (page, cache) = self.0.read_tags(&repo, last.0.clone(), n).await?;
+        let (cache, warning) = cache_headers(cache);
         let link = page_link(&format!("/v2/{repo}/tags/list"), &page, n.min(max));
         Ok(TagListResponse::Ok(
             Json(TagList {
@@ -92,6 +103,8 @@ impl ListingApi {
                 tags: page.items,
             }),
             link,
+            cache,
+            warning,
         ))
     }
 

@@ -9,6 +9,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::body::{ManifestBody, ManifestPayload};
 use super::error::ApiError;
+use super::headers::cache_headers;
 use super::params::Lookup;
 use super::ApiTags;
 use crate::oci::{ErrorCode, Reference, RepoName, Tag};
@@ -26,6 +27,12 @@ pub enum ManifestResponse {
         ManifestPayload,
         #[oai(header = "Docker-Content-Digest")] String,
         #[oai(header = "Content-Length")] u64,
+        /// For a pull-through cache's name: `hit`, `miss`, `revalidated` or `stale`.
+        #[oai(header = "Marina-Cache")]
+        Option<String>,
+        /// For a stale cached answer: that the upstream did not answer.
+        #[oai(header = "Warning")]
+        Option<String>,
     ),
 }
 
@@ -57,7 +64,8 @@ impl ManifestsApi {
         reference: &Reference,
         head: bool,
     ) -> Result<ManifestResponse, ApiError> {
-        let m = self.0.get_manifest(repo, reference).await?;
+        let (m, cache) = self.0.read_manifest(repo, reference).await?;
+        let (cache, warning) = cache_headers(cache);
         let len = m.bytes.len() as u64;
         let bytes = if head {
             Bytes::new()
@@ -71,6 +79,8 @@ impl ManifestsApi {
             },
             m.digest,
             len,
+            cache,
+            warning,
         ))
     }
 }
@@ -93,6 +103,11 @@ impl ManifestsApi {
         name: Path<RepoName>,
         /// A tag or a digest.
         reference: Path<Lookup>,
+        /// The upstream host a pull-through cache should serve this name from
+        /// (containerd's mirrors send it); answered with `OCI-Namespace`. Handled
+        /// before routing: the name is served from that upstream's local prefix.
+        #[oai(name = "ns")]
+        _ns: Query<Option<String>>,
     ) -> Result<ManifestResponse, ApiError> {
         self.fetch(&name, &reference.0 .0, false).await
     }
@@ -111,6 +126,11 @@ impl ManifestsApi {
         name: Path<RepoName>,
         /// A tag or a digest.
         reference: Path<Lookup>,
+        /// The upstream host a pull-through cache should serve this name from
+        /// (containerd's mirrors send it); answered with `OCI-Namespace`. Handled
+        /// before routing: the name is served from that upstream's local prefix.
+        #[oai(name = "ns")]
+        _ns: Query<Option<String>>,
     ) -> Result<ManifestResponse, ApiError> {
         self.fetch(&name, &reference.0 .0, true).await
     }

@@ -17,6 +17,7 @@ mod health;
 mod links;
 mod listing;
 mod manifests;
+mod namespace;
 pub(crate) mod observe;
 mod params;
 mod referrers;
@@ -182,6 +183,7 @@ pub fn app(registry: Arc<Registry>, server: &Config) -> impl Endpoint {
         .nest("/", service);
     let guard = guard::Guard::new(auth);
     let observer = observe::Observer::new(registry.clone(), server);
+    let scoping = registry.clone();
     route
         .catch_all_error(|err: poem::Error| async move { error::framework_error(err) })
         .around(move |ep, req| {
@@ -189,6 +191,11 @@ pub fn app(registry: Arc<Registry>, server: &Config) -> impl Endpoint {
             async move { Ok(dispatch(&ep, req, &registry).await) }
         })
         .with(guard)
+        // Before access control: `?ns=` decides which repository is meant.
+        .around(move |ep, req| {
+            let registry = scoping.clone();
+            async move { Ok(namespace::scope(&ep, req, &registry).await) }
+        })
         .with(CatchPanic::new().with_handler(|_| {
             ApiError::new(
                 poem::http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::body::IndexPayload;
 use super::error::ApiError;
-use super::headers::next_link;
+use super::headers::{cache_headers, next_link};
 use super::ApiTags;
 use crate::oci::{media_types, Digest, RepoName};
 use crate::registry::Registry;
@@ -26,6 +26,13 @@ pub enum ReferrersResponse {
         IndexPayload,
         #[oai(header = "OCI-Filters-Applied")] Option<String>,
         #[oai(header = "Link")] Option<String>,
+        /// For a pull-through cache's name: `merged` (the upstream's referrers with
+        /// the cached ones), `hit` (a later page, from the cache) or `stale`.
+        #[oai(header = "Marina-Cache")]
+        Option<String>,
+        /// For a stale answer: that the upstream did not answer.
+        #[oai(header = "Warning")]
+        Option<String>,
     ),
 }
 
@@ -58,10 +65,11 @@ impl ReferrersApi {
         let repo = name.0;
         let subject = digest.0;
         let filter = artifact_type.0.filter(|a| !a.is_empty());
-        let page = self
+        let (page, cache) = self
             .0
-            .referrers(&repo, &subject, filter.clone(), last.0.clone())
+            .read_referrers(&repo, &subject, filter.clone(), last.0.clone())
             .await?;
+        let (cache, warning) = cache_headers(cache);
         let manifests: Vec<Value> = page
             .items
             .iter()
@@ -105,6 +113,8 @@ impl ReferrersApi {
             IndexPayload(serde_json::to_vec(&body).unwrap_or_default()),
             filter.map(|_| "artifactType".to_string()),
             link,
+            cache,
+            warning,
         ))
     }
 }

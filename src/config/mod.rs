@@ -3,6 +3,7 @@
 
 pub(crate) mod env;
 mod keys;
+mod upstream;
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use serde::Deserialize;
 pub use crate::auth::config::{ExternalIssuer, Rule, ThrottleConfig, TokenConfig};
 pub use crate::auth::{AuthConfig, AuthScheme};
 pub use crate::tls::TlsConfig;
+pub use upstream::{ProxyPush, UnknownNs, UpstreamConfig};
 
 /// Which kinds of deletion the registry allows (each answers 405 `UNSUPPORTED` when off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -139,6 +141,11 @@ pub struct RegistryConfig {
     pub warnings: Vec<WarningRule>,
     /// Retention rules the garbage collector applies (`[[retention]]`).
     pub retention: Vec<RetentionRule>,
+    /// Registries Marina pulls through and caches (`[[upstreams]]`).
+    pub upstreams: Vec<UpstreamConfig>,
+    /// What a request whose `?ns=` names no upstream gets (only with upstreams;
+    /// without any, `ns` is ignored).
+    pub unknown_ns: UnknownNs,
 }
 
 impl Default for Config {
@@ -176,6 +183,8 @@ impl Default for RegistryConfig {
             gc_grace_secs: 3600,
             warnings: Vec::new(),
             retention: Vec::new(),
+            upstreams: Vec::new(),
+            unknown_ns: UnknownNs::default(),
         }
     }
 }
@@ -439,6 +448,7 @@ impl RegistryConfig {
                 )));
             }
         }
+        upstream::validate_all(&self.upstreams)?;
         if total > MAX_WARNING_BYTES {
             return Err(ConfigError::Invalid(format!(
                 "warning messages add up to {total} bytes; the spec allows at most {MAX_WARNING_BYTES}"

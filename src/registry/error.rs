@@ -76,6 +76,29 @@ pub enum RegistryError {
     /// period); nothing was linked, and the client should push it again.
     #[error("blob {0} was garbage-collected while it was being stored; push it again")]
     Collected(String),
+    /// A write to a name the operator made read-only (a pull-through cache).
+    #[error("{0}")]
+    Denied(String),
+    /// A request's `?ns=` names no upstream of this pull-through cache.
+    #[error("namespace {0} is not proxied by this registry")]
+    NamespaceUnknown(String),
+    /// The upstream of a pull-through cache could not supply what was asked.
+    #[error("upstream {url}: {error}")]
+    Upstream {
+        /// The upstream's base URL.
+        url: String,
+        /// What went wrong.
+        error: crate::upstream::UpstreamError,
+    },
+    /// The upstream sent content that is not what it claims (wrong digest or
+    /// size, invalid manifest); nothing was stored.
+    #[error("upstream {url} sent bad content: {why}")]
+    UpstreamCorrupt {
+        /// The upstream's base URL.
+        url: String,
+        /// What was wrong.
+        why: String,
+    },
     /// Storage failed; the cause is logged, the client gets a 500.
     #[error("storage failure: {0}")]
     Internal(String),

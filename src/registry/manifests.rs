@@ -27,6 +27,23 @@ impl Registry {
         bytes: Vec<u8>,
         tags: Vec<Tag>,
     ) -> Result<PushedManifest, RegistryError> {
+        self.writable(repo)?;
+        let sparse = self.config.sparse_manifests;
+        self.store_manifest(repo, reference, content_type, bytes, tags, sparse)
+            .await
+    }
+
+    /// Validates and stores a manifest; with `sparse`, its blobs and children
+    /// need not be held (the pull-through cache fetches them when asked).
+    pub(super) async fn store_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Vec<u8>,
+        tags: Vec<Tag>,
+        sparse: bool,
+    ) -> Result<PushedManifest, RegistryError> {
         let limit = self.config.max_manifest_bytes;
         if bytes.len() as u64 > limit {
             return Err(RegistryError::ManifestTooLarge {
@@ -55,7 +72,7 @@ impl Registry {
         }
         let mut seen = std::collections::HashSet::new();
         all_tags.retain(|t| seen.insert(t.clone()));
-        let (required_blobs, required_manifests) = if self.config.sparse_manifests {
+        let (required_blobs, required_manifests) = if sparse {
             (vec![], vec![])
         } else {
             (
@@ -128,6 +145,7 @@ impl Registry {
         reference: &Reference,
     ) -> Result<(), RegistryError> {
         let name = repo.as_str();
+        self.writable(repo)?;
         let deleted = match reference {
             Reference::Digest(d) => {
                 if !self.config.delete.manifests {

@@ -10,6 +10,7 @@ mod gc;
 pub(crate) mod kept;
 pub(crate) mod listing;
 mod manifests;
+mod proxy;
 mod staged;
 pub(crate) mod uploads;
 mod writer;
@@ -27,8 +28,10 @@ use futures_util::future::BoxFuture;
 use futures_util::Stream;
 use globset::GlobMatcher;
 
+pub use crate::upstream::UpstreamError;
 pub use error::RegistryError;
 pub use gc::{GcReport, RetentionItem};
+pub use proxy::{BlobWant, CacheStatus, Namespace, PulledBlob};
 
 pub use uploads::{ChunkRange, UploadId};
 
@@ -51,7 +54,9 @@ pub struct Registry {
     config: Arc<RegistryConfig>,
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
-    uploads: UploadSessions,
+    uploads: Arc<UploadSessions>,
+    /// The upstreams this registry caches, and the cache's state.
+    proxies: proxy::Proxies,
     warnings: Vec<(GlobMatcher, String)>,
     /// What "now" is for the collector's grace and retention's ages: the
     /// metadata store's clock, so the times it records compare with it.
@@ -134,15 +139,16 @@ impl Registry {
         std::fs::create_dir_all(dir)?;
         let blobs = open_blobs(&config)?;
         let meta = open_metadata(&config, Arc::new(SystemClock))?;
-        Ok(Self::with_stores(config, meta, blobs))
+        Self::with_stores(config, meta, blobs)
     }
 
-    /// A registry over the given stores (`config.data_dir` is not used).
+    /// A registry over the given stores (`config.data_dir` holds only the
+    /// pull-through cache's spool files); fails when an upstream cannot be set up.
     pub fn with_stores(
         config: RegistryConfig,
         meta: Arc<dyn MetadataStore>,
         blobs: Arc<dyn BlobStore>,
-    ) -> Self {
+    ) -> Result<Self, RegistryError> {
         let warnings = config
             .warnings
             .iter()
@@ -151,20 +157,29 @@ impl Registry {
                 Some((glob, w.message.clone()))
             })
             .collect();
-        Registry {
-            uploads: UploadSessions::new(blobs.clone(), meta.clone(), Arc::new(SystemClock)),
+        Ok(Registry {
+            uploads: Arc::new(UploadSessions::new(
+                blobs.clone(),
+                meta.clone(),
+                Arc::new(SystemClock),
+            )),
+            proxies: proxy::Proxies::new(&config)?,
             config: Arc::new(config),
             meta,
             blobs,
             warnings,
             clock: Arc::new(SystemClock),
             metrics: Metrics::new(),
-        }
+        })
     }
 
     /// Reads "now" from `clock`; give the metadata store the same one.
     pub(crate) fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.uploads = UploadSessions::new(self.blobs.clone(), self.meta.clone(), clock.clone());
+        self.uploads = Arc::new(UploadSessions::new(
+            self.blobs.clone(),
+            self.meta.clone(),
+            clock.clone(),
+        ));
         self.clock = clock;
         self
     }
@@ -275,6 +290,7 @@ impl Registry {
                 "blob deletion is disabled on this registry",
             ));
         }
+        self.writable(repo)?;
         let d = digest.to_string();
         if self.meta.unlink_blob(repo.as_str(), &d).await? {
             Ok(())
@@ -290,6 +306,7 @@ impl Registry {
         repo: &RepoName,
         algorithm: Algorithm,
     ) -> Result<String, RegistryError> {
+        self.writable(repo)?;
         self.uploads.create(repo, algorithm).await
     }
 
@@ -306,6 +323,7 @@ impl Registry {
         visible: Option<&Visible<'_>>,
         algorithm: Algorithm,
     ) -> Result<MountOutcome, RegistryError> {
+        self.writable(repo)?;
         let size = match (from, visible) {
             (Some(src), Some(v)) if !v(src.as_str()) => None,
             (Some(src), _) => self.size_in(src.to_string(), digest).await?,
@@ -416,6 +434,7 @@ impl Registry {
     where
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
     {
+        self.writable(repo)?;
         let size = self.uploads.monolithic(digest, length, body).await?;
         self.link(repo, digest, size).await
     }

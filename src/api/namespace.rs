@@ -1,0 +1,86 @@
+//! `?ns=` (the spec's "Registry Proxying"): a request for `<name>` scoped to
+//! an upstream host is served from that upstream's local prefix,
+//! `<prefix><name>`, before access control and routing see it, and its answer
+//! carries `OCI-Namespace`. An `ns` that names no upstream is refused with 404
+//! (or ignored, as the operator chose); a registry without upstreams ignores it.
+
+use poem::http::{HeaderValue, Uri};
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+use super::error::{framework_error, ApiError};
+use super::route;
+use crate::registry::{Namespace, Registry};
+
+/// The value of the first `ns` parameter of a query.
+fn ns_of(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "ns")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Calls `ep` with the request rescoped to the upstream its `ns` names.
+pub(crate) async fn scope<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) -> Response {
+    let ns = ns_of(req.uri().query());
+    let endpoint = route::parse(req.method().as_str(), req.uri().path(), req.uri().query());
+    let (Some(ns), Some(name)) = (ns, endpoint.repository()) else {
+        return call(ep, req).await;
+    };
+    let prefix = match registry.namespace(&ns) {
+        Ok(Namespace::Ignored) => return call(ep, req).await,
+        Ok(Namespace::Prefix(p)) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let path = req.uri().path();
+    // `/v2/<name><tail>`: the name starts right after `/v2/`.
+    let rescoped = path
+        .strip_prefix("/v2/")
+        .filter(|rest| rest.starts_with(name))
+        .map(|rest| format!("/v2/{prefix}{rest}"));
+    if let Some(path) = rescoped {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = pq.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+                // What the outer layers routed was the name before rescoping.
+                let routed =
+                    route::route(req.method().as_str(), req.uri().path(), req.uri().query());
+                req.extensions_mut().insert(routed);
+            }
+        }
+    }
+    let mut resp = call(ep, req).await;
+    if let Ok(v) = HeaderValue::from_str(&ns) {
+        resp.headers_mut().insert("OCI-Namespace", v);
+    }
+    resp
+}
+
+async fn call<E: Endpoint>(ep: &E, req: Request) -> Response {
+    match ep.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => framework_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ns_of;
+
+    #[test]
+    fn the_first_non_empty_ns_is_the_namespace() {
+        assert_eq!(ns_of(Some("ns=docker.io")).as_deref(), Some("docker.io"));
+        assert_eq!(
+            ns_of(Some("n=1&ns=a.org&ns=b.org")).as_deref(),
+            Some("a.org")
+        );
+        assert_eq!(ns_of(Some("ns=")), None);
+        assert_eq!(ns_of(Some("last=x")), None);
+        assert_eq!(ns_of(None), None);
+    }
+}
