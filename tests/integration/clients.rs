@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::support::TestServer;
 
-fn tool(name: &str) -> bool {
+pub(crate) fn tool(name: &str) -> bool {
     let found = Command::new(name)
         .arg("--version")
         .output()
@@ -23,7 +23,7 @@ fn tool(name: &str) -> bool {
     found
 }
 
-async fn run(program: &str, args: Vec<String>) -> String {
+pub(crate) async fn run(program: &str, args: Vec<String>) -> String {
     let shown = format!("{program} {}", args.join(" "));
     let (program, args2) = (program.to_string(), args.clone());
     let out = tokio::task::spawn_blocking(move || Command::new(program).args(args2).output())

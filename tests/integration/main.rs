@@ -33,6 +33,7 @@ mod operations; // /metrics, access log, SIGTERM draining, health, 507, start-up
 mod postgres; // the registry on PostgreSQL metadata (MARINA_TEST_POSTGRES_URL)
 mod properties;
 mod pull_through; // the pull-through cache: upstreams by prefix and ns, faults, shared downloads, real clients
+mod pull_through_clients; // skopeo, podman (registries.conf mirror) and containerd (hosts.toml, ns=) through the cache
 mod replicas; // three servers on PostgreSQL + S3 behind a round-robin proxy
 mod shared_sessions; // upload sessions continued by another server over the same stores
 mod storage_contract; // every storage backend against the shared contract // proptest: blob round trips under random chunkings // marina conformance: suite doubles, report parsing, verdicts, server lifecycle // marina list* and its client: via the extension, and via fallbacks on docker-registry
