@@ -11,7 +11,7 @@ use crate::harness::{self, catalog, checks, report, Options, Section};
 /// Validate any registry against the OCI Distribution Specification, requirement by requirement.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  marina check http://127.0.0.1:5000\n  marina check https://registry.example.org --username me --password-stdin < token.txt\n  marina check http://127.0.0.1:5000 --section tags --section referrers --junit junit.xml\n  marina check https://ro.example.org --no-push --no-delete --image library/alpine:3.20 --ca-file ca.pem\n  marina check --list\n\nExit status: 0 when every MUST passes, 1 when one fails, 2 on usage or connection errors."
+    after_help = "Examples:\n  marina check http://127.0.0.1:5000\n  marina check https://registry.example.org --username me --password-stdin < token.txt\n  marina check http://127.0.0.1:5000 --section tags --section referrers --junit junit.xml\n  marina check https://ro.example.org --no-push --no-delete --image library/alpine:3.20 --ca-file ca.pem\n  marina check http://127.0.0.1:5000 --ns registry-1.example.org --ns-image library/alpine:3.20\n  marina check --list\n\nExit status: 0 when every MUST passes, 1 when one fails, 2 on usage or connection errors."
 )]
 pub struct CheckArgs {
     /// Registry base URL, e.g. http://127.0.0.1:5000 (the harness talks to `<URL>/v2/...`).
@@ -37,6 +37,14 @@ pub struct CheckArgs {
     /// their own, as repository:tag, e.g. --image library/alpine:3.20.
     #[arg(long, value_name = "REPO:TAG")]
     pub image: Option<String>,
+    /// A pull-through cache: an upstream host it proxies; `protocol.proxy` pulls
+    /// --ns-image with `?ns=HOST`, e.g. --ns registry-1.example.org.
+    #[arg(long, value_name = "HOST", requires = "ns_image")]
+    pub ns: Option<String>,
+    /// With --ns: an image of that upstream, under the upstream's own name, e.g.
+    /// --ns-image library/alpine:3.20.
+    #[arg(long, value_name = "REPO:TAG", requires = "ns")]
+    pub ns_image: Option<String>,
     /// Run only these sections (repeatable), e.g. --section push --section tags.
     /// One of: protocol, pull, push, manifests, tags, referrers, delete, extensions, errors, properties.
     #[arg(long, value_name = "SECTION", value_parser = parse_section)]
@@ -143,6 +151,8 @@ fn options(a: &CheckArgs) -> Result<Options, String> {
         seed: a.seed.unwrap_or_else(rand::random),
         referrers_count: a.referrers,
         image: a.image.clone(),
+        ns: a.ns.clone(),
+        ns_image: a.ns_image.clone(),
         request_timeout_secs: a.timeout,
         progress: true,
     })

@@ -35,6 +35,11 @@ pub struct Options {
     /// An existing image (`repository:tag`) the pull checks read instead of
     /// pushing their own when `push` is false (ignored otherwise).
     pub image: Option<String>,
+    /// An upstream host the registry proxies (a pull-through cache): the
+    /// `protocol.proxy` check pulls [`Options::ns_image`] with `?ns=<host>`.
+    pub ns: Option<String>,
+    /// The image (`repository:tag`, under the upstream's own name) that check pulls.
+    pub ns_image: Option<String>,
     /// Timeout of one HTTP request, in seconds.
     pub request_timeout_secs: u64,
     /// Print a live progress line on stderr (only when it is a terminal).
@@ -56,6 +61,8 @@ impl Default for Options {
             seed: 0x6d61_7269_6e61,
             referrers_count: 260,
             image: None,
+            ns: None,
+            ns_image: None,
             request_timeout_secs: 60,
             progress: false,
         }

@@ -677,3 +677,61 @@ async fn docker_registry_as_the_upstream() {
     let tags = cache.get("/v2/cache/up/lib/tool/tags/list").await;
     assert_eq!(tags.json()["tags"], serde_json::json!(["1.0"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_passes_against_a_cache_and_judges_its_namespace() {
+    use marina::harness::{self, report, Options, Verdict};
+    let up = TestServer::start().await;
+    push_image(&up, "team/app", "v1", &noise(50_000, 7)).await;
+    let cache = cache_of(upstream(&up.url)).await;
+    let report = harness::check(
+        &cache.url,
+        Options {
+            seed: 7,
+            cases: 8,
+            ns: Some("up.example".into()),
+            ns_image: Some("team/app:v1".into()),
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("the harness runs");
+    let text = report::render_terminal(&report, true);
+    let verdict = |id: &str| {
+        report
+            .outcomes
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| o.verdict.clone())
+            .unwrap_or_else(|| panic!("{id} did not run"))
+    };
+    assert!(matches!(verdict("protocol.proxy"), Verdict::Pass), "{text}");
+    // An ns it does not proxy is refused the same way on every request.
+    assert!(
+        matches!(verdict("protocol.namespace"), Verdict::Unsupported { .. }),
+        "{text}"
+    );
+    // Its own (non-proxied) repositories pass everything else.
+    assert_eq!(report.exit_code(), 0, "{text}");
+
+    // Pointed at a namespace the cache does not proxy, the check fails.
+    let report = harness::check(
+        &cache.url,
+        Options {
+            only: vec!["protocol.proxy".into()],
+            ns: Some("nowhere.example".into()),
+            ns_image: Some("team/app:v1".into()),
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("the harness runs");
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .any(|o| o.id == "protocol.proxy" && matches!(o.verdict, Verdict::Fail(_))),
+        "{}",
+        report::render_terminal(&report, true)
+    );
+}

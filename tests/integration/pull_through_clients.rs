@@ -98,7 +98,10 @@ async fn assert_cached(cache: &TestServer, image: &Image) {
     assert_eq!(m.header("marina-cache"), Some("hit"));
     assert_eq!(m.body, image.manifest);
     let b = cache
-        .get(&format!("/v2/cache/up/team/app/blobs/{}", image.layer_digest))
+        .get(&format!(
+            "/v2/cache/up/team/app/blobs/{}",
+            image.layer_digest
+        ))
         .await;
     assert_eq!(b.header("marina-cache"), Some("hit"));
     assert_eq!(b.body, image.layer);
@@ -126,10 +129,16 @@ async fn skopeo_copies_from_the_cache_by_prefix() {
     )
     .await;
     let blob = |d: &Digest| {
-        std::fs::read(out.join("blobs/sha256").join(d.to_string().trim_start_matches("sha256:")))
-            .unwrap()
+        std::fs::read(
+            out.join("blobs/sha256")
+                .join(d.to_string().trim_start_matches("sha256:")),
+        )
+        .unwrap()
     };
-    assert_eq!(blob(&Algorithm::Sha256.digest_of(&image.manifest)), image.manifest);
+    assert_eq!(
+        blob(&Algorithm::Sha256.digest_of(&image.manifest)),
+        image.manifest
+    );
     assert_eq!(blob(&image.layer_digest), image.layer);
     assert_cached(&cache, &image).await;
 }
@@ -244,11 +253,16 @@ async fn containerd_pulls_through_a_hosts_toml_mirror_with_ns() {
     )
     .unwrap();
     let ctr = |extra: &[&str]| -> Vec<String> {
-        ["--address", &socket.display().to_string(), "--namespace", "marina-test"]
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "--address",
+            &socket.display().to_string(),
+            "--namespace",
+            "marina-test",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
     };
     let result = if started {
         let args = ctr(&[
