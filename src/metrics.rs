@@ -30,6 +30,12 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    kind: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -90,6 +96,8 @@ pub struct Metrics {
     stored_bytes: Gauge,
     uploads: Gauge,
     upload_bytes: Gauge,
+    cache: Family<CacheLabels, Counter>,
+    upstream_bytes: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -132,6 +140,8 @@ impl Metrics {
             stored_bytes: Gauge::default(),
             uploads: Gauge::default(),
             upload_bytes: Gauge::default(),
+            cache: Family::default(),
+            upstream_bytes: Counter::default(),
             registry: PromRegistry::default(),
         };
         registry.register(
@@ -171,6 +181,17 @@ impl Metrics {
             "storage_full_errors",
             "Writes refused because the storage is full (answered 507)",
             m.storage_full.clone(),
+        );
+        registry.register(
+            "pull_through",
+            "Answers of the pull-through cache by kind (manifest, blob, list) and result (hit, miss, revalidated, stale, merged, head, unknown, error)",
+            m.cache.clone(),
+        );
+        registry.register_with_unit(
+            "pull_through_upstream",
+            "Blob bytes downloaded from upstream registries",
+            Unit::Bytes,
+            m.upstream_bytes.clone(),
         );
         registry.register("gc_runs", "Garbage collections run", m.gc_runs.clone());
         registry.register_with_unit(
@@ -254,6 +275,19 @@ impl Metrics {
         if reason == "throttled" {
             self.lockouts.inc();
         }
+    }
+
+    /// Counts an answer of the pull-through cache (`kind` and `result` are
+    /// fixed words).
+    pub fn pull_through(&self, kind: &'static str, result: &'static str) {
+        self.cache
+            .get_or_create(&CacheLabels { kind, result })
+            .inc();
+    }
+
+    /// Counts blob bytes downloaded from an upstream.
+    pub fn upstream_bytes(&self, n: u64) {
+        self.upstream_bytes.inc_by(n);
     }
 
     /// Counts a write refused for lack of space.

@@ -68,7 +68,11 @@ impl BlobsApi {
         head: bool,
     ) -> Result<BlobResponse, ApiError> {
         let (size, cache) = match self.0.blob_size(repo, digest).await {
-            Ok(size) => (size, self.0.is_proxied(repo).then_some(CacheStatus::Hit)),
+            Ok(size) if self.0.is_proxied(repo) => {
+                self.0.metrics().pull_through("blob", "hit");
+                (size, Some(CacheStatus::Hit))
+            }
+            Ok(size) => (size, None),
             Err(e) if !self.0.is_proxied(repo) => return Err(e.into()),
             Err(_) => {
                 let want = match (head, range) {

@@ -279,6 +279,25 @@ impl Registry {
         let Some((route, remote)) = self.proxies.route(repo) else {
             return Ok((self.get_manifest(repo, reference).await?, None));
         };
+        let answer = self.proxied_manifest(route, &remote, repo, reference).await;
+        let result = match &answer {
+            Ok((_, s)) => s.as_str(),
+            Err(RegistryError::ManifestUnknown(_)) => "unknown",
+            Err(_) => "error",
+        };
+        self.metrics.pull_through("manifest", result);
+        let (record, status) = answer?;
+        Ok((record, Some(status)))
+    }
+
+    /// A manifest of a proxied name, and where it came from.
+    async fn proxied_manifest(
+        &self,
+        route: &Route,
+        remote: &str,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<(ManifestRecord, CacheStatus), RegistryError> {
         let local = self
             .meta
             .get_manifest(repo.as_str(), &reference.to_string())
@@ -291,7 +310,7 @@ impl Registry {
             (Reference::Tag(t), Some(m)) => {
                 match route
                     .upstream
-                    .manifest(&remote, t.as_str(), true, self.config.max_manifest_bytes)
+                    .manifest(remote, t.as_str(), true, self.config.max_manifest_bytes)
                     .await
                 {
                     Ok(head) if head.digest.as_deref() == Some(m.digest.as_str()) => {
@@ -299,7 +318,7 @@ impl Registry {
                         (m, CacheStatus::Revalidated)
                     }
                     Ok(_) => (
-                        self.fetch_manifest(route, &remote, repo, reference).await?,
+                        self.fetch_manifest(route, remote, repo, reference).await?,
                         CacheStatus::Miss,
                     ),
                     Err(UpstreamError::NotFound) => {
@@ -312,11 +331,11 @@ impl Registry {
                 }
             }
             (_, None) => (
-                self.fetch_manifest(route, &remote, repo, reference).await?,
+                self.fetch_manifest(route, remote, repo, reference).await?,
                 CacheStatus::Miss,
             ),
         };
-        Ok((record, Some(status)))
+        Ok((record, status))
     }
 
     /// Fetches a manifest from the upstream, checks it, and stores it (with its
@@ -421,11 +440,13 @@ impl Registry {
             return Err(RegistryError::BlobUnknown(digest.to_string()));
         };
         if let Some(size) = self.blobs.size_of(digest).await? {
+            self.metrics.pull_through("blob", "hit");
             self.link(repo, digest, size).await?;
             return Ok(PulledBlob::Stored(size));
         }
         let url = route.upstream.url().to_string();
         if want == BlobWant::Head {
+            self.metrics.pull_through("blob", "head");
             return match route.upstream.blob_size(&remote, &digest.to_string()).await {
                 Ok(size) => Ok(PulledBlob::Size(size)),
                 Err(e) => Err(Failure::Upstream(e).into_error(digest, &url)),
@@ -617,8 +638,15 @@ impl Registry {
                 }
             }
         }
-        if let Err(f) = &end {
-            tracing::warn!(%digest, failure = ?f, "a pull-through download failed");
+        match &end {
+            Ok(size) => {
+                self.metrics.pull_through("blob", "miss");
+                self.metrics.upstream_bytes(*size);
+            }
+            Err(f) => {
+                self.metrics.pull_through("blob", "error");
+                tracing::warn!(%digest, failure = ?f, "a pull-through download failed");
+            }
         }
         tx.send_modify(|p| p.end = Some(end));
         let _ = std::fs::remove_file(&pull.spool);
@@ -732,8 +760,27 @@ impl Registry {
         let Some((route, remote)) = self.proxies.route(repo) else {
             return Ok((self.list_tags(repo, last, n).await?, None));
         };
+        let answer = self.proxied_tags(route, &remote, repo, last, n).await;
+        let result = match &answer {
+            Ok((_, s)) => s.as_str(),
+            Err(_) => "error",
+        };
+        self.metrics.pull_through("list", result);
+        let (page, status) = answer?;
+        Ok((page, Some(status)))
+    }
+
+    /// One page of a proxied name's tags, and where they came from.
+    async fn proxied_tags(
+        &self,
+        route: &Route,
+        remote: &str,
+        repo: &RepoName,
+        last: Option<String>,
+        n: u32,
+    ) -> Result<(crate::store::Page<String>, CacheStatus), RegistryError> {
         let cached = self.all_tags(repo).await?;
-        let (upstream, status) = match route.upstream.tags(&remote, LIST_LIMIT).await {
+        let (upstream, status) = match route.upstream.tags(remote, LIST_LIMIT).await {
             Ok(tags) => (tags, CacheStatus::Merged),
             Err(UpstreamError::NotFound) => (Vec::new(), CacheStatus::Merged),
             Err(e) if cached.is_some() => {
@@ -761,7 +808,7 @@ impl Registry {
             .filter(|t| last.as_ref().is_none_or(|l| t > l));
         let items: Vec<String> = after.by_ref().take(n).collect();
         let more = after.next().is_some();
-        Ok((crate::store::Page { items, more }, Some(status)))
+        Ok((crate::store::Page { items, more }, status))
     }
 
     /// Every tag the cache holds for `repo` (`None`: the repository is unknown).

@@ -535,6 +535,19 @@ async fn concurrent_pulls_of_one_blob_share_one_download() {
         1,
         "one upstream download for all"
     );
+    let scrape = cache.get("/metrics").await;
+    let scrape = String::from_utf8_lossy(&scrape.body);
+    assert!(
+        scrape.contains("marina_pull_through_total{kind=\"blob\",result=\"miss\"} 1\n"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains(&format!(
+            "marina_pull_through_upstream_bytes_total {}\n",
+            layer.len()
+        )),
+        "{scrape}"
+    );
     // Stored once, linked in both repositories.
     tap.set(Fault::Down);
     for u in [&url, &other] {
@@ -734,4 +747,58 @@ async fn the_harness_passes_against_a_cache_and_judges_its_namespace() {
         "{}",
         report::render_terminal(&report, true)
     );
+}
+
+#[tokio::test]
+async fn referrers_come_from_the_upstream_and_limits_apply_to_it() {
+    let up = TestServer::start().await;
+    let layer = noise(4_000, 8);
+    let (manifest, md, ld) = push_image(&up, "team/app", "v1", &layer).await;
+    // A signature-like referrer of the image, pushed upstream only.
+    let c = up.push_blob("team/app", b"{}").await;
+    let referrer = image_manifest(
+        &c,
+        2,
+        &[],
+        Some("application/vnd.example.signature"),
+        Some((&md, manifest.len())),
+    );
+    up.push_manifest("team/app", "sig", OCI_MANIFEST, &referrer)
+        .await;
+    let rd = Algorithm::Sha256.digest_of(&referrer);
+
+    let cache = cache_of(UpstreamConfig {
+        max_blob_bytes: Some(1_000),
+        ..upstream(&up.url)
+    })
+    .await;
+    let r = cache
+        .get(&format!("/v2/cache/up/team/app/referrers/{md}"))
+        .await;
+    r.expect(200, None);
+    assert_eq!(r.header("marina-cache"), Some("merged"));
+    let listed: Vec<String> = r.json()["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, vec![rd.to_string()]);
+    let filtered = cache
+        .get(&format!(
+            "/v2/cache/up/team/app/referrers/{md}?artifactType=application/vnd.other"
+        ))
+        .await;
+    assert_eq!(filtered.json()["manifests"], serde_json::json!([]));
+
+    // A blob over the upstream's max_blob_bytes is refused, not stored.
+    cache
+        .get(&format!("/v2/cache/up/team/app/blobs/{ld}"))
+        .await
+        .expect(502, Some("SIZE_INVALID"));
+    // Small ones pass.
+    cache
+        .get(&format!("/v2/cache/up/team/app/blobs/{c}"))
+        .await
+        .expect(200, None);
 }
