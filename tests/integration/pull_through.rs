@@ -259,6 +259,8 @@ enum Fault {
     Stall,
     /// Relays blob bodies in small pieces, slowly (so pulls overlap).
     Drip,
+    /// Answers 429 with `Retry-After: 7` to everything.
+    Throttle,
 }
 
 /// A fault-injecting HTTP proxy in front of an upstream registry, counting the
@@ -319,6 +321,12 @@ async fn relay(
         .unwrap_or_default();
     let is_blob = path.contains("/blobs/sha256:");
     match f {
+        Fault::Throttle => {
+            return poem::Response::builder()
+                .status(poem::http::StatusCode::TOO_MANY_REQUESTS)
+                .header("Retry-After", "7")
+                .finish()
+        }
         Fault::Down => {
             return poem::Response::builder()
                 .status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
@@ -474,6 +482,11 @@ async fn a_slow_failing_or_stalled_upstream_gets_a_bounded_answer() {
         .get("/v2/cache/up/team/app/tags/list")
         .await
         .expect(502, Some("UNSUPPORTED"));
+
+    tap.set(Fault::Throttle);
+    let r = cache.get("/v2/cache/up/team/app/manifests/v1").await;
+    r.expect(429, Some("TOOMANYREQUESTS"));
+    assert_eq!(r.header("retry-after"), Some("7"));
 
     // Half a blob, then silence: the client's download is cut, nothing is kept.
     tap.set(Fault::Stall);
@@ -796,9 +809,14 @@ async fn referrers_come_from_the_upstream_and_limits_apply_to_it() {
         .get(&format!("/v2/cache/up/team/app/blobs/{ld}"))
         .await
         .expect(502, Some("SIZE_INVALID"));
-    // Small ones pass.
-    cache
-        .get(&format!("/v2/cache/up/team/app/blobs/{c}"))
+    // Small ones pass, a range of a miss too (once stored).
+    let part = cache
+        .req(Method::GET, &format!("/v2/cache/up/team/app/blobs/{c}"))
         .await
-        .expect(200, None);
+        .header("Range", "bytes=1-1")
+        .send()
+        .await;
+    part.expect(206, None);
+    assert_eq!(part.body, b"}");
+    assert_eq!(part.header("marina-cache"), Some("miss"));
 }
