@@ -187,10 +187,14 @@ impl Proxies {
                 })
             })
             .collect::<Result<Vec<_>, RegistryError>>()?;
+        let spool_dir = config.data_dir.join("proxy");
+        if !routes.is_empty() {
+            remove_abandoned_spools(&spool_dir);
+        }
         Ok(Proxies {
             routes,
             unknown_ns: config.unknown_ns,
-            spool_dir: config.data_dir.join("proxy"),
+            spool_dir,
             fresh: Mutex::new(HashMap::new()),
             pulls: Mutex::new(HashMap::new()),
         })
@@ -650,6 +654,30 @@ impl Registry {
         }
         tx.send_modify(|p| p.end = Some(end));
         let _ = std::fs::remove_file(&pull.spool);
+    }
+}
+
+/// How long a spool file goes unwritten before a starting server removes it
+/// as left behind by a process that stopped mid-download.
+const ABANDONED_SPOOL: Duration = Duration::from_secs(600);
+
+/// Removes spool files nothing has written to for [`ABANDONED_SPOOL`]: a
+/// download under way (even in another process on the same directory) writes
+/// more often than that, unless its upstream trickles under 256 KiB in ten
+/// minutes without timing out.
+fn remove_abandoned_spools(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let idle = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if idle.is_some_and(|i| i > ABANDONED_SPOOL) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -820,3 +820,34 @@ async fn referrers_come_from_the_upstream_and_limits_apply_to_it() {
     assert_eq!(part.body, b"}");
     assert_eq!(part.header("marina-cache"), Some("miss"));
 }
+
+#[tokio::test]
+async fn access_control_governs_the_local_names() {
+    let up = TestServer::start().await;
+    let (manifest, _, _) = push_image(&up, "team/app", "v1", b"guarded layer").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut auth = crate::auth_support::standard_auth(dir.path(), AuthScheme::Basic);
+    // Anyone may pull what is cached from up.example; nothing else is open.
+    auth.rules = vec![crate::auth_support::rule(
+        &[],
+        &[],
+        true,
+        &["cache/up/**"],
+        &["pull"],
+    )];
+    let up_config = upstream(&up.url);
+    let cache = TestServer::start_with(move |c| {
+        c.registry.upstreams = vec![up_config];
+        c.auth = Some(auth);
+    })
+    .await;
+    // By ns, the name is the upstream's, but the rule for the local name decides.
+    let r = cache.get("/v2/team/app/manifests/v1?ns=up.example").await;
+    r.expect(200, None);
+    assert_eq!(r.body, manifest);
+    // The same name without ns is a local repository no rule opens.
+    cache
+        .get("/v2/team/app/manifests/v1")
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+}

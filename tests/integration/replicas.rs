@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use marina::harness::{self, report, Options, Verdict};
+use marina::harness::{self, report, Options};
 use marina::server::ServerHandle;
 use poem::http::StatusCode;
 use poem::{Body, Request, Response};
@@ -161,14 +161,12 @@ async fn assert_harness_passes(url: &str) {
     .expect("the harness runs");
     let text = report::render_terminal(&report, true);
     for o in &report.outcomes {
-        let ok = match &o.verdict {
-            Verdict::Pass => true,
-            Verdict::Unsupported { .. } => {
-                ["protocol.namespace", "protocol.retry-after"].contains(&o.id.as_str())
-            }
-            _ => false,
-        };
-        assert!(ok, "{} is {}, not pass:\n{text}", o.id, o.verdict.kind());
+        assert!(
+            crate::harness_reference::passes(o),
+            "{} is {}, not pass:\n{text}",
+            o.id,
+            o.verdict.kind()
+        );
     }
 }
 
