@@ -76,6 +76,24 @@ pub enum UnknownNs {
 }
 
 impl UpstreamConfig {
+    /// An upstream at `url` with every other setting at its default (set `ns`
+    /// or `prefix` before use).
+    pub fn new(url: impl Into<String>) -> UpstreamConfig {
+        UpstreamConfig {
+            ns: None,
+            prefix: None,
+            url: url.into(),
+            tag_ttl_secs: default_tag_ttl(),
+            timeout_secs: default_timeout(),
+            max_blob_bytes: None,
+            username: None,
+            password: None,
+            password_file: None,
+            password_env: None,
+            push: ProxyPush::Deny,
+        }
+    }
+
     /// The local prefix, ending in `/`: `prefix`, else `<ns>/`.
     pub fn local_prefix(&self) -> String {
         let p = self
@@ -184,15 +202,7 @@ mod tests {
         UpstreamConfig {
             ns: ns.map(String::from),
             prefix: prefix.map(String::from),
-            url: "http://127.0.0.1:5000".into(),
-            tag_ttl_secs: 300,
-            timeout_secs: 30,
-            max_blob_bytes: None,
-            username: None,
-            password: None,
-            password_file: None,
-            password_env: None,
-            push: ProxyPush::Deny,
+            ..UpstreamConfig::new("http://127.0.0.1:5000")
         }
     }
 

@@ -10,26 +10,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use marina::config::{AuthScheme, ProxyPush, UpstreamConfig};
+use marina::config::{AuthScheme, UpstreamConfig};
 use marina::oci::{Algorithm, Digest};
 use reqwest::Method;
 
 use crate::support::{image_manifest, TestServer, OCI_MANIFEST};
 
 /// The upstream settings these tests use: `ns`, prefix `cache/up/`.
-fn upstream(url: &str) -> UpstreamConfig {
+pub(crate) fn upstream(url: &str) -> UpstreamConfig {
     UpstreamConfig {
         ns: Some("up.example".into()),
         prefix: Some("cache/up/".into()),
-        url: url.to_string(),
-        tag_ttl_secs: 300,
         timeout_secs: 5,
-        max_blob_bytes: None,
-        username: None,
-        password: None,
-        password_file: None,
-        password_env: None,
-        push: ProxyPush::Deny,
+        ..UpstreamConfig::new(url)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use marina::config::{ProxyPush, UpstreamConfig};
+use marina::config::UpstreamConfig;
 use marina::oci::{Algorithm, Digest};
 
 use crate::clients::{run, tool};
@@ -72,17 +72,8 @@ async fn push_runnable_image(up: &TestServer, work: &Path) -> Image {
 /// A cache of `up` for `up.example`, under `cache/up/`.
 async fn cache_of(up: &TestServer) -> TestServer {
     let upstream = UpstreamConfig {
-        ns: Some("up.example".into()),
-        prefix: Some("cache/up/".into()),
-        url: up.url.clone(),
-        tag_ttl_secs: 300,
         timeout_secs: 10,
-        max_blob_bytes: None,
-        username: None,
-        password: None,
-        password_file: None,
-        password_env: None,
-        push: ProxyPush::Deny,
+        ..crate::pull_through::upstream(&up.url)
     };
     TestServer::start_with(move |c| c.registry.upstreams = vec![upstream]).await
 }
