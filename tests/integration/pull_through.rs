@@ -844,3 +844,46 @@ async fn access_control_governs_the_local_names() {
         .await
         .expect(401, Some("UNAUTHORIZED"));
 }
+
+/// Both official suites (when `MARINA_CONFORMANCE_BIN` /
+/// `MARINA_CONFORMANCE_V111_BIN` name builds of them) against a cache: its
+/// own, non-proxied names behave like any registry's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_suites_pass_on_a_caches_own_names() {
+    let suites = [
+        ("MARINA_CONFORMANCE_BIN", true),
+        ("MARINA_CONFORMANCE_V111_BIN", false),
+    ];
+    let up = TestServer::start().await;
+    let up_config = upstream(&up.url);
+    let cache = TestServer::start_with(move |c| {
+        c.registry.upstreams = vec![up_config];
+        c.registry.sparse_manifests = true;
+    })
+    .await;
+    for (variable, current) in suites {
+        let Some(bin) = std::env::var_os(variable) else {
+            eprintln!("skipped: set {variable} to run that official suite against a cache");
+            continue;
+        };
+        let out = tempfile::tempdir().unwrap();
+        let mut o = marina::conformance::Options::new(std::path::PathBuf::from(bin));
+        o.registry = Some(marina::conformance::Endpoint::parse(&cache.url).unwrap());
+        if current {
+            o.profile = marina::conformance::Profile::Dev;
+            o.switches = vec![marina::conformance::Switch::parse("data.sparse", true).unwrap()];
+        }
+        o.out = Some(out.path().to_path_buf());
+        o.progress = false;
+        o.strict = true;
+        let report = marina::conformance::run(o).await;
+        assert_eq!(report.exit_code(), 0, "{variable}: {}", report.summary);
+        if current {
+            assert!(
+                report.summary.contains(" 0 FAIL") && report.summary.contains(" 0 Skip"),
+                "{}",
+                report.summary
+            );
+        }
+    }
+}
