@@ -250,7 +250,9 @@ impl Registry {
         if p.routes.is_empty() {
             return Ok(Namespace::Ignored);
         }
-        match p.routes.iter().find(|r| r.ns.as_deref() == Some(ns)) {
+        // Host names are case-insensitive (RFC 4343).
+        let named = |r: &&Route| r.ns.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(ns));
+        match p.routes.iter().find(named) {
             Some(r) => Ok(Namespace::Prefix(r.prefix.clone())),
             None if p.unknown_ns == UnknownNs::Ignore => Ok(Namespace::Ignored),
             None => Err(RegistryError::NamespaceUnknown(ns.to_string())),

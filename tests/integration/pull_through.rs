@@ -133,6 +133,12 @@ async fn pulls_through_by_prefix_and_by_ns_and_refuses_pushes() {
         serde_json::json!(["cache/up/team/app"])
     );
 
+    // Host names are case-insensitive; the echo is what the client sent.
+    let r = cache
+        .get(&format!("/v2/team/app/manifests/{md}?ns=UP.Example"))
+        .await;
+    r.expect(200, None);
+    assert_eq!(r.header("oci-namespace"), Some("UP.Example"));
     // An ns no upstream has: a 404 naming it, in the spec's envelope.
     let r = cache
         .get("/v2/team/app/manifests/v1?ns=elsewhere.example")
@@ -886,4 +892,26 @@ async fn the_official_suites_pass_on_a_caches_own_names() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn an_unknown_ns_can_be_ignored() {
+    let up = TestServer::start().await;
+    let up_config = upstream(&up.url);
+    let cache = TestServer::start_with(move |c| {
+        c.registry.upstreams = vec![up_config];
+        c.registry.unknown_ns = marina::config::UnknownNs::Ignore;
+    })
+    .await;
+    let (manifest, _) = cache.push_image("local/app", "v1", "local").await;
+    let r = cache
+        .get("/v2/local/app/manifests/v1?ns=elsewhere.example")
+        .await;
+    r.expect(200, None);
+    assert_eq!(r.body, manifest);
+    assert_eq!(
+        r.header("oci-namespace"),
+        None,
+        "an ignored ns is not echoed"
+    );
 }
