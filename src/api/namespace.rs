@@ -9,7 +9,13 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 
 use super::error::{framework_error, ApiError};
 use super::route;
+use crate::oci::RepoName;
 use crate::registry::{Namespace, Registry};
+
+/// The repository an `ns` request was served from, for the access log (which
+/// saw the name before rescoping).
+#[derive(Debug, Clone)]
+pub(crate) struct Rescoped(pub RepoName);
 
 /// The value of the first `ns` parameter of a query.
 fn ns_of(query: Option<&str>) -> Option<String> {
@@ -54,7 +60,11 @@ pub(crate) async fn scope<E: Endpoint>(ep: &E, mut req: Request, registry: &Regi
             }
         }
     }
+    let local = format!("{prefix}{name}").parse::<RepoName>().ok();
     let mut resp = call(ep, req).await;
+    if let Some(local) = local {
+        resp.extensions_mut().insert(Rescoped(local));
+    }
     if let Ok(v) = HeaderValue::from_str(&ns) {
         resp.headers_mut().insert("OCI-Namespace", v);
     }

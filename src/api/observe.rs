@@ -85,6 +85,11 @@ impl Observer {
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(REQUEST_ID, v);
         }
+        // An `ns` request was served from the upstream's local name.
+        let repo = match resp.extensions().get::<super::namespace::Rescoped>() {
+            Some(r) => Some(r.0.clone()),
+            None => repo,
+        };
         let status = resp.status();
         let sent = if method == "HEAD" {
             0

@@ -622,3 +622,42 @@ async fn token_signing_without_a_shared_key_is_warned_about_on_postgres() {
         );
     }
 }
+
+/// A request scoped by `?ns=` is logged under the repository it was served
+/// from (the upstream's local name), not the name the client wrote.
+#[tokio::test]
+async fn the_access_log_names_the_local_repository_of_an_ns_request() {
+    let up = crate::support::TestServer::start().await;
+    up.push_image("team/app", "v1", "logged").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("marina.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\nlog_format = \"json\"\n[[upstreams]]\nns = \"up.example\"\nprefix = \"cache/up/\"\nurl = \"{}\"\n",
+            dir.path().join("data").display(),
+            up.url
+        ),
+    )
+    .unwrap();
+    let mut served = serve(&["--config", config.to_str().unwrap()]);
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/v2/team/app/manifests/v1?ns=up.example",
+            served.url
+        ))
+        .header("X-Request-Id", "ns-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    sigterm(&served.child);
+    wait_exit(&mut served.child);
+    let log = served.stderr.join().unwrap();
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["target"] == "marina::access" && v["fields"]["request_id"] == "ns-1")
+        .unwrap_or_else(|| panic!("no line for ns-1:\n{log}"));
+    assert_eq!(line["fields"]["repository"], "cache/up/team/app", "{log}");
+}
