@@ -19,7 +19,8 @@ pub(crate) struct Rescoped(pub RepoName);
 
 /// The value of the first `ns` parameter of a query.
 fn ns_of(query: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(query?.as_bytes())
+    let query = query.filter(|q| q.contains("ns="))?;
+    form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "ns")
         .map(|(_, v)| v.into_owned())
         .filter(|v| !v.is_empty())
@@ -27,9 +28,15 @@ fn ns_of(query: Option<&str>) -> Option<String> {
 
 /// Calls `ep` with the request rescoped to the upstream its `ns` names.
 pub(crate) async fn scope<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) -> Response {
-    let ns = ns_of(req.uri().query());
-    let endpoint = route::parse(req.method().as_str(), req.uri().path(), req.uri().query());
-    let (Some(ns), Some(name)) = (ns, endpoint.repository()) else {
+    // Most requests carry no ns: they pass without a second look.
+    let Some(ns) = ns_of(req.uri().query()) else {
+        return call(ep, req).await;
+    };
+    let endpoint = match req.extensions().get::<route::Routed>() {
+        Some(r) => r.endpoint.clone(),
+        None => route::parse(req.method().as_str(), req.uri().path(), req.uri().query()),
+    };
+    let Some(name) = endpoint.repository() else {
         return call(ep, req).await;
     };
     let prefix = match registry.namespace(&ns) {
