@@ -872,17 +872,7 @@ async fn the_official_suites_pass_on_a_caches_own_names() {
             eprintln!("skipped: set {variable} to run that official suite against a cache");
             continue;
         };
-        let out = tempfile::tempdir().unwrap();
-        let mut o = marina::conformance::Options::new(std::path::PathBuf::from(bin));
-        o.registry = Some(marina::conformance::Endpoint::parse(&cache.url).unwrap());
-        if current {
-            o.profile = marina::conformance::Profile::Dev;
-            o.switches = vec![marina::conformance::Switch::parse("data.sparse", true).unwrap()];
-        }
-        o.out = Some(out.path().to_path_buf());
-        o.progress = false;
-        o.strict = true;
-        let report = marina::conformance::run(o).await;
+        let report = crate::support::official_suite(bin, &cache.url, current).await;
         assert_eq!(report.exit_code(), 0, "{variable}: {}", report.summary);
         if current {
             assert!(

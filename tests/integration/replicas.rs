@@ -300,15 +300,7 @@ async fn the_official_suite_passes_through_a_round_robin_over_three_replicas() {
         return;
     };
     let proxy = RoundRobin::start(handles.iter().map(|h| h.url()).collect()).await;
-    let out = tempfile::tempdir().unwrap();
-    let mut o = marina::conformance::Options::new(std::path::PathBuf::from(bin));
-    o.registry = Some(marina::conformance::Endpoint::parse(&proxy.url).unwrap());
-    o.profile = marina::conformance::Profile::Dev;
-    o.switches = vec![marina::conformance::Switch::parse("data.sparse", true).unwrap()];
-    o.out = Some(out.path().to_path_buf());
-    o.progress = false;
-    o.strict = true;
-    let report = marina::conformance::run(o).await;
+    let report = crate::support::official_suite(bin, &proxy.url, true).await;
     assert_eq!(report.exit_code(), 0, "{}", report.summary);
     assert!(
         report.summary.contains(" 0 FAIL") && report.summary.contains(" 0 Skip"),

@@ -608,3 +608,25 @@ pub fn s3_url() -> Option<String> {
         }
     }
 }
+
+/// Runs an official suite binary against `url`, strict; the current suite
+/// (`current`) with the dev profile and sparse manifests on. Whoever calls it
+/// has checked that the binary is named (the suites are opt-in: CI cannot
+/// build them).
+pub async fn official_suite(
+    bin: std::ffi::OsString,
+    url: &str,
+    current: bool,
+) -> marina::conformance::RunReport {
+    let out = tempfile::tempdir().unwrap();
+    let mut o = marina::conformance::Options::new(PathBuf::from(bin));
+    o.registry = Some(marina::conformance::Endpoint::parse(url).unwrap());
+    if current {
+        o.profile = marina::conformance::Profile::Dev;
+        o.switches = vec![marina::conformance::Switch::parse("data.sparse", true).unwrap()];
+    }
+    o.out = Some(out.path().to_path_buf());
+    o.progress = false;
+    o.strict = true;
+    marina::conformance::run(o).await
+}
