@@ -80,20 +80,20 @@ impl BlobsApi {
                     (false, None) => BlobWant::Whole,
                     (false, Some(_)) => BlobWant::Range,
                 };
-                match self.0.pull_blob(repo, digest, want).await? {
-                    PulledBlob::Stored(size) => (size, Some(CacheStatus::Miss)),
-                    PulledBlob::Size(size) => {
-                        return Ok(BlobResponse::Whole(
-                            BlobPayload(Body::empty()),
-                            digest.to_string(),
-                            size,
-                            "bytes".into(),
-                            Some(CacheStatus::Miss.as_str().into()),
-                        ))
-                    }
+                let (size, body) = match self.0.pull_blob(repo, digest, want).await? {
+                    PulledBlob::Stored(size) => (size, None),
+                    PulledBlob::Size(size) => (size, Some(Body::empty())),
                     PulledBlob::Streaming { size, chunks } => {
+                        (size, Some(Body::from_bytes_stream(chunks)))
+                    }
+                };
+                match body {
+                    // Now stored: served below like any blob.
+                    None => (size, Some(CacheStatus::Miss)),
+                    // Sized by the upstream (HEAD), or streamed while it downloads.
+                    Some(body) => {
                         return Ok(BlobResponse::Whole(
-                            BlobPayload(Body::from_bytes_stream(chunks)),
+                            BlobPayload(body),
                             digest.to_string(),
                             size,
                             "bytes".into(),
