@@ -219,6 +219,24 @@ async fn a_tag_is_revalidated_and_served_stale_when_the_upstream_is_gone() {
         .await
         .expect(200, None);
 
+    // A tag deleted upstream answers 404; its manifest stays cached by digest.
+    let (_, third, _) = push_image(&up, "team/app", "v2", b"third layer").await;
+    cache
+        .get("/v2/cache/up/team/app/manifests/v2")
+        .await
+        .expect(200, None);
+    up.delete("/v2/team/app/manifests/v2")
+        .await
+        .expect(202, None);
+    cache
+        .get("/v2/cache/up/team/app/manifests/v2")
+        .await
+        .expect(404, Some("MANIFEST_UNKNOWN"));
+    cache
+        .get(&format!("/v2/cache/up/team/app/manifests/{third}"))
+        .await
+        .expect(200, None);
+
     up.stop().await;
     // The upstream is gone: the cached tag is served, with a warning.
     let r = cache.get("/v2/cache/up/team/app/manifests/v1").await;
