@@ -923,3 +923,73 @@ async fn an_unknown_ns_can_be_ignored() {
         "an ignored ns is not echoed"
     );
 }
+
+/// The upstream process SIGKILLed: what the cache holds is still served.
+#[tokio::test]
+async fn an_upstream_killed_with_sigkill_leaves_the_cache_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("up");
+    let (mut child, up_url) = crate::support::spawn_serve(
+        &[std::ffi::OsStr::new("--data-dir"), data.as_os_str()],
+        std::process::Stdio::null(),
+    );
+    let client = reqwest::Client::new();
+    let layer = noise(100_000, 9);
+    let config = b"{}".to_vec();
+    for blob in [&layer, &config] {
+        let d = Algorithm::Sha256.digest_of(blob);
+        let r = client
+            .post(format!("{up_url}/v2/team/app/blobs/uploads/?digest={d}"))
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let ld = Algorithm::Sha256.digest_of(&layer);
+    let m = image_manifest(
+        &Algorithm::Sha256.digest_of(&config),
+        config.len(),
+        &[(&ld, layer.len())],
+        None,
+        None,
+    );
+    let r = client
+        .put(format!("{up_url}/v2/team/app/manifests/v1"))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let cache = cache_of(UpstreamConfig {
+        tag_ttl_secs: 0,
+        ..upstream(&up_url)
+    })
+    .await;
+    cache
+        .get("/v2/team/app/manifests/v1?ns=up.example")
+        .await
+        .expect(200, None);
+    cache
+        .get(&format!("/v2/team/app/blobs/{ld}?ns=up.example"))
+        .await
+        .expect(200, None);
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let r = cache.get("/v2/team/app/manifests/v1?ns=up.example").await;
+    r.expect(200, None);
+    assert_eq!(r.body, m);
+    assert_eq!(r.header("marina-cache"), Some("stale"));
+    let b = cache
+        .get(&format!("/v2/team/app/blobs/{ld}?ns=up.example"))
+        .await;
+    assert_eq!(b.header("marina-cache"), Some("hit"));
+    assert_eq!(b.body, layer);
+    cache
+        .get("/v2/team/other/manifests/v1?ns=up.example")
+        .await
+        .expect(502, Some("UNSUPPORTED"));
+}
