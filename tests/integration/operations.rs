@@ -273,6 +273,14 @@ fn serve(args: &[&str]) -> Served {
     Served { child, url, stderr }
 }
 
+/// The access-log lines of a JSON log.
+fn access_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "marina::access")
+        .collect()
+}
+
 fn sigterm(child: &Child) {
     // SAFETY: kill(2) on our own child's pid.
     let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -385,11 +393,7 @@ async fn the_access_log_names_request_ids_routes_users_and_statuses_and_no_crede
     let log = served.stderr.join().unwrap();
     assert!(!log.contains(secret), "a credential was logged:\n{log}");
     assert!(!log.to_lowercase().contains("authorization"), "{log}");
-    let lines: Vec<serde_json::Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"] == "marina::access")
-        .collect();
+    let lines = access_lines(&log);
     let push = lines
         .iter()
         .find(|v| v["fields"]["request_id"] == "push-1")
@@ -534,11 +538,7 @@ async fn with_access_control_the_access_log_names_the_user_and_each_refusals_rea
         !log.contains(password) && !log.contains("guess-not-logged"),
         "{log}"
     );
-    let access: Vec<serde_json::Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"] == "marina::access")
-        .collect();
+    let access = access_lines(&log);
     let line = |status: u64, user: &str, refusal: &str| {
         access.iter().any(|v| {
             v["fields"]["status"] == status
@@ -654,10 +654,9 @@ async fn the_access_log_names_the_local_repository_of_an_ns_request() {
     sigterm(&served.child);
     wait_exit(&mut served.child);
     let log = served.stderr.join().unwrap();
-    let line = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["target"] == "marina::access" && v["fields"]["request_id"] == "ns-1")
+    let line = access_lines(&log)
+        .into_iter()
+        .find(|v| v["fields"]["request_id"] == "ns-1")
         .unwrap_or_else(|| panic!("no line for ns-1:\n{log}"));
     assert_eq!(line["fields"]["repository"], "cache/up/team/app", "{log}");
 }

@@ -288,12 +288,9 @@ async fn the_harness_passes_through_haproxy_over_three_replicas() {
 /// a build of it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_suite_passes_through_a_round_robin_over_three_replicas() {
-    let Some(bin) = std::env::var_os("MARINA_CONFORMANCE_BIN") else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: set MARINA_CONFORMANCE_BIN to run the official suite through three replicas"
-        );
+    let Some(bin) =
+        crate::support::suite_binary("MARINA_CONFORMANCE_BIN", "through three replicas")
+    else {
         return;
     };
     let Some((handles, _dirs)) = replicas(true).await else {

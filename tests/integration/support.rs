@@ -609,6 +609,17 @@ pub fn s3_url() -> Option<String> {
     }
 }
 
+/// The official suite binary `variable` names, or `None` with a message. The
+/// suites are opt-in everywhere, CI included: CI cannot build them (no Go
+/// module proxy), so an unset variable is not a missing tool.
+pub fn suite_binary(variable: &str, purpose: &str) -> Option<std::ffi::OsString> {
+    let bin = std::env::var_os(variable).filter(|b| !b.is_empty());
+    if bin.is_none() {
+        eprintln!("not run: set {variable} to run the official suite {purpose}");
+    }
+    bin
+}
+
 /// Runs an official suite binary against `url`, strict; the current suite
 /// (`current`) with the dev profile and sparse manifests on. Whoever calls it
 /// has checked that the binary is named (the suites are opt-in: CI cannot
