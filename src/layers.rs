@@ -7,6 +7,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("oci", &[]),
     ("timefmt", &[]),
     ("markup", &[]),
+    ("logsink", &[]),
     ("metrics", &[]),
     ("tls", &[]),
     ("auth", &["oci"]),
@@ -22,7 +23,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "api",
-        &["registry", "auth", "oci", "metrics", "config", "timefmt"],
+        &[
+            "registry", "auth", "oci", "metrics", "config", "timefmt", "logsink",
+        ],
     ),
     (
         "server",

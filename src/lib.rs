@@ -71,6 +71,7 @@ pub mod conformance;
 mod embed;
 pub mod harness;
 pub mod listing_client;
+pub(crate) mod logsink;
 mod markup;
 pub(crate) mod metrics;
 pub mod oci;

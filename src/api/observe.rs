@@ -26,6 +26,7 @@ use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 use super::route::{route, Routed};
 use crate::auth::Verdict;
 use crate::config::Config;
+use crate::logsink::AccessLine;
 use crate::oci::RepoName;
 use crate::registry::Registry;
 
@@ -120,21 +121,22 @@ impl Observer {
             metrics.refusal(reason);
         }
         self.note_storage(status, method);
-        tracing::info!(
-            target: "marina::access",
-            request_id = %id,
-            method,
-            route,
-            repository = repo.as_ref().map_or("-", |r| r.as_str()),
-            status = status.as_u16(),
-            bytes_in = received,
-            bytes_out = sent,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            client = %client.map_or_else(|| "-".to_string(), |c| c.to_string()),
-            user = verdict.user.as_deref().unwrap_or("anonymous"),
-            refusal = verdict.refusal.unwrap_or("-"),
-            "request"
-        );
+        if tracing::enabled!(target: "marina::access", tracing::Level::INFO) {
+            let line = AccessLine {
+                request_id: &id,
+                method,
+                route,
+                repository: repo.as_ref().map(|r| r.as_str()),
+                status: status.as_u16(),
+                bytes_in: received,
+                bytes_out: sent,
+                duration: elapsed,
+                client,
+                user: verdict.user.as_deref().unwrap_or("anonymous"),
+                refusal: verdict.refusal.unwrap_or("-"),
+            };
+            log_access(&line);
+        }
         resp
     }
 
@@ -182,6 +184,30 @@ impl<E: Endpoint> Endpoint for Observed<E> {
 }
 
 /// The client's request id if it is short and printable, a new one otherwise.
+/// Writes one access line: through the server's log sink when `marina serve`
+/// set one up, as a `tracing` event otherwise (a library user's subscriber).
+fn log_access(l: &AccessLine<'_>) {
+    if let Some(sink) = crate::logsink::access() {
+        sink.access(l);
+        return;
+    }
+    tracing::info!(
+        target: "marina::access",
+        request_id = %l.request_id,
+        method = l.method,
+        route = l.route,
+        repository = l.repository.unwrap_or("-"),
+        status = l.status,
+        bytes_in = l.bytes_in,
+        bytes_out = l.bytes_out,
+        duration_ms = l.duration.as_secs_f64() * 1000.0,
+        client = %l.client.map_or_else(|| "-".to_string(), |c| c.to_string()),
+        user = l.user,
+        refusal = l.refusal,
+        "request"
+    );
+}
+
 fn request_id(req: &Request) -> String {
     let given = req
         .headers()

@@ -62,7 +62,7 @@ pub enum Command {
 /// Parses the command line and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let code = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Gc(args) => gc::run(args),
         Command::Migrate(args) => migrate::run(args),
@@ -76,7 +76,9 @@ pub fn main() -> ExitCode {
         Command::ListManifests(args) => list::list_manifests(args),
         Command::ListReferrers(args) => list::list_referrers(args),
         Command::Passwd(args) => passwd::run(args),
-    }
+    };
+    crate::logsink::flush();
+    code
 }
 
 /// Whether a report can be written at `path`: its directory exists and takes a
@@ -119,10 +121,16 @@ pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,poem=warn"));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let sink_format = if format == "json" {
+        crate::logsink::Format::Json
+    } else {
+        crate::logsink::Format::Pretty
+    };
+    crate::logsink::install(sink_format, colour);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
-        .with_writer(std::io::stderr);
+        .with_writer(crate::logsink::MakeStderr);
     let _ = if format == "json" {
         builder.json().try_init()
     } else {

@@ -660,3 +660,53 @@ async fn the_access_log_names_the_local_repository_of_an_ns_request() {
         .unwrap_or_else(|| panic!("no line for ns-1:\n{log}"));
     assert_eq!(line["fields"]["repository"], "cache/up/team/app", "{log}");
 }
+
+/// The access log is written in batches, yet a line reaches stderr shortly after
+/// its request while the server keeps running (not only at exit), in order with
+/// the other lines, and a SIGKILL afterwards loses nothing already written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_lines_reach_stderr_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let data = dir.path().join("data");
+    let args: Vec<&std::ffi::OsStr> = vec!["--data-dir".as_ref(), data.as_os_str()];
+    let (mut child, url) = crate::support::spawn_serve(&args, Stdio::from(log_file));
+    let client = reqwest::Client::new();
+    for i in 0..3 {
+        let r = client
+            .get(format!("{url}/v2/live/app/manifests/v{i}"))
+            .header("X-Request-Id", format!("live-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    // Bounded wait: the batch goes out within milliseconds.
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("request_id=live-2 ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("INFO marina::access: request request_id=live-"))
+        .collect();
+    assert_eq!(lines.len(), 3, "three access lines while running:\n{log}");
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.contains(&format!("request_id=live-{i} ")), "{line}");
+        assert!(
+            line.contains(" method=\"GET\" route=\"/v2/{name}/manifests/{reference}\" repository=\"live/app\" status=404 "),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(" client=127.0.0.1 user=\"anonymous\" refusal=\"-\""),
+            "{line}"
+        );
+    }
+}
