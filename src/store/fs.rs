@@ -14,11 +14,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::io::AsyncReadExt;
 
 use super::file_chunks::FileChunks;
+use super::open_blobs::OpenBlobs;
 use super::{BlobChunks, BlobReader, BlobStore, ResumedStaging, Staging};
 use crate::oci::Digest;
 
@@ -26,6 +28,8 @@ use crate::oci::Digest;
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     root: PathBuf,
+    /// Blob files kept open for reads (shared by clones).
+    open: Arc<OpenBlobs>,
 }
 
 /// A staging file of an upload session.
@@ -99,6 +103,7 @@ impl FsBlobStore {
         fs::create_dir_all(root.join("uploads"))?;
         Ok(FsBlobStore {
             root: root.to_path_buf(),
+            open: Arc::new(OpenBlobs::default()),
         })
     }
 
@@ -308,13 +313,11 @@ impl BlobStore for FsBlobStore {
     /// longer one where blocking is allowed (`block_in_place`), so that a read
     /// from the disk never holds up the other requests of the worker.
     async fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
-        let path = self.path_of(digest);
-        let open = move || -> io::Result<BlobChunks> {
-            let mut file = File::open(path)?;
-            if offset > 0 {
-                file.seek(SeekFrom::Start(offset))?;
-            }
-            Ok(Box::pin(FileChunks::new(file, len)?))
+        let open = || -> io::Result<BlobChunks> {
+            let file = self
+                .open
+                .get(digest.hex(), || self.path_of(digest).into_boxed_path())?;
+            Ok(Box::pin(FileChunks::new(file, offset, len)?))
         };
         if len <= READ_IN_PLACE {
             return open();
@@ -336,6 +339,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn remove(&self, digest: &Digest) -> io::Result<()> {
+        self.open.forget(digest.hex());
         match fs::remove_file(self.path_of(digest)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,

@@ -17,6 +17,7 @@ pub mod listing;
 pub(crate) mod memory;
 pub(crate) mod meta;
 pub mod migrate;
+mod open_blobs;
 pub(crate) mod pg;
 pub(crate) mod s3;
 mod schema;
