@@ -30,6 +30,9 @@ pub struct RawBody {
     pub body: Body,
     /// The request's Content-Type, if any.
     pub content_type: Option<String>,
+    /// The length its `Content-Length` declares (the server holds the body
+    /// to it), if any.
+    pub declared_len: Option<u64>,
 }
 
 impl RawBody {
@@ -85,9 +88,14 @@ impl<'a> ApiExtractor<'a> for RawBody {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
+        let declared_len = request
+            .headers()
+            .get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         Ok(RawBody {
             body: body.take().unwrap_or_else(|_| Body::empty()),
             content_type: request.content_type().map(str::to_string),
+            declared_len,
         })
     }
 }

@@ -133,7 +133,7 @@ impl UploadsApi {
         }
         if let Some(d) = digest.0 {
             self.0
-                .upload_monolithic(&repo, &d, None, body.into_stream())
+                .upload_monolithic(&repo, &d, body.declared_len, body.into_stream())
                 .await?;
             return Ok(UploadResponse::Created(
                 blob_location(&repo, &d.to_string()),
@@ -237,7 +237,14 @@ impl UploadsApi {
         })?;
         let range = chunk_range(content_range.as_deref())?;
         self.0
-            .finish_upload(&repo, session.as_str(), &d, range, None, body.into_stream())
+            .finish_upload(
+                &repo,
+                session.as_str(),
+                &d,
+                range,
+                body.declared_len,
+                body.into_stream(),
+            )
             .await
             .map_err(|e| with_location(e, &repo, session.as_str()))?;
         Ok(UploadResponse::Created(

@@ -125,7 +125,7 @@ where
     F: FnOnce() -> Result<T, RegistryError> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
+    tokio::task::spawn_blocking(move || crate::store::off_runtime(f))
         .await
         .map_err(|e| RegistryError::Internal(format!("blocking task failed: {e}")))?
 }
@@ -383,6 +383,22 @@ impl Registry {
             .await?)
     }
 
+    /// [`Registry::link`] for blocking code: what an upload runs once its blob
+    /// is published, in the same blocking call.
+    fn linker(&self, repo: &RepoName, digest: &Digest) -> uploads::Link {
+        let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
+        let (repo, digest) = (repo.to_string(), digest.clone());
+        Box::new(move |size| {
+            let present = || -> BoxFuture<'_, bool> {
+                Box::pin(async { matches!(blobs.size_of(&digest).await, Ok(Some(_))) })
+            };
+            let d = digest.to_string();
+            Ok(crate::store::wait(
+                meta.link_blob(&repo, &d, size, &present),
+            )?)
+        })
+    }
+
     /// Bytes an upload session holds (`GET <location>`).
     pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<u64, RegistryError> {
         self.uploads.status(repo, id).await
@@ -416,11 +432,11 @@ impl Registry {
     where
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
     {
-        let size = self
-            .uploads
-            .finish(repo, id, digest, range, length, body)
+        let link = self.linker(repo, digest);
+        self.uploads
+            .finish(repo, id, digest, range, length, body, link)
             .await?;
-        self.link(repo, digest, size).await
+        Ok(())
     }
 
     /// Single-request upload (`POST ?digest=` with a body).
@@ -435,8 +451,9 @@ impl Registry {
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
     {
         self.writable(repo)?;
-        let size = self.uploads.monolithic(digest, length, body).await?;
-        self.link(repo, digest, size).await
+        let link = self.linker(repo, digest);
+        self.uploads.monolithic(digest, length, body, link).await?;
+        Ok(())
     }
 
     /// Cancels an upload session (`DELETE <location>`).

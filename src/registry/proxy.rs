@@ -26,6 +26,7 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
+use super::uploads::Link;
 use super::{Registry, RegistryError};
 use crate::config::{ProxyPush, RegistryConfig, UnknownNs, UpstreamConfig};
 use crate::oci::{Algorithm, Digest, Reference, RepoName};
@@ -567,7 +568,10 @@ impl Registry {
         }));
         let sessions = self.uploads.clone();
         let (d, announced) = (digest.clone(), answer.size);
-        let upload = tokio::spawn(async move { sessions.monolithic(&d, announced, body).await });
+        // Linked into each requester's repository once stored (`finish_pull`).
+        let unlinked: Link = Box::new(|_| Ok(()));
+        let upload =
+            tokio::spawn(async move { sessions.monolithic(&d, announced, body, unlinked).await });
         let mut spool = tokio::fs::File::from_std(spool);
         let mut batch = Vec::with_capacity(SPOOL_BATCH);
         let mut total = 0u64;

@@ -52,6 +52,14 @@ impl StagedBlob {
         StagedBlob { staging, hasher }
     }
 
+    /// Appends bytes and hashes them (a small body at hand, on a blocking
+    /// thread); on failure, roll back to a [`StagedBlob::checkpoint`].
+    pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.staging.append(bytes)?;
+        self.hasher.update(bytes);
+        Ok(())
+    }
+
     /// A point to roll back to if the rest of a request fails.
     pub fn checkpoint(&self) -> (u64, Hasher) {
         (self.staging.size(), self.hasher.clone())

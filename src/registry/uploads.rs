@@ -15,6 +15,11 @@
 //! A single-request upload (`POST ?digest=` with a body) is never recorded: no
 //! one else can name its session.
 //!
+//! A closing request whose body is declared small ([`SMALL_BODY`]) is read
+//! whole first; then the session is claimed, the bytes written, verified and
+//! published, the record removed and the blob linked in one blocking call,
+//! instead of a hop to the blocking pool and back for each step.
+//!
 //! Idle sessions expire (by their record's time, on any server), and staging
 //! areas with no record are removed. A staging area left by a version before
 //! records (a note and no record) is resumed by re-hashing it once.
@@ -32,7 +37,7 @@ use super::staged::StagedBlob;
 use super::writer::BodyWriter;
 use super::{blocking, RegistryError};
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
-use crate::store::{offload, wait, BlobStore, Clock, MetadataStore, Staging, UploadRecord};
+use crate::store::{wait, BlobStore, Clock, MetadataStore, Staging, UploadRecord};
 
 /// The note a version before records kept beside a staging area, read to
 /// adopt such a session. New sessions have none: their record says as much.
@@ -115,17 +120,19 @@ impl UploadSessions {
             staging: Vec::new(),
             updated_at: 0,
         };
-        // A file (or nothing yet, on S3): quick, but blocking. No note: the
+        // The staging file and the record in one blocking call. No note: the
         // record holds what one would.
-        let staging = offload(|| self.blobs.create_staging(&id, b""))?;
-        let staged = StagedBlob::new(staging, algorithm);
-        if let Err(e) = self.meta.create_upload(&record).await {
-            offload(|| {
+        let (blobs, meta, id2) = (self.blobs.clone(), self.meta.clone(), id.clone());
+        let staged = blocking(move || {
+            let staged = StagedBlob::new(blobs.create_staging(&id2, b"")?, algorithm);
+            if let Err(e) = wait(meta.create_upload(&record)) {
                 staged.abandon();
-                self.blobs.discard_staging(&id);
-            });
-            return Err(e.into());
-        }
+                blobs.discard_staging(&id2);
+                return Err(e.into());
+            }
+            Ok(staged)
+        })
+        .await?;
         let entry = self.entry(&id);
         entry.lock().await.staged = Some(staged);
         Ok(id)
@@ -279,6 +286,7 @@ impl UploadSessions {
     /// Closes a session, with an optional last chunk: checks the content against
     /// `digest` and, when it matches, publishes the blob and returns its size. On
     /// a mismatch the session is removed and nothing is stored.
+    #[allow(clippy::too_many_arguments)] // the request's parts, and what to do with the blob
     pub async fn finish<S>(
         &self,
         repo: &RepoName,
@@ -287,10 +295,20 @@ impl UploadSessions {
         range: Option<ChunkRange>,
         length: Option<u64>,
         body: S,
+        link: Link,
     ) -> Result<u64, RegistryError>
     where
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
     {
+        let body = match gather_small(length, body).await {
+            Gathered::Whole(frames) => {
+                return self
+                    .finish_small(repo, id, digest, range, length, frames, link)
+                    .await
+            }
+            Gathered::Failed(e) => return Err(RegistryError::BodyIncomplete(e.to_string())),
+            Gathered::Stream(body) => body,
+        };
         let Claimed {
             guard,
             staged,
@@ -316,7 +334,68 @@ impl UploadSessions {
         let result = removed.map_err(RegistryError::from).and(outcome);
         drop(guard);
         self.open_map().remove(id);
-        result
+        let size = result?;
+        blocking(move || link(size)).await?;
+        Ok(size)
+    }
+
+    /// [`UploadSessions::finish`] with the whole (small) last chunk at hand:
+    /// claimed, written, verified, published, closed and linked in one
+    /// blocking call.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_small(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        range: Option<ChunkRange>,
+        length: Option<u64>,
+        frames: Vec<Bytes>,
+        link: Link,
+    ) -> Result<u64, RegistryError> {
+        if id.parse::<UploadId>().is_err() {
+            return Err(RegistryError::UploadUnknown(id.to_string()));
+        }
+        let mut guard = self.entry(id).lock_owned().await;
+        let cached = guard.staged.take();
+        let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
+        let (id2, repo2, expected) = (id.to_string(), repo.to_string(), digest.clone());
+        let finished = blocking(move || {
+            let (mut staged, record) = match claim_blocking(&*blobs, &*meta, &id2, &repo2, cached) {
+                Ok(claimed) => claimed,
+                Err(e) => return Ok(Closing::NotClaimed(e)),
+            };
+            if let Err(e) = append_frames(&mut staged, range, length, &frames) {
+                return Ok(Closing::NotWritten(Box::new(staged), e));
+            }
+            let outcome = verify_and_publish(staged, &expected);
+            // Finished either way: a mismatch removes the session too.
+            let removed = wait(meta.remove_upload(&record.id));
+            if outcome.is_err() {
+                blobs.discard_staging(&record.id);
+            }
+            let result = removed.map_err(RegistryError::from).and(outcome);
+            Ok(Closing::Closed(
+                result.and_then(|size| link(size).map(|()| size)),
+            ))
+        })
+        .await?;
+        match finished {
+            Closing::NotClaimed(e) => {
+                drop(guard);
+                self.forget_if_idle(id);
+                Err(e)
+            }
+            Closing::NotWritten(staged, e) => {
+                self.release(guard, *staged);
+                Err(e)
+            }
+            Closing::Closed(result) => {
+                drop(guard);
+                self.open_map().remove(id);
+                result
+            }
+        }
     }
 
     /// A single-request upload: staged, verified and published without a
@@ -326,6 +405,7 @@ impl UploadSessions {
         digest: &Digest,
         length: Option<u64>,
         body: S,
+        link: Link,
     ) -> Result<u64, RegistryError>
     where
         S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
@@ -333,19 +413,40 @@ impl UploadSessions {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let algorithm = digest.algorithm();
         let blobs = self.blobs.clone();
+        let expected = digest.clone();
+        let body = match gather_small(length, body).await {
+            // Staged, verified, published and linked in one blocking call.
+            Gathered::Whole(frames) => {
+                return blocking(move || {
+                    let mut staged = StagedBlob::new(blobs.create_staging(&id, b"")?, algorithm);
+                    let outcome = append_frames(&mut staged, None, length, &frames)
+                        .and_then(|()| verify_and_publish(staged, &expected));
+                    if outcome.is_err() {
+                        blobs.discard_staging(&id);
+                    }
+                    let size = outcome?;
+                    link(size)?;
+                    Ok(size)
+                })
+                .await;
+            }
+            Gathered::Failed(e) => return Err(RegistryError::BodyIncomplete(e.to_string())),
+            Gathered::Stream(body) => body,
+        };
         let id2 = id.clone();
         let staged =
             blocking(move || Ok(StagedBlob::new(blobs.create_staging(&id2, b"")?, algorithm)))
                 .await?;
         let (staged, written) = write_chunk(staged, None, length, body).await;
         let blobs = self.blobs.clone();
-        let expected = digest.clone();
         blocking(move || {
             let outcome = written.and_then(|_| verify_and_publish(staged, &expected));
             if outcome.is_err() {
                 blobs.discard_staging(&id);
             }
-            outcome
+            let size = outcome?;
+            link(size)?;
+            Ok(size)
         })
         .await
     }
@@ -556,6 +657,90 @@ fn adopt_legacy(
     Ok(wait(meta.upload(id))?)
 }
 
+/// Records a published blob in its repository (given the blob's size); run off
+/// the async runtime, after the blob is published.
+pub type Link = Box<dyn FnOnce(u64) -> Result<(), RegistryError> + Send>;
+
+/// Bodies declared this long or shorter are gathered in memory before anything
+/// is written, so that a small blob is staged, verified, published and recorded
+/// in one blocking call: each hop to the blocking pool and back costs two thread
+/// switches, more than the write itself.
+const SMALL_BODY: u64 = 64 << 10;
+
+/// A request body: whole, when small and declared so, or still a stream.
+enum Gathered {
+    Whole(Vec<Bytes>),
+    Stream(Box<dyn Stream<Item = io::Result<Bytes>> + Send + Unpin>),
+    Failed(io::Error),
+}
+
+/// Reads a body declared (by `Content-Length`) at most [`SMALL_BODY`] long;
+/// any other body stays a stream, unread.
+async fn gather_small<S>(length: Option<u64>, mut body: S) -> Gathered
+where
+    S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+{
+    if length.is_none_or(|n| n > SMALL_BODY) {
+        return Gathered::Stream(Box::new(body));
+    }
+    let mut frames = Vec::new();
+    let mut held = 0u64;
+    while let Some(frame) = body.next().await {
+        match frame {
+            Ok(bytes) => {
+                held += bytes.len() as u64;
+                frames.push(bytes);
+                if held > SMALL_BODY {
+                    // Longer than declared: the checks of the streaming path say so.
+                    let head = futures_util::stream::iter(frames.into_iter().map(Ok));
+                    return Gathered::Stream(Box::new(head.chain(body)));
+                }
+            }
+            Err(e) => return Gathered::Failed(e),
+        }
+    }
+    Gathered::Whole(frames)
+}
+
+/// How a session's closing call ended: before the session was claimed, before
+/// the last chunk was written (the session stays, as it was), or closed.
+enum Closing {
+    NotClaimed(RegistryError),
+    NotWritten(Box<StagedBlob>, RegistryError),
+    Closed(Result<u64, RegistryError>),
+}
+
+/// [`write_chunk`] for a body at hand, on a blocking thread.
+fn append_frames(
+    staged: &mut StagedBlob,
+    range: Option<ChunkRange>,
+    length: Option<u64>,
+    frames: &[Bytes],
+) -> Result<(), RegistryError> {
+    let size = staged.size();
+    if let Some(r) = range {
+        if r.start != size || r.end < r.start {
+            return Err(RegistryError::RangeNotSatisfiable { size, got: r.start });
+        }
+    }
+    let written: u64 = frames.iter().map(|f| f.len() as u64).sum();
+    if let Some(n) = range.map(|r| r.end - r.start + 1).or(length) {
+        if n != written {
+            return Err(RegistryError::SizeInvalid(format!(
+                "chunk declared {n} bytes but {written} arrived"
+            )));
+        }
+    }
+    let checkpoint = staged.checkpoint();
+    for frame in frames {
+        if let Err(e) = staged.append(frame) {
+            staged.rollback(checkpoint)?;
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
 /// Checks the staged bytes against `digest` and publishes them; returns the size.
 fn verify_and_publish(staged: StagedBlob, digest: &Digest) -> Result<u64, RegistryError> {
     let actual = staged.digest_as(digest.algorithm())?;
@@ -728,6 +913,10 @@ mod tests {
         })
     }
 
+    fn unlinked() -> Link {
+        Box::new(|_| Ok(()))
+    }
+
     fn repo() -> RepoName {
         "team/app".parse().unwrap()
     }
@@ -754,7 +943,7 @@ mod tests {
             assert_eq!(s.b.status(&repo(), &id).await.unwrap(), offset);
         }
         let size =
-            s.b.finish(&repo(), &id, &digest, None, None, body(b""))
+            s.b.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
                 .await
                 .unwrap();
         assert_eq!(size, whole.len() as u64);
@@ -777,6 +966,139 @@ mod tests {
             s.a.status(&repo(), &id).await,
             Err(RegistryError::UploadUnknown(_))
         ));
+    }
+
+    /// A link that counts its calls and the size it was given.
+    fn counting_link(calls: &Arc<Mutex<Vec<u64>>>) -> Link {
+        let calls = calls.clone();
+        Box::new(move |size| {
+            calls.lock().unwrap().push(size);
+            Ok(())
+        })
+    }
+
+    #[tokio::test]
+    async fn a_small_last_chunk_is_written_published_closed_and_linked_in_one_call() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.a.append(&repo(), &id, range(0, 3), None, body(b"abc"))
+            .await
+            .unwrap();
+        let digest = Algorithm::Sha256.digest_of(b"abcdef");
+        let links = Arc::new(Mutex::new(Vec::new()));
+        // Declared too long: refused, nothing linked, and the session is as it was.
+        let short =
+            s.b.finish(
+                &repo(),
+                &id,
+                &digest,
+                range(3, 4),
+                Some(3),
+                body(b"def"),
+                counting_link(&links),
+            )
+            .await;
+        assert!(
+            matches!(short, Err(RegistryError::SizeInvalid(_))),
+            "{short:?}"
+        );
+        assert_eq!(s.a.status(&repo(), &id).await.unwrap(), 3);
+        // Out of order: 416, the session kept.
+        let early =
+            s.b.finish(
+                &repo(),
+                &id,
+                &digest,
+                range(2, 3),
+                Some(3),
+                body(b"def"),
+                counting_link(&links),
+            )
+            .await;
+        assert!(
+            matches!(
+                early,
+                Err(RegistryError::RangeNotSatisfiable { size: 3, got: 2 })
+            ),
+            "{early:?}"
+        );
+        assert!(links.lock().unwrap().is_empty());
+        let size =
+            s.b.finish(
+                &repo(),
+                &id,
+                &digest,
+                range(3, 3),
+                Some(3),
+                body(b"def"),
+                counting_link(&links),
+            )
+            .await
+            .unwrap();
+        assert_eq!(size, 6);
+        assert_eq!(
+            *links.lock().unwrap(),
+            vec![6],
+            "linked once, with the size"
+        );
+        assert_eq!(s.blobs.size_of(&digest).await.unwrap(), Some(6));
+        assert_eq!(
+            s.meta.upload(&id).await.unwrap(),
+            None,
+            "the record is gone"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_small_last_chunk_with_the_wrong_digest_removes_the_session_and_links_nothing() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        let wrong = Algorithm::Sha256.digest_of(b"other");
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let r =
+            s.a.finish(
+                &repo(),
+                &id,
+                &wrong,
+                None,
+                Some(4),
+                body(b"data"),
+                counting_link(&links),
+            )
+            .await;
+        assert!(
+            matches!(r, Err(RegistryError::DigestMismatch { .. })),
+            "{r:?}"
+        );
+        assert!(links.lock().unwrap().is_empty());
+        assert_eq!(s.blobs.size_of(&wrong).await.unwrap(), None);
+        assert_eq!(s.meta.upload(&id).await.unwrap(), None);
+        assert!(matches!(
+            s.b.status(&repo(), &id).await,
+            Err(RegistryError::UploadUnknown(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_small_single_request_upload_is_linked_once_and_a_wrong_one_never() {
+        let s = servers();
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let d = Algorithm::Sha256.digest_of(b"layer");
+        let size =
+            s.a.monolithic(&d, Some(5), body(b"layer"), counting_link(&links))
+                .await
+                .unwrap();
+        assert_eq!((size, s.blobs.size_of(&d).await.unwrap()), (5, Some(5)));
+        let wrong = Algorithm::Sha256.digest_of(b"else");
+        let r =
+            s.a.monolithic(&wrong, Some(5), body(b"layer"), counting_link(&links))
+                .await;
+        assert!(
+            matches!(r, Err(RegistryError::DigestMismatch { .. })),
+            "{r:?}"
+        );
+        assert_eq!(s.blobs.size_of(&wrong).await.unwrap(), None);
+        assert_eq!(*links.lock().unwrap(), vec![5]);
     }
 
     #[tokio::test]
@@ -806,7 +1128,7 @@ mod tests {
         assert!(x.is_ok() != y.is_ok(), "{x:?} {y:?}");
         let winner: &[u8] = if x.is_ok() { b"abcdef" } else { b"abcxyz" };
         let digest = Algorithm::Sha256.digest_of(winner);
-        s.a.finish(&repo(), &id, &digest, None, None, body(b""))
+        s.a.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
             .await
             .expect("the bytes are exactly the winner's");
     }
@@ -825,7 +1147,7 @@ mod tests {
             .await
             .unwrap();
         let digest = Algorithm::Sha256.digest_of(b"good");
-        s.a.finish(&repo(), &id, &digest, None, None, body(b""))
+        s.a.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
             .await
             .unwrap();
     }
@@ -836,7 +1158,7 @@ mod tests {
         let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
         let wrong = Algorithm::Sha256.digest_of(b"other");
         let r =
-            s.b.finish(&repo(), &id, &wrong, None, None, body(b"data"))
+            s.b.finish(&repo(), &id, &wrong, None, None, body(b"data"), unlinked())
                 .await;
         assert!(
             matches!(r, Err(RegistryError::DigestMismatch { .. })),
@@ -892,7 +1214,7 @@ mod tests {
             .await
             .unwrap();
         let digest = Algorithm::Sha256.digest_of(b"hello world");
-        s.a.finish(&repo(), id, &digest, None, None, body(b""))
+        s.a.finish(&repo(), id, &digest, None, None, body(b""), unlinked())
             .await
             .unwrap();
     }

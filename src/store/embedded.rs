@@ -10,6 +10,8 @@
 //! where they are with [`offload`]. (Measured: writes in place or with
 //! `block_in_place` pushed tags at 0.7–0.8× the rate of the blocking pool.)
 
+use std::cell::Cell;
+
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::listing::{
@@ -21,6 +23,29 @@ use super::{
     StoreError, StoreTotals, UploadRecord, UploadStore,
 };
 
+thread_local! {
+    /// Set while a thread runs work already moved off the async runtime.
+    static OFF_RUNTIME: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` marked as off the async runtime (on a blocking-pool thread): the
+/// store's blocking work inside it runs in place, instead of moving once more to
+/// another thread. One hop can then carry a whole step (stage, publish, record).
+pub(crate) fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OFF_RUNTIME.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(OFF_RUNTIME.with(|c| c.replace(true)));
+    f()
+}
+
+fn is_off_runtime() -> bool {
+    OFF_RUNTIME.with(Cell::get)
+}
+
 /// Runs a short read in place.
 fn quick<T>(f: impl FnOnce() -> T) -> T {
     f()
@@ -31,6 +56,9 @@ fn quick<T>(f: impl FnOnce() -> T) -> T {
 /// ([`tokio::task::block_in_place`]); elsewhere (a single-threaded runtime, a
 /// plain thread) in place.
 pub(crate) fn offload<T>(f: impl FnOnce() -> T) -> T {
+    if is_off_runtime() {
+        return f();
+    }
     match Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
@@ -38,12 +66,12 @@ pub(crate) fn offload<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Runs a write on the blocking pool, with a clone of the store (the
-/// connections are shared); in place outside a runtime.
+/// connections are shared); in place outside a runtime or off it already.
 async fn apart<T: Send + 'static>(
     store: &SqliteMetaStore,
     f: impl FnOnce(&SqliteMetaStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    if Handle::try_current().is_err() {
+    if Handle::try_current().is_err() || is_off_runtime() {
         return f(store);
     }
     let store = store.clone();
@@ -60,8 +88,43 @@ async fn apart<T: Send + 'static>(
 /// blocking-pool thread (where the runtime's context is at hand for the
 /// store's connections and timers), or on a plain thread. The filesystem's
 /// futures are ready at once; the object store's run on its own runtime.
+///
+/// Waits may nest (a blocking call that waits inside another, as a blob link
+/// probes the blob store from inside the metadata store's write): each wait has
+/// its own wake-up flag, so an inner one never takes the outer one's wake-up.
 pub(crate) fn wait<T>(fut: impl std::future::Future<Output = T>) -> T {
-    futures_executor::block_on(fut)
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    #[derive(Default)]
+    struct Flag {
+        woken: Mutex<bool>,
+        ready: Condvar,
+    }
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            *self.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            self.ready.notify_one();
+        }
+    }
+
+    let flag = Arc::new(Flag::default());
+    let waker = Waker::from(flag.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        let mut woken = flag.woken.lock().unwrap_or_else(|e| e.into_inner());
+        while !*woken {
+            woken = flag.ready.wait(woken).unwrap_or_else(|e| e.into_inner());
+        }
+        *woken = false;
+    }
 }
 
 /// Implements an async trait for [`SqliteMetaStore`], each method calling the
@@ -243,4 +306,22 @@ metadata_store! {
     quick fn referrers(&self, repo: &str, subject: &str, artifact_type: Option<&str>, last: Option<&str>, n: u32)
         -> Result<Page<ReferrerRecord>, StoreError>;
     quick fn catalog(&self, last: Option<&str>, n: u32) -> Result<CatalogPage, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait;
+
+    #[test]
+    fn waits_nest_and_see_wake_ups_from_other_threads() {
+        let inner_outer = wait(async { wait(async { 1 }) + 1 });
+        assert_eq!(inner_outer, 2);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            tx.send(7).unwrap();
+        });
+        assert_eq!(wait(async { wait(async { 0 }) + rx.await.unwrap() }), 7);
+        sender.join().unwrap();
+    }
 }

@@ -36,7 +36,7 @@ use crate::oci::Digest;
 /// (or [`MetadataStore`]) under `#[marina::store::async_trait]`.
 pub use async_trait::async_trait;
 pub use clock::{Clock, SystemClock, TestClock};
-pub(crate) use embedded::{offload, wait};
+pub(crate) use embedded::{off_runtime, offload, wait};
 pub use fs::FsBlobStore;
 pub use memory::MemoryBlobStore;
 pub use meta::{
