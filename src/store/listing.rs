@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::meta::{page, Page, SqliteMetaStore, StoreError};
 
@@ -168,7 +168,7 @@ pub(crate) fn namespaces_of(name: &str) -> Vec<&str> {
 /// under every namespace above it. Deleting the manifest removes its annotation rows
 /// through `ON DELETE CASCADE`.
 pub(crate) fn index_for_listing(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     repo_id: i64,
     digest: &str,
     annotations: Option<&str>,

@@ -10,8 +10,9 @@
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+use super::group_commit::GroupWriter;
 use super::schema::MIGRATIONS;
 use super::{Clock, SystemClock};
 
@@ -110,9 +111,9 @@ pub struct SqliteMetaStore {
     clock: Arc<dyn Clock>,
 }
 
-/// The one writing connection and the pool of reading ones.
+/// The one writing connection (with group commit) and the pool of reading ones.
 struct Connections {
-    writer: Mutex<Connection>,
+    writer: GroupWriter,
     readers: Mutex<Vec<Connection>>,
     reader_ready: Condvar,
 }
@@ -124,6 +125,13 @@ impl std::fmt::Debug for SqliteMetaStore {
 }
 
 const READERS: usize = 4;
+
+/// SQLite's write-ahead log beside the database at `db`.
+fn wal_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -179,7 +187,7 @@ impl SqliteMetaStore {
         }
         Ok(SqliteMetaStore {
             conns: Arc::new(Connections {
-                writer: Mutex::new(writer),
+                writer: GroupWriter::new(writer, Some(wal_path(path))),
                 readers: Mutex::new(readers),
                 reader_ready: Condvar::new(),
             }),
@@ -196,7 +204,7 @@ impl SqliteMetaStore {
         migrate(&mut writer)?;
         Ok(SqliteMetaStore {
             conns: Arc::new(Connections {
-                writer: Mutex::new(writer),
+                writer: GroupWriter::new(writer, None),
                 readers: Mutex::new(Vec::new()),
                 reader_ready: Condvar::new(),
             }),
@@ -223,7 +231,7 @@ impl SqliteMetaStore {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         if !self.pooled {
-            let conn = self.conns.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let conn = self.conns.writer.idle();
             return Ok(f(&conn)?);
         }
         let conn = {
@@ -248,16 +256,13 @@ impl SqliteMetaStore {
         Ok(result?)
     }
 
-    /// Runs `f` in one immediate write transaction.
+    /// Runs `f` as one atomic write, committed (durably, perhaps together
+    /// with concurrent writes) before this returns.
     pub(crate) fn write<T>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conns.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        self.conns.writer.write(f)
     }
 }
 
@@ -539,7 +544,7 @@ impl SqliteMetaStore {
     }
 
     pub(crate) fn compact(&self) -> Result<(), StoreError> {
-        let conn = self.conns.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = self.conns.writer.idle();
         // Free pages go back to the filesystem, and the WAL is emptied.
         // Each step of `incremental_vacuum` frees one page: step until done.
         let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
@@ -797,7 +802,7 @@ const EXPENDABLE: &str = "m.pushed_at <= ?2 \
           (SELECT 1 FROM manifests s WHERE s.repo_id = m.repo_id AND s.digest = m.subject))";
 
 /// Drops a manifest's bytes once no repository holds the manifest.
-fn forget_unused_content(tx: &rusqlite::Transaction<'_>, digest: &str) -> Result<(), StoreError> {
+fn forget_unused_content(tx: &Connection, digest: &str) -> Result<(), StoreError> {
     tx.prepare_cached(
         "DELETE FROM manifest_content WHERE digest = ?1 \
          AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
@@ -806,7 +811,7 @@ fn forget_unused_content(tx: &rusqlite::Transaction<'_>, digest: &str) -> Result
     Ok(())
 }
 
-pub(crate) fn ensure_repo(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<i64, StoreError> {
+pub(crate) fn ensure_repo(tx: &Connection, name: &str) -> Result<i64, StoreError> {
     tx.prepare_cached("INSERT OR IGNORE INTO repos (name) VALUES (?1)")?
         .execute(params![name])?;
     Ok(tx

@@ -13,6 +13,7 @@ pub mod contract;
 mod embedded;
 mod file_chunks;
 pub(crate) mod fs;
+mod group_commit;
 pub mod listing;
 pub(crate) mod memory;
 pub(crate) mod meta;

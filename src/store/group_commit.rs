@@ -1,0 +1,378 @@
+//! SQLite's one writing connection, with group commit.
+//!
+//! Every write is durable before it returns, and writes that arrive together
+//! share the work:
+//! - A write runs in its own savepoint inside the transaction that is open
+//!   (beginning one if none is), then lets go of the connection so the next
+//!   write can join; whichever member of the batch comes back first commits
+//!   the whole batch, and the others find it committed. A write that fails
+//!   rolls back its own savepoint only; a commit that fails fails every member
+//!   of its batch.
+//! - A commit writes the write-ahead log without syncing it (`synchronous =
+//!   NORMAL`, which still syncs around checkpoints). The log is synced after,
+//!   outside the connection's lock, by one member for every batch committed
+//!   so far; members whose batch that sync covers return without one. While a
+//!   sync runs, the next batches commit, and the next sync covers them all.
+//!
+//! Nobody returns before the commit and the sync that hold its changes, so a
+//! reader on another connection never misses an acknowledged write, and a
+//! power cut loses none. A failed sync fails every write after it: the kernel
+//! may have dropped what it could not write, so nothing is acknowledged again
+//! until a restart.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Failed batches remembered for members that look late.
+const FAILED_KEPT: usize = 64;
+
+/// The connection and the state of its batches.
+struct State {
+    conn: Connection,
+    /// The batch whose transaction is open, if any.
+    open: Option<u64>,
+    /// The last batch number handed out.
+    last: u64,
+    /// Every batch up to this one is finished (committed or failed).
+    finished: u64,
+    /// Recent batches that did not commit, and why.
+    failed: VecDeque<(u64, String)>,
+}
+
+/// The log's syncs.
+struct Syncs {
+    /// The write-ahead log's path; `None` for a database in memory.
+    path: Option<PathBuf>,
+    /// The log, once opened.
+    wal: Option<File>,
+    /// Every batch up to this one is on disk.
+    synced: u64,
+    /// Why a sync failed, once one has.
+    broken: Option<String>,
+}
+
+/// The writing connection (see the module documentation).
+pub(crate) struct GroupWriter {
+    state: Mutex<State>,
+    syncs: Mutex<Syncs>,
+}
+
+impl GroupWriter {
+    /// Wraps the writing connection of the database whose write-ahead log is
+    /// at `wal` (`None` in memory: nothing to sync).
+    pub(crate) fn new(conn: Connection, wal: Option<PathBuf>) -> Self {
+        GroupWriter {
+            state: Mutex::new(State {
+                conn,
+                open: None,
+                last: 0,
+                finished: 0,
+                failed: VecDeque::new(),
+            }),
+            syncs: Mutex::new(Syncs {
+                path: wal,
+                wal: None,
+                synced: 0,
+                broken: None,
+            }),
+        }
+    }
+
+    /// Returns once the log is on disk up to `batch` (syncing it if no one
+    /// has since).
+    fn sync_through(&self, batch: u64) -> Result<(), StoreError> {
+        let mut syncs = self.syncs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(why) = &syncs.broken {
+            return Err(StoreError::Schema(format!(
+                "an earlier sync of the database log failed ({why}); restart the server"
+            )));
+        }
+        if syncs.synced >= batch {
+            return Ok(());
+        }
+        // Everything committed so far is covered by this sync.
+        let target = self.lock().finished;
+        let Syncs { path, wal, .. } = &mut *syncs;
+        let synced = match (&*path, wal) {
+            (None, _) => Ok(()),
+            (Some(_), Some(wal)) => wal.sync_data(),
+            (Some(path), wal @ None) => File::open(path).and_then(|f| {
+                let r = f.sync_data();
+                *wal = Some(f);
+                r
+            }),
+        };
+        match synced {
+            Ok(()) => {
+                syncs.synced = target;
+                Ok(())
+            }
+            Err(e) => {
+                syncs.broken = Some(e.to_string());
+                Err(StoreError::Schema(format!(
+                    "syncing the database log failed: {e}"
+                )))
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection with no transaction open (the open batch committed
+    /// first): for statements that cannot run inside one.
+    pub(crate) fn idle(&self) -> IdleConnection<'_> {
+        let mut state = self.lock();
+        if let Some(batch) = state.open {
+            commit(&mut state, batch);
+        }
+        IdleConnection(state)
+    }
+
+    /// Runs `f` as one write and returns once it is committed.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut state = self.lock();
+        let batch = match state.open {
+            Some(b) => b,
+            None => {
+                state.conn.execute_batch("BEGIN IMMEDIATE")?;
+                state.last += 1;
+                let b = state.last;
+                state.open = Some(b);
+                b
+            }
+        };
+        let outcome = run_in_savepoint(&mut state, batch, f);
+        drop(state);
+        // Writes waiting for the connection join the batch here.
+        let mut state = self.lock();
+        if state.open == Some(batch) {
+            commit(&mut state, batch);
+        }
+        let committed = match state.failed.iter().find(|(b, _)| *b == batch) {
+            Some((_, why)) => Err(StoreError::Schema(format!(
+                "a database commit failed: {why}"
+            ))),
+            None if state.finished >= batch => Ok(()),
+            None => Err(StoreError::Schema(
+                "a database commit was not recorded".to_string(),
+            )),
+        };
+        drop(state);
+        let durable = committed.and_then(|()| self.sync_through(batch));
+        match outcome {
+            Ran::Value(v) => durable.map(|()| v),
+            Ran::Failed(e) => Err(e),
+            Ran::Panicked(p) => resume_unwind(p),
+        }
+    }
+}
+
+/// The connection, held with no transaction open.
+pub(crate) struct IdleConnection<'a>(MutexGuard<'a, State>);
+
+impl std::ops::Deref for IdleConnection<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.0.conn
+    }
+}
+
+/// What one write's function did.
+enum Ran<T> {
+    Value(T),
+    Failed(StoreError),
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+/// Runs `f` in a savepoint of the open batch; on failure only the savepoint
+/// is rolled back, unless SQLite rolled back the whole transaction (then the
+/// batch has failed for everyone in it).
+fn run_in_savepoint<T>(
+    state: &mut State,
+    batch: u64,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Ran<T> {
+    if let Err(e) = state.conn.execute_batch("SAVEPOINT write") {
+        return Ran::Failed(e.into());
+    }
+    let ran = match catch_unwind(AssertUnwindSafe(|| f(&state.conn))) {
+        Ok(Ok(v)) => match state.conn.execute_batch("RELEASE write") {
+            Ok(()) => return Ran::Value(v),
+            Err(e) => Ran::Failed(e.into()),
+        },
+        Ok(Err(e)) => Ran::Failed(e),
+        Err(p) => Ran::Panicked(p),
+    };
+    if state.conn.is_autocommit() {
+        // SQLite ended the transaction itself (an I/O error, a full disk).
+        fail(
+            state,
+            batch,
+            "the transaction was rolled back by an error in it",
+        );
+    } else if state
+        .conn
+        .execute_batch("ROLLBACK TO write; RELEASE write")
+        .is_err()
+    {
+        let _ = state.conn.execute_batch("ROLLBACK");
+        fail(state, batch, "a failed write could not be undone alone");
+    }
+    ran
+}
+
+/// Commits the open batch; on failure rolls it back and fails its members.
+fn commit(state: &mut State, batch: u64) {
+    match state.conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            state.open = None;
+            state.finished = batch;
+        }
+        Err(e) => {
+            if !state.conn.is_autocommit() {
+                let _ = state.conn.execute_batch("ROLLBACK");
+            }
+            fail(state, batch, &e.to_string());
+        }
+    }
+}
+
+/// Marks the batch finished and failed.
+fn fail(state: &mut State, batch: u64, why: &str) {
+    state.open = None;
+    state.finished = batch;
+    if state.failed.len() == FAILED_KEPT {
+        state.failed.pop_front();
+    }
+    state.failed.push_back((batch, why.to_string()));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier};
+
+    use super::*;
+
+    fn writer(dir: &std::path::Path) -> GroupWriter {
+        let conn = Connection::open(dir.join("db")).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+            .unwrap();
+        GroupWriter::new(conn, Some(dir.join("db-wal")))
+    }
+
+    fn reader(dir: &std::path::Path) -> Connection {
+        Connection::open(dir.join("db")).unwrap()
+    }
+
+    fn count(c: &Connection) -> i64 {
+        c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_write_is_visible_to_other_connections_when_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        let r = reader(dir.path());
+        for i in 0..5 {
+            w.write(|c| Ok(c.execute("INSERT INTO t VALUES (?1, 1)", [format!("k{i}")])?))
+                .unwrap();
+            assert_eq!(count(&r), i + 1);
+        }
+    }
+
+    #[test]
+    fn a_failed_write_undoes_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        w.write(|c| Ok(c.execute("INSERT INTO t VALUES ('a', 1)", [])?))
+            .unwrap();
+        let dup = w.write(|c| {
+            c.execute("INSERT INTO t VALUES ('b', 1)", [])?;
+            Ok(c.execute("INSERT INTO t VALUES ('a', 2)", [])?)
+        });
+        assert!(dup.is_err(), "a duplicate key fails");
+        let r = reader(dir.path());
+        assert_eq!(count(&r), 1, "its first insert was undone too");
+        // A panic is undone as well, and reaches the caller.
+        let panicked = catch_unwind(AssertUnwindSafe(|| {
+            w.write::<()>(|c| {
+                c.execute("INSERT INTO t VALUES ('c', 1)", []).unwrap();
+                panic!("boom")
+            })
+        }));
+        assert!(panicked.is_err());
+        w.write(|c| Ok(c.execute("INSERT INTO t VALUES ('d', 1)", [])?))
+            .unwrap();
+        let keys: Vec<String> = r
+            .prepare("SELECT k FROM t ORDER BY k")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(keys, ["a", "d"]);
+    }
+
+    #[test]
+    fn concurrent_writes_share_commits_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Arc::new(writer(dir.path()));
+        let threads = 8;
+        let per_thread = 50;
+        let start = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> =
+            (0..threads)
+                .map(|t| {
+                    let (w, start) = (w.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        for i in 0..per_thread {
+                            w.write(|c| {
+                                Ok(c.execute(
+                                    "INSERT INTO t VALUES (?1, ?2)",
+                                    (format!("{t}-{i}"), i),
+                                )?)
+                            })
+                            .unwrap();
+                        }
+                    })
+                })
+                .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(count(&reader(dir.path())), (threads * per_thread) as i64);
+        let state = w.lock();
+        assert!(state.open.is_none(), "no transaction left open");
+        assert!(state.failed.is_empty());
+        let syncs = w.syncs.lock().unwrap();
+        assert_eq!(syncs.synced, state.finished, "the last batch was synced");
+        assert!(syncs.wal.is_some() && syncs.broken.is_none());
+    }
+
+    #[test]
+    fn statements_that_need_no_transaction_get_an_idle_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        w.write(|c| Ok(c.execute("INSERT INTO t VALUES ('a', 1)", [])?))
+            .unwrap();
+        let idle = w.idle();
+        assert!(idle.is_autocommit());
+        idle.execute_batch("VACUUM").unwrap();
+    }
+}
