@@ -114,8 +114,17 @@ pub struct SqliteMetaStore {
 /// The one writing connection (with group commit) and the pool of reading ones.
 struct Connections {
     writer: GroupWriter,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<ReaderPool>,
     reader_ready: Condvar,
+}
+
+/// The idle read connections, and how many reads wait for one (a read gives
+/// its connection back with a wake-up only when one does: a wake-up is a
+/// system call).
+#[derive(Default)]
+struct ReaderPool {
+    idle: Vec<Connection>,
+    waiting: usize,
 }
 
 impl std::fmt::Debug for SqliteMetaStore {
@@ -151,13 +160,12 @@ struct Lent<'a> {
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.store
-                .conns
-                .readers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(conn);
-            self.store.conns.reader_ready.notify_one();
+            let conns = &self.store.conns;
+            let mut pool = conns.readers.lock().unwrap_or_else(|e| e.into_inner());
+            pool.idle.push(conn);
+            if pool.waiting > 0 {
+                conns.reader_ready.notify_one();
+            }
         }
     }
 }
@@ -188,7 +196,10 @@ impl SqliteMetaStore {
         Ok(SqliteMetaStore {
             conns: Arc::new(Connections {
                 writer: GroupWriter::new(writer, Some(wal_path(path))),
-                readers: Mutex::new(readers),
+                readers: Mutex::new(ReaderPool {
+                    idle: readers,
+                    waiting: 0,
+                }),
                 reader_ready: Condvar::new(),
             }),
             pooled: true,
@@ -205,7 +216,7 @@ impl SqliteMetaStore {
         Ok(SqliteMetaStore {
             conns: Arc::new(Connections {
                 writer: GroupWriter::new(writer, None),
-                readers: Mutex::new(Vec::new()),
+                readers: Mutex::new(ReaderPool::default()),
                 reader_ready: Condvar::new(),
             }),
             pooled: false,
@@ -237,14 +248,16 @@ impl SqliteMetaStore {
         let conn = {
             let mut pool = self.conns.readers.lock().unwrap_or_else(|e| e.into_inner());
             loop {
-                if let Some(c) = pool.pop() {
+                if let Some(c) = pool.idle.pop() {
                     break c;
                 }
+                pool.waiting += 1;
                 pool = self
                     .conns
                     .reader_ready
                     .wait(pool)
                     .unwrap_or_else(|e| e.into_inner());
+                pool.waiting -= 1;
             }
         };
         let lent = Lent {
@@ -852,7 +865,7 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("a read after panicked reads still gets a connection");
         assert!(!answer.unwrap());
-        assert_eq!(store.conns.readers.lock().unwrap().len(), READERS);
+        assert_eq!(store.conns.readers.lock().unwrap().idle.len(), READERS);
     }
 
     use super::*;
@@ -861,6 +874,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteMetaStore::open(&dir.path().join("meta.db")).unwrap();
         (dir, s)
+    }
+
+    #[test]
+    fn more_readers_than_connections_all_get_one_in_turn() {
+        let (_dir, store) = store();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let threads = READERS * 4;
+        for _ in 0..threads {
+            let (s, tx) = (store.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let mut ok = true;
+                for _ in 0..200 {
+                    ok &= s
+                        .read(|c| {
+                            std::thread::yield_now();
+                            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                        })
+                        .is_ok_and(|v| v == 1);
+                }
+                let _ = tx.send(ok);
+            });
+        }
+        for _ in 0..threads {
+            let ok = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("a waiting read is woken when a connection comes back");
+            assert!(ok);
+        }
+        let pool = store.conns.readers.lock().unwrap();
+        assert_eq!((pool.idle.len(), pool.waiting), (READERS, 0));
     }
 
     fn manifest<'a>(
