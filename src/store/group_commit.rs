@@ -16,7 +16,8 @@
 //!
 //! Nobody returns before the commit and the sync that hold its changes, so a
 //! reader on another connection never misses an acknowledged write, and a
-//! power cut loses none. A failed sync fails every write after it: the kernel
+//! power cut loses none. (Writes of state a power cut may lose, such as an
+//! upload's progress, skip the wait for the sync; the next sync covers them.) A failed sync fails every write after it: the kernel
 //! may have dropped what it could not write, so nothing is acknowledged again
 //! until a restart.
 
@@ -137,10 +138,12 @@ impl GroupWriter {
         IdleConnection(state)
     }
 
-    /// Runs `f` as one write and returns once it is committed.
+    /// Runs `f` as one write and returns once it is committed, and with
+    /// `durable` once the log is synced through it.
     pub(crate) fn write<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+        durable: bool,
     ) -> Result<T, StoreError> {
         let mut state = self.lock();
         let batch = match state.open {
@@ -170,9 +173,12 @@ impl GroupWriter {
             )),
         };
         drop(state);
-        let durable = committed.and_then(|()| self.sync_through(batch));
+        let done = match committed {
+            Ok(()) if durable => self.sync_through(batch),
+            other => other,
+        };
         match outcome {
-            Ran::Value(v) => durable.map(|()| v),
+            Ran::Value(v) => done.map(|()| v),
             Ran::Failed(e) => Err(e),
             Ran::Panicked(p) => resume_unwind(p),
         }
@@ -289,8 +295,11 @@ mod tests {
         let w = writer(dir.path());
         let r = reader(dir.path());
         for i in 0..5 {
-            w.write(|c| Ok(c.execute("INSERT INTO t VALUES (?1, 1)", [format!("k{i}")])?))
-                .unwrap();
+            w.write(
+                |c| Ok(c.execute("INSERT INTO t VALUES (?1, 1)", [format!("k{i}")])?),
+                true,
+            )
+            .unwrap();
             assert_eq!(count(&r), i + 1);
         }
     }
@@ -299,25 +308,37 @@ mod tests {
     fn a_failed_write_undoes_only_itself() {
         let dir = tempfile::tempdir().unwrap();
         let w = writer(dir.path());
-        w.write(|c| Ok(c.execute("INSERT INTO t VALUES ('a', 1)", [])?))
-            .unwrap();
-        let dup = w.write(|c| {
-            c.execute("INSERT INTO t VALUES ('b', 1)", [])?;
-            Ok(c.execute("INSERT INTO t VALUES ('a', 2)", [])?)
-        });
+        w.write(
+            |c| Ok(c.execute("INSERT INTO t VALUES ('a', 1)", [])?),
+            true,
+        )
+        .unwrap();
+        let dup = w.write(
+            |c| {
+                c.execute("INSERT INTO t VALUES ('b', 1)", [])?;
+                Ok(c.execute("INSERT INTO t VALUES ('a', 2)", [])?)
+            },
+            true,
+        );
         assert!(dup.is_err(), "a duplicate key fails");
         let r = reader(dir.path());
         assert_eq!(count(&r), 1, "its first insert was undone too");
         // A panic is undone as well, and reaches the caller.
         let panicked = catch_unwind(AssertUnwindSafe(|| {
-            w.write::<()>(|c| {
-                c.execute("INSERT INTO t VALUES ('c', 1)", []).unwrap();
-                panic!("boom")
-            })
+            w.write::<()>(
+                |c| {
+                    c.execute("INSERT INTO t VALUES ('c', 1)", []).unwrap();
+                    panic!("boom")
+                },
+                true,
+            )
         }));
         assert!(panicked.is_err());
-        w.write(|c| Ok(c.execute("INSERT INTO t VALUES ('d', 1)", [])?))
-            .unwrap();
+        w.write(
+            |c| Ok(c.execute("INSERT INTO t VALUES ('d', 1)", [])?),
+            false,
+        )
+        .unwrap();
         let keys: Vec<String> = r
             .prepare("SELECT k FROM t ORDER BY k")
             .unwrap()
@@ -335,24 +356,25 @@ mod tests {
         let threads = 8;
         let per_thread = 50;
         let start = Arc::new(Barrier::new(threads));
-        let handles: Vec<_> =
-            (0..threads)
-                .map(|t| {
-                    let (w, start) = (w.clone(), start.clone());
-                    std::thread::spawn(move || {
-                        start.wait();
-                        for i in 0..per_thread {
-                            w.write(|c| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (w, start) = (w.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    for i in 0..per_thread {
+                        let insert =
+                            |c: &Connection| {
                                 Ok(c.execute(
                                     "INSERT INTO t VALUES (?1, ?2)",
                                     (format!("{t}-{i}"), i),
                                 )?)
-                            })
-                            .unwrap();
-                        }
-                    })
+                            };
+                        // Durable and transient writes mixed.
+                        w.write(insert, i % 2 == 0).unwrap();
+                    }
                 })
-                .collect();
+            })
+            .collect();
         for h in handles {
             h.join().unwrap();
         }
@@ -360,17 +382,50 @@ mod tests {
         let state = w.lock();
         assert!(state.open.is_none(), "no transaction left open");
         assert!(state.failed.is_empty());
+        let finished = state.finished;
+        drop(state);
         let syncs = w.syncs.lock().unwrap();
-        assert_eq!(syncs.synced, state.finished, "the last batch was synced");
+        assert!(syncs.synced > 0 && syncs.synced <= finished);
         assert!(syncs.wal.is_some() && syncs.broken.is_none());
+        drop(syncs);
+        // A durable write syncs everything committed before it too.
+        w.write(
+            |c| Ok(c.execute("INSERT INTO t VALUES ('last', 0)", [])?),
+            true,
+        )
+        .unwrap();
+        let finished = w.lock().finished;
+        assert_eq!(w.syncs.lock().unwrap().synced, finished);
+    }
+
+    #[test]
+    fn a_transient_write_is_committed_but_not_waited_for_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        w.write(
+            |c| Ok(c.execute("INSERT INTO t VALUES ('a', 1)", [])?),
+            true,
+        )
+        .unwrap();
+        let synced = w.syncs.lock().unwrap().synced;
+        w.write(
+            |c| Ok(c.execute("INSERT INTO t VALUES ('b', 1)", [])?),
+            false,
+        )
+        .unwrap();
+        assert_eq!(count(&reader(dir.path())), 2, "committed");
+        assert_eq!(w.syncs.lock().unwrap().synced, synced, "no sync for it");
     }
 
     #[test]
     fn statements_that_need_no_transaction_get_an_idle_connection() {
         let dir = tempfile::tempdir().unwrap();
         let w = writer(dir.path());
-        w.write(|c| Ok(c.execute("INSERT INTO t VALUES ('a', 1)", [])?))
-            .unwrap();
+        w.write(
+            |c| Ok(c.execute("INSERT INTO t VALUES ('a', 1)", [])?),
+            true,
+        )
+        .unwrap();
         let idle = w.idle();
         assert!(idle.is_autocommit());
         idle.execute_batch("VACUUM").unwrap();

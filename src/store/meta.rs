@@ -275,7 +275,18 @@ impl SqliteMetaStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.conns.writer.write(f)
+        self.conns.writer.write(f, true)
+    }
+
+    /// [`SqliteMetaStore::write`] for state a power cut may lose (upload
+    /// sessions' progress, whose bytes are not synced either: a client asks
+    /// where its upload stands and goes on from there): committed before this
+    /// returns, but not waiting for the log's sync.
+    pub(crate) fn write_transient<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conns.writer.write(f, false)
     }
 }
 

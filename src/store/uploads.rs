@@ -69,7 +69,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRecord> {
 impl SqliteMetaStore {
     pub(crate) fn create_upload(&self, u: &UploadRecord) -> Result<(), StoreError> {
         let now = self.now_millis();
-        self.write(|tx| {
+        self.write_transient(|tx| {
             tx.prepare_cached(
                 "INSERT INTO uploads (id, repo, algorithm, size, hash_state, staging, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -104,7 +104,7 @@ impl SqliteMetaStore {
         from_size: u64,
     ) -> Result<bool, StoreError> {
         let now = self.now_millis();
-        self.write(|tx| {
+        self.write_transient(|tx| {
             let n = tx
                 .prepare_cached(
                     "UPDATE uploads SET size = ?2, hash_state = ?3, staging = ?4, updated_at = ?5 \
@@ -123,7 +123,7 @@ impl SqliteMetaStore {
     }
 
     pub(crate) fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
-        self.write(|tx| {
+        self.write_transient(|tx| {
             Ok(tx
                 .prepare_cached("DELETE FROM uploads WHERE id = ?1")?
                 .execute(params![id])?
