@@ -13,6 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::group_commit::GroupWriter;
+use super::read_cache::ReadCache;
 use super::schema::MIGRATIONS;
 use super::{Clock, SystemClock};
 
@@ -109,6 +110,8 @@ pub struct SqliteMetaStore {
     conns: Arc<Connections>,
     pooled: bool,
     clock: Arc<dyn Clock>,
+    /// Hot answers kept while the database is unchanged (a file database only).
+    cache: Option<Arc<ReadCache>>,
 }
 
 /// The one writing connection (with group commit) and the pool of reading ones.
@@ -135,10 +138,10 @@ impl std::fmt::Debug for SqliteMetaStore {
 
 const READERS: usize = 4;
 
-/// SQLite's write-ahead log beside the database at `db`.
-fn wal_path(db: &Path) -> std::path::PathBuf {
+/// The file beside the database at `db` with `suffix` (`-wal`, `-shm`).
+fn beside(db: &Path, suffix: &str) -> std::path::PathBuf {
     let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
+    name.push(suffix);
     name.into()
 }
 
@@ -195,7 +198,7 @@ impl SqliteMetaStore {
         }
         Ok(SqliteMetaStore {
             conns: Arc::new(Connections {
-                writer: GroupWriter::new(writer, Some(wal_path(path))),
+                writer: GroupWriter::new(writer, Some(beside(path, "-wal"))),
                 readers: Mutex::new(ReaderPool {
                     idle: readers,
                     waiting: 0,
@@ -204,6 +207,7 @@ impl SqliteMetaStore {
             }),
             pooled: true,
             clock: Arc::new(SystemClock),
+            cache: ReadCache::open(&beside(path, "-shm")).map(Arc::new),
         })
     }
 
@@ -221,6 +225,7 @@ impl SqliteMetaStore {
             }),
             pooled: false,
             clock: Arc::new(SystemClock),
+            cache: None,
         })
     }
 
@@ -324,7 +329,12 @@ impl SqliteMetaStore {
 
     /// Size of a blob if `repo` may serve it.
     pub(crate) fn blob_in_repo(&self, repo: &str, digest: &str) -> Result<Option<u64>, StoreError> {
-        self.read(|c| {
+        let seen = match self.cache.as_deref().map(|c| c.link(repo, digest)) {
+            Some(Ok(kept)) => return Ok(kept),
+            Some(Err(seen)) => seen,
+            None => None,
+        };
+        let answer = self.read(|c| {
             c.prepare_cached(
                 "SELECT b.size FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id \
                  JOIN blobs b ON b.digest = rb.digest WHERE r.name = ?1 AND rb.digest = ?2",
@@ -332,7 +342,11 @@ impl SqliteMetaStore {
             .query_row(params![repo, digest], |row| row.get::<_, i64>(0))
             .optional()
             .map(|o| o.map(|s| s as u64))
-        })
+        })?;
+        if let (Some(cache), Some(seen)) = (self.cache.as_deref(), seen) {
+            cache.keep_link(seen, repo, digest, answer);
+        }
+        Ok(answer)
     }
 
     /// Size of a blob if any repository holds it.
@@ -687,8 +701,13 @@ impl SqliteMetaStore {
         repo: &str,
         reference: &str,
     ) -> Result<Option<ManifestRecord>, StoreError> {
+        let seen = match self.cache.as_deref().map(|c| c.manifest(repo, reference)) {
+            Some(Ok(kept)) => return Ok(kept),
+            Some(Err(seen)) => seen,
+            None => None,
+        };
         let by_digest = reference.contains(':');
-        self.read(|c| {
+        let answer = self.read(|c| {
             let sql = if by_digest {
                 "SELECT m.digest, m.media_type, mc.bytes FROM manifests m JOIN repos r ON r.id = m.repo_id \
                  JOIN manifest_content mc ON mc.digest = m.digest WHERE r.name = ?1 AND m.digest = ?2"
@@ -706,7 +725,11 @@ impl SqliteMetaStore {
                     })
                 })
                 .optional()
-        })
+        })?;
+        if let (Some(cache), Some(seen)) = (self.cache.as_deref(), seen) {
+            cache.keep_manifest(seen, repo, reference, &answer);
+        }
+        Ok(answer)
     }
 
     /// Deletes a manifest, its tags (cascade) and its place in the subject index.
@@ -936,6 +959,66 @@ mod tests {
             required_blobs: blobs,
             required_manifests: vec![],
         }
+    }
+
+    /// Two stores over one file stand for two processes: each has its own
+    /// connections and its own cache of answers.
+    #[test]
+    fn kept_answers_never_outlive_a_commit_from_this_or_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        let a = SqliteMetaStore::open(&path).unwrap();
+        let b = SqliteMetaStore::open(&path).unwrap();
+        assert!(
+            a.cache.is_some() && b.cache.is_some(),
+            "file databases keep answers"
+        );
+        let tag = |s: &SqliteMetaStore| s.get_manifest("r", "t").unwrap().map(|m| m.digest);
+        let link = |s: &SqliteMetaStore| s.blob_in_repo("r", "sha256:b").unwrap();
+        // Missing, twice (the second from the cache).
+        assert_eq!((tag(&a), tag(&a)), (None, None));
+        assert_eq!((link(&a), link(&a)), (None, None));
+        // The other process links and tags: seen at once.
+        b.link_blob("r", "sha256:b", 3, &|| true).unwrap();
+        assert_eq!(link(&a), Some(3));
+        b.put_manifest(&manifest(
+            "r",
+            "sha256:m1",
+            &["t".into()],
+            vec!["sha256:b".into()],
+        ))
+        .unwrap();
+        assert_eq!(tag(&a).as_deref(), Some("sha256:m1"));
+        assert_eq!(tag(&a).as_deref(), Some("sha256:m1"));
+        // The tag moves, here and there.
+        a.put_manifest(&manifest(
+            "r",
+            "sha256:m2",
+            &["t".into()],
+            vec!["sha256:b".into()],
+        ))
+        .unwrap();
+        assert_eq!(tag(&a).as_deref(), Some("sha256:m2"));
+        assert_eq!(tag(&b).as_deref(), Some("sha256:m2"));
+        b.put_manifest(&manifest(
+            "r",
+            "sha256:m3",
+            &["t".into()],
+            vec!["sha256:b".into()],
+        ))
+        .unwrap();
+        assert_eq!(tag(&a).as_deref(), Some("sha256:m3"));
+        // Deletions, too.
+        assert!(b.delete_tag("r", "t").unwrap());
+        assert_eq!(tag(&a), None);
+        assert!(a
+            .get_manifest("r", "sha256:m3")
+            .unwrap()
+            .is_some_and(|m| m.bytes == b"{}"));
+        assert!(b.delete_manifest("r", "sha256:m3").unwrap());
+        assert!(a.get_manifest("r", "sha256:m3").unwrap().is_none());
+        assert!(b.unlink_blob("r", "sha256:b").unwrap());
+        assert_eq!(link(&a), None);
     }
 
     #[test]

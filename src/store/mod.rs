@@ -20,6 +20,7 @@ pub(crate) mod meta;
 pub mod migrate;
 mod open_blobs;
 pub(crate) mod pg;
+mod read_cache;
 pub(crate) mod s3;
 mod schema;
 mod uploads;
