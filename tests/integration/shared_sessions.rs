@@ -229,3 +229,114 @@ async fn two_servers_on_postgres_and_s3_with_a_disk_each_share_upload_sessions()
     })
     .await;
 }
+
+/// Two `marina serve` processes over one data directory: what one of them
+/// answers from its kept reads (a tag, a blob's link) follows every write of
+/// the other at once, including a miss that was kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_data_directory_never_serve_each_other_stale_reads() {
+    use crate::support::{image_manifest, spawn_serve, OCI_MANIFEST};
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<&std::ffi::OsStr> = vec!["--data-dir".as_ref(), dir.path().as_os_str()];
+    let (mut a_child, a) = spawn_serve(&args, std::process::Stdio::null());
+    let (mut b_child, b) = spawn_serve(&args, std::process::Stdio::null());
+    let http = reqwest::Client::new();
+    let push_blob = |base: String, bytes: &'static [u8]| {
+        let http = http.clone();
+        async move {
+            let d = Algorithm::Sha256.digest_of(bytes);
+            let r = http
+                .post(format!("{base}/v2/shared/app/blobs/uploads/?digest={d}"))
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            d
+        }
+    };
+    let tag_digest = |base: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(format!("{base}/v2/shared/app/manifests/t"))
+                .header("Accept", OCI_MANIFEST)
+                .send()
+                .await
+                .unwrap();
+            (r.status() == StatusCode::OK).then(|| {
+                r.headers()["docker-content-digest"]
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            })
+        }
+    };
+    let blob_status = |base: String, d: marina::oci::Digest| {
+        let http = http.clone();
+        async move {
+            http.head(format!("{base}/v2/shared/app/blobs/{d}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // A miss on A, twice: a kept miss must not hide B's push.
+    let config: &'static [u8] = b"{\"seed\":\"two processes\"}";
+    let config_digest = Algorithm::Sha256.digest_of(config);
+    for _ in 0..2 {
+        assert_eq!(
+            blob_status(a.clone(), config_digest.clone()).await,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(tag_digest(a.clone()).await, None);
+    }
+    push_blob(b.clone(), config).await;
+    assert_eq!(
+        blob_status(a.clone(), config_digest.clone()).await,
+        StatusCode::OK
+    );
+    let mut last = None;
+    for (round, writer) in [&b, &a, &b, &b].into_iter().enumerate() {
+        let layer: &'static [u8] =
+            Box::leak(format!("layer {round}").into_bytes().into_boxed_slice());
+        let l = push_blob(writer.clone(), layer).await;
+        let m = image_manifest(
+            &config_digest,
+            config.len(),
+            &[(&l, layer.len())],
+            None,
+            None,
+        );
+        let d = Algorithm::Sha256.digest_of(&m).to_string();
+        let r = http
+            .put(format!("{writer}/v2/shared/app/manifests/t"))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(m)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        // Both read the new digest right after the 201, twice (kept the second time).
+        for reader in [&a, &b, &a, &b] {
+            assert_eq!(
+                tag_digest(reader.clone()).await.as_deref(),
+                Some(d.as_str()),
+                "round {round}"
+            );
+        }
+        last = Some(d);
+    }
+    let r = http
+        .delete(format!("{b}/v2/shared/app/manifests/{}", last.unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(tag_digest(a.clone()).await, None, "deleted on B, gone on A");
+    for child in [&mut a_child, &mut b_child] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
