@@ -257,71 +257,75 @@ fn quoted(buf: &mut Vec<u8>, s: &str) {
     }
 }
 
-fn pretty(buf: &mut Vec<u8>, second: &str, micros: u32, l: &AccessLine<'_>) {
-    let _ = write!(
-        buf,
-        "{second}.{micros:06}Z  INFO marina::access: request request_id={} method=",
-        l.request_id
-    );
-    quoted(buf, l.method);
-    buf.extend_from_slice(b" route=");
-    quoted(buf, l.route);
-    buf.extend_from_slice(b" repository=");
-    quoted(buf, l.repository.unwrap_or("-"));
-    let _ = write!(
-        buf,
-        " status={} bytes_in={} bytes_out={} duration_ms=",
-        l.status, l.bytes_in, l.bytes_out
-    );
-    millis(buf, l.duration);
-    buf.extend_from_slice(b" client=");
-    match l.client {
-        Some(ip) => {
-            let _ = write!(buf, "{ip}");
-        }
-        None => buf.push(b'-'),
-    }
-    buf.extend_from_slice(b" user=");
-    quoted(buf, l.user);
-    buf.extend_from_slice(b" refusal=");
-    quoted(buf, l.refusal);
-    buf.push(b'\n');
+/// One field's value, written the way each format writes it.
+enum Value<'a> {
+    /// Quoted in both formats.
+    Text(&'a str),
+    /// Bare in `pretty` (a request id: letters, digits and `-_.:`), a string in JSON.
+    Bare(&'a str),
+    Number(u64),
+    Millis(Duration),
+    Addr(Option<IpAddr>),
 }
 
-/// A JSON string.
-fn string(buf: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *buf, s);
+/// The access line's fields, in order.
+fn fields<'a>(l: &'a AccessLine<'a>) -> [(&'static str, Value<'a>); 11] {
+    [
+        ("request_id", Value::Bare(l.request_id)),
+        ("method", Value::Text(l.method)),
+        ("route", Value::Text(l.route)),
+        ("repository", Value::Text(l.repository.unwrap_or("-"))),
+        ("status", Value::Number(u64::from(l.status))),
+        ("bytes_in", Value::Number(l.bytes_in)),
+        ("bytes_out", Value::Number(l.bytes_out)),
+        ("duration_ms", Value::Millis(l.duration)),
+        ("client", Value::Addr(l.client)),
+        ("user", Value::Text(l.user)),
+        ("refusal", Value::Text(l.refusal)),
+    ]
+}
+
+fn pretty(buf: &mut Vec<u8>, second: &str, micros: u32, l: &AccessLine<'_>) {
+    let _ = write!(buf, "{second}.{micros:06}Z  INFO marina::access: request");
+    for (key, value) in fields(l) {
+        let _ = write!(buf, " {key}=");
+        match value {
+            Value::Text(t) => quoted(buf, t),
+            Value::Bare(t) => buf.extend_from_slice(t.as_bytes()),
+            Value::Number(n) => {
+                let _ = write!(buf, "{n}");
+            }
+            Value::Millis(d) => millis(buf, d),
+            Value::Addr(Some(ip)) => {
+                let _ = write!(buf, "{ip}");
+            }
+            Value::Addr(None) => buf.push(b'-'),
+        }
+    }
+    buf.push(b'\n');
 }
 
 fn json(buf: &mut Vec<u8>, second: &str, micros: u32, l: &AccessLine<'_>) {
     let _ = write!(
         buf,
-        "{{\"timestamp\":\"{second}.{micros:06}Z\",\"level\":\"INFO\",\"fields\":{{\"message\":\"request\",\"request_id\":"
+        "{{\"timestamp\":\"{second}.{micros:06}Z\",\"level\":\"INFO\",\"fields\":{{\"message\":\"request\""
     );
-    string(buf, l.request_id);
-    buf.extend_from_slice(b",\"method\":");
-    string(buf, l.method);
-    buf.extend_from_slice(b",\"route\":");
-    string(buf, l.route);
-    buf.extend_from_slice(b",\"repository\":");
-    string(buf, l.repository.unwrap_or("-"));
-    let _ = write!(
-        buf,
-        ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"duration_ms\":",
-        l.status, l.bytes_in, l.bytes_out
-    );
-    millis(buf, l.duration);
-    buf.extend_from_slice(b",\"client\":");
-    match l.client {
-        Some(ip) => {
-            let _ = write!(buf, "\"{ip}\"");
+    for (key, value) in fields(l) {
+        let _ = write!(buf, ",\"{key}\":");
+        match value {
+            Value::Text(t) | Value::Bare(t) => {
+                let _ = serde_json::to_writer(&mut *buf, t);
+            }
+            Value::Number(n) => {
+                let _ = write!(buf, "{n}");
+            }
+            Value::Millis(d) => millis(buf, d),
+            Value::Addr(Some(ip)) => {
+                let _ = write!(buf, "\"{ip}\"");
+            }
+            Value::Addr(None) => buf.extend_from_slice(b"\"-\""),
         }
-        None => buf.extend_from_slice(b"\"-\""),
     }
-    buf.extend_from_slice(b",\"user\":");
-    string(buf, l.user);
-    buf.extend_from_slice(b",\"refusal\":");
-    string(buf, l.refusal);
     buf.extend_from_slice(b"},\"target\":\"marina::access\"}\n");
 }
 

@@ -284,6 +284,15 @@ mod tests {
         Connection::open(dir.join("db")).unwrap()
     }
 
+    /// Inserts key `k` as one write.
+    fn insert(w: &GroupWriter, k: &str, durable: bool) {
+        w.write(
+            |c| Ok(c.execute("INSERT INTO t VALUES (?1, 1)", [k])?),
+            durable,
+        )
+        .unwrap();
+    }
+
     fn count(c: &Connection) -> i64 {
         c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap()
@@ -295,11 +304,7 @@ mod tests {
         let w = writer(dir.path());
         let r = reader(dir.path());
         for i in 0..5 {
-            w.write(
-                |c| Ok(c.execute("INSERT INTO t VALUES (?1, 1)", [format!("k{i}")])?),
-                true,
-            )
-            .unwrap();
+            insert(&w, &format!("k{i}"), true);
             assert_eq!(count(&r), i + 1);
         }
     }
@@ -308,11 +313,7 @@ mod tests {
     fn a_failed_write_undoes_only_itself() {
         let dir = tempfile::tempdir().unwrap();
         let w = writer(dir.path());
-        w.write(
-            |c| Ok(c.execute("INSERT INTO t VALUES ('a', 1)", [])?),
-            true,
-        )
-        .unwrap();
+        insert(&w, "a", true);
         let dup = w.write(
             |c| {
                 c.execute("INSERT INTO t VALUES ('b', 1)", [])?;
@@ -334,11 +335,7 @@ mod tests {
             )
         }));
         assert!(panicked.is_err());
-        w.write(
-            |c| Ok(c.execute("INSERT INTO t VALUES ('d', 1)", [])?),
-            false,
-        )
-        .unwrap();
+        insert(&w, "d", false);
         let keys: Vec<String> = r
             .prepare("SELECT k FROM t ORDER BY k")
             .unwrap()
@@ -389,11 +386,7 @@ mod tests {
         assert!(syncs.wal.is_some() && syncs.broken.is_none());
         drop(syncs);
         // A durable write syncs everything committed before it too.
-        w.write(
-            |c| Ok(c.execute("INSERT INTO t VALUES ('last', 0)", [])?),
-            true,
-        )
-        .unwrap();
+        insert(&w, "last", true);
         let finished = w.lock().finished;
         assert_eq!(w.syncs.lock().unwrap().synced, finished);
     }
@@ -402,17 +395,9 @@ mod tests {
     fn a_transient_write_is_committed_but_not_waited_for_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let w = writer(dir.path());
-        w.write(
-            |c| Ok(c.execute("INSERT INTO t VALUES ('a', 1)", [])?),
-            true,
-        )
-        .unwrap();
+        insert(&w, "a", true);
         let synced = w.syncs.lock().unwrap().synced;
-        w.write(
-            |c| Ok(c.execute("INSERT INTO t VALUES ('b', 1)", [])?),
-            false,
-        )
-        .unwrap();
+        insert(&w, "b", false);
         assert_eq!(count(&reader(dir.path())), 2, "committed");
         assert_eq!(w.syncs.lock().unwrap().synced, synced, "no sync for it");
     }
@@ -421,11 +406,7 @@ mod tests {
     fn statements_that_need_no_transaction_get_an_idle_connection() {
         let dir = tempfile::tempdir().unwrap();
         let w = writer(dir.path());
-        w.write(
-            |c| Ok(c.execute("INSERT INTO t VALUES ('a', 1)", [])?),
-            true,
-        )
-        .unwrap();
+        insert(&w, "a", true);
         let idle = w.idle();
         assert!(idle.is_autocommit());
         idle.execute_batch("VACUUM").unwrap();
