@@ -115,8 +115,10 @@ async fn pusher(url: String, worker: u64, acked: Arc<Mutex<Acknowledged>>) {
                 Err(_) => return,
             }
         };
+        // Refused (the collector, with no grace, may take a blob between its
+        // push and its manifest's): nothing was acknowledged; go on.
         if !ok {
-            return;
+            continue;
         }
         acked
             .lock()
@@ -139,7 +141,10 @@ async fn pusher(url: String, worker: u64, acked: Arc<Mutex<Acknowledged>>) {
                     .tags
                     .push((repo, tag, Algorithm::Sha256.digest_of(&m)))
             }
-            _ => return,
+            // `MANIFEST_BLOB_UNKNOWN` when the collector took its blob first.
+            Ok(_) => continue,
+            // The server was killed.
+            Err(_) => return,
         }
     }
 }
