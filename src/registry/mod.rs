@@ -371,20 +371,15 @@ impl Registry {
         Ok(None)
     }
 
+    /// [`Registry::linker`] from async code.
     async fn link(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<(), RegistryError> {
-        let blobs = &self.blobs;
-        let present = || -> BoxFuture<'_, bool> {
-            Box::pin(async move { matches!(blobs.size_of(digest).await, Ok(Some(_))) })
-        };
-        let d = digest.to_string();
-        Ok(self
-            .meta
-            .link_blob(repo.as_str(), &d, size, &present)
-            .await?)
+        let link = self.linker(repo, digest);
+        blocking(move || link(size)).await
     }
 
-    /// [`Registry::link`] for blocking code: what an upload runs once its blob
-    /// is published, in the same blocking call.
+    /// Records a published blob in `repo` (checking, under the metadata
+    /// store's write, that its bytes are still there): for blocking code, so an
+    /// upload runs it in the same blocking call that published the blob.
     fn linker(&self, repo: &RepoName, digest: &Digest) -> uploads::Link {
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
         let (repo, digest) = (repo.to_string(), digest.clone());

@@ -421,12 +421,7 @@ impl UploadSessions {
                     let mut staged = StagedBlob::new(blobs.create_staging(&id, b"")?, algorithm);
                     let outcome = append_frames(&mut staged, None, length, &frames)
                         .and_then(|()| verify_and_publish(staged, &expected));
-                    if outcome.is_err() {
-                        blobs.discard_staging(&id);
-                    }
-                    let size = outcome?;
-                    link(size)?;
-                    Ok(size)
+                    settle(&*blobs, &id, outcome, link)
                 })
                 .await;
             }
@@ -441,12 +436,7 @@ impl UploadSessions {
         let blobs = self.blobs.clone();
         blocking(move || {
             let outcome = written.and_then(|_| verify_and_publish(staged, &expected));
-            if outcome.is_err() {
-                blobs.discard_staging(&id);
-            }
-            let size = outcome?;
-            link(size)?;
-            Ok(size)
+            settle(&*blobs, &id, outcome, link)
         })
         .await
     }
@@ -739,6 +729,22 @@ fn append_frames(
         }
     }
     Ok(())
+}
+
+/// Ends a single-request upload: its staging area removed if it failed, the
+/// blob linked if it was published; the size.
+fn settle(
+    blobs: &dyn BlobStore,
+    id: &str,
+    outcome: Result<u64, RegistryError>,
+    link: Link,
+) -> Result<u64, RegistryError> {
+    if outcome.is_err() {
+        blobs.discard_staging(id);
+    }
+    let size = outcome?;
+    link(size)?;
+    Ok(size)
 }
 
 /// Checks the staged bytes against `digest` and publishes them; returns the size.

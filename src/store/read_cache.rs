@@ -160,24 +160,50 @@ impl ReadCache {
         self.answers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The kept answer for a manifest, or the header to read it under.
-    pub(crate) fn manifest(
+    /// The kept answer in the map `pick` chooses, or the header to read it under.
+    fn kept<T: Clone>(
         &self,
-        repo: &str,
-        reference: &str,
-    ) -> Result<Option<ManifestRecord>, Option<Seen>> {
+        pick: impl FnOnce(&Answers) -> &HashMap<(String, String), T>,
+        a: &str,
+        b: &str,
+    ) -> Result<T, Option<Seen>> {
         let Some(now) = self.header.read() else {
             return Err(None);
         };
         let mut answers = self.answers();
         if answers.at(now) {
             // (A tuple key of borrowed strs cannot look up owned ones.)
-            let key = (repo.to_string(), reference.to_string());
-            if let Some(hit) = answers.manifests.get(&key) {
+            if let Some(hit) = pick(&answers).get(&(a.to_string(), b.to_string())) {
                 return Ok(hit.clone());
             }
         }
         Err(Some(Seen(now)))
+    }
+
+    /// Files an answer read under `seen` in the map `pick` chooses, unless
+    /// something changed since or the cache is full.
+    fn keep<T>(
+        &self,
+        seen: Seen,
+        size: usize,
+        pick: impl FnOnce(&mut Answers) -> &mut HashMap<(String, String), T>,
+        key: (String, String),
+        answer: T,
+    ) {
+        let mut answers = self.answers();
+        if answers.seen == Some(seen.0) && !answers.full(size) {
+            answers.bytes += size;
+            pick(&mut answers).insert(key, answer);
+        }
+    }
+
+    /// The kept answer for a manifest, or the header to read it under.
+    pub(crate) fn manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<ManifestRecord>, Option<Seen>> {
+        self.kept(|a| &a.manifests, repo, reference)
     }
 
     /// Keeps a manifest answer read under `seen`, unless something changed since.
@@ -189,37 +215,18 @@ impl ReadCache {
         answer: &Option<ManifestRecord>,
     ) {
         let size = answer.as_ref().map_or(0, |m| m.bytes.len());
-        let mut answers = self.answers();
-        if answers.seen == Some(seen.0) && !answers.full(size) {
-            answers.bytes += size;
-            answers
-                .manifests
-                .insert((repo.to_string(), reference.to_string()), answer.clone());
-        }
+        let key = (repo.to_string(), reference.to_string());
+        self.keep(seen, size, |a| &mut a.manifests, key, answer.clone());
     }
 
     /// The kept answer for a blob's link, or the header to read it under.
     pub(crate) fn link(&self, repo: &str, digest: &str) -> Result<Option<u64>, Option<Seen>> {
-        let Some(now) = self.header.read() else {
-            return Err(None);
-        };
-        let mut answers = self.answers();
-        if answers.at(now) {
-            let key = (repo.to_string(), digest.to_string());
-            if let Some(hit) = answers.links.get(&key) {
-                return Ok(*hit);
-            }
-        }
-        Err(Some(Seen(now)))
+        self.kept(|a| &a.links, repo, digest)
     }
 
     /// Keeps a link answer read under `seen`, unless something changed since.
     pub(crate) fn keep_link(&self, seen: Seen, repo: &str, digest: &str, answer: Option<u64>) {
-        let mut answers = self.answers();
-        if answers.seen == Some(seen.0) && !answers.full(0) {
-            answers
-                .links
-                .insert((repo.to_string(), digest.to_string()), answer);
-        }
+        let key = (repo.to_string(), digest.to_string());
+        self.keep(seen, 0, |a| &mut a.links, key, answer);
     }
 }
