@@ -8,11 +8,13 @@
 //! whatever its position.
 
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::group_commit::GroupWriter;
+use super::sqlite_db::{beside, SqliteDb};
+#[cfg(test)]
+use super::sqlite_db::READERS;
 use super::read_cache::ReadCache;
 use super::schema::MIGRATIONS;
 use super::{Clock, SystemClock};
@@ -107,27 +109,10 @@ pub struct NewManifest<'a> {
 /// Clones share the connections.
 #[derive(Clone)]
 pub struct SqliteMetaStore {
-    conns: Arc<Connections>,
-    pooled: bool,
+    db: Arc<SqliteDb>,
     clock: Arc<dyn Clock>,
     /// Hot answers kept while the database is unchanged (a file database only).
     cache: Option<Arc<ReadCache>>,
-}
-
-/// The one writing connection (with group commit) and the pool of reading ones.
-struct Connections {
-    writer: GroupWriter,
-    readers: Mutex<ReaderPool>,
-    reader_ready: Condvar,
-}
-
-/// The idle read connections, and how many reads wait for one (a read gives
-/// its connection back with a wake-up only when one does: a wake-up is a
-/// system call).
-#[derive(Default)]
-struct ReaderPool {
-    idle: Vec<Connection>,
-    waiting: usize,
 }
 
 impl std::fmt::Debug for SqliteMetaStore {
@@ -136,76 +121,11 @@ impl std::fmt::Debug for SqliteMetaStore {
     }
 }
 
-const READERS: usize = 4;
-
-/// The file beside the database at `db` with `suffix` (`-wal`, `-shm`).
-fn beside(db: &Path, suffix: &str) -> std::path::PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(suffix);
-    name.into()
-}
-
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    Ok(())
-}
-
-/// A read connection taken from the pool; dropping it gives it back, also when the
-/// read panicked, so the pool never shrinks (a read-only connection holds no
-/// transaction a panic could leave open: its statements reset when dropped).
-struct Lent<'a> {
-    store: &'a SqliteMetaStore,
-    conn: Option<Connection>,
-}
-
-impl Drop for Lent<'_> {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            let conns = &self.store.conns;
-            let mut pool = conns.readers.lock().unwrap_or_else(|e| e.into_inner());
-            pool.idle.push(conn);
-            if pool.waiting > 0 {
-                conns.reader_ready.notify_one();
-            }
-        }
-    }
-}
-
 impl SqliteMetaStore {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut writer = Connection::open(path)?;
-        // Deletions give pages back (`compact`); a database made before this
-        // setting is rewritten once to take it.
-        let auto_vacuum: i64 = writer.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
-        if auto_vacuum != 2 {
-            writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-            writer.execute_batch("VACUUM")?;
-        }
-        writer.pragma_update(None, "journal_mode", "WAL")?;
-        configure(&writer)?;
-        migrate(&mut writer)?;
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            let r = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            configure(&r)?;
-            readers.push(r);
-        }
         Ok(SqliteMetaStore {
-            conns: Arc::new(Connections {
-                writer: GroupWriter::new(writer, Some(beside(path, "-wal"))),
-                readers: Mutex::new(ReaderPool {
-                    idle: readers,
-                    waiting: 0,
-                }),
-                reader_ready: Condvar::new(),
-            }),
-            pooled: true,
+            db: Arc::new(SqliteDb::open(path, migrate)?),
             clock: Arc::new(SystemClock),
             cache: ReadCache::open(&beside(path, "-shm")).map(Arc::new),
         })
@@ -214,16 +134,8 @@ impl SqliteMetaStore {
     /// A private in-memory database (tests, throwaway registries): one connection
     /// serves reads and writes, since in-memory databases are per connection.
     pub fn in_memory() -> Result<Self, StoreError> {
-        let mut writer = Connection::open_in_memory()?;
-        configure(&writer)?;
-        migrate(&mut writer)?;
         Ok(SqliteMetaStore {
-            conns: Arc::new(Connections {
-                writer: GroupWriter::new(writer, None),
-                readers: Mutex::new(ReaderPool::default()),
-                reader_ready: Condvar::new(),
-            }),
-            pooled: false,
+            db: Arc::new(SqliteDb::in_memory(migrate)?),
             clock: Arc::new(SystemClock),
             cache: None,
         })
@@ -246,32 +158,7 @@ impl SqliteMetaStore {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        if !self.pooled {
-            let conn = self.conns.writer.idle();
-            return Ok(f(&conn)?);
-        }
-        let conn = {
-            let mut pool = self.conns.readers.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
-                if let Some(c) = pool.idle.pop() {
-                    break c;
-                }
-                pool.waiting += 1;
-                pool = self
-                    .conns
-                    .reader_ready
-                    .wait(pool)
-                    .unwrap_or_else(|e| e.into_inner());
-                pool.waiting -= 1;
-            }
-        };
-        let lent = Lent {
-            store: self,
-            conn: Some(conn),
-        };
-        let result = f(lent.conn.as_ref().expect("lent until dropped"));
-        drop(lent);
-        Ok(result?)
+        self.db.read(f)
     }
 
     /// Runs `f` as one atomic write, committed (durably, perhaps together
@@ -280,7 +167,7 @@ impl SqliteMetaStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.conns.writer.write(f, true)
+        self.db.write(f, true)
     }
 
     /// [`SqliteMetaStore::write`] for state a power cut may lose (upload
@@ -291,7 +178,7 @@ impl SqliteMetaStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.conns.writer.write(f, false)
+        self.db.write(f, false)
     }
 }
 
@@ -582,17 +469,7 @@ impl SqliteMetaStore {
     }
 
     pub(crate) fn compact(&self) -> Result<(), StoreError> {
-        let conn = self.conns.writer.idle();
-        // Free pages go back to the filesystem, and the WAL is emptied.
-        // Each step of `incremental_vacuum` frees one page: step until done.
-        let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
-        let mut steps = vacuum.query([])?;
-        while steps.next()?.is_some() {}
-        drop(steps);
-        drop(vacuum);
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .optional()?;
-        Ok(())
+        self.db.compact()
     }
 
     /// Whether the repository has ever been written to.
@@ -899,7 +776,7 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("a read after panicked reads still gets a connection");
         assert!(!answer.unwrap());
-        assert_eq!(store.conns.readers.lock().unwrap().idle.len(), READERS);
+        assert_eq!(store.db.idle_readers(), (READERS, 0));
     }
 
     use super::*;
@@ -936,8 +813,7 @@ mod tests {
                 .expect("a waiting read is woken when a connection comes back");
             assert!(ok);
         }
-        let pool = store.conns.readers.lock().unwrap();
-        assert_eq!((pool.idle.len(), pool.waiting), (READERS, 0));
+        assert_eq!(store.db.idle_readers(), (READERS, 0));
     }
 
     fn manifest<'a>(

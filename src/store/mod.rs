@@ -23,6 +23,7 @@ pub(crate) mod pg;
 mod read_cache;
 pub(crate) mod s3;
 mod schema;
+mod sqlite_db;
 mod uploads;
 
 use std::io;

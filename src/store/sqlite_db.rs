@@ -1,0 +1,194 @@
+//! A SQLite database as the embedded stores use it: one writing connection
+//! with group commit ([`GroupWriter`]) and a small pool of read-only
+//! connections, all in WAL mode so reads never wait for the writer. The
+//! metadata store and the small-blob pack each keep one.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use super::group_commit::{GroupWriter, IdleConnection};
+use super::StoreError;
+
+/// Read-only connections per database.
+pub(crate) const READERS: usize = 4;
+
+/// The writing connection and the pool of reading ones (see the module
+/// documentation).
+pub(crate) struct SqliteDb {
+    writer: GroupWriter,
+    readers: Mutex<ReaderPool>,
+    reader_ready: Condvar,
+    /// False in memory: the writer serves reads too.
+    pooled: bool,
+}
+
+/// The idle read connections, and how many reads wait for one (a read gives
+/// its connection back with a wake-up only when one does: a wake-up is a
+/// system call).
+#[derive(Default)]
+struct ReaderPool {
+    idle: Vec<Connection>,
+    waiting: usize,
+}
+
+/// The file beside the database at `db` with `suffix` (`-wal`, `-shm`).
+pub(crate) fn beside(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// A read connection taken from the pool; dropping it gives it back, also when the
+/// read panicked, so the pool never shrinks (a read-only connection holds no
+/// transaction a panic could leave open: its statements reset when dropped).
+struct Lent<'a> {
+    db: &'a SqliteDb,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut pool = self.db.readers.lock().unwrap_or_else(|e| e.into_inner());
+            pool.idle.push(conn);
+            if pool.waiting > 0 {
+                self.db.reader_ready.notify_one();
+            }
+        }
+    }
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database at `path`, gives free pages
+    /// back incrementally, and lets `migrate` bring its schema up to date on
+    /// the writing connection before the readers open.
+    pub(crate) fn open(
+        path: &Path,
+        migrate: impl FnOnce(&mut Connection) -> Result<(), StoreError>,
+    ) -> Result<Self, StoreError> {
+        let mut writer = Connection::open(path)?;
+        // Deletions give pages back (`PRAGMA incremental_vacuum`); a database
+        // made before this setting is rewritten once to take it.
+        let auto_vacuum: i64 = writer.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+        if auto_vacuum != 2 {
+            writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+            writer.execute_batch("VACUUM")?;
+        }
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            configure(&r)?;
+            readers.push(r);
+        }
+        Ok(SqliteDb {
+            writer: GroupWriter::new(writer, Some(beside(path, "-wal"))),
+            readers: Mutex::new(ReaderPool {
+                idle: readers,
+                waiting: 0,
+            }),
+            reader_ready: Condvar::new(),
+            pooled: true,
+        })
+    }
+
+    /// A private database in memory: one connection serves reads and writes,
+    /// since an in-memory database is per connection.
+    pub(crate) fn in_memory(
+        migrate: impl FnOnce(&mut Connection) -> Result<(), StoreError>,
+    ) -> Result<Self, StoreError> {
+        let mut writer = Connection::open_in_memory()?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        Ok(SqliteDb {
+            writer: GroupWriter::new(writer, None),
+            readers: Mutex::new(ReaderPool::default()),
+            reader_ready: Condvar::new(),
+            pooled: false,
+        })
+    }
+
+    /// Runs a read on a pooled read-only connection (the writer's, in memory).
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        if !self.pooled {
+            let conn = self.writer.idle();
+            return Ok(f(&conn)?);
+        }
+        let conn = {
+            let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(c) = pool.idle.pop() {
+                    break c;
+                }
+                pool.waiting += 1;
+                pool = self
+                    .reader_ready
+                    .wait(pool)
+                    .unwrap_or_else(|e| e.into_inner());
+                pool.waiting -= 1;
+            }
+        };
+        let lent = Lent {
+            db: self,
+            conn: Some(conn),
+        };
+        let result = f(lent.conn.as_ref().expect("lent until dropped"));
+        drop(lent);
+        Ok(result?)
+    }
+
+    /// Runs `f` as one atomic write, committed before this returns, and with
+    /// `durable` synced too (perhaps together with concurrent writes).
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+        durable: bool,
+    ) -> Result<T, StoreError> {
+        self.writer.write(f, durable)
+    }
+
+    /// The writing connection with no transaction open, for statements that
+    /// cannot run inside one.
+    pub(crate) fn idle(&self) -> IdleConnection<'_> {
+        self.writer.idle()
+    }
+
+    /// Gives the database's free pages back to the filesystem and empties its
+    /// write-ahead log.
+    pub(crate) fn compact(&self) -> Result<(), StoreError> {
+        let conn = self.idle();
+        // Each step of `incremental_vacuum` frees one page: step until done.
+        let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut steps = vacuum.query([])?;
+        while steps.next()?.is_some() {}
+        drop(steps);
+        drop(vacuum);
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .optional()?;
+        Ok(())
+    }
+
+    /// Idle read connections (tests check the pool never shrinks).
+    #[cfg(test)]
+    pub(crate) fn idle_readers(&self) -> (usize, usize) {
+        let pool = self.readers.lock().unwrap();
+        (pool.idle.len(), pool.waiting)
+    }
+}
