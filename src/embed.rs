@@ -299,17 +299,24 @@ impl RegistryBuilder {
         if !self.in_memory && (self.meta.is_none() || self.blobs.is_none()) {
             std::fs::create_dir_all(&settings.data_dir).map_err(RegistryError::from)?;
         }
-        let meta = match self.meta {
-            Some(m) => m,
-            None if self.in_memory => {
-                Arc::new(SqliteMetaStore::in_memory()?.with_clock(clock.clone()))
+        let (meta, blobs) = match (self.meta, self.blobs) {
+            (None, None) if !self.in_memory => {
+                crate::registry::open_stores(&settings, clock.clone())?
             }
-            None => crate::registry::open_metadata(&settings, clock.clone())?,
-        };
-        let blobs = match self.blobs {
-            Some(b) => b,
-            None if self.in_memory => Arc::new(MemoryBlobStore::new()),
-            None => crate::registry::open_blobs(&settings)?,
+            (meta, blobs) => (
+                match meta {
+                    Some(m) => m,
+                    None if self.in_memory => {
+                        Arc::new(SqliteMetaStore::in_memory()?.with_clock(clock.clone()))
+                    }
+                    None => crate::registry::open_metadata(&settings, clock.clone())?,
+                },
+                match blobs {
+                    Some(b) => b,
+                    None if self.in_memory => Arc::new(MemoryBlobStore::new()),
+                    None => crate::registry::open_blobs(&settings)?,
+                },
+            ),
         };
         let core = Core::with_stores(settings, meta, blobs)?.with_clock(clock);
         Ok(Registry {

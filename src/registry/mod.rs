@@ -96,6 +96,26 @@ pub(crate) fn open_metadata(
     }
 }
 
+/// A metadata store and a blob store, as a registry composes them.
+pub(crate) type Stores = (Arc<dyn MetadataStore>, Arc<dyn BlobStore>);
+
+/// Both stores `config` names (see [`open_metadata`] and [`open_blobs`]).
+/// With neither a metadata URL nor a blob URL (the embedded default), small
+/// blobs are kept in the SQLite database beside the metadata
+/// (`store::small_blobs`).
+pub(crate) fn open_stores(
+    config: &RegistryConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Stores, RegistryError> {
+    if config.metadata_url.is_some() || config.blob_url.is_some() {
+        return Ok((open_metadata(config, clock)?, open_blobs(config)?));
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?.with_clock(clock);
+    let blobs = FsBlobStore::with_small_blobs(&config.data_dir, &meta)?;
+    Ok((Arc::new(meta), Arc::new(blobs)))
+}
+
 /// The blob store `config` names: S3 at `blob_url` (staging uploads under
 /// `data_dir`), else files under `data_dir`. A failure names the store.
 pub(crate) fn open_blobs(config: &RegistryConfig) -> Result<Arc<dyn BlobStore>, RegistryError> {
@@ -137,8 +157,7 @@ impl Registry {
     pub fn open(config: RegistryConfig) -> Result<Self, RegistryError> {
         let dir: &Path = &config.data_dir;
         std::fs::create_dir_all(dir)?;
-        let blobs = open_blobs(&config)?;
-        let meta = open_metadata(&config, Arc::new(SystemClock))?;
+        let (meta, blobs) = open_stores(&config, Arc::new(SystemClock))?;
         Self::with_stores(config, meta, blobs)
     }
 

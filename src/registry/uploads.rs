@@ -120,21 +120,10 @@ impl UploadSessions {
             staging: Vec::new(),
             updated_at: 0,
         };
-        // The staging file and the record in one blocking call. No note: the
-        // record holds what one would.
-        let (blobs, meta, id2) = (self.blobs.clone(), self.meta.clone(), id.clone());
-        let staged = blocking(move || {
-            let staged = StagedBlob::new(blobs.create_staging(&id2, b"")?, algorithm);
-            if let Err(e) = wait(meta.create_upload(&record)) {
-                staged.abandon();
-                blobs.discard_staging(&id2);
-                return Err(e.into());
-            }
-            Ok(staged)
-        })
-        .await?;
-        let entry = self.entry(&id);
-        entry.lock().await.staged = Some(staged);
+        // The record only: the staging area is made by the first request
+        // that writes bytes, and a session closed by one small body needs
+        // none (see `finish_small`).
+        self.meta.create_upload(&record).await?;
         Ok(id)
     }
 
@@ -361,6 +350,15 @@ impl UploadSessions {
         let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
         let (id2, repo2, expected) = (id.to_string(), repo.to_string(), digest.clone());
         let finished = blocking(move || {
+            if cached.is_none() {
+                if let Some(closed) = close_untouched(
+                    &*blobs, &*meta, &id2, &repo2, &expected, range, length, &frames,
+                ) {
+                    return Ok(Closing::Closed(
+                        closed.and_then(|size| link(size).map(|()| size)),
+                    ));
+                }
+            }
             let (mut staged, record) = match claim_blocking(&*blobs, &*meta, &id2, &repo2, cached) {
                 Ok(claimed) => claimed,
                 Err(e) => return Ok(Closing::NotClaimed(e)),
@@ -418,10 +416,9 @@ impl UploadSessions {
             // Staged, verified, published and linked in one blocking call.
             Gathered::Whole(frames) => {
                 return blocking(move || {
-                    let mut staged = StagedBlob::new(blobs.create_staging(&id, b"")?, algorithm);
-                    let outcome = append_frames(&mut staged, None, length, &frames)
-                        .and_then(|()| verify_and_publish(staged, &expected));
-                    settle(&*blobs, &id, outcome, link)
+                    let size = publish_whole(&*blobs, &id, &expected, length, &frames)?;
+                    link(size)?;
+                    Ok(size)
                 })
                 .await;
             }
@@ -568,9 +565,20 @@ fn claim_blocking(
         if let Some((staging, note)) = blobs.reopen_staging(id)? {
             return Ok((staging, Some(note)));
         }
-        // Nothing here: a session another server opened (its record says so).
+        // Nothing here: a session no request has written to yet, or one
+        // another server opened (its record says so).
         match wait(meta.upload(id))? {
-            Some(r) if r.repo == repo => Ok((blobs.create_staging(id, b"")?, None)),
+            Some(r) if r.repo == repo => match blobs.create_staging(id, b"") {
+                Ok(staging) => Ok((staging, None)),
+                // Made meanwhile by another server's first chunk.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    match blobs.reopen_staging(id)? {
+                        Some((staging, note)) => Ok((staging, Some(note))),
+                        None => Err(unknown()),
+                    }
+                }
+                Err(e) => Err(e.into()),
+            },
             _ => Err(unknown()),
         }
     };
@@ -729,6 +737,78 @@ fn append_frames(
         }
     }
     Ok(())
+}
+
+/// Closes a session that holds no bytes yet with one whole body, with no
+/// staging area: the body is checked against `range` and `length`, verified
+/// and published from memory, and the record removed. `None` (nothing done)
+/// when the session holds bytes, or the body does not fit as its first and
+/// last chunk: the usual path then answers it.
+#[allow(clippy::too_many_arguments)]
+fn close_untouched(
+    blobs: &dyn BlobStore,
+    meta: &dyn MetadataStore,
+    id: &str,
+    repo: &str,
+    digest: &Digest,
+    range: Option<ChunkRange>,
+    length: Option<u64>,
+    frames: &[Bytes],
+) -> Option<Result<u64, RegistryError>> {
+    let written: u64 = frames.iter().map(|f| f.len() as u64).sum();
+    let fits = match range {
+        Some(r) => r.start == 0 && r.end.checked_add(1) == Some(written),
+        None => length.is_none_or(|n| n == written),
+    };
+    if !fits {
+        return None;
+    }
+    let record = match wait(meta.upload(id)) {
+        // (Its algorithm does not matter: nothing was hashed yet.)
+        Ok(Some(r)) if r.repo == repo && r.size == 0 => r,
+        _ => return None,
+    };
+    // Closed now, whatever follows (a mismatch ends the session too).
+    match wait(meta.remove_upload(&record.id)) {
+        Ok(true) => {}
+        Ok(false) => return Some(Err(RegistryError::UploadUnknown(id.to_string()))),
+        Err(e) => return Some(Err(e.into())),
+    }
+    // (A staging area another server made meanwhile for a chunk it never
+    // recorded is removed with the other staging areas that have no record.)
+    Some(publish_whole(blobs, id, digest, length, frames))
+}
+
+/// Verifies a whole body held in memory against `digest` (and `length`, when
+/// declared) and publishes it; returns the size.
+fn publish_whole(
+    blobs: &dyn BlobStore,
+    id: &str,
+    digest: &Digest,
+    length: Option<u64>,
+    frames: &[Bytes],
+) -> Result<u64, RegistryError> {
+    let written: u64 = frames.iter().map(|f| f.len() as u64).sum();
+    if let Some(n) = length.filter(|&n| n != written) {
+        return Err(RegistryError::SizeInvalid(format!(
+            "chunk declared {n} bytes but {written} arrived"
+        )));
+    }
+    let bytes = match frames {
+        [one] => one.clone(),
+        more => Bytes::from(more.concat()),
+    };
+    let mut hasher = digest.algorithm().hasher();
+    hasher.update(&bytes);
+    let actual = hasher.finish();
+    if actual != *digest {
+        return Err(RegistryError::DigestMismatch {
+            expected: digest.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    blobs.publish_bytes(id, digest, &bytes)?;
+    Ok(written)
 }
 
 /// Ends a single-request upload: its staging area removed if it failed, the

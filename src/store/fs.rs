@@ -10,6 +10,12 @@
 //! itself survives a crash. A reader can never see a blob whose bytes differ from its
 //! digest. Writeback of large uploads is started every few MiB so that the final
 //! `fsync` only waits for the tail.
+//!
+//! Beside a SQLite metadata store ([`FsBlobStore::with_small_blobs`], the
+//! default registry), blobs of a few KiB are not files: they are published as
+//! rows of the metadata database (see `small_blobs`), made durable by the sync
+//! of the link that follows. A blob is looked for as a file first (larger
+//! blobs, and small ones published before), then there.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -17,11 +23,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
 use super::file_chunks::FileChunks;
 use super::open_blobs::OpenBlobs;
-use super::{BlobChunks, BlobReader, BlobStore, ResumedStaging, Staging};
+use super::small_blobs::{SmallBlobs, SMALL_BLOB_MAX};
+use super::{BlobChunks, BlobReader, BlobStore, ResumedStaging, SqliteMetaStore, Staging};
 use crate::oci::Digest;
 
 /// Blobs and staging files under one directory.
@@ -30,6 +38,8 @@ pub struct FsBlobStore {
     root: PathBuf,
     /// Blob files kept open for reads (shared by clones).
     open: Arc<OpenBlobs>,
+    /// Where small blobs are published; `None` when they are files too.
+    small: Option<Arc<SmallBlobs>>,
 }
 
 /// A staging file of an upload session.
@@ -97,14 +107,51 @@ fn flock(_file: &File, _exclusive: bool) -> io::Result<()> {
 }
 
 impl FsBlobStore {
-    /// Opens (creating if needed) a blob store under `root`.
+    /// Opens (creating if needed) a blob store under `root`, every blob a file.
     pub fn open(root: &Path) -> io::Result<Self> {
         fs::create_dir_all(root.join("blobs"))?;
         fs::create_dir_all(root.join("uploads"))?;
         Ok(FsBlobStore {
             root: root.to_path_buf(),
             open: Arc::new(OpenBlobs::default()),
+            small: None,
         })
+    }
+
+    /// A blob store under `root` that keeps small blobs in `meta`'s database.
+    pub(crate) fn with_small_blobs(root: &Path, meta: &SqliteMetaStore) -> io::Result<Self> {
+        let mut store = Self::open(root)?;
+        store.small = Some(Arc::new(meta.small_blobs()));
+        Ok(store)
+    }
+
+    /// The small-blob table, for a blob of `size` bytes that belongs there.
+    fn small_for(&self, size: u64) -> Option<&SmallBlobs> {
+        self.small.as_deref().filter(|_| size <= SMALL_BLOB_MAX)
+    }
+
+    /// A kept small blob, when its file is `missing`.
+    fn small_blob(&self, digest: &Digest, missing: io::Error) -> io::Result<Bytes> {
+        if missing.kind() != io::ErrorKind::NotFound {
+            return Err(missing);
+        }
+        match &self.small {
+            Some(small) => small.get(digest)?.ok_or(missing),
+            None => Err(missing),
+        }
+    }
+
+    /// Reads a whole stored blob (a file or a small blob); `None` when it is
+    /// not stored.
+    pub(crate) fn read_whole(&self, digest: &Digest) -> io::Result<Option<Box<dyn io::Read>>> {
+        match File::open(self.path_of(digest)) {
+            Ok(f) => Ok(Some(Box::new(f))),
+            Err(e) => match self.small_blob(digest, e) {
+                Ok(bytes) => Ok(Some(Box::new(io::Cursor::new(bytes)))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
     }
 
     /// Directory of upload staging files.
@@ -183,6 +230,7 @@ impl Staging for FsStaging {
             id,
             file,
             noted,
+            size,
             ..
         } = *self;
         let target = store.path_of(digest);
@@ -190,6 +238,15 @@ impl Staging for FsStaging {
             let _ = fs::remove_file(store.note_path(&id));
         }
         if target.is_file() {
+            drop(file);
+            let _ = fs::remove_file(store.staging_path(&id));
+            return Ok(());
+        }
+        if let Some(small) = store.small_for(size) {
+            // The staging file only held the bytes; it need not be synced.
+            let mut bytes = vec![0; size as usize];
+            read_exact_at(&file, &mut bytes, 0)?;
+            small.put(digest, &bytes)?;
             drop(file);
             let _ = fs::remove_file(store.staging_path(&id));
             return Ok(());
@@ -204,6 +261,29 @@ impl Staging for FsStaging {
         // The rename is a directory update; sync the directory so it is durable.
         File::open(dir)?.sync_all()?;
         Ok(())
+    }
+}
+
+/// `len` bytes of `bytes` from `offset`, as far as they go (the registry asks
+/// only for ranges within a blob).
+fn within(bytes: Bytes, offset: u64, len: u64) -> Bytes {
+    let start = (offset as usize).min(bytes.len());
+    let end = (offset.saturating_add(len) as usize).min(bytes.len());
+    bytes.slice(start..end)
+}
+
+/// Reads `buf.len()` bytes at `offset` without moving the file's position.
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::Read;
+        let mut f = file.try_clone()?;
+        f.seek(SeekFrom::Start(offset))?;
+        f.read_exact(buf)
     }
 }
 
@@ -257,6 +337,15 @@ impl BlobStore for FsBlobStore {
         Ok(Some((Box::new(staging), note)))
     }
 
+    /// A small blob goes straight into its table, with no staging file.
+    fn publish_bytes(&self, id: &str, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
+        match self.small_for(bytes.len() as u64) {
+            Some(small) if !self.path_of(digest).is_file() => small.put(digest, bytes),
+            Some(_) => Ok(()),
+            None => super::stage_and_publish(self, id, digest, bytes),
+        }
+    }
+
     fn discard_staging(&self, id: &str) {
         let _ = fs::remove_file(self.staging_path(id));
         let _ = fs::remove_file(self.note_path(id));
@@ -292,15 +381,22 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {
-        match fs::metadata(self.path_of(digest)) {
-            Ok(m) => Ok(Some(m.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        match (fs::metadata(self.path_of(digest)), &self.small) {
+            (Ok(m), _) => Ok(Some(m.len())),
+            (Err(e), Some(small)) if e.kind() == io::ErrorKind::NotFound => small.size(digest),
+            (Err(e), _) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            (Err(e), _) => Err(e),
         }
     }
 
     async fn open(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobReader> {
-        let mut file = File::open(self.path_of(digest))?;
+        let mut file = match File::open(self.path_of(digest)) {
+            Ok(f) => f,
+            Err(e) => {
+                let bytes = self.small_blob(digest, e)?;
+                return Ok(Box::new(io::Cursor::new(within(bytes, offset, len))));
+            }
+        };
         if offset > 0 {
             file.seek(SeekFrom::Start(offset))?;
         }
@@ -314,9 +410,16 @@ impl BlobStore for FsBlobStore {
     /// from the disk never holds up the other requests of the worker.
     async fn open_chunks(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<BlobChunks> {
         let open = || -> io::Result<BlobChunks> {
-            let file = self
+            let file = match self
                 .open
-                .get(digest.hex(), || self.path_of(digest).into_boxed_path())?;
+                .get(digest.hex(), || self.path_of(digest).into_boxed_path())
+            {
+                Ok(file) => file,
+                Err(e) => {
+                    let bytes = within(self.small_blob(digest, e)?, offset, len);
+                    return Ok(Box::pin(futures_util::stream::iter([Ok(bytes)])));
+                }
+            };
             Ok(Box::pin(FileChunks::new(file, offset, len)?))
         };
         if len <= READ_IN_PLACE {
@@ -326,6 +429,9 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn ping(&self) -> io::Result<()> {
+        if let Some(small) = &self.small {
+            small.ping()?;
+        }
         for dir in ["blobs", "uploads"] {
             let path = self.root.join(dir);
             if !fs::metadata(&path)?.is_dir() {
@@ -340,9 +446,12 @@ impl BlobStore for FsBlobStore {
 
     async fn remove(&self, digest: &Digest) -> io::Result<()> {
         self.open.forget(digest.hex());
-        match fs::remove_file(self.path_of(digest)) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => other,
+        match (fs::remove_file(self.path_of(digest)), &self.small) {
+            (Err(e), Some(small)) if e.kind() == io::ErrorKind::NotFound => {
+                small.remove(digest).map(|_| ())
+            }
+            (Err(e), _) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            (other, _) => other,
         }
     }
 }

@@ -14,6 +14,11 @@
 //!   so far; members whose batch that sync covers return without one. While a
 //!   sync runs, the next batches commit, and the next sync covers them all.
 //!
+//! A write begun from inside another (on its thread, from its function, as
+//! garbage collection removes a small blob's row while it forgets the blob)
+//! joins it: it runs in a savepoint of its own inside the outer write, and is
+//! committed, synced or rolled back with it.
+//!
 //! Nobody returns before the commit and the sync that hold its changes, so a
 //! reader on another connection never misses an acknowledged write, and a
 //! power cut loses none. (Writes of state a power cut may lose, such as an
@@ -21,6 +26,7 @@
 //! may have dropped what it could not write, so nothing is acknowledged again
 //! until a restart.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -33,6 +39,13 @@ use super::StoreError;
 
 /// Failed batches remembered for members that look late.
 const FAILED_KEPT: usize = 64;
+
+thread_local! {
+    /// The writer whose write function this thread is running, with its
+    /// connection, while it runs: a write begun inside joins it.
+    static WRITING: Cell<Option<(*const GroupWriter, *const Connection)>> =
+        const { Cell::new(None) };
+}
 
 /// The connection and the state of its batches.
 struct State {
@@ -145,6 +158,14 @@ impl GroupWriter {
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
         durable: bool,
     ) -> Result<T, StoreError> {
+        if let Some((writer, conn)) = WRITING.with(Cell::get) {
+            if std::ptr::eq(writer, self) {
+                // SAFETY: `WRITING` names this writer's connection only while
+                // this thread runs a write function of it, which holds the
+                // connection's lock further up this very stack.
+                return nested(unsafe { &*conn }, f);
+            }
+        }
         let mut state = self.lock();
         let batch = match state.open {
             Some(b) => b,
@@ -156,7 +177,7 @@ impl GroupWriter {
                 b
             }
         };
-        let outcome = run_in_savepoint(&mut state, batch, f);
+        let outcome = run_in_savepoint(self, &mut state, batch, f);
         drop(state);
         // Writes waiting for the connection join the batch here.
         let mut state = self.lock();
@@ -207,6 +228,7 @@ enum Ran<T> {
 /// is rolled back, unless SQLite rolled back the whole transaction (then the
 /// batch has failed for everyone in it).
 fn run_in_savepoint<T>(
+    writer: &GroupWriter,
     state: &mut State,
     batch: u64,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -214,7 +236,12 @@ fn run_in_savepoint<T>(
     if let Err(e) = state.conn.execute_batch("SAVEPOINT write") {
         return Ran::Failed(e.into());
     }
-    let ran = match catch_unwind(AssertUnwindSafe(|| f(&state.conn))) {
+    let conn: &Connection = &state.conn;
+    let writing = || {
+        let _restore = Writing(WRITING.with(|w| w.replace(Some((writer, conn)))));
+        f(conn)
+    };
+    let ran = match catch_unwind(AssertUnwindSafe(writing)) {
         Ok(Ok(v)) => match state.conn.execute_batch("RELEASE write") {
             Ok(()) => return Ran::Value(v),
             Err(e) => Ran::Failed(e.into()),
@@ -238,6 +265,35 @@ fn run_in_savepoint<T>(
         fail(state, batch, "a failed write could not be undone alone");
     }
     ran
+}
+
+/// Puts back what `WRITING` held before a write function ran (also when it
+/// panics).
+struct Writing(Option<(*const GroupWriter, *const Connection)>);
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        WRITING.with(|w| w.set(self.0));
+    }
+}
+
+/// A write begun inside another's function: its own savepoint in the outer
+/// write's transaction, rolled back alone if it fails.
+fn nested<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT nested")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE nested")?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO nested; RELEASE nested")?;
+            Err(e)
+        }
+    }
 }
 
 /// Commits the open batch; on failure rolls it back and fails its members.
@@ -389,6 +445,56 @@ mod tests {
         insert(&w, "last", true);
         let finished = w.lock().finished;
         assert_eq!(w.syncs.lock().unwrap().synced, finished);
+    }
+
+    #[test]
+    fn a_write_begun_inside_another_joins_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        // Joined: both rows land with the outer write (without the join this
+        // would wait forever for the connection the outer write holds).
+        w.write(
+            |c| {
+                c.execute("INSERT INTO t VALUES ('outer', 1)", [])?;
+                insert(&w, "inner", true);
+                Ok(())
+            },
+            true,
+        )
+        .unwrap();
+        assert_eq!(count(&reader(dir.path())), 2);
+        // A failing inner write undoes itself only.
+        w.write(
+            |c| {
+                c.execute("INSERT INTO t VALUES ('kept', 1)", [])?;
+                let inner = w.write(
+                    |c| {
+                        c.execute("INSERT INTO t VALUES ('undone', 1)", [])?;
+                        Err::<(), _>(StoreError::Schema("inner fails".into()))
+                    },
+                    true,
+                );
+                assert!(inner.is_err());
+                Ok(())
+            },
+            true,
+        )
+        .unwrap();
+        let r = reader(dir.path());
+        assert_eq!(count(&r), 3);
+        // A failing outer write takes its inner writes with it.
+        let outer = w.write(
+            |_| {
+                insert(&w, "gone", true);
+                Err::<(), _>(StoreError::Schema("outer fails".into()))
+            },
+            true,
+        );
+        assert!(outer.is_err());
+        assert_eq!(count(&r), 3);
+        // Outside any write, a write is its own again.
+        insert(&w, "alone", true);
+        assert_eq!(count(&r), 4);
     }
 
     #[test]

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::sqlite_db::{beside, SqliteDb};
-#[cfg(test)]
-use super::sqlite_db::READERS;
 use super::read_cache::ReadCache;
 use super::schema::MIGRATIONS;
+#[cfg(test)]
+use super::sqlite_db::READERS;
+use super::sqlite_db::{beside, SqliteDb};
 use super::{Clock, SystemClock};
 
 /// Storage-level failure.
@@ -139,6 +139,11 @@ impl SqliteMetaStore {
             clock: Arc::new(SystemClock),
             cache: None,
         })
+    }
+
+    /// The small blobs kept in this database, for a blob store beside it.
+    pub(crate) fn small_blobs(&self) -> super::small_blobs::SmallBlobs {
+        super::small_blobs::SmallBlobs::new(self.db.clone())
     }
 
     /// Now, by the store's clock.

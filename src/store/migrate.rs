@@ -59,7 +59,9 @@ pub fn copy_blobs(
     report: &mut MigrationReport,
 ) -> Result<(), StoreError> {
     let db = source(data_dir)?;
-    let files = FsBlobStore::open(data_dir).map_err(|e| StoreError::Schema(e.to_string()))?;
+    let meta = super::SqliteMetaStore::open(&data_dir.join("meta.db"))?;
+    let files = FsBlobStore::with_small_blobs(data_dir, &meta)
+        .map_err(|e| StoreError::Schema(e.to_string()))?;
     let mut stmt = db.prepare("SELECT digest, size FROM blobs ORDER BY digest")?;
     let rows: Vec<(String, i64)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -83,13 +85,11 @@ pub fn copy_blobs(
     Ok(())
 }
 
-/// Streams one blob file into `target`, publishing it only if its bytes hash to
-/// `digest`; false when the file is missing or corrupt.
+/// Streams one blob (a file or a small blob) into `target`, publishing it
+/// only if its bytes hash to `digest`; false when it is missing or corrupt.
 fn copy_one(files: &FsBlobStore, target: &dyn BlobStore, digest: &Digest) -> io::Result<bool> {
-    let mut file = match std::fs::File::open(files.path_of(digest)) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
+    let Some(mut file) = files.read_whole(digest)? else {
+        return Ok(false);
     };
     let id = format!("migrate-{}", digest.hex());
     target.discard_staging(&id);

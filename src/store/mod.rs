@@ -23,6 +23,7 @@ pub(crate) mod pg;
 mod read_cache;
 pub(crate) mod s3;
 mod schema;
+mod small_blobs;
 mod sqlite_db;
 mod uploads;
 
@@ -136,6 +137,14 @@ pub trait BlobStore: Send + Sync + 'static {
     fn discard_staging(&self, id: &str);
     /// Sessions whose staging area was last written before `before`.
     fn stale_staging(&self, before: SystemTime) -> Vec<String>;
+    /// Publishes a whole blob held in memory (a small single-request upload),
+    /// as [`Staging::publish`] would; the caller has verified `bytes` against
+    /// `digest`. The default stages the bytes first (under a staging area
+    /// named `id`, unique to this call); a store that can write them directly
+    /// overrides it.
+    fn publish_bytes(&self, id: &str, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
+        stage_and_publish(self, id, digest, bytes)
+    }
     /// Size of a stored blob, or `None` when it is not stored.
     async fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>>;
     /// Streams `len` bytes of a stored blob from `offset`.
@@ -168,6 +177,24 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> io::Result<Option<String>> {
         Ok(None)
     }
+}
+
+/// [`BlobStore::publish_bytes`] through a staging area named `id`.
+fn stage_and_publish<S: BlobStore + ?Sized>(
+    store: &S,
+    id: &str,
+    digest: &Digest,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let mut staging = store.create_staging(id, b"")?;
+    if let Err(e) = staging.append(bytes) {
+        staging.abandon();
+        store.discard_staging(id);
+        return Err(e);
+    }
+    staging
+        .publish(digest)
+        .inspect_err(|_| store.discard_staging(id))
 }
 
 /// A question a metadata store asks the caller, and awaits, inside one of its

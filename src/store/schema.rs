@@ -176,4 +176,26 @@ CREATE TABLE uploads (
 ) STRICT;
 CREATE INDEX uploads_by_updated ON uploads (updated_at);
 "#,
+    // 6: blobs of a few KiB, kept here rather than as files (`store::small_blobs`);
+    // upload sessions in one b-tree, so that opening or closing one writes a
+    // page or two (the few stale sessions are found by a scan).
+    r#"
+CREATE TABLE small_blobs (
+    digest TEXT PRIMARY KEY,
+    bytes  BLOB NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE uploads_by_id (
+    id         TEXT PRIMARY KEY,
+    repo       TEXT NOT NULL,
+    algorithm  TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    hash_state BLOB NOT NULL,
+    staging    BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO uploads_by_id SELECT id, repo, algorithm, size, hash_state, staging, updated_at FROM uploads;
+DROP TABLE uploads;
+ALTER TABLE uploads_by_id RENAME TO uploads;
+"#,
 ];

@@ -250,12 +250,7 @@ async fn single_post_and_digest_mismatch() {
     s.get(&format!("/v2/app/blobs/{wrong}"))
         .await
         .expect(404, None);
-    assert!(!s
-        .data_dir()
-        .join("blobs/sha256")
-        .join(&wrong.hex()[..2])
-        .join(wrong.hex())
-        .exists());
+    assert_eq!(crate::support::stored_blob(&s.data_dir(), &wrong), None);
     // The same through a session: nothing is stored and the session is closed.
     let (_, loc) = open(&s, "app", "").await;
     let r = s
@@ -502,4 +497,61 @@ async fn client_disconnecting_mid_chunk_leaves_the_session_resumable() {
         .await
         .expect(201, None);
     assert!(s.get(&format!("/v2/gone/blobs/{d}")).await.body == all);
+}
+
+/// A session that holds nothing yet is closed by one whole body (with no
+/// staging area): exactly one of two racing `PUT`s closes it, the other
+/// finds it gone, and the blob is whole.
+#[tokio::test]
+async fn two_puts_racing_to_close_one_fresh_session() {
+    let s = TestServer::start().await;
+    for round in 0..10 {
+        let data = format!("raced {round}").into_bytes();
+        let d = Algorithm::Sha256.digest_of(&data);
+        let (_, loc) = open(&s, "app", "").await;
+        let url = with_digest(&loc, &d);
+        let put = || async {
+            s.req(Method::PUT, &url)
+                .await
+                .body(data.clone())
+                .send()
+                .await
+                .status
+                .as_u16()
+        };
+        let (a, b) = tokio::join!(put(), put());
+        let mut got = [a, b];
+        got.sort();
+        assert_eq!(got, [201, 404], "round {round}");
+        assert_eq!(s.get(&format!("/v2/app/blobs/{d}")).await.body, data);
+    }
+}
+
+/// A closing `PUT` on a session that holds nothing must still start at byte
+/// 0 and be as long as it says; one that fits is stored.
+#[tokio::test]
+async fn a_closing_put_on_a_fresh_session_is_checked_like_any_chunk() {
+    let s = TestServer::start().await;
+    let data = b"first and last chunk".to_vec();
+    let d = Algorithm::Sha256.digest_of(&data);
+    async fn put(s: &TestServer, url: &str, range: String, body: &[u8]) -> Resp {
+        s.req(Method::PUT, url)
+            .await
+            .header("Content-Range", &range)
+            .body(body.to_vec())
+            .send()
+            .await
+    }
+    let (_, loc) = open(&s, "app", "").await;
+    let url = with_digest(&loc, &d);
+    let late = put(&s, &url, format!("1-{}", data.len()), &data).await;
+    late.expect(416, Some("BLOB_UPLOAD_INVALID"));
+    let short = put(&s, &url, format!("0-{}", data.len()), &data).await;
+    assert_eq!(short.status.as_u16(), 400, "{}", short.describe());
+    // Neither touched the session: it still holds nothing, and takes the body.
+    s.get(&loc).await.expect(204, None);
+    put(&s, &url, format!("0-{}", data.len() - 1), &data)
+        .await
+        .expect(201, None);
+    assert_eq!(s.get(&format!("/v2/app/blobs/{d}")).await.body, data);
 }

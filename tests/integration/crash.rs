@@ -352,26 +352,16 @@ pub(crate) async fn sweeps_under_sigkill(extra: &[&str]) {
     }
 }
 
-/// Asserts that every file in the blob store holds exactly the bytes its name
-/// promises; returns how many were checked.
+/// Asserts that every blob stored (files and small blobs) holds exactly the
+/// bytes its digest promises; returns how many were checked.
 fn check_blob_files(data: &std::path::Path) -> usize {
-    let mut checked = 0;
-    for alg_dir in std::fs::read_dir(data.join("blobs")).unwrap() {
-        let alg_dir = alg_dir.unwrap();
-        let alg: Algorithm = alg_dir.file_name().to_string_lossy().parse().unwrap();
-        for prefix in std::fs::read_dir(alg_dir.path()).unwrap() {
-            for f in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
-                let f = f.unwrap();
-                let bytes = std::fs::read(f.path()).unwrap();
-                assert_eq!(
-                    alg.digest_of(&bytes).hex(),
-                    f.file_name().to_string_lossy(),
-                    "corrupt blob file {:?}",
-                    f.path()
-                );
-                checked += 1;
-            }
-        }
+    let stored = crate::support::stored_blobs(data);
+    for (digest, bytes) in &stored {
+        assert_eq!(
+            &digest.algorithm().digest_of(bytes),
+            digest,
+            "corrupt blob {digest}"
+        );
     }
-    checked
+    stored.len()
 }

@@ -190,15 +190,14 @@ async fn idle_uploads_expire_and_their_files_are_removed() {
 #[tokio::test]
 async fn garbage_collection_removes_only_unlinked_blob_files() {
     let s = TestServer::start_with(|c| c.registry.gc_interval_secs = 1).await;
-    let gone = s.push_blob("a", b"delete me").await;
+    // One blob large enough to be a file, one small enough to be a row of
+    // the small-blob database: both kinds go, and stay, as they should.
+    let large = b"delete me".repeat(10_000);
+    let gone = s.push_blob("a", &large).await;
     let shared = s.push_blob("a", b"shared blob").await;
     s.push_blob("b", b"shared blob").await;
-    let file = |d: &marina::oci::Digest| {
-        s.data_dir()
-            .join("blobs/sha256")
-            .join(&d.hex()[..2])
-            .join(d.hex())
-    };
+    let stored = |d: &marina::oci::Digest| crate::support::stored_blob(&s.data_dir(), d).is_some();
+    assert!(stored(&gone) && stored(&shared));
     s.delete(&format!("/v2/a/blobs/{gone}"))
         .await
         .expect(202, None);
@@ -208,7 +207,7 @@ async fn garbage_collection_removes_only_unlinked_blob_files() {
     let mut removed = false;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if !file(&gone).exists() {
+        if !stored(&gone) {
             removed = true;
             break;
         }
@@ -218,17 +217,27 @@ async fn garbage_collection_removes_only_unlinked_blob_files() {
         "the unlinked blob's file was not collected within 10 s"
     );
     assert!(
-        file(&shared).exists(),
+        stored(&shared),
         "a blob still linked elsewhere was collected"
     );
     assert_eq!(
         s.get(&format!("/v2/b/blobs/{shared}")).await.body,
         b"shared blob"
     );
+    // Unlinked everywhere, the small one goes too.
+    s.delete(&format!("/v2/b/blobs/{shared}"))
+        .await
+        .expect(202, None);
+    let mut removed = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if !stored(&shared) {
+            removed = true;
+            break;
+        }
+    }
+    assert!(removed, "the small blob was not collected within 10 s");
     // Pushing the collected content again works.
-    s.push_blob("a", b"delete me").await;
-    assert_eq!(
-        s.get(&format!("/v2/a/blobs/{gone}")).await.body,
-        b"delete me"
-    );
+    s.push_blob("a", &large).await;
+    assert_eq!(s.get(&format!("/v2/a/blobs/{gone}")).await.body, large);
 }

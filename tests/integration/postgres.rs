@@ -340,8 +340,9 @@ async fn migrate_moves_a_registry_to_postgres_and_s3() {
     };
     let before = TestServer::start().await;
     let sc = scenario(&before).await;
+    // Large enough to be a file (small blobs are rows of a database).
     let broken = before
-        .push_blob("org1/artifact-a", b"bytes that will rot")
+        .push_blob("org1/artifact-a", &b"bytes that will rot".repeat(5_000))
         .await;
     let dir = before.stop().await;
     let rotten = dir

@@ -641,3 +641,51 @@ pub async fn official_suite(
     o.strict = true;
     marina::conformance::run(o).await
 }
+
+/// Every blob stored under a data directory, with its bytes: the blob files
+/// and the small blobs kept in `meta.db`, read as an operator's tools would,
+/// beside or after the server.
+pub fn stored_blobs(data: &std::path::Path) -> Vec<(Digest, Vec<u8>)> {
+    let mut found = Vec::new();
+    if let Ok(algorithms) = std::fs::read_dir(data.join("blobs")) {
+        for alg_dir in algorithms {
+            let alg_dir = alg_dir.unwrap();
+            let alg: Algorithm = alg_dir.file_name().to_string_lossy().parse().unwrap();
+            for prefix in std::fs::read_dir(alg_dir.path()).unwrap() {
+                for f in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+                    let f = f.unwrap();
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    let digest = format!("{}:{name}", alg.as_str()).parse().unwrap();
+                    found.push((digest, std::fs::read(f.path()).unwrap()));
+                }
+            }
+        }
+    }
+    let small = data.join("meta.db");
+    if small.exists() {
+        let db = rusqlite::Connection::open_with_flags(
+            &small,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut rows = db.prepare("SELECT digest, bytes FROM small_blobs").unwrap();
+        let rows = rows
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .unwrap();
+        for row in rows {
+            let (digest, bytes) = row.unwrap();
+            found.push((digest.parse().unwrap(), bytes));
+        }
+    }
+    found
+}
+
+/// The stored bytes of one blob (a file or a small blob), if stored.
+pub fn stored_blob(data: &std::path::Path, digest: &Digest) -> Option<Vec<u8>> {
+    stored_blobs(data)
+        .into_iter()
+        .find(|(d, _)| d == digest)
+        .map(|(_, bytes)| bytes)
+}
