@@ -740,10 +740,11 @@ fn append_frames(
 }
 
 /// Closes a session that holds no bytes yet with one whole body, with no
-/// staging area: the body is checked against `range` and `length`, verified
-/// and published from memory, and the record removed. `None` (nothing done)
-/// when the session holds bytes, or the body does not fit as its first and
-/// last chunk: the usual path then answers it.
+/// staging area: the body is checked against `range` and `length`, the
+/// record removed, the body verified and published from memory. `None`
+/// (nothing done) when the body does not fit as the first and last chunk, or
+/// the session is not one of `repo` holding nothing (gone, or holding bytes):
+/// the usual path then answers it.
 #[allow(clippy::too_many_arguments)]
 fn close_untouched(
     blobs: &dyn BlobStore,
@@ -756,22 +757,16 @@ fn close_untouched(
     frames: &[Bytes],
 ) -> Option<Result<u64, RegistryError>> {
     let written: u64 = frames.iter().map(|f| f.len() as u64).sum();
-    let fits = match range {
-        Some(r) => r.start == 0 && r.end.checked_add(1) == Some(written),
-        None => length.is_none_or(|n| n == written),
-    };
+    let fits = range.is_none_or(|r| r.start == 0 && r.end.checked_add(1) == Some(written))
+        && length.is_none_or(|n| n == written);
     if !fits {
         return None;
     }
-    let record = match wait(meta.upload(id)) {
-        // (Its algorithm does not matter: nothing was hashed yet.)
-        Ok(Some(r)) if r.repo == repo && r.size == 0 => r,
-        _ => return None,
-    };
-    // Closed now, whatever follows (a mismatch ends the session too).
-    match wait(meta.remove_upload(&record.id)) {
+    // Closed now, whatever follows (a mismatch ends the session too). Its
+    // algorithm does not matter: nothing was hashed yet.
+    match wait(meta.take_empty_upload(id, repo)) {
         Ok(true) => {}
-        Ok(false) => return Some(Err(RegistryError::UploadUnknown(id.to_string()))),
+        Ok(false) => return None,
         Err(e) => return Some(Err(e.into())),
     }
     // (A staging area another server made meanwhile for a chunk it never

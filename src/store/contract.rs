@@ -725,9 +725,32 @@ async fn check_upload_records(s: &dyn MetadataStore) {
         "stale_uploads: not one advanced at the cutoff"
     );
     assert!(
+        !s.take_empty_upload(&u.id, &u.repo).await.unwrap(),
+        "take_empty_upload: not a session holding bytes"
+    );
+    assert!(
         s.remove_upload(&u.id).await.unwrap(),
         "remove_upload: forgets it"
     );
+    let mut empty = u.clone();
+    empty.id = format!("{}-empty", u.id);
+    (empty.size, empty.staging) = (0, Vec::new());
+    s.create_upload(&empty).await.unwrap();
+    assert!(
+        !s.take_empty_upload(&empty.id, "another/repository")
+            .await
+            .unwrap(),
+        "take_empty_upload: not another repository's session"
+    );
+    assert!(
+        s.take_empty_upload(&empty.id, &empty.repo).await.unwrap(),
+        "take_empty_upload: takes an empty session of its repository"
+    );
+    assert!(
+        !s.take_empty_upload(&empty.id, &empty.repo).await.unwrap(),
+        "take_empty_upload: once"
+    );
+    assert_eq!(s.upload(&empty.id).await.unwrap(), None);
     assert!(
         !s.remove_upload(&u.id).await.unwrap(),
         "remove_upload: then it is gone"

@@ -176,6 +176,11 @@ impl UploadStore for SqliteMetaStore {
         apart(self, move |s| s.remove_upload(&id)).await
     }
 
+    async fn take_empty_upload(&self, id: &str, repo: &str) -> Result<bool, StoreError> {
+        let (id, repo) = (id.to_string(), repo.to_string());
+        apart(self, move |s| s.take_empty_upload(&id, &repo)).await
+    }
+
     async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
         offload(|| SqliteMetaStore::stale_uploads(self, before, limit))
     }

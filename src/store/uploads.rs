@@ -47,6 +47,10 @@ pub trait UploadStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Forgets a session (finished, cancelled or expired); false if it was gone.
     async fn remove_upload(&self, id: &str) -> Result<bool, StoreError>;
+    /// Forgets a session of `repo` that holds no bytes yet, as one whole body
+    /// closes it; false when there is none such (gone, another repository's,
+    /// or holding bytes), and then nothing changes.
+    async fn take_empty_upload(&self, id: &str, repo: &str) -> Result<bool, StoreError>;
     /// Up to `limit` sessions last created or advanced before `before`
     /// (milliseconds since the epoch), oldest first.
     async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError>;
@@ -127,6 +131,15 @@ impl SqliteMetaStore {
             Ok(tx
                 .prepare_cached("DELETE FROM uploads WHERE id = ?1")?
                 .execute(params![id])?
+                == 1)
+        })
+    }
+
+    pub(crate) fn take_empty_upload(&self, id: &str, repo: &str) -> Result<bool, StoreError> {
+        self.write_transient(|tx| {
+            Ok(tx
+                .prepare_cached("DELETE FROM uploads WHERE id = ?1 AND repo = ?2 AND size = 0")?
+                .execute(params![id, repo])?
                 == 1)
         })
     }

@@ -79,6 +79,17 @@ impl UploadStore for PgMetaStore {
         })
     }
 
+    async fn take_empty_upload(&self, id: &str, repo: &str) -> Result<bool, StoreError> {
+        read_conn!(self, uploads_pool, |c| {
+            Ok(c.cx(
+                "DELETE FROM uploads WHERE id = $1 AND repo = $2 AND size = 0",
+                &[&id, &repo],
+            )
+            .await?
+                == 1)
+        })
+    }
+
     async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
         let limit = i64::from(limit);
         read_conn!(self, uploads_pool, |c| {
