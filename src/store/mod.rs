@@ -116,6 +116,8 @@ pub trait Staging: Send + 'static {
     /// Makes the content durable and visible as blob `digest`. If that blob is
     /// already stored (an identical concurrent push won), the staging area is
     /// simply discarded. The caller has verified that the bytes match `digest`.
+    /// (A store that keeps small blobs in the metadata database makes them
+    /// durable with the next durable write there: the link that names them.)
     fn publish(self: Box<Self>, digest: &Digest) -> io::Result<()>;
 }
 

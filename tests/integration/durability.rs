@@ -197,6 +197,16 @@ async fn garbage_collection_removes_only_unlinked_blob_files() {
     let shared = s.push_blob("a", b"shared blob").await;
     s.push_blob("b", b"shared blob").await;
     let stored = |d: &marina::oci::Digest| crate::support::stored_blob(&s.data_dir(), d).is_some();
+    // Whether `d` is collected within 10 s (the collector runs every second).
+    let collected = |d: marina::oci::Digest| async move {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if !stored(&d) {
+                return true;
+            }
+        }
+        false
+    };
     assert!(stored(&gone) && stored(&shared));
     s.delete(&format!("/v2/a/blobs/{gone}"))
         .await
@@ -204,16 +214,8 @@ async fn garbage_collection_removes_only_unlinked_blob_files() {
     s.delete(&format!("/v2/a/blobs/{shared}"))
         .await
         .expect(202, None);
-    let mut removed = false;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if !stored(&gone) {
-            removed = true;
-            break;
-        }
-    }
     assert!(
-        removed,
+        collected(gone.clone()).await,
         "the unlinked blob's file was not collected within 10 s"
     );
     assert!(
@@ -228,15 +230,10 @@ async fn garbage_collection_removes_only_unlinked_blob_files() {
     s.delete(&format!("/v2/b/blobs/{shared}"))
         .await
         .expect(202, None);
-    let mut removed = false;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if !stored(&shared) {
-            removed = true;
-            break;
-        }
-    }
-    assert!(removed, "the small blob was not collected within 10 s");
+    assert!(
+        collected(shared.clone()).await,
+        "the small blob was not collected within 10 s"
+    );
     // Pushing the collected content again works.
     s.push_blob("a", &large).await;
     assert_eq!(s.get(&format!("/v2/a/blobs/{gone}")).await.body, large);
