@@ -222,24 +222,26 @@ impl UploadSessions {
         }
         record.size = staged.size();
         record.hash_state = staged.hash_state();
-        // Sealed (readable by every server sharing the store), then recorded.
-        let (mut staged, sealed) = tokio::task::spawn_blocking(move || {
-            let mut staged = staged;
-            let sealed = staged.seal();
-            (staged, sealed)
+        // Sealed (readable by every server sharing the store), then recorded,
+        // in one blocking call.
+        let meta = self.meta.clone();
+        let (mut staged, recorded) = tokio::task::spawn_blocking(move || {
+            crate::store::off_runtime(|| {
+                let mut staged = staged;
+                let recorded = match staged.seal() {
+                    Ok(descriptor) => {
+                        record.staging = descriptor;
+                        wait(meta.advance_upload(&record, from))
+                            .map(|a| (a, record.size))
+                            .map_err(RegistryError::from)
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                (staged, recorded)
+            })
         })
         .await
         .map_err(|e| RegistryError::Internal(format!("blocking task failed: {e}")))?;
-        let recorded = match sealed {
-            Ok(descriptor) => {
-                record.staging = descriptor;
-                let advanced = self.meta.advance_upload(&record, from).await;
-                advanced
-                    .map(|a| (a, record.size))
-                    .map_err(RegistryError::from)
-            }
-            Err(e) => Err(e.into()),
-        };
         match recorded {
             Ok((true, size)) => {
                 self.release(guard, staged);
