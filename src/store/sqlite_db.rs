@@ -84,7 +84,6 @@ impl SqliteDb {
             writer.execute_batch("VACUUM")?;
         }
         writer.pragma_update(None, "journal_mode", "WAL")?;
-        writer.pragma_update(None, "wal_autocheckpoint", 8192)?;
         configure(&writer)?;
         migrate(&mut writer)?;
         let mut readers = Vec::with_capacity(READERS);
