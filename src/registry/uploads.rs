@@ -772,8 +772,10 @@ fn close_untouched(
         Err(e) => return Some(Err(e.into())),
     }
     // (A staging area another server made meanwhile for a chunk it never
-    // recorded is removed with the other staging areas that have no record.)
-    Some(publish_whole(blobs, id, digest, length, frames))
+    // recorded is removed with the other staging areas that have no record;
+    // a store that stages the bytes to publish them uses a name of its own.)
+    let staging_id = uuid::Uuid::new_v4().simple().to_string();
+    Some(publish_whole(blobs, &staging_id, digest, length, frames))
 }
 
 /// Verifies a whole body held in memory against `digest` (and `length`, when
