@@ -418,7 +418,8 @@ impl UploadSessions {
             // Staged, verified, published and linked in one blocking call.
             Gathered::Whole(frames) => {
                 return blocking(move || {
-                    let size = publish_whole(&*blobs, &id, &expected, length, &frames)?;
+                    check_length(None, length, total(&frames))?;
+                    let size = publish_whole(&*blobs, &id, &expected, &frames)?;
                     link(size)?;
                     Ok(size)
                 })
@@ -717,20 +718,8 @@ fn append_frames(
     length: Option<u64>,
     frames: &[Bytes],
 ) -> Result<(), RegistryError> {
-    let size = staged.size();
-    if let Some(r) = range {
-        if r.start != size || r.end < r.start {
-            return Err(RegistryError::RangeNotSatisfiable { size, got: r.start });
-        }
-    }
-    let written: u64 = frames.iter().map(|f| f.len() as u64).sum();
-    if let Some(n) = range.map(|r| r.end - r.start + 1).or(length) {
-        if n != written {
-            return Err(RegistryError::SizeInvalid(format!(
-                "chunk declared {n} bytes but {written} arrived"
-            )));
-        }
-    }
+    check_start(staged.size(), range)?;
+    check_length(range, length, total(frames))?;
     let checkpoint = staged.checkpoint();
     for frame in frames {
         if let Err(e) = staged.append(frame) {
@@ -758,10 +747,8 @@ fn close_untouched(
     length: Option<u64>,
     frames: &[Bytes],
 ) -> Option<Result<u64, RegistryError>> {
-    let written: u64 = frames.iter().map(|f| f.len() as u64).sum();
-    let fits = range.is_none_or(|r| r.start == 0 && r.end.checked_add(1) == Some(written))
-        && length.is_none_or(|n| n == written);
-    if !fits {
+    let fits = check_start(0, range).and_then(|()| check_length(range, length, total(frames)));
+    if fits.is_err() {
         return None;
     }
     // Closed now, whatever follows (a mismatch ends the session too). Its
@@ -775,24 +762,17 @@ fn close_untouched(
     // recorded is removed with the other staging areas that have no record;
     // a store that stages the bytes to publish them uses a name of its own.)
     let staging_id = uuid::Uuid::new_v4().simple().to_string();
-    Some(publish_whole(blobs, &staging_id, digest, length, frames))
+    Some(publish_whole(blobs, &staging_id, digest, frames))
 }
 
-/// Verifies a whole body held in memory against `digest` (and `length`, when
-/// declared) and publishes it; returns the size.
+/// Verifies a whole body held in memory against `digest` and publishes it;
+/// returns the size.
 fn publish_whole(
     blobs: &dyn BlobStore,
     id: &str,
     digest: &Digest,
-    length: Option<u64>,
     frames: &[Bytes],
 ) -> Result<u64, RegistryError> {
-    let written: u64 = frames.iter().map(|f| f.len() as u64).sum();
-    if let Some(n) = length.filter(|&n| n != written) {
-        return Err(RegistryError::SizeInvalid(format!(
-            "chunk declared {n} bytes but {written} arrived"
-        )));
-    }
     let bytes = match frames {
         [one] => one.clone(),
         more => Bytes::from(more.concat()),
@@ -807,7 +787,38 @@ fn publish_whole(
         });
     }
     blobs.publish_bytes(id, digest, &bytes)?;
-    Ok(written)
+    Ok(bytes.len() as u64)
+}
+
+/// The bytes of a body held in memory.
+fn total(frames: &[Bytes]) -> u64 {
+    frames.iter().map(|f| f.len() as u64).sum()
+}
+
+/// A chunk claimed by `range` must start where the upload ends (`size`):
+/// 416 otherwise.
+fn check_start(size: u64, range: Option<ChunkRange>) -> Result<(), RegistryError> {
+    match range {
+        Some(r) if r.start != size || r.end < r.start => {
+            Err(RegistryError::RangeNotSatisfiable { size, got: r.start })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A body of `written` bytes must be as long as its `range` says, or else as
+/// its `length`; returns `written`.
+fn check_length(
+    range: Option<ChunkRange>,
+    length: Option<u64>,
+    written: u64,
+) -> Result<u64, RegistryError> {
+    match range.map(|r| r.end - r.start + 1).or(length) {
+        Some(n) if n != written => Err(RegistryError::SizeInvalid(format!(
+            "chunk declared {n} bytes but {written} arrived"
+        ))),
+        _ => Ok(written),
+    }
 }
 
 /// Ends a single-request upload: its staging area removed if it failed, the
@@ -854,25 +865,12 @@ async fn write_chunk<S>(
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
 {
-    let size = staged.size();
-    if let Some(r) = range {
-        if r.start != size || r.end < r.start {
-            return (
-                staged,
-                Err(RegistryError::RangeNotSatisfiable { size, got: r.start }),
-            );
-        }
+    if let Err(e) = check_start(staged.size(), range) {
+        return (staged, Err(e));
     }
     let checkpoint = staged.checkpoint();
     let (mut staged, result) = write_stream(staged, body).await;
-    let outcome = result.and_then(
-        |written| match range.map(|r| r.end - r.start + 1).or(length) {
-            Some(n) if n != written => Err(RegistryError::SizeInvalid(format!(
-                "chunk declared {n} bytes but {written} arrived"
-            ))),
-            _ => Ok(written),
-        },
-    );
+    let outcome = result.and_then(|written| check_length(range, length, written));
     if outcome.is_err() {
         if let Err(e) = staged.rollback(checkpoint) {
             return (staged, Err(e.into()));
