@@ -10,6 +10,7 @@ use indicatif::ProgressBar;
 use super::{finish, not_run, note, Ctx};
 use crate::bench::content::{sha256, BlobSpec};
 use crate::bench::driver;
+use crate::bench::lean::Pool;
 use crate::bench::plan::Phase;
 use crate::bench::report::{Outcome, PhaseResult, Unit};
 use crate::bench::target::{owe, Kind, PushedBlob, Target};
@@ -181,14 +182,37 @@ pub async fn pull_range(ctx: &Ctx, t: &mut Target, bar: &ProgressBar, phase: Pha
     let slots = (size / len).max(1);
     let bounds = ctx.rate_bounds(ctx.settings.concurrency);
     let reg = t.registry.clone();
+    // The lean pool sends no credentials: signed runs use the general client.
+    let lean = (!t.registry.signed())
+        .then(|| Pool::new(t.registry.base()))
+        .flatten()
+        .map(Arc::new);
+    let path = format!("/v2/{}/blobs/{}", blob.repo, blob.digest);
     let tally = driver::run(bounds, bar, move |i| {
-        let (reg, blob) = (reg.clone(), blob.clone());
+        let (reg, blob, lean, path) = (reg.clone(), blob.clone(), lean.clone(), path.clone());
         async move {
             let offset = (crate::bench::content::mix(i) % slots) * len;
-            let got = reg
-                .pull_range(&blob.repo, &blob.digest, offset, len)
-                .await?;
-            if i % 64 == 0 && got != blob.spec.range(offset, len as usize) {
+            let check = i % 64 == 0;
+            let got = match lean {
+                Some(pool) => {
+                    let range = format!("bytes={}-{}", offset, offset + len - 1);
+                    let request = pool.request("GET", &path, &[("range", &range)]);
+                    let r = pool.send(&request, false, check).await?;
+                    if r.status != 206 || r.len != len {
+                        anyhow::bail!(
+                            "ranged GET blob: {} with {} bytes instead of 206 with {len}",
+                            r.status,
+                            r.len
+                        );
+                    }
+                    r.body.map(Bytes::from)
+                }
+                None => Some(
+                    reg.pull_range(&blob.repo, &blob.digest, offset, len)
+                        .await?,
+                ),
+            };
+            if check && got.as_deref() != Some(&blob.spec.range(offset, len as usize)[..]) {
                 anyhow::bail!(
                     "bytes {offset}..{} differ from what was pushed",
                     offset + len

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use indicatif::ProgressBar;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 
 use super::{finish, not_run, Ctx};
 use crate::bench::client::{BenchClient, MANIFEST_ACCEPT};
@@ -53,23 +53,24 @@ async fn image(ctx: &Ctx, t: &mut Target) -> anyhow::Result<Image> {
     Ok(i)
 }
 
+/// One manifest GET or HEAD: through the lean pool's prepared `request` when there
+/// is one, else through the general client.
 async fn fetch_one(
     reg: &BenchClient,
-    lean: Option<&Pool>,
+    lean: Option<&(Pool, Vec<u8>)>,
     img: &Image,
     head: bool,
     by_digest: bool,
 ) -> anyhow::Result<u64> {
-    let reference = if by_digest { &img.digest } else { &img.tag };
     let (status, len) = match lean {
-        Some(pool) => {
-            let method = if head { Method::HEAD } else { Method::GET };
-            let path = format!("/v2/{}/manifests/{reference}", img.repo);
-            pool.send(method, &path, Some(MANIFEST_ACCEPT)).await?
+        Some((pool, request)) => {
+            let r = pool.send(request, head, false).await?;
+            (r.status, r.len)
         }
         None => {
+            let reference = if by_digest { &img.digest } else { &img.tag };
             let a = reg.get_manifest(&img.repo, reference, head).await?;
-            (a.status, a.len)
+            (a.status.as_u16(), a.len)
         }
     };
     if status != StatusCode::OK {
@@ -111,10 +112,16 @@ pub async fn fetch(
     let lean = (!t.registry.signed())
         .then(|| Pool::new(t.registry.base()))
         .flatten()
-        .map(Arc::new);
+        .map(|pool| {
+            let reference = if by_digest { &img.digest } else { &img.tag };
+            let path = format!("/v2/{}/manifests/{reference}", img.repo);
+            let method = if head { "HEAD" } else { "GET" };
+            let request = pool.request(method, &path, &[("accept", MANIFEST_ACCEPT)]);
+            Arc::new((pool, request))
+        });
     let op = {
         let reg = t.registry.clone();
-        move |head: bool| {
+        move || {
             let (reg, img, lean) = (reg.clone(), img.clone(), lean.clone());
             async move { fetch_one(&reg, lean.as_deref(), &img, head, by_digest).await }
         }
@@ -124,10 +131,10 @@ pub async fn fetch(
     let _ = driver::run(
         ctx.count_bounds(ctx.settings.connections, ctx.settings.connections as u64),
         &ProgressBar::hidden(),
-        move |_| warm(true),
+        move |_| warm(),
     )
     .await;
-    let tally = driver::run(bounds, bar, move |_| op(head)).await;
+    let tally = driver::run(bounds, bar, move |_| op()).await;
     finish(ctx, phase, Unit::Ops, bounds, tally, true)
 }
 
