@@ -59,89 +59,113 @@ pub enum BlobDeleted {
     Accepted,
 }
 
-impl BlobsApi {
-    async fn serve(
-        &self,
-        repo: &RepoName,
-        digest: &Digest,
-        range: Option<&str>,
-        head: bool,
-    ) -> Result<BlobResponse, ApiError> {
-        let (size, cache) = match self.0.blob_size(repo, digest).await {
-            Ok(size) if self.0.is_proxied(repo) => {
-                self.0.metrics().pull_through("blob", "hit");
-                (size, Some(CacheStatus::Hit))
-            }
-            Ok(size) => (size, None),
-            Err(e) if !self.0.is_proxied(repo) => return Err(e.into()),
-            Err(_) => {
-                let want = match (head, range) {
-                    (true, _) => BlobWant::Head,
-                    (false, None) => BlobWant::Whole,
-                    (false, Some(_)) => BlobWant::Range,
-                };
-                let (size, body) = match self.0.pull_blob(repo, digest, want).await? {
-                    PulledBlob::Stored(size) => (size, None),
-                    PulledBlob::Size(size) => (size, Some(Body::empty())),
-                    PulledBlob::Streaming { size, chunks } => {
-                        (size, Some(Body::from_bytes_stream(chunks)))
-                    }
-                };
-                match body {
-                    // Now stored: served below like any blob.
-                    None => (size, Some(CacheStatus::Miss)),
-                    // Sized by the upstream (HEAD), or streamed while it downloads.
-                    Some(body) => {
-                        return Ok(BlobResponse::Whole(
-                            BlobPayload(body),
-                            digest.to_string(),
-                            size,
-                            "bytes".into(),
-                            Some(CacheStatus::Miss.as_str().into()),
-                        ))
-                    }
+/// A blob GET or HEAD answered straight from the route table's values, without the
+/// generated routes. `None` when a value does not parse or the `Range` header is
+/// not one valid string: the generated routes then answer with the parameter's error.
+pub(super) async fn serve_direct(
+    registry: &Arc<Registry>,
+    name: &str,
+    digest: &str,
+    headers: &poem::http::HeaderMap,
+    head: bool,
+) -> Option<poem::Response> {
+    use poem::IntoResponse;
+    let repo: RepoName = name.parse().ok()?;
+    let digest: Digest = digest.parse().ok()?;
+    let mut ranges = headers.get_all(poem::http::header::RANGE).iter();
+    let range = match (ranges.next(), ranges.next()) {
+        (None, _) => None,
+        (Some(one), None) => Some(one.to_str().ok()?),
+        (Some(_), Some(_)) => return None,
+    };
+    Some(match serve(registry, &repo, &digest, range, head).await {
+        Ok(found) => found.into_response(),
+        Err(e) => e.into_response(),
+    })
+}
+
+/// A blob's answer: whole, a range of it, or a redirect to the object store.
+async fn serve(
+    registry: &Arc<Registry>,
+    repo: &RepoName,
+    digest: &Digest,
+    range: Option<&str>,
+    head: bool,
+) -> Result<BlobResponse, ApiError> {
+    let (size, cache) = match registry.blob_size(repo, digest).await {
+        Ok(size) if registry.is_proxied(repo) => {
+            registry.metrics().pull_through("blob", "hit");
+            (size, Some(CacheStatus::Hit))
+        }
+        Ok(size) => (size, None),
+        Err(e) if !registry.is_proxied(repo) => return Err(e.into()),
+        Err(_) => {
+            let want = match (head, range) {
+                (true, _) => BlobWant::Head,
+                (false, None) => BlobWant::Whole,
+                (false, Some(_)) => BlobWant::Range,
+            };
+            let (size, body) = match registry.pull_blob(repo, digest, want).await? {
+                PulledBlob::Stored(size) => (size, None),
+                PulledBlob::Size(size) => (size, Some(Body::empty())),
+                PulledBlob::Streaming { size, chunks } => {
+                    (size, Some(Body::from_bytes_stream(chunks)))
+                }
+            };
+            match body {
+                // Now stored: served below like any blob.
+                None => (size, Some(CacheStatus::Miss)),
+                // Sized by the upstream (HEAD), or streamed while it downloads.
+                Some(body) => {
+                    return Ok(BlobResponse::Whole(
+                        BlobPayload(body),
+                        digest.to_string(),
+                        size,
+                        "bytes".into(),
+                        Some(CacheStatus::Miss.as_str().into()),
+                    ))
                 }
             }
-        };
-        let cache = cache.map(|c| c.as_str().to_string());
-        if !head {
-            if let Some(url) = self.0.blob_redirect(digest).await? {
-                return Ok(BlobResponse::Redirect(url, digest.to_string()));
-            }
         }
-        let (start, len, partial) = match parse_range(range, size) {
-            ByteRange::Whole => (0, size, false),
-            ByteRange::Part { start, end } => (start, end - start + 1, true),
-            ByteRange::Unsatisfiable => {
-                return Err(ApiError::new(
-                    poem::http::StatusCode::RANGE_NOT_SATISFIABLE,
-                    ErrorCode::BlobUnknown,
-                    format!(
-                        "range {} cannot be satisfied for a blob of {size} bytes",
-                        range.unwrap_or("")
-                    ),
-                )
-                .with_header("Content-Range", format!("bytes */{size}")))
-            }
-        };
-        let body = if head {
-            Body::empty()
-        } else {
-            Body::from_bytes_stream(self.0.read_blob(digest, start, len).await?)
-        };
-        let digest = digest.to_string();
-        Ok(if partial {
-            BlobResponse::Partial(
-                BlobPayload(body),
-                digest,
-                len,
-                format!("bytes {start}-{}/{size}", start + len - 1),
-                cache,
-            )
-        } else {
-            BlobResponse::Whole(BlobPayload(body), digest, size, "bytes".into(), cache)
-        })
+    };
+    let cache = cache.map(|c| c.as_str().to_string());
+    if !head {
+        if let Some(url) = registry.blob_redirect(digest).await? {
+            return Ok(BlobResponse::Redirect(url, digest.to_string()));
+        }
     }
+    let (start, len, partial) = match parse_range(range, size) {
+        ByteRange::Whole => (0, size, false),
+        ByteRange::Part { start, end } => (start, end - start + 1, true),
+        ByteRange::Unsatisfiable => {
+            return Err(ApiError::new(
+                poem::http::StatusCode::RANGE_NOT_SATISFIABLE,
+                ErrorCode::BlobUnknown,
+                format!(
+                    "range {} cannot be satisfied for a blob of {size} bytes",
+                    range.unwrap_or("")
+                ),
+            )
+            .with_header("Content-Range", format!("bytes */{size}")))
+        }
+    };
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from_bytes_stream(registry.read_blob(digest, start, len).await?)
+    };
+    let digest = digest.to_string();
+    Ok(if partial {
+        BlobResponse::Partial(
+            BlobPayload(body),
+            digest,
+            len,
+            format!("bytes {start}-{}/{size}", start + len - 1),
+            cache,
+        )
+    } else {
+        BlobResponse::Whole(BlobPayload(body), digest, size, "bytes".into(), cache)
+    })
 }
 
 #[OpenApi]
@@ -172,7 +196,7 @@ impl BlobsApi {
         #[oai(name = "ns")]
         _ns: Query<Option<String>>,
     ) -> Result<BlobResponse, ApiError> {
-        self.serve(&name, &digest, range.as_deref(), false).await
+        serve(&self.0, &name, &digest, range.as_deref(), false).await
     }
 
     /// Check that a blob exists
@@ -200,7 +224,7 @@ impl BlobsApi {
         #[oai(name = "ns")]
         _ns: Query<Option<String>>,
     ) -> Result<BlobResponse, ApiError> {
-        self.serve(&name, &digest, range.as_deref(), true).await
+        serve(&self.0, &name, &digest, range.as_deref(), true).await
     }
 
     /// Delete a blob

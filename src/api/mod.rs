@@ -222,8 +222,36 @@ fn mount_prefix(original: &str, current: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MountPrefix(pub String);
 
+/// The answer to an endpoint served straight from the route table, like Garage's
+/// router: the manifest and blob reads, which are most of a registry's requests and
+/// whose cost was mostly the generated routes' layers. Every other endpoint, and a request
+/// whose values do not parse, gets `None` and goes through the generated routes,
+/// which the OpenAPI document describes (the same handlers answer both ways).
+async fn direct(
+    endpoint: &route::Endpoint,
+    headers: &poem::http::HeaderMap,
+    registry: &Arc<Registry>,
+) -> Option<Response> {
+    use route::Endpoint as E;
+    match endpoint {
+        E::GetManifest { name, reference } => {
+            manifests::serve_direct(registry, name, reference, false).await
+        }
+        E::HeadManifest { name, reference } => {
+            manifests::serve_direct(registry, name, reference, true).await
+        }
+        E::GetBlob { name, digest } => {
+            blobs::serve_direct(registry, name, digest, headers, false).await
+        }
+        E::HeadBlob { name, digest } => {
+            blobs::serve_direct(registry, name, digest, headers, true).await
+        }
+        _ => None,
+    }
+}
+
 /// Rewrites the path, calls the routes, and adds the operator's `Warning` headers.
-async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) -> Response {
+async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry>) -> Response {
     // Mounted under a prefix (poem's `nest`), the URI we see lacks it; the
     // `Location` and `Link` headers we send must carry it.
     let prefix = mount_prefix(req.original_uri().path(), req.uri().path());
@@ -238,23 +266,28 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Registry) ->
         Some(r) => r,
         None => route::route(req.method().as_str(), req.uri().path(), req.uri().query()),
     };
-    if let Some(path) = &routed.routing_path {
-        let pq = match req.uri().query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.clone(),
-        };
-        let mut parts = req.uri().clone().into_parts();
-        if let Ok(pq) = pq.parse() {
-            parts.path_and_query = Some(pq);
-            if let Ok(uri) = Uri::from_parts(parts) {
-                *req.uri_mut() = uri;
+    let mut resp = match direct(&routed.endpoint, req.headers(), registry).await {
+        Some(resp) => resp,
+        None => {
+            if let Some(path) = &routed.routing_path {
+                let pq = match req.uri().query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                };
+                let mut parts = req.uri().clone().into_parts();
+                if let Ok(pq) = pq.parse() {
+                    parts.path_and_query = Some(pq);
+                    if let Ok(uri) = Uri::from_parts(parts) {
+                        *req.uri_mut() = uri;
+                    }
+                }
+            }
+            req.extensions_mut().insert(MountPrefix(prefix.clone()));
+            match ep.call(req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => error::framework_error(e),
             }
         }
-    }
-    req.extensions_mut().insert(MountPrefix(prefix.clone()));
-    let mut resp = match ep.call(req).await {
-        Ok(r) => r.into_response(),
-        Err(e) => error::framework_error(e),
     };
     if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
         && !resp.headers().contains_key("allow")
