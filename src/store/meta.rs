@@ -973,6 +973,51 @@ mod tests {
         assert_eq!((p3.items.clone(), p3.more), (vec!["c".to_string()], false));
     }
 
+    /// Small blobs kept by version 6 (one b-tree keyed by digest) are there
+    /// byte for byte after the move to a rowid table, and new ones join them.
+    #[test]
+    fn upgrading_keeps_the_small_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        let (a, b, c) = (
+            format!("sha256:{}", "a".repeat(64)),
+            format!("sha256:{}", "b".repeat(64)),
+            format!("sha256:{}", "c".repeat(64)),
+        );
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            for (i, step) in MIGRATIONS[..6].iter().enumerate() {
+                let tx = conn.transaction().unwrap();
+                tx.execute_batch(step).unwrap();
+                tx.pragma_update(None, "user_version", (i + 1) as i64)
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+            conn.execute_batch(&format!(
+                "INSERT INTO small_blobs (digest, bytes) VALUES ('{a}', x'0102'), ('{b}', zeroblob(5000));"
+            ))
+            .unwrap();
+        }
+        let s = SqliteMetaStore::open(&path).unwrap();
+        let table: String = s
+            .read(|c| {
+                c.query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = 'small_blobs'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
+        assert!(!table.contains("WITHOUT ROWID"), "{table}");
+        let small = s.small_blobs();
+        let get = |d: &str| small.get(&d.parse().unwrap()).unwrap().map(|b| b.to_vec());
+        assert_eq!(get(&a), Some(vec![1, 2]));
+        assert_eq!(get(&b), Some(vec![0; 5000]));
+        small.put(&c.parse().unwrap(), b"new").unwrap();
+        assert_eq!(get(&c), Some(b"new".to_vec()));
+        assert_eq!(small.size(&b.parse().unwrap()).unwrap(), Some(5000));
+    }
+
     /// A database written by the previous version learns what its manifests
     /// reference, so the collector keeps their blobs: nothing stored before the
     /// upgrade becomes garbage because of it.

@@ -198,4 +198,16 @@ INSERT INTO uploads_by_id SELECT id, repo, algorithm, size, hash_state, staging,
 DROP TABLE uploads;
 ALTER TABLE uploads_by_id RENAME TO uploads;
 "#,
+    // 7: small blobs in a rowid table, their digests in its own index. In one
+    // b-tree keyed by digest (version 6) each row of a few KiB spilled onto
+    // overflow pages that every search of the tree read again.
+    r#"
+CREATE TABLE small_blobs_by_rowid (
+    digest TEXT PRIMARY KEY NOT NULL,
+    bytes  BLOB NOT NULL
+) STRICT;
+INSERT INTO small_blobs_by_rowid SELECT digest, bytes FROM small_blobs;
+DROP TABLE small_blobs;
+ALTER TABLE small_blobs_by_rowid RENAME TO small_blobs;
+"#,
 ];
