@@ -151,6 +151,18 @@ impl GroupWriter {
         IdleConnection(state)
     }
 
+    /// Runs `f` on the writing connection when this thread is inside a write
+    /// function of this writer (so `f` sees that write's changes); gives `f`
+    /// back otherwise.
+    pub(crate) fn in_own_write<T, F: FnOnce(&Connection) -> T>(&self, f: F) -> Result<T, F> {
+        match WRITING.with(Cell::get) {
+            // SAFETY: as in `write`: the connection's lock is held further up
+            // this very stack.
+            Some((writer, conn)) if std::ptr::eq(writer, self) => Ok(f(unsafe { &*conn })),
+            _ => Err(f),
+        }
+    }
+
     /// Runs `f` as one write and returns once it is committed, and with
     /// `durable` once the log is synced through it.
     pub(crate) fn write<T>(
