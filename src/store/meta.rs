@@ -748,11 +748,39 @@ pub(crate) fn ensure_repo(tx: &Connection, name: &str) -> Result<i64, StoreError
         .query_row(params![name], |r| r.get(0))?)
 }
 
+/// Brings the schema up to date, one step per transaction. A step may rebuild
+/// a table others reference (SQLite's way to change a table's kind), so
+/// references are checked after each step rather than during it: a step that
+/// leaves more broken references than it found is rolled back.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    if version as usize >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let stepped = migrate_steps(conn, MIGRATIONS, version as usize);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    stepped
+}
+
+fn migrate_steps(conn: &mut Connection, steps: &[&str], from: usize) -> Result<(), StoreError> {
+    let broken = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<i64> {
+        tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+    };
+    for (i, step) in steps.iter().enumerate().skip(from) {
         let tx = conn.transaction()?;
+        let before = broken(&tx)?;
         tx.execute_batch(step)?;
+        let after = broken(&tx)?;
+        if after > before {
+            return Err(StoreError::Schema(format!(
+                "schema step {} would break {} references; the database is left at step {i}",
+                i + 1,
+                after - before
+            )));
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
@@ -971,6 +999,99 @@ mod tests {
         assert_eq!(p2.items, ["a", "b"]);
         let p3 = s.list_tags("r", Some("b"), 2).unwrap().unwrap();
         assert_eq!((p3.items.clone(), p3.more), (vec!["c".to_string()], false));
+    }
+
+    /// Manifests stored by version 7 (their bytes in one b-tree keyed by
+    /// digest) read back byte for byte after the move to a rowid table, and
+    /// references are enforced again afterwards.
+    #[test]
+    fn upgrading_keeps_the_manifests_and_their_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        let big = "x".repeat(6000);
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+            for (i, step) in MIGRATIONS[..7].iter().enumerate() {
+                let tx = conn.transaction().unwrap();
+                tx.execute_batch(step).unwrap();
+                tx.pragma_update(None, "user_version", (i + 1) as i64)
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+            conn.execute_batch(&format!(
+                "INSERT INTO repos (id, name) VALUES (1, 'app');
+                 INSERT INTO manifest_content (digest, bytes) VALUES ('sha256:small', CAST('{{}}' AS BLOB)),
+                     ('sha256:big', CAST('{big}' AS BLOB));
+                 INSERT INTO manifests (repo_id, digest, media_type, size, pushed_at) VALUES
+                     (1, 'sha256:small', 'x', 2, 0), (1, 'sha256:big', 'x', 6000, 0);"
+            ))
+            .unwrap();
+        }
+        let s = SqliteMetaStore::open(&path).unwrap();
+        let (table, version): (String, i64) = s
+            .read(|c| {
+                Ok((
+                    c.query_row(
+                        "SELECT sql FROM sqlite_master WHERE name = 'manifest_content'",
+                        [],
+                        |r| r.get(0),
+                    )?,
+                    c.query_row("PRAGMA user_version", [], |r| r.get(0))?,
+                ))
+            })
+            .unwrap();
+        assert!(!table.contains("WITHOUT ROWID"), "{table}");
+        assert_eq!(version as usize, MIGRATIONS.len());
+        let bytes = |d: &str| {
+            s.get_manifest("app", d)
+                .unwrap()
+                .map(|m| String::from_utf8(m.bytes).unwrap())
+        };
+        assert_eq!(bytes("sha256:small").as_deref(), Some("{}"));
+        assert_eq!(bytes("sha256:big"), Some(big));
+        let dangling = s.db.write(
+            |c| {
+                c.execute(
+                    "INSERT INTO manifests (repo_id, digest, media_type, size, pushed_at)
+                     VALUES (1, 'sha256:none', 'x', 1, 0)",
+                    [],
+                )?;
+                Ok(())
+            },
+            true,
+        );
+        assert!(dangling.is_err(), "a manifest without bytes was accepted");
+    }
+
+    /// A schema step that would leave a manifest without its bytes is rolled
+    /// back whole, and the version stays where it was.
+    #[test]
+    fn a_step_that_breaks_references_is_rolled_back() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO repos (id, name) VALUES (1, 'app');
+             INSERT INTO manifest_content (digest, bytes) VALUES ('sha256:m', x'7b7d');
+             INSERT INTO manifests (repo_id, digest, media_type, size, pushed_at)
+                 VALUES (1, 'sha256:m', 'x', 2, 0);",
+        )
+        .unwrap();
+        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        let mut steps = MIGRATIONS.to_vec();
+        steps.push("CREATE TABLE marker (x INTEGER); DELETE FROM manifest_content;");
+        let e = migrate_steps(&mut conn, &steps, MIGRATIONS.len()).unwrap_err();
+        assert!(e.to_string().contains("would break 1 references"), "{e}");
+        let (version, kept, marker): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version),
+                        (SELECT count(*) FROM manifest_content),
+                        (SELECT count(*) FROM sqlite_master WHERE name = 'marker')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((version as usize, kept, marker), (MIGRATIONS.len(), 1, 0));
     }
 
     /// Small blobs kept by version 6 (one b-tree keyed by digest) are there
