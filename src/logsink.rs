@@ -238,10 +238,37 @@ fn second_text(secs: u64) -> String {
     )
 }
 
+/// A number in decimal (without `fmt`, which costs several times more: this runs
+/// for every request).
+fn number(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// `n` in decimal, zero-padded to `width` digits.
+fn padded(buf: &mut Vec<u8>, n: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n).as_bytes();
+    buf.extend(std::iter::repeat_n(
+        b'0',
+        width.saturating_sub(digits.len()),
+    ));
+    buf.extend_from_slice(digits);
+}
+
+/// `<second>.<micros>Z`, the timestamp both formats write.
+fn timestamp(buf: &mut Vec<u8>, second: &str, micros: u32) {
+    buf.extend_from_slice(second.as_bytes());
+    buf.push(b'.');
+    padded(buf, u64::from(micros), 6);
+    buf.push(b'Z');
+}
+
 /// Milliseconds with three decimals, from whole microseconds.
 fn millis(buf: &mut Vec<u8>, d: Duration) {
-    let micros = d.as_micros();
-    let _ = write!(buf, "{}.{:03}", micros / 1000, micros % 1000);
+    let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    number(buf, micros / 1000);
+    buf.push(b'.');
+    padded(buf, micros % 1000, 3);
 }
 
 /// `tracing`'s quoted form of a string field (Rust's `Debug` for `str`).
@@ -286,15 +313,16 @@ fn fields<'a>(l: &'a AccessLine<'a>) -> [(&'static str, Value<'a>); 11] {
 }
 
 fn pretty(buf: &mut Vec<u8>, second: &str, micros: u32, l: &AccessLine<'_>) {
-    let _ = write!(buf, "{second}.{micros:06}Z  INFO marina::access: request");
+    timestamp(buf, second, micros);
+    buf.extend_from_slice(b"  INFO marina::access: request");
     for (key, value) in fields(l) {
-        let _ = write!(buf, " {key}=");
+        buf.push(b' ');
+        buf.extend_from_slice(key.as_bytes());
+        buf.push(b'=');
         match value {
             Value::Text(t) => quoted(buf, t),
             Value::Bare(t) => buf.extend_from_slice(t.as_bytes()),
-            Value::Number(n) => {
-                let _ = write!(buf, "{n}");
-            }
+            Value::Number(n) => number(buf, n),
             Value::Millis(d) => millis(buf, d),
             Value::Addr(Some(ip)) => {
                 let _ = write!(buf, "{ip}");
@@ -306,19 +334,18 @@ fn pretty(buf: &mut Vec<u8>, second: &str, micros: u32, l: &AccessLine<'_>) {
 }
 
 fn json(buf: &mut Vec<u8>, second: &str, micros: u32, l: &AccessLine<'_>) {
-    let _ = write!(
-        buf,
-        "{{\"timestamp\":\"{second}.{micros:06}Z\",\"level\":\"INFO\",\"fields\":{{\"message\":\"request\""
-    );
+    buf.extend_from_slice(b"{\"timestamp\":\"");
+    timestamp(buf, second, micros);
+    buf.extend_from_slice(b"\",\"level\":\"INFO\",\"fields\":{\"message\":\"request\"");
     for (key, value) in fields(l) {
-        let _ = write!(buf, ",\"{key}\":");
+        buf.extend_from_slice(b",\"");
+        buf.extend_from_slice(key.as_bytes());
+        buf.extend_from_slice(b"\":");
         match value {
             Value::Text(t) | Value::Bare(t) => {
                 let _ = serde_json::to_writer(&mut *buf, t);
             }
-            Value::Number(n) => {
-                let _ = write!(buf, "{n}");
-            }
+            Value::Number(n) => number(buf, n),
             Value::Millis(d) => millis(buf, d),
             Value::Addr(Some(ip)) => {
                 let _ = write!(buf, "\"{ip}\"");
@@ -361,6 +388,20 @@ mod tests {
              status=201 bytes_in=528 bytes_out=0 duration_ms=1.902 client=192.0.2.7 \
              user=\"alice\" refusal=\"-\"\n"
         );
+    }
+
+    #[test]
+    fn numbers_are_padded_where_the_format_pads_them() {
+        let text = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut buf = Vec::new();
+            f(&mut buf);
+            String::from_utf8(buf).unwrap()
+        };
+        assert_eq!(text(&|b| millis(b, Duration::from_micros(5))), "0.005");
+        assert_eq!(text(&|b| millis(b, Duration::from_secs(1))), "1000.000");
+        assert_eq!(text(&|b| timestamp(b, "T", 0)), "T.000000Z");
+        assert_eq!(text(&|b| timestamp(b, "T", 999_999)), "T.999999Z");
+        assert_eq!(text(&|b| number(b, u64::MAX)), u64::MAX.to_string());
     }
 
     #[test]
