@@ -1010,15 +1010,7 @@ mod tests {
         let path = dir.path().join("meta.db");
         let big = "x".repeat(6000);
         {
-            let mut conn = Connection::open(&path).unwrap();
-            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-            for (i, step) in MIGRATIONS[..7].iter().enumerate() {
-                let tx = conn.transaction().unwrap();
-                tx.execute_batch(step).unwrap();
-                tx.pragma_update(None, "user_version", (i + 1) as i64)
-                    .unwrap();
-                tx.commit().unwrap();
-            }
+            let conn = database_at(&path, 7);
             conn.execute_batch(&format!(
                 "INSERT INTO repos (id, name) VALUES (1, 'app');
                  INSERT INTO manifest_content (digest, bytes) VALUES ('sha256:small', CAST('{{}}' AS BLOB)),
@@ -1064,6 +1056,15 @@ mod tests {
         assert!(dangling.is_err(), "a manifest without bytes was accepted");
     }
 
+    /// A database file at `path` brought to schema version `version`, as an
+    /// earlier release left it.
+    fn database_at(path: &std::path::Path, version: usize) -> Connection {
+        let mut conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        migrate_steps(&mut conn, &MIGRATIONS[..version], 0).unwrap();
+        conn
+    }
+
     /// A schema step that would leave a manifest without its bytes is rolled
     /// back whole, and the version stays where it was.
     #[test]
@@ -1106,14 +1107,7 @@ mod tests {
             format!("sha256:{}", "c".repeat(64)),
         );
         {
-            let mut conn = Connection::open(&path).unwrap();
-            for (i, step) in MIGRATIONS[..6].iter().enumerate() {
-                let tx = conn.transaction().unwrap();
-                tx.execute_batch(step).unwrap();
-                tx.pragma_update(None, "user_version", (i + 1) as i64)
-                    .unwrap();
-                tx.commit().unwrap();
-            }
+            let conn = database_at(&path, 6);
             conn.execute_batch(&format!(
                 "INSERT INTO small_blobs (digest, bytes) VALUES ('{a}', x'0102'), ('{b}', zeroblob(5000));"
             ))
@@ -1148,14 +1142,7 @@ mod tests {
         let path = dir.path().join("meta.db");
         let (config, layer, child, loose) = ("sha256:c", "sha256:l", "sha256:m", "sha256:x");
         {
-            let mut conn = Connection::open(&path).unwrap();
-            for (i, step) in MIGRATIONS[..3].iter().enumerate() {
-                let tx = conn.transaction().unwrap();
-                tx.execute_batch(step).unwrap();
-                tx.pragma_update(None, "user_version", (i + 1) as i64)
-                    .unwrap();
-                tx.commit().unwrap();
-            }
+            let conn = database_at(&path, 3);
             let image = format!(
                 r#"{{"schemaVersion":2,"config":{{"digest":"{config}","size":1}},"layers":[{{"digest":"{layer}","size":1}},"not an object"]}}"#
             );
