@@ -250,7 +250,8 @@ async fn direct(
     }
 }
 
-/// Rewrites the path, calls the routes, and adds the operator's `Warning` headers.
+/// Answers [`direct`] endpoints itself, rewrites the path and calls the generated
+/// routes for the others, and adds the operator's `Warning` headers to both.
 async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry>) -> Response {
     // Mounted under a prefix (poem's `nest`), the URI we see lacks it; the
     // `Location` and `Link` headers we send must carry it.
