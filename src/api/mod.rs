@@ -270,10 +270,10 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry
     let mut resp = match direct(&routed.endpoint, req.headers(), registry).await {
         Some(resp) => resp,
         None => {
-            if let Some(path) = &routed.routing_path {
+            if let Some(path) = routed.routing_path(req.uri().path()) {
                 let pq = match req.uri().query() {
                     Some(q) => format!("{path}?{q}"),
-                    None => path.clone(),
+                    None => path,
                 };
                 let mut parts = req.uri().clone().into_parts();
                 if let Ok(pq) = pq.parse() {

@@ -94,9 +94,41 @@ pub enum Endpoint {
 pub struct Routed {
     /// The endpoint.
     pub endpoint: Endpoint,
-    /// The path to route on (the name's `/` encoded, `/v2/` and `…/uploads/` without
-    /// their trailing slash), when it differs from the request's.
-    pub routing_path: Option<String>,
+    /// How the path poem's router sees differs from the request's.
+    rewrite: Rewrite,
+}
+
+/// How a request's path is rewritten for poem's router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rewrite {
+    /// Not at all.
+    None,
+    /// `/v2/` is routed as `/v2`.
+    Base,
+    /// A repository path: the name's `/` encoded, `…/uploads/` without its slash.
+    Repository,
+}
+
+impl Routed {
+    /// The path to route on for request path `path` (the one this was routed
+    /// from), when it differs from it. Built only when asked: the reads answered
+    /// straight from the table never need it.
+    pub fn routing_path(&self, path: &str) -> Option<String> {
+        match self.rewrite {
+            Rewrite::None => None,
+            Rewrite::Base => Some("/v2".into()),
+            Rewrite::Repository => {
+                let (raw_name, tail) = split(path.strip_prefix("/v2/")?)?;
+                let tail = if tail == "/blobs/uploads/" {
+                    "/blobs/uploads"
+                } else {
+                    tail
+                };
+                let routing = format!("/v2/{}{tail}", raw_name.replace('/', "%2F"));
+                (routing != path).then_some(routing)
+            }
+        }
+    }
 }
 
 /// What labels an unknown path in metrics and logs.
@@ -204,7 +236,7 @@ pub fn parse(method: &str, path: &str, query: Option<&str>) -> Endpoint {
 pub fn route(method: &str, path: &str, query: Option<&str>) -> Routed {
     let fixed = |endpoint| Routed {
         endpoint,
-        routing_path: None,
+        rewrite: Rewrite::None,
     };
     // HEAD is GET without a body wherever the table has no HEAD of its own.
     let get = method == "GET" || method == "HEAD";
@@ -242,7 +274,7 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Routed {
         "/v2/" => {
             return Routed {
                 endpoint: only_get(Endpoint::Base, "/v2/"),
-                routing_path: Some("/v2".into()),
+                rewrite: Rewrite::Base,
             }
         }
         "/v2/_catalog" => only_get(Endpoint::Catalog, "/v2/_catalog"),
@@ -258,7 +290,7 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Routed {
 fn repository_route(method: &str, path: &str, query: Option<&str>) -> Routed {
     let unknown = |v2: bool| Routed {
         endpoint: Endpoint::NotFound { v2, name: None },
-        routing_path: None,
+        rewrite: Rewrite::None,
     };
     let Some(rest) = path.strip_prefix("/v2/") else {
         return unknown(false);
@@ -268,13 +300,6 @@ fn repository_route(method: &str, path: &str, query: Option<&str>) -> Routed {
     };
     let name = decode(raw_name);
     let resource = classify_tail(tail);
-    let tail = if tail == "/blobs/uploads/" {
-        "/blobs/uploads"
-    } else {
-        tail
-    };
-    let routing_path = format!("/v2/{}{tail}", raw_name.replace('/', "%2F"));
-    let routing_path = (routing_path != path).then_some(routing_path);
     let get = method == "GET" || method == "HEAD";
     let n = name.clone();
     let not_allowed = |template, allow| Endpoint::MethodNotAllowed {
@@ -337,7 +362,7 @@ fn repository_route(method: &str, path: &str, query: Option<&str>) -> Routed {
     };
     Routed {
         endpoint,
-        routing_path,
+        rewrite: Rewrite::Repository,
     }
 }
 

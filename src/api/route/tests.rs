@@ -334,7 +334,7 @@ fn routing_paths_encode_the_name_and_drop_trailing_slashes() {
     ];
     for (path, want) in table {
         assert_eq!(
-            route("GET", path, None).routing_path.as_deref(),
+            route("GET", path, None).routing_path(path).as_deref(),
             *want,
             "{path}"
         );
