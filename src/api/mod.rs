@@ -222,6 +222,27 @@ fn mount_prefix(original: &str, current: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MountPrefix(pub String);
 
+/// Gives the request the path `path`, keeping its query; false (and the request
+/// unchanged) when the result is not a valid URI.
+fn replace_path(req: &mut Request, path: String) -> bool {
+    let pq = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    let Ok(pq) = pq.parse() else {
+        return false;
+    };
+    parts.path_and_query = Some(pq);
+    match Uri::from_parts(parts) {
+        Ok(uri) => {
+            *req.uri_mut() = uri;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// The answer to an endpoint served straight from the route table, like Garage's
 /// router: the manifest and blob reads, which are most of a registry's requests and
 /// whose cost was mostly the generated routes' layers. Every other endpoint, and a request
@@ -271,17 +292,7 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry
         Some(resp) => resp,
         None => {
             if let Some(path) = routed.routing_path(req.uri().path()) {
-                let pq = match req.uri().query() {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path,
-                };
-                let mut parts = req.uri().clone().into_parts();
-                if let Ok(pq) = pq.parse() {
-                    parts.path_and_query = Some(pq);
-                    if let Ok(uri) = Uri::from_parts(parts) {
-                        *req.uri_mut() = uri;
-                    }
-                }
+                replace_path(&mut req, path);
             }
             req.extensions_mut().insert(MountPrefix(prefix.clone()));
             match ep.call(req).await {

@@ -4,7 +4,7 @@
 //! carries `OCI-Namespace`. An `ns` that names no upstream is refused with 404
 //! (or ignored, as the operator chose); a registry without upstreams ignores it.
 
-use poem::http::{HeaderValue, Uri};
+use poem::http::HeaderValue;
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use super::error::{framework_error, ApiError};
@@ -51,20 +51,10 @@ pub(crate) async fn scope<E: Endpoint>(ep: &E, mut req: Request, registry: &Regi
         .filter(|rest| rest.starts_with(name))
         .map(|rest| format!("/v2/{prefix}{rest}"));
     if let Some(path) = rescoped {
-        let pq = match req.uri().query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path,
-        };
-        let mut parts = req.uri().clone().into_parts();
-        if let Ok(pq) = pq.parse() {
-            parts.path_and_query = Some(pq);
-            if let Ok(uri) = Uri::from_parts(parts) {
-                *req.uri_mut() = uri;
-                // What the outer layers routed was the name before rescoping.
-                let routed =
-                    route::route(req.method().as_str(), req.uri().path(), req.uri().query());
-                req.extensions_mut().insert(routed);
-            }
+        if super::replace_path(&mut req, path) {
+            // What the outer layers routed was the name before rescoping.
+            let routed = route::route(req.method().as_str(), req.uri().path(), req.uri().query());
+            req.extensions_mut().insert(routed);
         }
     }
     let local = format!("{prefix}{name}").parse::<RepoName>().ok();
