@@ -760,4 +760,93 @@ async fn check_upload_records(s: &dyn MetadataStore) {
         "advance_upload: a removed session does not come back"
     );
     assert_eq!(s.upload(&u.id).await.unwrap(), None);
+    check_sessions_without_records(s).await;
+}
+
+/// Sessions opened without a record: recorded at their first chunk, closed
+/// once, their closed ids forgotten by time; the key that signs them.
+async fn check_sessions_without_records(s: &dyn MetadataStore) {
+    let record = |id: &str| UploadRecord {
+        id: id.into(),
+        repo: "team/app".into(),
+        algorithm: "sha256".into(),
+        size: 0,
+        hash_state: vec![4, 5],
+        staging: vec![],
+        updated_at: 0,
+    };
+    let key = s.upload_key().await.unwrap();
+    assert!(key.len() >= 16, "upload_key: {} bytes", key.len());
+    assert_eq!(s.upload_key().await.unwrap(), key, "upload_key: made once");
+
+    // Opened at the first chunk, once.
+    let first = record("0000000000010aaaaaaaaaaaaaaaaaaa-first");
+    assert!(!s.upload_closed(&first.id).await.unwrap());
+    assert!(s.open_upload(&first).await.unwrap(), "open_upload: records");
+    let got = s
+        .upload(&first.id)
+        .await
+        .unwrap()
+        .expect("open_upload: readable");
+    assert_eq!((got.size, &got.hash_state), (0, &first.hash_state));
+    let mut again = first.clone();
+    again.hash_state = vec![9];
+    assert!(
+        !s.open_upload(&again).await.unwrap(),
+        "open_upload: not over a record"
+    );
+    assert_eq!(
+        s.upload(&first.id).await.unwrap().unwrap().hash_state,
+        vec![4, 5]
+    );
+    assert!(s.remove_upload(&first.id).await.unwrap());
+    assert!(
+        s.upload_closed(&first.id).await.unwrap(),
+        "remove_upload: keeps the id closed"
+    );
+    assert!(
+        !s.open_upload(&first).await.unwrap(),
+        "open_upload: not once closed"
+    );
+    assert_eq!(s.upload(&first.id).await.unwrap(), None);
+
+    // Closed with no record by one whole body.
+    let whole = record("0000000000010aaaaaaaaaaaaaaaaaaa-whole");
+    assert!(
+        s.take_empty_upload(&whole.id, &whole.repo).await.unwrap(),
+        "take_empty_upload: closes an id never recorded"
+    );
+    assert!(s.upload_closed(&whole.id).await.unwrap());
+    assert!(
+        !s.take_empty_upload(&whole.id, &whole.repo).await.unwrap(),
+        "take_empty_upload: an id never recorded, once"
+    );
+    assert!(!s.open_upload(&whole).await.unwrap());
+
+    // Not a recorded session of another repository, nor one holding bytes.
+    let held = record("0000000000010aaaaaaaaaaaaaaaaaaa-held");
+    assert!(s.open_upload(&held).await.unwrap());
+    assert!(!s.take_empty_upload(&held.id, "team/other").await.unwrap());
+    let mut more = held.clone();
+    more.size = 4;
+    assert!(s.advance_upload(&more, 0).await.unwrap());
+    assert!(!s.take_empty_upload(&held.id, &held.repo).await.unwrap());
+    assert!(
+        !s.upload_closed(&held.id).await.unwrap(),
+        "take_empty_upload: a refusal closes nothing"
+    );
+    assert_eq!(s.upload(&held.id).await.unwrap().unwrap().size, 4);
+    assert!(s.remove_upload(&held.id).await.unwrap());
+
+    // Closed ids are forgotten by the time they were closed.
+    let closed_at = now_ms();
+    assert_eq!(
+        s.forget_closed_uploads(closed_at - 60_000).await.unwrap(),
+        0,
+        "forget_closed_uploads: not ids closed after the cutoff"
+    );
+    assert!(s.forget_closed_uploads(closed_at + 60_000).await.unwrap() >= 3);
+    for id in [&first.id, &whole.id, &held.id] {
+        assert!(!s.upload_closed(id).await.unwrap(), "forgotten: {id}");
+    }
 }

@@ -184,6 +184,23 @@ impl UploadStore for SqliteMetaStore {
     async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError> {
         offload(|| SqliteMetaStore::stale_uploads(self, before, limit))
     }
+
+    async fn open_upload(&self, upload: &UploadRecord) -> Result<bool, StoreError> {
+        let upload = upload.clone();
+        apart(self, move |s| s.open_upload(&upload)).await
+    }
+
+    async fn upload_closed(&self, id: &str) -> Result<bool, StoreError> {
+        offload(|| SqliteMetaStore::upload_closed(self, id))
+    }
+
+    async fn forget_closed_uploads(&self, before: i64) -> Result<u64, StoreError> {
+        apart(self, move |s| s.forget_closed_uploads(before)).await
+    }
+
+    async fn upload_key(&self) -> Result<Vec<u8>, StoreError> {
+        apart(self, move |s| s.upload_key()).await
+    }
 }
 
 /// The methods of [`MetadataStore`] without a probe.

@@ -223,4 +223,18 @@ INSERT INTO manifest_content_by_rowid SELECT digest, bytes FROM manifest_content
 DROP TABLE manifest_content;
 ALTER TABLE manifest_content_by_rowid RENAME TO manifest_content;
 "#,
+    // 9: upload sessions opened without a record (`store::uploads`): the key
+    // that signs their ids, and the ids of closed sessions, kept until they
+    // would have expired anyway.
+    r#"
+CREATE TABLE secrets (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE closed_uploads (
+    id        TEXT PRIMARY KEY,
+    closed_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+"#,
 ];

@@ -4,6 +4,12 @@
 //! and where the blob store keeps the bytes. A chunk is recorded with a
 //! compare-and-set on the size it started from, so two servers can never both
 //! record a chunk at the same offset.
+//!
+//! A session is opened without a record: its id is signed with a key the store
+//! keeps for every server ([`UploadStore::upload_key`]), and its record is made
+//! by the first chunk ([`UploadStore::open_upload`]). So that such an id cannot
+//! open a session again once it is finished or cancelled, closing a session
+//! keeps its id among the closed ones until it would have expired anyway.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -45,15 +51,29 @@ pub trait UploadStore: Send + Sync {
         upload: &UploadRecord,
         from_size: u64,
     ) -> Result<bool, StoreError>;
-    /// Forgets a session (finished, cancelled or expired); false if it was gone.
+    /// Forgets a session (finished, cancelled or expired) and keeps its id
+    /// among the closed ones; false if it had no record.
     async fn remove_upload(&self, id: &str) -> Result<bool, StoreError>;
-    /// Forgets a session of `repo` that holds no bytes yet, as one whole body
-    /// closes it; false when there is none such (gone, another repository's,
+    /// Closes a session of `repo` that holds no bytes, as one whole body
+    /// closes it: one recorded with none, or one never recorded and not
+    /// closed. False when there is none such (closed, another repository's,
     /// or holding bytes), and then nothing changes.
     async fn take_empty_upload(&self, id: &str, repo: &str) -> Result<bool, StoreError>;
     /// Up to `limit` sessions last created or advanced before `before`
     /// (milliseconds since the epoch), oldest first.
     async fn stale_uploads(&self, before: i64, limit: u32) -> Result<Vec<String>, StoreError>;
+    /// Records a session opened without a record (its id signed), as its
+    /// first chunk arrives; `updated_at` is set to now. False, and nothing
+    /// changes, when the id is recorded already or was closed.
+    async fn open_upload(&self, upload: &UploadRecord) -> Result<bool, StoreError>;
+    /// Whether session `id` was closed (and not forgotten since).
+    async fn upload_closed(&self, id: &str) -> Result<bool, StoreError>;
+    /// Forgets the ids of sessions closed before `before` (milliseconds since
+    /// the epoch); returns how many.
+    async fn forget_closed_uploads(&self, before: i64) -> Result<u64, StoreError>;
+    /// The key that signs session ids: random, made once, the same for every
+    /// server over this store.
+    async fn upload_key(&self) -> Result<Vec<u8>, StoreError>;
 }
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRecord> {
@@ -127,7 +147,9 @@ impl SqliteMetaStore {
     }
 
     pub(crate) fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
+        let now = self.now_millis();
         self.write_transient(|tx| {
+            close(tx, id, now)?;
             Ok(tx
                 .prepare_cached("DELETE FROM uploads WHERE id = ?1")?
                 .execute(params![id])?
@@ -136,11 +158,75 @@ impl SqliteMetaStore {
     }
 
     pub(crate) fn take_empty_upload(&self, id: &str, repo: &str) -> Result<bool, StoreError> {
+        let now = self.now_millis();
+        self.write_transient(|tx| {
+            let recorded: Option<(String, i64)> = tx
+                .prepare_cached("SELECT repo, size FROM uploads WHERE id = ?1")?
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            match recorded {
+                Some((r, 0)) if r == repo => {
+                    tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")?
+                        .execute(params![id])?;
+                    close(tx, id, now)?;
+                    Ok(true)
+                }
+                Some(_) => Ok(false),
+                None => close(tx, id, now),
+            }
+        })
+    }
+
+    pub(crate) fn open_upload(&self, u: &UploadRecord) -> Result<bool, StoreError> {
+        let now = self.now_millis();
+        self.write_transient(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO uploads (id, repo, algorithm, size, hash_state, staging, updated_at) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 \
+                     WHERE NOT EXISTS (SELECT 1 FROM closed_uploads WHERE id = ?1) \
+                     ON CONFLICT (id) DO NOTHING",
+                )?
+                .execute(params![
+                    u.id,
+                    u.repo,
+                    u.algorithm,
+                    u.size as i64,
+                    u.hash_state,
+                    u.staging,
+                    now
+                ])?;
+            Ok(n == 1)
+        })
+    }
+
+    pub(crate) fn upload_closed(&self, id: &str) -> Result<bool, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT 1 FROM closed_uploads WHERE id = ?1")?
+                .query_row(params![id], |_| Ok(()))
+                .optional()
+                .map(|o| o.is_some())
+        })
+    }
+
+    pub(crate) fn forget_closed_uploads(&self, before: i64) -> Result<u64, StoreError> {
         self.write_transient(|tx| {
             Ok(tx
-                .prepare_cached("DELETE FROM uploads WHERE id = ?1 AND repo = ?2 AND size = 0")?
-                .execute(params![id, repo])?
-                == 1)
+                .prepare_cached("DELETE FROM closed_uploads WHERE closed_at < ?1")?
+                .execute(params![before])? as u64)
+        })
+    }
+
+    pub(crate) fn upload_key(&self) -> Result<Vec<u8>, StoreError> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO secrets (name, value) VALUES ('upload-ids', randomblob(32)) \
+                 ON CONFLICT (name) DO NOTHING",
+            )?
+            .execute([])?;
+            Ok(tx
+                .prepare_cached("SELECT value FROM secrets WHERE name = 'upload-ids'")?
+                .query_row([], |r| r.get(0))?)
         })
     }
 
@@ -153,4 +239,14 @@ impl SqliteMetaStore {
             .collect()
         })
     }
+}
+
+/// Keeps `id` among the closed sessions; false when it was already.
+fn close(tx: &rusqlite::Connection, id: &str, now: i64) -> Result<bool, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "INSERT INTO closed_uploads (id, closed_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![id, now])?
+        == 1)
 }

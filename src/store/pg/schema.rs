@@ -116,4 +116,18 @@ CREATE TABLE uploads (
 );
 CREATE INDEX uploads_by_updated ON uploads (updated_at);
 "#,
+    // 3: upload sessions opened without a record (`store::uploads`): the key
+    // that signs their ids, and the ids of closed sessions, kept until they
+    // would have expired anyway.
+    r#"
+CREATE TABLE secrets (
+    name  TEXT COLLATE "C" PRIMARY KEY,
+    value BYTEA NOT NULL
+);
+CREATE TABLE closed_uploads (
+    id        TEXT COLLATE "C" PRIMARY KEY,
+    closed_at BIGINT NOT NULL
+);
+CREATE INDEX closed_uploads_by_time ON closed_uploads (closed_at);
+"#,
 ];

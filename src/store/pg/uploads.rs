@@ -74,19 +74,37 @@ impl UploadStore for PgMetaStore {
     }
 
     async fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now_millis();
         read_conn!(self, uploads_pool, |c| {
-            Ok(c.cx("DELETE FROM uploads WHERE id = $1", &[&id]).await? == 1)
+            Ok(c.cx(
+                "WITH closed AS (INSERT INTO closed_uploads (id, closed_at) VALUES ($1, $2) \
+                 ON CONFLICT (id) DO NOTHING) \
+                 DELETE FROM uploads WHERE id = $1",
+                &[&id, &now],
+            )
+            .await?
+                == 1)
         })
     }
 
     async fn take_empty_upload(&self, id: &str, repo: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now_millis();
         read_conn!(self, uploads_pool, |c| {
-            Ok(c.cx(
-                "DELETE FROM uploads WHERE id = $1 AND repo = $2 AND size = 0",
-                &[&id, &repo],
-            )
-            .await?
-                == 1)
+            // Closed unless recorded with bytes or for another repository; an
+            // empty record goes with it. One statement, so one snapshot.
+            let row = c
+                .cq_opt(
+                    "WITH closed AS ( \
+                       INSERT INTO closed_uploads (id, closed_at) SELECT $1, $3 \
+                       WHERE NOT EXISTS (SELECT 1 FROM uploads \
+                                         WHERE id = $1 AND (repo <> $2 OR size <> 0)) \
+                       ON CONFLICT (id) DO NOTHING RETURNING 1), \
+                     taken AS (DELETE FROM uploads WHERE id = $1 AND EXISTS (SELECT 1 FROM closed)) \
+                     SELECT 1 FROM closed",
+                    &[&id, &repo, &now],
+                )
+                .await?;
+            Ok(row.is_some())
         })
     }
 
@@ -101,6 +119,71 @@ impl UploadStore for PgMetaStore {
             .iter()
             .map(|r| r.get(0))
             .collect())
+        })
+    }
+
+    async fn open_upload(&self, u: &UploadRecord) -> Result<bool, StoreError> {
+        let now = self.clock.now_millis();
+        let size = u.size as i64;
+        read_conn!(self, uploads_pool, |c| {
+            let n = c
+                .cx(
+                    "INSERT INTO uploads (id, repo, algorithm, size, hash_state, staging, updated_at) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7 \
+                     WHERE NOT EXISTS (SELECT 1 FROM closed_uploads WHERE id = $1) \
+                     ON CONFLICT (id) DO NOTHING",
+                    &[
+                        &u.id,
+                        &u.repo,
+                        &u.algorithm,
+                        &size,
+                        &u.hash_state,
+                        &u.staging,
+                        &now,
+                    ],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+    }
+
+    async fn upload_closed(&self, id: &str) -> Result<bool, StoreError> {
+        read_conn!(self, uploads_pool, |c| {
+            Ok(
+                c.cq_opt("SELECT 1 FROM closed_uploads WHERE id = $1", &[&id])
+                    .await?
+                    .is_some(),
+            )
+        })
+    }
+
+    async fn forget_closed_uploads(&self, before: i64) -> Result<u64, StoreError> {
+        read_conn!(self, uploads_pool, |c| {
+            c.cx(
+                "DELETE FROM closed_uploads WHERE closed_at < $1",
+                &[&before],
+            )
+            .await
+        })
+    }
+
+    async fn upload_key(&self) -> Result<Vec<u8>, StoreError> {
+        let fresh: [u8; 32] = rand::random();
+        let fresh = fresh.to_vec();
+        // On the connections that wait for the commit: the key must outlive a crash.
+        read_conn!(self, |c| {
+            c.cx(
+                "INSERT INTO secrets (name, value) VALUES ('upload-ids', $1) \
+                 ON CONFLICT (name) DO NOTHING",
+                &[&fresh],
+            )
+            .await?;
+            Ok(
+                c.cq_opt("SELECT value FROM secrets WHERE name = 'upload-ids'", &[])
+                    .await?
+                    .map(|r| r.get(0))
+                    .unwrap_or(fresh.clone()),
+            )
         })
     }
 }
