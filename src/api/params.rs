@@ -122,7 +122,7 @@ typed_parameter!(Lookup, "Reference", REFERENCE_PATTERN, None, |s| s
         ReferenceError::Tag(_) =>
             crate::registry::RegistryError::ManifestUnknown(s.to_string()).into(),
     }));
-typed_parameter!(UploadId, "UploadId", UPLOAD_ID_PATTERN, Some(32), |s| s
+typed_parameter!(UploadId, "UploadId", UPLOAD_ID_PATTERN, Some(64), |s| s
     .parse::<UploadId>()
     .map_err(ApiError::from));
 

@@ -11,6 +11,7 @@ pub(crate) mod kept;
 pub(crate) mod listing;
 mod manifests;
 mod proxy;
+mod session_ids;
 mod staged;
 pub(crate) mod uploads;
 mod writer;
@@ -181,6 +182,7 @@ impl Registry {
                 blobs.clone(),
                 meta.clone(),
                 Arc::new(SystemClock),
+                Duration::from_secs(config.upload_expiry_secs),
             )),
             proxies: proxy::Proxies::new(&config)?,
             config: Arc::new(config),
@@ -198,6 +200,7 @@ impl Registry {
             self.blobs.clone(),
             self.meta.clone(),
             clock.clone(),
+            Duration::from_secs(self.config.upload_expiry_secs),
         ));
         self.clock = clock;
         self

@@ -1,8 +1,13 @@
 //! Upload sessions, which any server sharing the stores can continue.
 //!
-//! A session is a record in the metadata store (repository, algorithm, bytes
-//! held, the running hash's state after them; `store::UploadStore`) and a
-//! staging area in the blob store. A chunk is written under the staging
+//! Opening a session writes nothing: its id is signed, and says which
+//! repository and algorithm it is for and when it was opened
+//! ([`session_ids`](super::session_ids)). From its first chunk a session is a
+//! record in the metadata store (repository, algorithm, bytes held, the
+//! running hash's state after them; `store::UploadStore`) and a staging area
+//! in the blob store; a session closed by one whole body never has either.
+//! Closing a session keeps its id among the closed ones, so that it cannot
+//! be used again. A chunk is written under the staging
 //! area's lock ([`Staging::lock`]: an advisory lock on a staging file, so
 //! servers sharing a data directory take turns), then recorded with a
 //! compare-and-set on the size it started from. The hash is never computed
@@ -33,6 +38,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 
+use super::session_ids::{SessionIds, Signed, SIGNED_LEN};
 use super::staged::StagedBlob;
 use super::writer::BodyWriter;
 use super::{blocking, RegistryError};
@@ -60,6 +66,11 @@ pub struct UploadSessions {
     blobs: Arc<dyn BlobStore>,
     meta: Arc<dyn MetadataStore>,
     clock: Arc<dyn Clock>,
+    /// How long a session may sit idle (never written to, for one with no
+    /// record) before it expires.
+    ttl: Duration,
+    /// Signs and reads session ids, with the store's key once read.
+    ids: tokio::sync::OnceCell<Arc<SessionIds>>,
     open: Mutex<OpenMap>,
 }
 
@@ -82,18 +93,61 @@ struct Claimed {
 
 impl UploadSessions {
     /// Sessions recorded in `meta` with their bytes in `blobs`; `clock` dates
-    /// expiry as `meta` dates records.
+    /// expiry as `meta` dates records, and sessions idle for `ttl` expire.
     pub fn new(
         blobs: Arc<dyn BlobStore>,
         meta: Arc<dyn MetadataStore>,
         clock: Arc<dyn Clock>,
+        ttl: Duration,
     ) -> Self {
         UploadSessions {
             blobs,
             meta,
             clock,
+            ttl,
+            ids: tokio::sync::OnceCell::new(),
             open: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The signer of session ids (the store's key is read once).
+    async fn ids(&self) -> Result<Arc<SessionIds>, RegistryError> {
+        let ids = self
+            .ids
+            .get_or_try_init(|| async {
+                let key = self.meta.upload_key().await?;
+                Ok::<_, RegistryError>(Arc::new(SessionIds::new(&key)))
+            })
+            .await?;
+        Ok(ids.clone())
+    }
+
+    /// Checks `id` for `repo`: a signed id says what it is for (`Some`), an id
+    /// of an earlier version is only a name (`None`), anything else is
+    /// unknown.
+    async fn check_id(&self, repo: &RepoName, id: &str) -> Result<Option<Signed>, RegistryError> {
+        if id.parse::<UploadId>().is_err() {
+            return Err(RegistryError::UploadUnknown(id.to_string()));
+        }
+        if id.len() != SIGNED_LEN {
+            return Ok(None);
+        }
+        match self.ids().await?.read(id, repo.as_str()) {
+            Some(signed) => Ok(Some(signed)),
+            None => Err(RegistryError::UploadUnknown(id.to_string())),
+        }
+    }
+
+    /// The algorithm of a signed session that may still be opened without a
+    /// record: one opened less than the session lifetime ago.
+    fn openable(&self, signed: Option<Signed>) -> Option<Algorithm> {
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let now = self.clock.now_millis();
+        signed
+            .filter(|s| {
+                s.opened_at > now.saturating_sub(ttl_ms) && s.opened_at <= now + CLOCK_SKEW_MS
+            })
+            .map(|s| s.algorithm)
     }
 
     fn open_map(&self) -> std::sync::MutexGuard<'_, OpenMap> {
@@ -104,40 +158,30 @@ impl UploadSessions {
         self.open_map().entry(id.to_string()).or_default().clone()
     }
 
-    /// Opens a new session and returns its id.
+    /// Opens a new session and returns its id. Nothing is written: the record
+    /// and the staging area are made by the first request that writes bytes,
+    /// and a session closed by one small body needs neither (see
+    /// `finish_small`).
     pub async fn create(
         &self,
         repo: &RepoName,
         algorithm: Algorithm,
     ) -> Result<String, RegistryError> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let record = UploadRecord {
-            id: id.clone(),
-            repo: repo.to_string(),
-            algorithm: algorithm.as_str().to_string(),
-            size: 0,
-            hash_state: algorithm.hasher().state(),
-            staging: Vec::new(),
-            updated_at: 0,
-        };
-        // The record only: the staging area is made by the first request
-        // that writes bytes, and a session closed by one small body needs
-        // none (see `finish_small`).
-        self.meta.create_upload(&record).await?;
-        Ok(id)
+        let ids = self.ids().await?;
+        Ok(ids.issue(repo.as_str(), algorithm, self.clock.now_millis()))
     }
 
-    /// Locks the session's staging area and brings it in step with its record.
+    /// Locks the session's staging area and brings it in step with its record
+    /// (made now for a signed session's first chunk).
     async fn claim(&self, repo: &RepoName, id: &str) -> Result<Claimed, RegistryError> {
-        // Session ids are our own uuids; anything else never touches a store.
-        if id.parse::<UploadId>().is_err() {
-            return Err(RegistryError::UploadUnknown(id.to_string()));
-        }
+        // Anything but an id of ours never touches a store.
+        let openable = self.openable(self.check_id(repo, id).await?);
         let mut guard = self.entry(id).lock_owned().await;
         let cached = guard.staged.take();
         let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
         let (id2, repo2) = (id.to_string(), repo.to_string());
-        let claimed = blocking(move || claim_blocking(&*blobs, &*meta, &id2, &repo2, cached)).await;
+        let claimed =
+            blocking(move || claim_blocking(&*blobs, &*meta, &id2, &repo2, cached, openable)).await;
         match claimed {
             Ok((staged, record)) => Ok(Claimed {
                 guard,
@@ -171,11 +215,14 @@ impl UploadSessions {
 
     /// Bytes received so far.
     pub async fn status(&self, repo: &RepoName, id: &str) -> Result<u64, RegistryError> {
-        if id.parse::<UploadId>().is_err() {
-            return Err(RegistryError::UploadUnknown(id.to_string()));
-        }
+        let signed = self.check_id(repo, id).await?;
         match self.meta.upload(id).await? {
             Some(r) if r.repo == repo.as_str() => Ok(r.size),
+            // Signed, never written to: open until closed or expired.
+            None if signed.is_some() => match self.openable(signed) {
+                Some(_) if !self.meta.upload_closed(id).await? => Ok(0),
+                _ => Err(RegistryError::UploadUnknown(id.to_string())),
+            },
             // A session of an earlier version (a note, no record) is resumed.
             _ => {
                 let c = self.claim(repo, id).await?;
@@ -344,24 +391,29 @@ impl UploadSessions {
         frames: Vec<Bytes>,
         link: Link,
     ) -> Result<u64, RegistryError> {
-        if id.parse::<UploadId>().is_err() {
-            return Err(RegistryError::UploadUnknown(id.to_string()));
-        }
+        let openable = self.openable(self.check_id(repo, id).await?);
         let mut guard = self.entry(id).lock_owned().await;
         let cached = guard.staged.take();
         let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
         let (id2, repo2, expected) = (id.to_string(), repo.to_string(), digest.clone());
         let finished = blocking(move || {
-            if cached.is_none() {
-                if let Some(closed) = close_untouched(
-                    &*blobs, &*meta, &id2, &repo2, &expected, range, length, &frames,
-                ) {
-                    return Ok(Closing::Closed(
-                        closed.and_then(|size| link(size).map(|()| size)),
-                    ));
+            let link = match &cached {
+                Some(_) => link,
+                None => {
+                    let session = Untouched {
+                        id: &id2,
+                        repo: &repo2,
+                        openable: openable.is_some(),
+                    };
+                    let body = (&expected, range, length, &frames[..]);
+                    match close_untouched(&*blobs, &*meta, session, body, link) {
+                        Ok(closed) => return Ok(Closing::Closed(closed)),
+                        Err(link) => link,
+                    }
                 }
-            }
-            let (mut staged, record) = match claim_blocking(&*blobs, &*meta, &id2, &repo2, cached) {
+            };
+            let claimed = claim_blocking(&*blobs, &*meta, &id2, &repo2, cached, openable);
+            let (mut staged, record) = match claimed {
                 Ok(claimed) => claimed,
                 Err(e) => return Ok(Closing::NotClaimed(e)),
             };
@@ -419,9 +471,18 @@ impl UploadSessions {
             Gathered::Whole(frames) => {
                 return blocking(move || {
                     check_length(None, length, total(&frames))?;
-                    let size = publish_whole(&*blobs, &id, &expected, &frames)?;
-                    link(size)?;
-                    Ok(size)
+                    let bytes = verified_bytes(&expected, &frames)?;
+                    let mut link = Some(link);
+                    let mut linked = None;
+                    // Published and linked as one write where the stores share one.
+                    blobs.write_together(&mut || {
+                        linked = link
+                            .take()
+                            .map(|link| publish_and_link(&*blobs, &id, &expected, &bytes, link));
+                    })?;
+                    linked.unwrap_or_else(|| {
+                        Err(RegistryError::Internal("a blob was never published".into()))
+                    })
                 })
                 .await;
             }
@@ -443,6 +504,14 @@ impl UploadSessions {
 
     /// Cancels a session and removes its staging area.
     pub async fn cancel(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
+        let openable = self.openable(self.check_id(repo, id).await?);
+        // A signed session never written to: closing it is all there is to do.
+        if openable.is_some()
+            && self.meta.upload(id).await?.is_none()
+            && self.meta.take_empty_upload(id, repo.as_str()).await?
+        {
+            return Ok(());
+        }
         let c = self.claim(repo, id).await?;
         let Claimed { guard, staged, .. } = c;
         let result = match self.meta.remove_upload(id).await {
@@ -533,6 +602,11 @@ impl UploadSessions {
                 break;
             }
         }
+        // Ids closed before the cutoff were opened before it too: expired,
+        // whether or not they are remembered as closed.
+        if let Err(e) = wait(self.meta.forget_closed_uploads(cutoff)) {
+            tracing::warn!(error = %e, "upload expiry: cannot forget closed sessions");
+        }
         // Staging areas no record names: crashed before their record was
         // written, or their record expired on another server.
         for id in self.blobs.stale_staging(SystemTime::now() - ttl) {
@@ -561,6 +635,7 @@ fn claim_blocking(
     id: &str,
     repo: &str,
     cached: Option<StagedBlob>,
+    openable: Option<Algorithm>,
 ) -> Result<(StagedBlob, UploadRecord), RegistryError> {
     let unknown = || RegistryError::UploadUnknown(id.to_string());
     // A handle of this server's, and the note of a staging area found here.
@@ -569,8 +644,27 @@ fn claim_blocking(
             return Ok((staging, Some(note)));
         }
         // Nothing here: a session no request has written to yet, or one
-        // another server opened (its record says so).
-        match wait(meta.upload(id))? {
+        // another server wrote to (its record says so).
+        let mut recorded = wait(meta.upload(id))?;
+        if let (None, Some(algorithm)) = (&recorded, openable) {
+            // Its first chunk: recorded now, unless it was closed (or
+            // another server's first chunk recorded it meanwhile).
+            let record = UploadRecord {
+                id: id.to_string(),
+                repo: repo.to_string(),
+                algorithm: algorithm.as_str().to_string(),
+                size: 0,
+                hash_state: algorithm.hasher().state(),
+                staging: Vec::new(),
+                updated_at: 0,
+            };
+            if !wait(meta.open_upload(&record))? {
+                recorded = wait(meta.upload(id))?;
+            } else {
+                recorded = Some(record);
+            }
+        }
+        match recorded {
             Some(r) if r.repo == repo => match blobs.create_staging(id, b"") {
                 Ok(staging) => Ok((staging, None)),
                 // Made meanwhile by another server's first chunk.
@@ -703,6 +797,18 @@ where
     Gathered::Whole(frames)
 }
 
+/// A session a whole body may close: its id, repository, and whether it may be
+/// closed with no record (signed, and not expired).
+struct Untouched<'a> {
+    id: &'a str,
+    repo: &'a str,
+    openable: bool,
+}
+
+/// How far ahead of this server's clock a signed id's time may be (another
+/// server's clock).
+const CLOCK_SKEW_MS: i64 = 60_000;
+
 /// How a session's closing call ended: before the session was claimed, before
 /// the last chunk was written (the session stays, as it was), or closed.
 enum Closing {
@@ -731,48 +837,78 @@ fn append_frames(
 }
 
 /// Closes a session that holds no bytes yet with one whole body, with no
-/// staging area: the body is checked against `range` and `length`, the
-/// record removed, the body verified and published from memory. `None`
-/// (nothing done) when the body does not fit as the first and last chunk, or
-/// the session is not one of `repo` holding nothing (gone, or holding bytes):
-/// the usual path then answers it.
-#[allow(clippy::too_many_arguments)]
+/// staging area: the body is checked against `range` and `length` and hashed,
+/// then the session is closed, the body published from memory and linked, as
+/// one write where the stores allow ([`BlobStore::write_together`]). Gives
+/// `link` back (nothing done) when the body does not fit as the first and last
+/// chunk, or the session is not one of `repo` holding nothing (closed, or
+/// holding bytes): the usual path then answers it.
 fn close_untouched(
     blobs: &dyn BlobStore,
     meta: &dyn MetadataStore,
-    id: &str,
-    repo: &str,
-    digest: &Digest,
-    range: Option<ChunkRange>,
-    length: Option<u64>,
-    frames: &[Bytes],
-) -> Option<Result<u64, RegistryError>> {
+    session: Untouched<'_>,
+    (digest, range, length, frames): (&Digest, Option<ChunkRange>, Option<u64>, &[Bytes]),
+    link: Link,
+) -> Result<Result<u64, RegistryError>, Link> {
+    let Untouched { id, repo, openable } = session;
     let fits = check_start(0, range).and_then(|()| check_length(range, length, total(frames)));
     if fits.is_err() {
-        return None;
+        return Err(link);
     }
-    // Closed now, whatever follows (a mismatch ends the session too). Its
-    // algorithm does not matter: nothing was hashed yet.
-    match wait(meta.take_empty_upload(id, repo)) {
-        Ok(true) => {}
-        Ok(false) => return None,
-        Err(e) => return Some(Err(e.into())),
+    // A session that may not be opened without a record (expired, or of an
+    // earlier version) needs one.
+    if !openable && !matches!(wait(meta.upload(id)), Ok(Some(_))) {
+        return Err(link);
     }
+    // Hashed before the write begins, which holds the database's writer.
+    let verified = verified_bytes(digest, frames);
     // (A staging area another server made meanwhile for a chunk it never
     // recorded is removed with the other staging areas that have no record;
     // a store that stages the bytes to publish them uses a name of its own.)
     let staging_id = uuid::Uuid::new_v4().simple().to_string();
-    Some(publish_whole(blobs, &staging_id, digest, frames))
+    let mut link = Some(link);
+    let mut closed = None;
+    let together = blobs.write_together(&mut || {
+        // Closed now, whatever follows (a mismatch ends the session too). Its
+        // algorithm does not matter: nothing was hashed yet.
+        closed = match wait(meta.take_empty_upload(id, repo)) {
+            Ok(true) => Some(match (&verified, link.take()) {
+                (Ok(bytes), Some(link)) => {
+                    publish_and_link(blobs, &staging_id, digest, bytes, link)
+                }
+                // The mismatch is answered below.
+                (Err(_), _) => Ok(0),
+                (Ok(_), None) => Err(RegistryError::Internal("an upload closed twice".into())),
+            }),
+            Ok(false) => None,
+            Err(e) => Some(Err(e.into())),
+        };
+    });
+    match (together, closed, link) {
+        (Err(e), _, _) => Ok(Err(e.into())),
+        (Ok(()), Some(closed), _) => Ok(verified.and(closed)),
+        (Ok(()), None, Some(link)) => Err(link),
+        (Ok(()), None, None) => Ok(Err(RegistryError::Internal(
+            "an upload's link went missing".into(),
+        ))),
+    }
 }
 
-/// Verifies a whole body held in memory against `digest` and publishes it;
-/// returns the size.
-fn publish_whole(
+/// Publishes `bytes`, verified as blob `digest`, and links it; returns the size.
+fn publish_and_link(
     blobs: &dyn BlobStore,
     id: &str,
     digest: &Digest,
-    frames: &[Bytes],
+    bytes: &[u8],
+    link: Link,
 ) -> Result<u64, RegistryError> {
+    blobs.publish_bytes(id, digest, bytes)?;
+    link(bytes.len() as u64)?;
+    Ok(bytes.len() as u64)
+}
+
+/// A whole body held in memory, verified against `digest`.
+fn verified_bytes(digest: &Digest, frames: &[Bytes]) -> Result<Bytes, RegistryError> {
     let bytes = match frames {
         [one] => one.clone(),
         more => Bytes::from(more.concat()),
@@ -786,8 +922,7 @@ fn publish_whole(
             actual: actual.to_string(),
         });
     }
-    blobs.publish_bytes(id, digest, &bytes)?;
-    Ok(bytes.len() as u64)
+    Ok(bytes)
 }
 
 /// The bytes of a body held in memory.
@@ -920,10 +1055,11 @@ where
 }
 
 /// The grammar of upload session ids (see [`UploadId`]), for schemas.
-pub const UPLOAD_ID_PATTERN: &str = "^[0-9a-fA-F]{32}$";
+pub const UPLOAD_ID_PATTERN: &str = "^([0-9a-fA-F]{32}){1,2}$";
 
-/// An upload session's id, as its `Location` carries it: 32 hex digits (a uuid
-/// this registry made). Anything else names no session.
+/// An upload session's id, as its `Location` carries it: 64 hex digits (a
+/// signed id, see `session_ids`), or 32 (a session recorded by an earlier
+/// version). Anything else names no session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadId(String);
 
@@ -938,7 +1074,7 @@ impl std::str::FromStr for UploadId {
     type Err = RegistryError;
 
     fn from_str(s: &str) -> Result<Self, RegistryError> {
-        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if matches!(s.len(), 32 | SIGNED_LEN) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(UploadId(s.to_string()))
         } else {
             Err(RegistryError::UploadUnknown(s.to_string()))
@@ -975,7 +1111,10 @@ mod tests {
                 .unwrap()
                 .with_clock(clock.clone()),
         );
-        let server = || UploadSessions::new(Arc::new(blobs.clone()), meta.clone(), clock.clone());
+        let server = || {
+            let ttl = Duration::from_secs(60);
+            UploadSessions::new(Arc::new(blobs.clone()), meta.clone(), clock.clone(), ttl)
+        };
         Servers {
             a: server(),
             b: server(),
@@ -1282,6 +1421,170 @@ mod tests {
             s.a.append(&repo(), &id, None, None, body(b"d")).await,
             Err(RegistryError::UploadUnknown(_))
         ));
+    }
+
+    fn unknown<T: std::fmt::Debug>(r: Result<T, RegistryError>) -> bool {
+        matches!(r, Err(RegistryError::UploadUnknown(_)))
+    }
+
+    #[tokio::test]
+    async fn opening_a_session_writes_nothing_until_its_first_chunk() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        assert_eq!(id.len(), 64);
+        assert_eq!(s.meta.upload(&id).await.unwrap(), None, "no record yet");
+        assert_eq!(s.b.status(&repo(), &id).await.unwrap(), 0, "known anywhere");
+        s.b.append(&repo(), &id, range(0, 3), None, body(b"abc"))
+            .await
+            .unwrap();
+        let record = s.meta.upload(&id).await.unwrap().expect("recorded");
+        assert_eq!((record.size, record.repo.as_str()), (3, "team/app"));
+        assert_eq!(s.a.status(&repo(), &id).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_session_opened_for_sha512_hashes_with_it() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha512).await.unwrap();
+        s.b.append(&repo(), &id, None, None, body(&[7u8; 70_000]))
+            .await
+            .unwrap();
+        let digest = Algorithm::Sha512.digest_of(&[7u8; 70_000]);
+        let size =
+            s.a.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
+                .await
+                .unwrap();
+        assert_eq!(size, 70_000);
+    }
+
+    #[tokio::test]
+    async fn a_closed_session_cannot_be_used_again() {
+        let s = servers();
+        let digest = Algorithm::Sha256.digest_of(b"abc");
+        // Closed by one whole body, with no record ever made.
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.a.finish(
+            &repo(),
+            &id,
+            &digest,
+            None,
+            Some(3),
+            body(b"abc"),
+            unlinked(),
+        )
+        .await
+        .unwrap();
+        assert!(unknown(s.b.status(&repo(), &id).await));
+        assert!(unknown(
+            s.b.append(&repo(), &id, None, None, body(b"x")).await
+        ));
+        assert!(unknown(
+            s.b.finish(
+                &repo(),
+                &id,
+                &digest,
+                None,
+                Some(3),
+                body(b"abc"),
+                unlinked()
+            )
+            .await
+        ));
+        assert!(unknown(s.b.cancel(&repo(), &id).await));
+        // Cancelled before any bytes.
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.a.cancel(&repo(), &id).await.unwrap();
+        assert!(unknown(s.b.status(&repo(), &id).await));
+        assert!(unknown(s.b.cancel(&repo(), &id).await));
+        assert!(unknown(
+            s.b.append(&repo(), &id, None, None, body(b"x")).await
+        ));
+        // Finished after chunks.
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.a.append(&repo(), &id, None, None, body(b"ab"))
+            .await
+            .unwrap();
+        s.b.finish(
+            &repo(),
+            &id,
+            &digest,
+            range(2, 1),
+            None,
+            body(b"c"),
+            unlinked(),
+        )
+        .await
+        .unwrap();
+        assert!(unknown(s.a.status(&repo(), &id).await));
+        assert!(unknown(
+            s.a.append(&repo(), &id, None, None, body(b"x")).await
+        ));
+        assert_eq!(s.meta.upload(&id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_id_not_signed_for_the_repository_is_unknown() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        let other: RepoName = "team/other".parse().unwrap();
+        let digest = Algorithm::Sha256.digest_of(b"abc");
+        let forged = format!("{}{}", &id[..32], "0".repeat(32));
+        for (name, id) in [(&other, &id), (&repo(), &forged)] {
+            assert!(unknown(s.b.status(name, id).await));
+            assert!(unknown(s.b.append(name, id, None, None, body(b"x")).await));
+            assert!(unknown(
+                s.b.finish(name, id, &digest, None, Some(3), body(b"abc"), unlinked())
+                    .await
+            ));
+            assert!(unknown(s.b.cancel(name, id).await));
+        }
+        assert_eq!(s.meta.upload(&id).await.unwrap(), None, "nothing recorded");
+        assert_eq!(s.a.status(&repo(), &id).await.unwrap(), 0, "still open");
+    }
+
+    #[tokio::test]
+    async fn a_session_never_written_to_expires_by_its_time() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.clock.advance(Duration::from_secs(59));
+        assert_eq!(s.b.status(&repo(), &id).await.unwrap(), 0);
+        s.clock.advance(Duration::from_secs(2));
+        assert!(unknown(s.b.status(&repo(), &id).await));
+        let digest = Algorithm::Sha256.digest_of(b"abc");
+        assert!(unknown(
+            s.b.finish(
+                &repo(),
+                &id,
+                &digest,
+                None,
+                Some(3),
+                body(b"abc"),
+                unlinked()
+            )
+            .await
+        ));
+        assert!(unknown(
+            s.b.append(&repo(), &id, None, None, body(b"x")).await
+        ));
+        assert!(
+            s.blobs.size_of(&digest).await.unwrap().is_none(),
+            "not published"
+        );
+        assert_eq!(s.meta.upload(&id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn closed_ids_are_forgotten_once_they_would_have_expired() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.a.cancel(&repo(), &id).await.unwrap();
+        assert!(s.meta.upload_closed(&id).await.unwrap());
+        s.b.expire(Duration::from_secs(60));
+        assert!(s.meta.upload_closed(&id).await.unwrap(), "not yet");
+        s.clock.advance(Duration::from_secs(61));
+        s.b.expire(Duration::from_secs(60));
+        assert!(!s.meta.upload_closed(&id).await.unwrap());
+        assert!(unknown(s.a.status(&repo(), &id).await), "expired anyway");
     }
 
     #[tokio::test]

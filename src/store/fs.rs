@@ -346,6 +346,16 @@ impl BlobStore for FsBlobStore {
         }
     }
 
+    fn write_together(&self, f: &mut dyn FnMut()) -> io::Result<()> {
+        match &self.small {
+            Some(small) => small.write_together(f),
+            None => {
+                f();
+                Ok(())
+            }
+        }
+    }
+
     fn discard_staging(&self, id: &str) {
         let _ = fs::remove_file(self.staging_path(id));
         let _ = fs::remove_file(self.note_path(id));

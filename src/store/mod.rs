@@ -147,6 +147,15 @@ pub trait BlobStore: Send + Sync + 'static {
     fn publish_bytes(&self, id: &str, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
         stage_and_publish(self, id, digest, bytes)
     }
+    /// Runs `f` once, so that what it writes to this store and to the metadata
+    /// database commits as one write when the two share a database (small
+    /// blobs kept in `meta.db`): one transaction and one sync for a small
+    /// upload's close, publish and link. `f` should do little besides those
+    /// writes, since it holds the database's writer. The default just runs it.
+    fn write_together(&self, f: &mut dyn FnMut()) -> io::Result<()> {
+        f();
+        Ok(())
+    }
     /// Size of a stored blob, or `None` when it is not stored.
     async fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>>;
     /// Streams `len` bytes of a stored blob from `offset`.

@@ -70,6 +70,20 @@ impl SmallBlobs {
             .map_err(io_error)
     }
 
+    /// Runs `f` inside one durable write of the database: the writes it makes
+    /// there (rows of this table, the metadata store's records) join it.
+    pub(crate) fn write_together(&self, f: &mut dyn FnMut()) -> io::Result<()> {
+        self.db
+            .write(
+                |_| {
+                    f();
+                    Ok(())
+                },
+                true,
+            )
+            .map_err(io_error)
+    }
+
     /// The bytes of blob `digest`, if kept.
     pub(crate) fn get(&self, digest: &Digest) -> io::Result<Option<Bytes>> {
         let key = digest.to_string();

@@ -375,9 +375,9 @@ pub fn redact(s: &str) -> String {
         {
             out.push_str("sha512:<digest>");
             rest = &r[128..];
-        } else if is_session_id_at(out.as_bytes().last().copied(), rest) {
+        } else if let Some(n) = session_id_at(out.as_bytes().last().copied(), rest) {
             out.push_str("<session>");
-            rest = &rest[32..];
+            rest = &rest[n..];
         } else {
             let c = rest.chars().next().unwrap();
             out.push(c);
@@ -387,15 +387,20 @@ pub fn redact(s: &str) -> String {
     out
 }
 
-/// True when `rest` starts with a standalone 32-character lowercase hex token
-/// (an upload session id) and the previous character is not part of it.
-fn is_session_id_at(prev: Option<u8>, rest: &str) -> bool {
+/// The length of the upload session id `rest` starts with: a standalone
+/// lowercase hex token of 64 characters (signed) or 32 (an earlier version's),
+/// the previous character not part of it.
+fn session_id_at(prev: Option<u8>, rest: &str) -> Option<usize> {
     let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
     let b = rest.as_bytes();
-    b.len() >= 32
-        && b[..32].iter().all(hex)
-        && b.get(32).is_none_or(|c| !c.is_ascii_alphanumeric())
-        && prev.is_none_or(|c| !c.is_ascii_alphanumeric())
+    if prev.is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    [64, 32].into_iter().find(|&n| {
+        b.len() >= n
+            && b[..n].iter().all(hex)
+            && b.get(n).is_none_or(|c| !c.is_ascii_alphanumeric())
+    })
 }
 
 /// Asserts a transcript snapshot stored in the top-level `snapshots/` directory.
