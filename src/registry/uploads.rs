@@ -7,9 +7,11 @@
 //! running hash's state after them; `store::UploadStore`) and a staging area
 //! in the blob store; a session closed by one whole body never has either.
 //! Closing a session keeps its id among the closed ones, so that it cannot
-//! be used again. A chunk is written under the staging
-//! area's lock ([`Staging::lock`]: an advisory lock on a staging file, so
-//! servers sharing a data directory take turns), then recorded with a
+//! be used again.
+//!
+//! A chunk is written under the staging area's lock ([`Staging::lock`]: an
+//! advisory lock on a staging file, so servers sharing a data directory take
+//! turns), then recorded with a
 //! compare-and-set on the size it started from. The hash is never computed
 //! again from byte 0: a server that did not write the previous chunk resumes
 //! the hash from the recorded state, so a chunked upload costs time linear in
