@@ -1425,6 +1425,13 @@ mod tests {
         ));
     }
 
+    /// Closes session `id` with the whole body `abc`, as one `PUT`.
+    async fn put_abc(s: &UploadSessions, name: &RepoName, id: &str) -> Result<u64, RegistryError> {
+        let digest = Algorithm::Sha256.digest_of(b"abc");
+        s.finish(name, id, &digest, None, Some(3), body(b"abc"), unlinked())
+            .await
+    }
+
     fn unknown<T: std::fmt::Debug>(r: Result<T, RegistryError>) -> bool {
         matches!(r, Err(RegistryError::UploadUnknown(_)))
     }
@@ -1465,33 +1472,12 @@ mod tests {
         let digest = Algorithm::Sha256.digest_of(b"abc");
         // Closed by one whole body, with no record ever made.
         let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
-        s.a.finish(
-            &repo(),
-            &id,
-            &digest,
-            None,
-            Some(3),
-            body(b"abc"),
-            unlinked(),
-        )
-        .await
-        .unwrap();
+        put_abc(&s.a, &repo(), &id).await.unwrap();
         assert!(unknown(s.b.status(&repo(), &id).await));
         assert!(unknown(
             s.b.append(&repo(), &id, None, None, body(b"x")).await
         ));
-        assert!(unknown(
-            s.b.finish(
-                &repo(),
-                &id,
-                &digest,
-                None,
-                Some(3),
-                body(b"abc"),
-                unlinked()
-            )
-            .await
-        ));
+        assert!(unknown(put_abc(&s.b, &repo(), &id).await));
         assert!(unknown(s.b.cancel(&repo(), &id).await));
         // Cancelled before any bytes.
         let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
@@ -1529,15 +1515,11 @@ mod tests {
         let s = servers();
         let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
         let other: RepoName = "team/other".parse().unwrap();
-        let digest = Algorithm::Sha256.digest_of(b"abc");
         let forged = format!("{}{}", &id[..32], "0".repeat(32));
         for (name, id) in [(&other, &id), (&repo(), &forged)] {
             assert!(unknown(s.b.status(name, id).await));
             assert!(unknown(s.b.append(name, id, None, None, body(b"x")).await));
-            assert!(unknown(
-                s.b.finish(name, id, &digest, None, Some(3), body(b"abc"), unlinked())
-                    .await
-            ));
+            assert!(unknown(put_abc(&s.b, name, id).await));
             assert!(unknown(s.b.cancel(name, id).await));
         }
         assert_eq!(s.meta.upload(&id).await.unwrap(), None, "nothing recorded");
@@ -1553,18 +1535,7 @@ mod tests {
         s.clock.advance(Duration::from_secs(2));
         assert!(unknown(s.b.status(&repo(), &id).await));
         let digest = Algorithm::Sha256.digest_of(b"abc");
-        assert!(unknown(
-            s.b.finish(
-                &repo(),
-                &id,
-                &digest,
-                None,
-                Some(3),
-                body(b"abc"),
-                unlinked()
-            )
-            .await
-        ));
+        assert!(unknown(put_abc(&s.b, &repo(), &id).await));
         assert!(unknown(
             s.b.append(&repo(), &id, None, None, body(b"x")).await
         ));

@@ -94,19 +94,7 @@ impl SqliteMetaStore {
     pub(crate) fn create_upload(&self, u: &UploadRecord) -> Result<(), StoreError> {
         let now = self.now_millis();
         self.write_transient(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO uploads (id, repo, algorithm, size, hash_state, staging, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                u.id,
-                u.repo,
-                u.algorithm,
-                u.size as i64,
-                u.hash_state,
-                u.staging,
-                now
-            ])?;
+            insert_record(tx, "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", u, now)?;
             Ok(())
         })
     }
@@ -180,23 +168,10 @@ impl SqliteMetaStore {
     pub(crate) fn open_upload(&self, u: &UploadRecord) -> Result<bool, StoreError> {
         let now = self.now_millis();
         self.write_transient(|tx| {
-            let n = tx
-                .prepare_cached(
-                    "INSERT INTO uploads (id, repo, algorithm, size, hash_state, staging, updated_at) \
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 \
-                     WHERE NOT EXISTS (SELECT 1 FROM closed_uploads WHERE id = ?1) \
-                     ON CONFLICT (id) DO NOTHING",
-                )?
-                .execute(params![
-                    u.id,
-                    u.repo,
-                    u.algorithm,
-                    u.size as i64,
-                    u.hash_state,
-                    u.staging,
-                    now
-                ])?;
-            Ok(n == 1)
+            let rows = "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 \
+                        WHERE NOT EXISTS (SELECT 1 FROM closed_uploads WHERE id = ?1) \
+                        ON CONFLICT (id) DO NOTHING";
+            Ok(insert_record(tx, rows, u, now)? == 1)
         })
     }
 
@@ -239,6 +214,29 @@ impl SqliteMetaStore {
             .collect()
         })
     }
+}
+
+/// Inserts `u` into `uploads`, dated `now`, from `rows` (the statement's
+/// `VALUES` or `SELECT` part, over parameters `?1`–`?7` in column order);
+/// returns the rows inserted.
+fn insert_record(
+    tx: &rusqlite::Connection,
+    rows: &str,
+    u: &UploadRecord,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let sql = format!(
+        "INSERT INTO uploads (id, repo, algorithm, size, hash_state, staging, updated_at) {rows}"
+    );
+    Ok(tx.prepare_cached(&sql)?.execute(params![
+        u.id,
+        u.repo,
+        u.algorithm,
+        u.size as i64,
+        u.hash_state,
+        u.staging,
+        now
+    ])?)
 }
 
 /// Keeps `id` among the closed sessions; false when it was already.

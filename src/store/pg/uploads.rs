@@ -21,26 +21,40 @@ fn from_row(r: &Row) -> UploadRecord {
     }
 }
 
+/// Inserts `u` into `uploads`, dated `now`, from `rows` (the statement's
+/// `VALUES` or `SELECT` part, over parameters `$1`–`$7` in column order);
+/// returns the rows inserted.
+async fn insert_record(
+    c: &deadpool_postgres::ClientWrapper,
+    rows: &str,
+    u: &UploadRecord,
+    now: i64,
+) -> Result<u64, tokio_postgres::Error> {
+    let sql = format!(
+        "INSERT INTO uploads (id, repo, algorithm, size, hash_state, staging, updated_at) {rows}"
+    );
+    let size = u.size as i64;
+    c.cx(
+        &sql,
+        &[
+            &u.id,
+            &u.repo,
+            &u.algorithm,
+            &size,
+            &u.hash_state,
+            &u.staging,
+            &now,
+        ],
+    )
+    .await
+}
+
 #[async_trait::async_trait]
 impl UploadStore for PgMetaStore {
     async fn create_upload(&self, u: &UploadRecord) -> Result<(), StoreError> {
         let now = self.clock.now_millis();
-        let size = u.size as i64;
         read_conn!(self, uploads_pool, |c| {
-            c.cx(
-                "INSERT INTO uploads (id, repo, algorithm, size, hash_state, staging, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &u.id,
-                    &u.repo,
-                    &u.algorithm,
-                    &size,
-                    &u.hash_state,
-                    &u.staging,
-                    &now,
-                ],
-            )
-            .await?;
+            insert_record(c, "VALUES ($1, $2, $3, $4, $5, $6, $7)", u, now).await?;
             Ok(())
         })
     }
@@ -124,26 +138,11 @@ impl UploadStore for PgMetaStore {
 
     async fn open_upload(&self, u: &UploadRecord) -> Result<bool, StoreError> {
         let now = self.clock.now_millis();
-        let size = u.size as i64;
+        let rows = "SELECT $1, $2, $3, $4, $5, $6, $7 \
+                    WHERE NOT EXISTS (SELECT 1 FROM closed_uploads WHERE id = $1) \
+                    ON CONFLICT (id) DO NOTHING";
         read_conn!(self, uploads_pool, |c| {
-            let n = c
-                .cx(
-                    "INSERT INTO uploads (id, repo, algorithm, size, hash_state, staging, updated_at) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7 \
-                     WHERE NOT EXISTS (SELECT 1 FROM closed_uploads WHERE id = $1) \
-                     ON CONFLICT (id) DO NOTHING",
-                    &[
-                        &u.id,
-                        &u.repo,
-                        &u.algorithm,
-                        &size,
-                        &u.hash_state,
-                        &u.staging,
-                        &now,
-                    ],
-                )
-                .await?;
-            Ok(n == 1)
+            Ok(insert_record(c, rows, u, now).await? == 1)
         })
     }
 
