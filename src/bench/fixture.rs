@@ -128,6 +128,7 @@ pub fn sample_report() -> Report {
             cpu_model: "Example CPU".into(),
             kernel: "6.1.0".into(),
             load: "0.50 0.40 0.30".into(),
+            memory: "1.5 GiB free, 5.0 GiB cached of 8.0 GiB".into(),
         },
         settings: serde_json::json!({}),
         prefix: "marina-bench-00000000".into(),

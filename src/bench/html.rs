@@ -186,13 +186,18 @@ pub fn render(r: &Report) -> String {
     );
     let _ = write!(
         s,
-        "<h1>marina bench</h1><p>{} — {} — {} × {}, Linux {}, load {}</p><p class=\"legend\">",
+        "<h1>marina bench</h1><p>{} — {} — {} × {}, Linux {}, load {}{}</p><p class=\"legend\">",
         escape(&r.tool),
         escape(&r.started),
         r.machine.cpus,
         escape(&r.machine.cpu_model),
         escape(&r.machine.kernel),
-        escape(&r.machine.load)
+        escape(&r.machine.load),
+        if r.machine.memory.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", escape(&r.machine.memory))
+        }
     );
     for (i, t) in r.targets.iter().enumerate() {
         let _ = write!(

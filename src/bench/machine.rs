@@ -22,11 +22,36 @@ pub fn describe() -> Machine {
     let load = std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .map(|m| memory(&m))
+        .unwrap_or_default();
     Machine {
         cpus,
         cpu_model,
         kernel,
         load,
+        memory,
+    }
+}
+
+/// "`<free>` GiB free, `<cached>` GiB cached of `<total>` GiB" from the text of
+/// `/proc/meminfo`; empty when a field is missing.
+fn memory(meminfo: &str) -> String {
+    let field = |name: &str| -> Option<f64> {
+        let line = meminfo.lines().find(|l| l.starts_with(name))?;
+        let kib: f64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib / (1024.0 * 1024.0))
+    };
+    match (field("MemFree:"), field("Cached:"), field("MemTotal:")) {
+        (Some(free), Some(cached), Some(total)) => {
+            format!("{free:.1} GiB free, {cached:.1} GiB cached of {total:.1} GiB")
+        }
+        _ => String::new(),
     }
 }
 
@@ -70,6 +95,15 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn memory_reads_free_cached_and_total() {
+        let meminfo = "MemTotal:       24683520 kB\nMemFree:         2156544 kB\n\
+                       MemAvailable:   23402496 kB\nBuffers:           12288 kB\n\
+                       Cached:         21180416 kB\nSwapCached:            0 kB\n";
+        assert_eq!(memory(meminfo), "2.1 GiB free, 20.2 GiB cached of 23.5 GiB");
+        assert_eq!(memory("MemTotal: 1 kB\n"), "");
     }
 
     #[test]

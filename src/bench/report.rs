@@ -38,6 +38,11 @@ pub struct Machine {
     /// Load averages (1, 5, 15 minutes) when the run started, from `/proc/loadavg`:
     /// other work on the machine skews absolute figures (ratios less so).
     pub load: String,
+    /// Free memory and page cache when the run started, from `/proc/meminfo`
+    /// (empty when unknown): once the page cache fills memory, every page a
+    /// push writes must be reclaimed first, and writes take about twice the CPU.
+    #[serde(default)]
+    pub memory: String,
 }
 
 /// Results for one registry.

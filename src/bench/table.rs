@@ -70,9 +70,13 @@ fn server_cells(p: Option<&PhaseResult>) -> [String; 3] {
 /// The header lines: tool, date, machine, targets.
 fn header(r: &Report) -> String {
     let mut s = format!(
-        "{} — {} — {} × {}, Linux {}, load {}\n",
+        "{} — {} — {} × {}, Linux {}, load {}",
         r.tool, r.started, r.machine.cpus, r.machine.cpu_model, r.machine.kernel, r.machine.load
     );
+    if !r.machine.memory.is_empty() {
+        let _ = write!(s, ", {}", r.machine.memory);
+    }
+    s.push('\n');
     for t in &r.targets {
         let _ = write!(s, "{}: {}", t.label, t.url);
         if let Some(pid) = t.pid {
