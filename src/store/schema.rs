@@ -236,5 +236,7 @@ CREATE TABLE closed_uploads (
     id        TEXT PRIMARY KEY,
     closed_at INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
+-- The expiry sweep forgets them by time; appended to, as time only grows.
+CREATE INDEX closed_uploads_by_time ON closed_uploads (closed_at);
 "#,
 ];
