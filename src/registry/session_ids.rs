@@ -71,13 +71,8 @@ impl SessionIds {
         }
         let (body, tag) = id.split_at(BODY_LEN);
         let tag = hex::decode(tag).ok()?;
-        let mut mac = self.mac.clone();
-        mac.update(PURPOSE);
-        mac.update(body.as_bytes());
-        mac.update(b"\0");
-        mac.update(repo.as_bytes());
         // Compared in constant time.
-        mac.verify_truncated_left(&tag).ok()?;
+        self.mac_of(body, repo).verify_truncated_left(&tag).ok()?;
         let algorithm = match &body[12..13] {
             "0" => Algorithm::Sha256,
             "1" => Algorithm::Sha512,
@@ -90,14 +85,19 @@ impl SessionIds {
         })
     }
 
-    /// The first 128 bits of the MAC of `body` for `repo`.
-    fn tag(&self, body: &str, repo: &str) -> [u8; 16] {
+    /// The MAC over `body` for `repo`, not finished yet.
+    fn mac_of(&self, body: &str, repo: &str) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
         mac.update(PURPOSE);
         mac.update(body.as_bytes());
         mac.update(b"\0");
         mac.update(repo.as_bytes());
-        let full = mac.finalize().into_bytes();
+        mac
+    }
+
+    /// The first 128 bits of the MAC of `body` for `repo`.
+    fn tag(&self, body: &str, repo: &str) -> [u8; 16] {
+        let full = self.mac_of(body, repo).finalize().into_bytes();
         let mut tag = [0u8; 16];
         tag.copy_from_slice(&full[..16]);
         tag

@@ -474,15 +474,11 @@ impl UploadSessions {
                 return blocking(move || {
                     check_length(None, length, total(&frames))?;
                     let bytes = verified_bytes(&expected, &frames)?;
-                    let mut link = Some(link);
-                    let mut linked = None;
                     // Published and linked as one write where the stores share one.
-                    blobs.write_together(&mut || {
-                        linked = link
-                            .take()
-                            .map(|link| publish_and_link(&*blobs, &id, &expected, &bytes, link));
-                    })?;
-                    linked.unwrap_or_else(|| {
+                    together(&*blobs, || {
+                        publish_and_link(&*blobs, &id, &expected, &bytes, link)
+                    })?
+                    .unwrap_or_else(|| {
                         Err(RegistryError::Internal("a blob was never published".into()))
                     })
                 })
@@ -868,32 +864,41 @@ fn close_untouched(
     // recorded is removed with the other staging areas that have no record;
     // a store that stages the bytes to publish them uses a name of its own.)
     let staging_id = uuid::Uuid::new_v4().simple().to_string();
-    let mut link = Some(link);
-    let mut closed = None;
-    let together = blobs.write_together(&mut || {
+    let closing = together(blobs, || {
         // Closed now, whatever follows (a mismatch ends the session too). Its
         // algorithm does not matter: nothing was hashed yet.
-        closed = match wait(meta.take_empty_upload(id, repo)) {
-            Ok(true) => Some(match (&verified, link.take()) {
-                (Ok(bytes), Some(link)) => {
-                    publish_and_link(blobs, &staging_id, digest, bytes, link)
-                }
+        match wait(meta.take_empty_upload(id, repo)) {
+            Ok(true) => Ok(match &verified {
+                Ok(bytes) => publish_and_link(blobs, &staging_id, digest, bytes, link),
                 // The mismatch is answered below.
-                (Err(_), _) => Ok(0),
-                (Ok(_), None) => Err(RegistryError::Internal("an upload closed twice".into())),
+                Err(_) => Ok(0),
             }),
-            Ok(false) => None,
-            Err(e) => Some(Err(e.into())),
-        };
+            // Not ours to close: `link` goes back to the usual path.
+            Ok(false) => Err(link),
+            Err(e) => Ok(Err(e.into())),
+        }
     });
-    match (together, closed, link) {
-        (Err(e), _, _) => Ok(Err(e.into())),
-        (Ok(()), Some(closed), _) => Ok(verified.and(closed)),
-        (Ok(()), None, Some(link)) => Err(link),
-        (Ok(()), None, None) => Ok(Err(RegistryError::Internal(
-            "an upload's link went missing".into(),
+    match closing {
+        Err(e) => Ok(Err(e.into())),
+        Ok(Some(Ok(closed))) => Ok(verified.and(closed)),
+        Ok(Some(Err(link))) => Err(link),
+        Ok(None) => Ok(Err(RegistryError::Internal(
+            "an upload's close never ran".into(),
         ))),
     }
+}
+
+/// Runs `f` once inside [`BlobStore::write_together`] and returns what it
+/// returned; `None` if the store never ran it.
+fn together<T>(blobs: &dyn BlobStore, f: impl FnOnce() -> T) -> io::Result<Option<T>> {
+    let mut f = Some(f);
+    let mut out = None;
+    blobs.write_together(&mut || {
+        if let Some(f) = f.take() {
+            out = Some(f());
+        }
+    })?;
+    Ok(out)
 }
 
 /// Publishes `bytes`, verified as blob `digest`, and links it; returns the size.
