@@ -45,7 +45,7 @@ use super::staged::StagedBlob;
 use super::writer::BodyWriter;
 use super::{blocking, RegistryError};
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
-use crate::store::{wait, BlobStore, Clock, MetadataStore, Staging, UploadRecord};
+use crate::store::{wait, BlobStore, Clock, MetadataStore, Staging, Together, UploadRecord};
 
 /// The note a version before records kept beside a staging area, read to
 /// adopt such a session. New sessions have none: their record says as much.
@@ -396,24 +396,28 @@ impl UploadSessions {
         let openable = self.openable(self.check_id(repo, id).await?);
         let mut guard = self.entry(id).lock_owned().await;
         let cached = guard.staged.take();
+        let link = match &cached {
+            Some(_) => link,
+            None => {
+                let session = Untouched {
+                    id: id.to_string(),
+                    repo: repo.to_string(),
+                    openable: openable.is_some(),
+                };
+                let body = (digest.clone(), range, length, frames.clone());
+                match close_untouched(&self.blobs, &self.meta, session, body, link).await {
+                    Ok(closed) => {
+                        drop(guard);
+                        self.open_map().remove(id);
+                        return closed;
+                    }
+                    Err(link) => link,
+                }
+            }
+        };
         let (blobs, meta) = (self.blobs.clone(), self.meta.clone());
         let (id2, repo2, expected) = (id.to_string(), repo.to_string(), digest.clone());
         let finished = blocking(move || {
-            let link = match &cached {
-                Some(_) => link,
-                None => {
-                    let session = Untouched {
-                        id: &id2,
-                        repo: &repo2,
-                        openable: openable.is_some(),
-                    };
-                    let body = (&expected, range, length, &frames[..]);
-                    match close_untouched(&*blobs, &*meta, session, body, link) {
-                        Ok(closed) => return Ok(Closing::Closed(closed)),
-                        Err(link) => link,
-                    }
-                }
-            };
             let claimed = claim_blocking(&*blobs, &*meta, &id2, &repo2, cached, openable);
             let (mut staged, record) = match claimed {
                 Ok(claimed) => claimed,
@@ -469,20 +473,18 @@ impl UploadSessions {
         let blobs = self.blobs.clone();
         let expected = digest.clone();
         let body = match gather_small(length, body).await {
-            // Staged, verified, published and linked in one blocking call.
+            // Verified here, then published and linked as one write where the
+            // stores share one.
             Gathered::Whole(frames) => {
-                return blocking(move || {
-                    check_length(None, length, total(&frames))?;
-                    let bytes = verified_bytes(&expected, &frames)?;
-                    // Published and linked as one write where the stores share one.
-                    together(&*blobs, || {
-                        publish_and_link(&*blobs, &id, &expected, &bytes, link)
-                    })?
-                    .unwrap_or_else(|| {
-                        Err(RegistryError::Internal("a blob was never published".into()))
-                    })
+                check_length(None, length, total(&frames))?;
+                let bytes = verified_bytes(&expected, &frames)?;
+                return together_async(&self.blobs, move || {
+                    publish_and_link(&*blobs, &id, &expected, &bytes, link)
                 })
-                .await;
+                .await?
+                .unwrap_or_else(|| {
+                    Err(RegistryError::Internal("a blob was never published".into()))
+                });
             }
             Gathered::Failed(e) => return Err(RegistryError::BodyIncomplete(e.to_string())),
             Gathered::Stream(body) => body,
@@ -797,9 +799,9 @@ where
 
 /// A session a whole body may close: its id, repository, and whether it may be
 /// closed with no record (signed, and not expired).
-struct Untouched<'a> {
-    id: &'a str,
-    repo: &'a str,
+struct Untouched {
+    id: String,
+    repo: String,
     openable: bool,
 }
 
@@ -837,55 +839,84 @@ fn append_frames(
 /// Closes a session that holds no bytes yet with one whole body, with no
 /// staging area: the body is checked against `range` and `length` and hashed,
 /// then the session is closed, the body published from memory and linked, as
-/// one write where the stores allow ([`BlobStore::write_together`]). Gives
-/// `link` back (nothing done) when the body does not fit as the first and last
-/// chunk, or the session is not one of `repo` holding nothing (closed, or
-/// holding bytes): the usual path then answers it.
-fn close_untouched(
-    blobs: &dyn BlobStore,
-    meta: &dyn MetadataStore,
-    session: Untouched<'_>,
-    (digest, range, length, frames): (&Digest, Option<ChunkRange>, Option<u64>, &[Bytes]),
+/// one write where the stores allow ([`together_async`]). Gives `link` back
+/// (nothing done) when the body does not fit as the first and last chunk, or
+/// the session is not one of `repo` holding nothing (closed, or holding
+/// bytes): the usual path then answers it.
+async fn close_untouched(
+    blobs: &Arc<dyn BlobStore>,
+    meta: &Arc<dyn MetadataStore>,
+    session: Untouched,
+    (digest, range, length, frames): (Digest, Option<ChunkRange>, Option<u64>, Vec<Bytes>),
     link: Link,
 ) -> Result<Result<u64, RegistryError>, Link> {
     let Untouched { id, repo, openable } = session;
-    let fits = check_start(0, range).and_then(|()| check_length(range, length, total(frames)));
+    let fits = check_start(0, range).and_then(|()| check_length(range, length, total(&frames)));
     if fits.is_err() {
         return Err(link);
     }
     // A session that may not be opened without a record (expired, or of an
     // earlier version) needs one.
-    if !openable && !matches!(wait(meta.upload(id)), Ok(Some(_))) {
+    if !openable && !matches!(meta.upload(&id).await, Ok(Some(_))) {
         return Err(link);
     }
     // Hashed before the write begins, which holds the database's writer.
-    let verified = verified_bytes(digest, frames);
+    let verified = verified_bytes(&digest, &frames);
     // (A staging area another server made meanwhile for a chunk it never
     // recorded is removed with the other staging areas that have no record;
     // a store that stages the bytes to publish them uses a name of its own.)
     let staging_id = uuid::Uuid::new_v4().simple().to_string();
-    let closing = together(blobs, || {
+    let (b, m) = (blobs.clone(), meta.clone());
+    let closing = together_async(blobs, move || {
         // Closed now, whatever follows (a mismatch ends the session too). Its
         // algorithm does not matter: nothing was hashed yet.
-        match wait(meta.take_empty_upload(id, repo)) {
+        let closed = match wait(m.take_empty_upload(&id, &repo)) {
             Ok(true) => Ok(match &verified {
-                Ok(bytes) => publish_and_link(blobs, &staging_id, digest, bytes, link),
+                Ok(bytes) => publish_and_link(&*b, &staging_id, &digest, bytes, link),
                 // The mismatch is answered below.
                 Err(_) => Ok(0),
             }),
             // Not ours to close: `link` goes back to the usual path.
             Ok(false) => Err(link),
             Err(e) => Ok(Err(e.into())),
-        }
-    });
+        };
+        (verified, closed)
+    })
+    .await;
     match closing {
-        Err(e) => Ok(Err(e.into())),
-        Ok(Some(Ok(closed))) => Ok(verified.and(closed)),
-        Ok(Some(Err(link))) => Err(link),
+        Err(e) => Ok(Err(e)),
+        Ok(Some((verified, Ok(closed)))) => Ok(verified.and(closed)),
+        Ok(Some((_, Err(link)))) => Err(link),
         Ok(None) => Ok(Err(RegistryError::Internal(
             "an upload's close never ran".into(),
         ))),
     }
+}
+
+/// Runs `f` once inside one write of the stores, from async code: queued to
+/// the blob store's own writer where it has one
+/// ([`BlobStore::write_together_queued`]), else with
+/// [`BlobStore::write_together`] on the blocking pool. Returns what `f`
+/// returned; `None` if the store never ran it.
+async fn together_async<T: Send + 'static>(
+    blobs: &Arc<dyn BlobStore>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<Option<T>, RegistryError> {
+    let slot = Arc::new(Mutex::new(None));
+    let out = slot.clone();
+    let job: Together = Box::new(move || {
+        let v = f();
+        *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+    });
+    match blobs.write_together_queued(job).await {
+        Ok(done) => done?,
+        Err(job) => {
+            let blobs = blobs.clone();
+            blocking(move || Ok(together(&*blobs, job)?)).await?;
+        }
+    }
+    let v = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    Ok(v)
 }
 
 /// Runs `f` once inside [`BlobStore::write_together`] and returns what it

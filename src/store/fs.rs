@@ -29,7 +29,9 @@ use tokio::io::AsyncReadExt;
 use super::file_chunks::FileChunks;
 use super::open_blobs::OpenBlobs;
 use super::small_blobs::{SmallBlobs, SMALL_BLOB_MAX};
-use super::{BlobChunks, BlobReader, BlobStore, ResumedStaging, SqliteMetaStore, Staging};
+use super::{
+    BlobChunks, BlobReader, BlobStore, ResumedStaging, SqliteMetaStore, Staging, Together,
+};
 use crate::oci::Digest;
 
 /// Blobs and staging files under one directory.
@@ -353,6 +355,13 @@ impl BlobStore for FsBlobStore {
                 f();
                 Ok(())
             }
+        }
+    }
+
+    async fn write_together_queued(&self, f: Together) -> Result<io::Result<()>, Together> {
+        match &self.small {
+            Some(small) => Ok(small.write_together_queued(f).await),
+            None => Err(f),
         }
     }
 

@@ -19,6 +19,12 @@
 //! joins it: it runs in a savepoint of its own inside the outer write, and is
 //! committed, synced or rolled back with it.
 //!
+//! A write from async code is queued instead ([`GroupWriter::write_queued`]):
+//! one thread per database takes every write queued meanwhile, runs each in
+//! its savepoint, commits them together, syncs, and answers each. The caller
+//! needs no blocking thread of its own, and the connection's lock is taken
+//! once per batch rather than twice per write.
+//!
 //! Nobody returns before the commit and the sync that hold its changes, so a
 //! reader on another connection never misses an acknowledged write, and a
 //! power cut loses none. (Writes of state a power cut may lose, such as an
@@ -26,14 +32,16 @@
 //! may have dropped what it could not write, so nothing is acknowledged again
 //! until a restart.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use rusqlite::Connection;
+use tokio::sync::oneshot;
 
 use super::StoreError;
 
@@ -72,10 +80,39 @@ struct Syncs {
     broken: Option<String>,
 }
 
+/// Most queued writes one batch takes, so a steady stream of them still
+/// commits (and answers) every so often.
+const QUEUED_BATCH: usize = 256;
+
+/// A write's function, type-erased for the queue.
+type Job = Box<dyn FnOnce(&Connection) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
+
+/// How a queued write ended, for its caller.
+type Reply = Result<Box<dyn Any + Send>, Failed>;
+
+/// A queued write that did not land: an error, or its function's panic.
+enum Failed {
+    Store(StoreError),
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// A queued write that ran, waiting for its batch to land: what its
+/// function did, whether it waits for the sync, and where it is answered.
+type RanQueued = (Ran<Box<dyn Any + Send>>, bool, oneshot::Sender<Reply>);
+
+/// A write waiting for the writer thread.
+struct Queued {
+    job: Job,
+    durable: bool,
+    reply: oneshot::Sender<Reply>,
+}
+
 /// The writing connection (see the module documentation).
 pub(crate) struct GroupWriter {
     state: Mutex<State>,
     syncs: Mutex<Syncs>,
+    /// The queue to the writer thread, started by the first queued write.
+    queue: OnceLock<Mutex<mpsc::Sender<Queued>>>,
 }
 
 impl GroupWriter {
@@ -96,6 +133,103 @@ impl GroupWriter {
                 synced: 0,
                 broken: None,
             }),
+            queue: OnceLock::new(),
+        }
+    }
+
+    /// Runs `f` as one write on the writer thread, with the writes queued
+    /// meanwhile, and returns once it is committed, and with `durable` once
+    /// the log is synced through it. A panic in `f` reaches the caller.
+    pub(crate) async fn write_queued<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        durable: bool,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn Any + Send>));
+        let queued = Queued {
+            job,
+            durable,
+            reply,
+        };
+        let sent = self
+            .queue
+            .get_or_init(|| Mutex::new(self.start_thread()))
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(queued);
+        let stopped = || StoreError::Schema("the database's writer thread stopped".to_string());
+        if sent.is_err() {
+            return Err(stopped());
+        }
+        match answer.await {
+            Ok(Ok(v)) => match v.downcast::<T>() {
+                Ok(v) => Ok(*v),
+                Err(_) => unreachable!("a queued write answers with its own type"),
+            },
+            Ok(Err(Failed::Store(e))) => Err(e),
+            Ok(Err(Failed::Panicked(p))) => resume_unwind(p),
+            Err(_) => Err(stopped()),
+        }
+    }
+
+    /// Starts the writer thread and returns its queue. The thread holds the
+    /// writer weakly: it ends once the database is dropped (the queue with it).
+    fn start_thread(self: &Arc<Self>) -> mpsc::Sender<Queued> {
+        let (tx, rx) = mpsc::channel::<Queued>();
+        let writer: Weak<GroupWriter> = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("marina-sqlite-writer".to_string())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    jobs.extend(rx.try_iter().take(QUEUED_BATCH - 1));
+                    match writer.upgrade() {
+                        Some(w) => w.run_batch(jobs),
+                        None => return,
+                    }
+                }
+            });
+        // Without a thread the queue's receiver is gone: every queued write
+        // then fails, saying so.
+        if let Err(e) = spawned {
+            tracing::error!("could not start the database's writer thread: {e}");
+        }
+        tx
+    }
+
+    /// Runs queued writes as one batch: each in its savepoint, one commit, one
+    /// sync if any asks for it; then answers each.
+    fn run_batch(&self, jobs: Vec<Queued>) {
+        let mut state = self.lock();
+        let batch = match begin(&mut state) {
+            Ok(b) => b,
+            Err(e) => {
+                let why = e.to_string();
+                for q in jobs {
+                    let e = StoreError::Schema(format!("a database write could not begin: {why}"));
+                    let _ = q.reply.send(Err(Failed::Store(e)));
+                }
+                return;
+            }
+        };
+        let mut ran = Vec::with_capacity(jobs.len());
+        for q in jobs {
+            let outcome = run_in_savepoint(self, &mut state, batch, q.job);
+            ran.push((outcome, q.durable, q.reply));
+        }
+        if state.open == Some(batch) {
+            commit(&mut state, batch);
+        }
+        let committed = settled(&state, batch);
+        drop(state);
+        let durable = ran.iter().any(|(_, durable, _)| *durable);
+        // Writes that need no sync are answered before it.
+        let (now, later): (Vec<_>, Vec<_>) = ran.into_iter().partition(|(_, d, _)| !d);
+        answer(now, &committed);
+        if durable {
+            let synced = committed.and_then(|()| self.sync_through(batch));
+            answer(later, &synced);
         }
     }
 
@@ -179,16 +313,7 @@ impl GroupWriter {
             }
         }
         let mut state = self.lock();
-        let batch = match state.open {
-            Some(b) => b,
-            None => {
-                state.conn.execute_batch("BEGIN IMMEDIATE")?;
-                state.last += 1;
-                let b = state.last;
-                state.open = Some(b);
-                b
-            }
-        };
+        let batch = begin(&mut state)?;
         let outcome = run_in_savepoint(self, &mut state, batch, f);
         drop(state);
         // Writes waiting for the connection join the batch here.
@@ -196,15 +321,7 @@ impl GroupWriter {
         if state.open == Some(batch) {
             commit(&mut state, batch);
         }
-        let committed = match state.failed.iter().find(|(b, _)| *b == batch) {
-            Some((_, why)) => Err(StoreError::Schema(format!(
-                "a database commit failed: {why}"
-            ))),
-            None if state.finished >= batch => Ok(()),
-            None => Err(StoreError::Schema(
-                "a database commit was not recorded".to_string(),
-            )),
-        };
+        let committed = settled(&state, batch);
         drop(state);
         let done = match committed {
             Ok(()) if durable => self.sync_through(batch),
@@ -215,6 +332,43 @@ impl GroupWriter {
             Ran::Failed(e) => Err(e),
             Ran::Panicked(p) => resume_unwind(p),
         }
+    }
+}
+
+/// The open batch, or a new one (its transaction begun).
+fn begin(state: &mut State) -> Result<u64, StoreError> {
+    if let Some(b) = state.open {
+        return Ok(b);
+    }
+    state.conn.execute_batch("BEGIN IMMEDIATE")?;
+    state.last += 1;
+    state.open = Some(state.last);
+    Ok(state.last)
+}
+
+/// Whether `batch`, finished, committed.
+fn settled(state: &State, batch: u64) -> Result<(), StoreError> {
+    match state.failed.iter().find(|(b, _)| *b == batch) {
+        Some((_, why)) => Err(StoreError::Schema(format!(
+            "a database commit failed: {why}"
+        ))),
+        None if state.finished >= batch => Ok(()),
+        None => Err(StoreError::Schema(
+            "a database commit was not recorded".to_string(),
+        )),
+    }
+}
+
+/// Answers queued writes whose batch ended with `landed`.
+fn answer(ran: Vec<RanQueued>, landed: &Result<(), StoreError>) {
+    for (outcome, _, reply) in ran {
+        let reply_with = match (outcome, landed) {
+            (Ran::Value(v), Ok(())) => Ok(v),
+            (Ran::Value(_), Err(e)) => Err(Failed::Store(StoreError::Schema(e.to_string()))),
+            (Ran::Failed(e), _) => Err(Failed::Store(e)),
+            (Ran::Panicked(p), _) => Err(Failed::Panicked(p)),
+        };
+        let _ = reply.send(reply_with);
     }
 }
 
@@ -528,5 +682,166 @@ mod tests {
         let idle = w.idle();
         assert!(idle.is_autocommit());
         idle.execute_batch("VACUUM").unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writes_share_commits_and_are_visible_when_they_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Arc::new(writer(dir.path()));
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let w = w.clone();
+                let path = dir.path().to_path_buf();
+                tokio::spawn(async move {
+                    let k = format!("q{i}");
+                    let key = k.clone();
+                    let insert = move |c: &Connection| {
+                        c.execute("INSERT INTO t VALUES (?1, 1)", [&key])?;
+                        Ok(i)
+                    };
+                    // Durable and transient writes mixed; each answers with its own value.
+                    assert_eq!(w.write_queued(insert, i % 2 == 0).await.unwrap(), i);
+                    let seen: i64 = reader(&path)
+                        .query_row("SELECT count(*) FROM t WHERE k = ?1", [&k], |r| r.get(0))
+                        .unwrap();
+                    assert_eq!(seen, 1, "{k} is committed when its write returns");
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(count(&reader(dir.path())), 64);
+        assert!(
+            w.syncs.lock().unwrap().synced >= 1,
+            "durable writes were synced"
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_queued_while_the_writer_is_busy_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Arc::new(writer(dir.path()));
+        insert(&w, "first", true);
+        let before = w.lock().finished;
+        // Another write holds the connection while ten are queued.
+        let (held, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let holder = {
+            let (w, held, release) = (w.clone(), held.clone(), release.clone());
+            std::thread::spawn(move || {
+                let _state = w.lock();
+                held.wait();
+                release.wait();
+            })
+        };
+        held.wait();
+        let writes = (0..10).map(|i| {
+            let key = format!("k{i}");
+            w.write_queued(
+                move |c| Ok(c.execute("INSERT INTO t VALUES (?1, 1)", [key])?),
+                true,
+            )
+        });
+        let all = futures_util::future::join_all(writes);
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            release.wait();
+        });
+        for r in all.await {
+            r.unwrap();
+        }
+        holder.join().unwrap();
+        releaser.join().unwrap();
+        let batches = w.lock().finished - before;
+        // The thread may have taken the first before it met the held lock.
+        assert!(
+            (1..=2).contains(&batches),
+            "{batches} commits for ten writes"
+        );
+        assert_eq!(count(&reader(dir.path())), 11);
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_panicking_queued_write_undoes_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Arc::new(writer(dir.path()));
+        let ok = |k: &'static str| {
+            move |c: &Connection| Ok(c.execute("INSERT INTO t VALUES (?1, 1)", [k])?)
+        };
+        w.write_queued(ok("a"), true).await.unwrap();
+        let dup = w
+            .write_queued(
+                |c| {
+                    c.execute("INSERT INTO t VALUES ('b', 1)", [])?;
+                    Ok(c.execute("INSERT INTO t VALUES ('a', 2)", [])?)
+                },
+                true,
+            )
+            .await;
+        assert!(dup.is_err(), "a duplicate key fails");
+        let w2 = w.clone();
+        let panicked = tokio::spawn(async move {
+            w2.write_queued::<()>(
+                |c| {
+                    c.execute("INSERT INTO t VALUES ('c', 1)", []).unwrap();
+                    panic!("boom")
+                },
+                true,
+            )
+            .await
+        })
+        .await;
+        assert!(
+            panicked.unwrap_err().is_panic(),
+            "the panic reaches the caller"
+        );
+        // The writer thread lives on, and a write begun inside a queued one joins it.
+        let inner = w.clone();
+        w.write_queued(
+            move |c| {
+                c.execute("INSERT INTO t VALUES ('d', 1)", [])?;
+                inner.write(
+                    |c| Ok(c.execute("INSERT INTO t VALUES ('e', 1)", [])?),
+                    true,
+                )
+            },
+            true,
+        )
+        .await
+        .unwrap();
+        let r = reader(dir.path());
+        let keys: Vec<String> = r
+            .prepare("SELECT k FROM t ORDER BY k")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(keys, ["a", "d", "e"]);
+    }
+
+    #[tokio::test]
+    async fn the_writer_thread_ends_with_its_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Arc::new(writer(dir.path()));
+        w.write_queued(
+            |c| Ok(c.execute("INSERT INTO t VALUES ('a', 1)", [])?),
+            true,
+        )
+        .await
+        .unwrap();
+        let weak = Arc::downgrade(&w);
+        drop(w);
+        // The thread holds the writer only while it runs a batch.
+        for _ in 0..100 {
+            if weak.upgrade().is_none() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            weak.upgrade().is_none(),
+            "the writer (and its connection) was dropped"
+        );
     }
 }

@@ -53,6 +53,10 @@ pub use uploads::{UploadRecord, UploadStore};
 /// A staging area reopened after a restart, with the note it was created with.
 pub type ResumedStaging = (Box<dyn Staging>, Vec<u8>);
 
+/// A function run inside one write of the stores
+/// ([`BlobStore::write_together_queued`]).
+pub type Together = Box<dyn FnOnce() + Send>;
+
 /// Streams a stored blob (or a range of it).
 pub type BlobReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
@@ -155,6 +159,15 @@ pub trait BlobStore: Send + Sync + 'static {
     fn write_together(&self, f: &mut dyn FnMut()) -> io::Result<()> {
         f();
         Ok(())
+    }
+    /// [`BlobStore::write_together`] for a caller on the async runtime, when
+    /// the store has a writer of its own to hand `f` to (the embedded store:
+    /// its database's writer thread, where `f` joins the writes queued
+    /// meanwhile), so the caller needs no blocking thread. Gives `f` back,
+    /// not run, otherwise (the default): the caller then runs it with
+    /// [`BlobStore::write_together`] where it may block.
+    async fn write_together_queued(&self, f: Together) -> Result<io::Result<()>, Together> {
+        Err(f)
     }
     /// Size of a stored blob, or `None` when it is not stored.
     async fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>>;

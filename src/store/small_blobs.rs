@@ -23,7 +23,7 @@ use bytes::Bytes;
 use rusqlite::{params, OptionalExtension};
 
 use super::sqlite_db::SqliteDb;
-use super::StoreError;
+use super::{StoreError, Together};
 use crate::oci::Digest;
 
 /// Blobs of at most this many bytes are kept in the database.
@@ -81,6 +81,21 @@ impl SmallBlobs {
                 },
                 true,
             )
+            .map_err(io_error)
+    }
+
+    /// [`SmallBlobs::write_together`] for async code: `f` runs on the
+    /// database's writer thread, with the writes queued meanwhile.
+    pub(crate) async fn write_together_queued(&self, f: Together) -> io::Result<()> {
+        self.db
+            .write_queued(
+                move |_| {
+                    f();
+                    Ok(())
+                },
+                true,
+            )
+            .await
             .map_err(io_error)
     }
 

@@ -4,7 +4,7 @@
 //! metadata store and the small-blob pack each keep one.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
@@ -17,7 +17,7 @@ pub(crate) const READERS: usize = 4;
 /// The writing connection and the pool of reading ones (see the module
 /// documentation).
 pub(crate) struct SqliteDb {
-    writer: GroupWriter,
+    writer: Arc<GroupWriter>,
     readers: Mutex<ReaderPool>,
     reader_ready: Condvar,
     /// False in memory: the writer serves reads too.
@@ -96,7 +96,7 @@ impl SqliteDb {
             readers.push(r);
         }
         Ok(SqliteDb {
-            writer: GroupWriter::new(writer, Some(beside(path, "-wal"))),
+            writer: Arc::new(GroupWriter::new(writer, Some(beside(path, "-wal")))),
             readers: Mutex::new(ReaderPool {
                 idle: readers,
                 waiting: 0,
@@ -115,7 +115,7 @@ impl SqliteDb {
         configure(&writer)?;
         migrate(&mut writer)?;
         Ok(SqliteDb {
-            writer: GroupWriter::new(writer, None),
+            writer: Arc::new(GroupWriter::new(writer, None)),
             readers: Mutex::new(ReaderPool::default()),
             reader_ready: Condvar::new(),
             pooled: false,
@@ -168,6 +168,16 @@ impl SqliteDb {
         durable: bool,
     ) -> Result<T, StoreError> {
         self.writer.write(f, durable)
+    }
+
+    /// [`SqliteDb::write`] for async code: queued to the database's writer
+    /// thread, so the caller needs no blocking thread (see [`GroupWriter`]).
+    pub(crate) async fn write_queued<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        durable: bool,
+    ) -> Result<T, StoreError> {
+        self.writer.write_queued(f, durable).await
     }
 
     /// The writing connection with no transaction open, for statements that
