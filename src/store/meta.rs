@@ -141,6 +141,11 @@ impl SqliteMetaStore {
         })
     }
 
+    /// The database, for the async side's queued writes (`super::embedded`).
+    pub(super) fn db(&self) -> &SqliteDb {
+        &self.db
+    }
+
     /// The small blobs kept in this database, for a blob store beside it.
     pub(crate) fn small_blobs(&self) -> super::small_blobs::SmallBlobs {
         super::small_blobs::SmallBlobs::new(self.db.clone())
