@@ -172,7 +172,10 @@ impl UploadStore for SqliteMetaStore {
         from_size: u64,
     ) -> Result<bool, StoreError> {
         let upload = upload.clone();
-        apart(self, TRANSIENT, move |s| s.advance_upload(&upload, from_size)).await
+        apart(self, TRANSIENT, move |s| {
+            s.advance_upload(&upload, from_size)
+        })
+        .await
     }
 
     async fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
