@@ -245,15 +245,17 @@ fn replace_path(req: &mut Request, path: String) -> bool {
 
 /// The answer to an endpoint served straight from the route table, like Garage's
 /// router: the manifest and blob reads, which are most of a registry's requests and
-/// whose cost was mostly the generated routes' layers. Every other endpoint, and a request
+/// whose cost was mostly the generated routes' layers, and a small blob's push
+/// (a plain `POST` of a session, a `PUT` closing it with a small body). Every other endpoint, and a request
 /// whose values do not parse, gets `None` and goes through the generated routes,
 /// which the OpenAPI document describes (the same handlers answer both ways).
 async fn direct(
     endpoint: &route::Endpoint,
-    headers: &poem::http::HeaderMap,
+    req: &mut Request,
     registry: &Arc<Registry>,
 ) -> Option<Response> {
     use route::Endpoint as E;
+    let headers = req.headers();
     match endpoint {
         E::GetManifest { name, reference } => {
             manifests::serve_direct(registry, name, reference, false).await
@@ -266,6 +268,12 @@ async fn direct(
         }
         E::HeadBlob { name, digest } => {
             blobs::serve_direct(registry, name, digest, headers, true).await
+        }
+        E::StartUpload { name, mount: None } => {
+            uploads::start_direct(registry, name, req.uri().query()).await
+        }
+        E::PutUpload { name, session } => {
+            uploads::finish_direct(registry, name, session, req).await
         }
         _ => None,
     }
@@ -288,7 +296,7 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry
         Some(r) => r,
         None => route::route(req.method().as_str(), req.uri().path(), req.uri().query()),
     };
-    let mut resp = match direct(&routed.endpoint, req.headers(), registry).await {
+    let mut resp = match direct(&routed.endpoint, &mut req, registry).await {
         Some(resp) => resp,
         None => {
             if let Some(path) = routed.routing_path(req.uri().path()) {

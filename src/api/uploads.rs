@@ -7,7 +7,7 @@ use crate::api::security::Login;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::body::RawBody;
+use super::body::{ByteStream, RawBody};
 use super::error::{upload_range, ApiError};
 use super::headers::parse_content_range;
 use super::ApiTags;
@@ -69,6 +69,89 @@ fn accepted(repo: &RepoName, id: String, size: u64) -> UploadResponse {
 
 fn chunk_range(h: Option<&str>) -> Result<Option<crate::registry::ChunkRange>, ApiError> {
     parse_content_range(h).map_err(|m| ApiError::bad_request(ErrorCode::BlobUploadInvalid, m))
+}
+
+/// Bodies declared at most this long close a session straight from the route
+/// table ([`finish_direct`]): a small blob, gathered whole by the registry.
+const DIRECT_BODY: u64 = 64 << 10;
+
+/// `POST /v2/<name>/blobs/uploads/` with no query (a plain session), answered
+/// straight from the route table (see `super::direct`): with the closing `PUT`
+/// of [`finish_direct`], the two requests of every small blob's push. `None`
+/// for anything else (a mount, a single-request upload, another algorithm, a
+/// name that does not parse), which the generated routes answer.
+pub(super) async fn start_direct(
+    registry: &Registry,
+    name: &str,
+    query: Option<&str>,
+) -> Option<poem::Response> {
+    use poem::IntoResponse;
+    if query.is_some_and(|q| !q.is_empty()) {
+        return None;
+    }
+    let repo: RepoName = name.parse().ok()?;
+    Some(
+        match registry.start_upload(&repo, Algorithm::Sha256).await {
+            Ok(id) => accepted(&repo, id, 0).into_response(),
+            Err(e) => ApiError::from(e).into_response(),
+        },
+    )
+}
+
+/// `PUT <session>?digest=<digest>` with a body declared (by `Content-Length`)
+/// at most [`DIRECT_BODY`] long, answered straight from the route table like
+/// [`start_direct`]; `None` for any other (the generated routes answer it,
+/// the body untouched).
+pub(super) async fn finish_direct(
+    registry: &Registry,
+    name: &str,
+    session: &str,
+    req: &mut poem::Request,
+) -> Option<poem::Response> {
+    use poem::IntoResponse;
+    let mut params = form_urlencoded::parse(req.uri().query()?.as_bytes());
+    let (key, value) = params.next()?;
+    if key != "digest" || params.next().is_some() {
+        return None;
+    }
+    let digest: Digest = value.parse().ok()?;
+    let headers = req.headers();
+    let declared = headers
+        .get(poem::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n <= DIRECT_BODY)?;
+    let content_range = match headers.get(poem::http::header::CONTENT_RANGE) {
+        Some(v) => Some(v.to_str().ok()?.to_string()),
+        None => None,
+    };
+    let repo: RepoName = name.parse().ok()?;
+    let session: UploadId = session.parse().ok()?;
+    let range = match chunk_range(content_range.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return Some(e.into_response()),
+    };
+    let body: ByteStream = Box::pin(req.take_body().into_bytes_stream());
+    let finished = registry
+        .finish_upload(
+            &repo,
+            session.as_str(),
+            &digest,
+            range,
+            Some(declared),
+            body,
+        )
+        .await;
+    Some(match finished {
+        Ok(_) => UploadResponse::Created(
+            blob_location(&repo, &digest.to_string()),
+            digest.to_string(),
+        )
+        .into_response(),
+        Err(e) => with_location(e, &repo, session.as_str()).into_response(),
+    })
 }
 
 #[OpenApi]

@@ -555,3 +555,65 @@ async fn a_closing_put_on_a_fresh_session_is_checked_like_any_chunk() {
         .expect(201, None);
     assert_eq!(s.get(&format!("/v2/app/blobs/{d}")).await.body, data);
 }
+
+/// Everything of an answer a client may read, with the session's id (which
+/// differs between two sessions) taken out of it.
+fn answer_of(r: &Resp, session: &str) -> String {
+    let mut headers: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k != "date" && k != "x-request-id")
+        .map(|(k, v)| format!("{k}: {}", v.replace(session, "<session>")))
+        .collect();
+    headers.sort();
+    let body = String::from_utf8_lossy(&r.body).replace(session, "<session>");
+    format!("{}\n{}\n{body}", r.status, headers.join("\n"))
+}
+
+/// A small blob's `POST` and closing `PUT` are answered straight from the route
+/// table; with another query parameter they take the generated routes. Both
+/// must answer every case alike.
+#[tokio::test]
+async fn a_small_push_is_answered_alike_straight_and_through_the_generated_routes() {
+    let s = TestServer::start().await;
+    let abc = Algorithm::Sha256.digest_of(b"abc");
+    let other = Algorithm::Sha256.digest_of(b"other");
+    let forged = format!("/v2/app/blobs/uploads/{}", "0".repeat(64));
+    // (closing PUT's digest, Content-Range, body; on a fresh session or the forged one)
+    let cases: Vec<(String, Option<&str>, &[u8], bool)> = vec![
+        (abc.to_string(), None, b"abc", true),
+        (other.to_string(), None, b"abc", true),
+        (abc.to_string(), Some("0-2"), b"abc", true),
+        (abc.to_string(), Some("5-7"), b"abc", true),
+        (abc.to_string(), Some("0-9"), b"abc", true),
+        (abc.to_string(), Some("bytes=oops"), b"abc", true),
+        (abc.to_string(), None, b"abc", false),
+        ("sha256:nothex".to_string(), None, b"abc", true),
+    ];
+    for (digest, range, body, fresh) in cases {
+        let mut answers = Vec::new();
+        for extra in ["", "&via=routes"] {
+            let (opened, loc) = open(&s, "app", &extra.replacen('&', "?", 1)).await;
+            let session = loc.rsplit('/').next().unwrap().to_string();
+            let loc = if fresh { loc } else { forged.clone() };
+            let mut req = s
+                .req(Method::PUT, &format!("{loc}?digest={digest}{extra}"))
+                .await;
+            if let Some(r) = range {
+                req = req.header("Content-Range", r);
+            }
+            let r = req.body(body.to_vec()).send().await;
+            answers.push((answer_of(&opened, &session), answer_of(&r, &session)));
+            // The blob may be stored by the first way: remove it for the second.
+            let _ = s
+                .req(Method::DELETE, &format!("/v2/app/blobs/{abc}"))
+                .await
+                .send()
+                .await;
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "PUT ?digest={digest} with Content-Range {range:?} (fresh session: {fresh})"
+        );
+    }
+}
