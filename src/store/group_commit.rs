@@ -515,6 +515,16 @@ mod tests {
         .unwrap();
     }
 
+    /// The keys of `t`, in order.
+    fn keys(c: &Connection) -> Vec<String> {
+        c.prepare("SELECT k FROM t ORDER BY k")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
     fn count(c: &Connection) -> i64 {
         c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap()
@@ -558,14 +568,7 @@ mod tests {
         }));
         assert!(panicked.is_err());
         insert(&w, "d", false);
-        let keys: Vec<String> = r
-            .prepare("SELECT k FROM t ORDER BY k")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(keys, ["a", "d"]);
+        assert_eq!(keys(&r), ["a", "d"]);
     }
 
     #[test]
@@ -809,15 +812,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let r = reader(dir.path());
-        let keys: Vec<String> = r
-            .prepare("SELECT k FROM t ORDER BY k")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(keys, ["a", "d", "e"]);
+        assert_eq!(keys(&reader(dir.path())), ["a", "d", "e"]);
     }
 
     #[tokio::test]
