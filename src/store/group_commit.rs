@@ -112,7 +112,7 @@ pub(crate) struct GroupWriter {
     state: Mutex<State>,
     syncs: Mutex<Syncs>,
     /// The queue to the writer thread, started by the first queued write.
-    queue: OnceLock<Mutex<mpsc::Sender<Queued>>>,
+    queue: OnceLock<mpsc::Sender<Queued>>,
 }
 
 impl GroupWriter {
@@ -152,12 +152,7 @@ impl GroupWriter {
             durable,
             reply,
         };
-        let sent = self
-            .queue
-            .get_or_init(|| Mutex::new(self.start_thread()))
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(queued);
+        let sent = self.queue.get_or_init(|| self.start_thread()).send(queued);
         let stopped = || StoreError::Schema("the database's writer thread stopped".to_string());
         if sent.is_err() {
             return Err(stopped());
