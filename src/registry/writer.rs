@@ -415,7 +415,11 @@ mod tests {
     async fn the_caller_is_told_to_stop_reading_after_a_failed_write() {
         let (staging, _) = recorder(Some(0));
         let mut w = BodyWriter::new(staging, Algorithm::Sha256.hasher());
-        for _ in 0..3 * WRITE_BATCH / 100_000 {
+        // The writer fails on its first batch and takes no more, so once more
+        // batches than its queue holds are handed over, a push must see it
+        // (sooner when the thread ran first: the failure is seen as soon as
+        // the thread has gone).
+        for _ in 0..(QUEUED_BATCHES + 8) * WRITE_BATCH / 100_000 {
             if w.failed() {
                 break;
             }

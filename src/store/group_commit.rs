@@ -740,16 +740,15 @@ mod tests {
                 true,
             )
         });
-        let all = futures_util::future::join_all(writes);
-        let releaser = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            release.wait();
-        });
+        let mut all = std::pin::pin!(futures_util::future::join_all(writes));
+        // One poll queues all ten (each sends before it waits); then the
+        // connection is let go.
+        assert!(futures_util::poll!(all.as_mut()).is_pending());
+        release.wait();
         for r in all.await {
             r.unwrap();
         }
         holder.join().unwrap();
-        releaser.join().unwrap();
         let batches = w.lock().finished - before;
         // The thread may have taken the first before it met the held lock.
         assert!(
