@@ -514,9 +514,7 @@ impl SqliteMetaStore {
     pub(crate) fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
         self.read(|c| {
             c.prepare_cached("SELECT 1 FROM repos WHERE name = ?1")?
-                .query_row(params![repo], |_| Ok(()))
-                .optional()
-                .map(|o| o.is_some())
+                .exists(params![repo])
         })
     }
 

@@ -178,9 +178,7 @@ impl SqliteMetaStore {
     pub(crate) fn upload_closed(&self, id: &str) -> Result<bool, StoreError> {
         self.read(|c| {
             c.prepare_cached("SELECT 1 FROM closed_uploads WHERE id = ?1")?
-                .query_row(params![id], |_| Ok(()))
-                .optional()
-                .map(|o| o.is_some())
+                .exists(params![id])
         })
     }
 
