@@ -7,6 +7,7 @@
 
 mod error;
 mod gc;
+mod hash_lane;
 pub(crate) mod kept;
 pub(crate) mod listing;
 mod manifests;

@@ -40,11 +40,12 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 
+use super::hash_lane::HashLane;
 use super::session_ids::{SessionIds, Signed, SIGNED_LEN};
-use super::staged::StagedBlob;
+use super::staged::{catch_up, resume_recorded, StagedBlob};
 use super::writer::BodyWriter;
 use super::{blocking, RegistryError};
-use crate::oci::{Algorithm, Digest, Hasher, RepoName};
+use crate::oci::{Algorithm, Digest, RepoName};
 use crate::store::{wait, BlobStore, Clock, MetadataStore, Staging, Together, UploadRecord};
 
 /// The note a version before records kept beside a staging area, read to
@@ -256,6 +257,7 @@ impl UploadSessions {
             mut record,
         } = self.claim(repo, id).await?;
         let from = record.size;
+        let mut staged = staged;
         let checkpoint = staged.checkpoint();
         let (staged, written) = write_chunk(staged, range, length, body).await;
         match written {
@@ -270,27 +272,39 @@ impl UploadSessions {
             }
         }
         record.size = staged.size();
-        record.hash_state = staged.hash_state();
-        // Sealed (readable by every server sharing the store), then recorded,
-        // in one blocking call.
-        let meta = self.meta.clone();
-        let (mut staged, recorded) = tokio::task::spawn_blocking(move || {
-            crate::store::off_runtime(|| {
-                let mut staged = staged;
-                let recorded = match staged.seal() {
-                    Ok(descriptor) => {
-                        record.staging = descriptor;
-                        wait(meta.advance_upload(&record, from))
-                            .map(|a| (a, record.size))
-                            .map_err(RegistryError::from)
-                    }
-                    Err(e) => Err(e.into()),
-                };
-                (staged, recorded)
+        // Sealed (readable by every server sharing the store), then recorded:
+        // here when the bytes are in place (nothing in it blocks), else in one
+        // blocking call.
+        let (mut staged, recorded) = if staged.staging().in_place() {
+            let mut staged = staged;
+            let recorded = match seal_into(&mut staged, &mut record) {
+                Ok(()) => self
+                    .meta
+                    .advance_upload(&record, from)
+                    .await
+                    .map_err(Into::into),
+                Err(e) => Err(e.into()),
+            };
+            (staged, recorded)
+        } else {
+            let meta = self.meta.clone();
+            let mut sealed = record.clone();
+            let (staged, recorded) = tokio::task::spawn_blocking(move || {
+                crate::store::off_runtime(|| {
+                    let mut staged = staged;
+                    let recorded = match seal_into(&mut staged, &mut sealed) {
+                        Ok(()) => wait(meta.advance_upload(&sealed, from)).map_err(Into::into),
+                        Err(e) => Err(e.into()),
+                    };
+                    (staged, recorded)
+                })
             })
-        })
-        .await
-        .map_err(|e| RegistryError::Internal(format!("blocking task failed: {e}")))?;
+            .await
+            .map_err(|e| RegistryError::Internal(format!("blocking task failed: {e}")))?;
+            (staged, recorded)
+        };
+        let recorded: Result<_, RegistryError> =
+            recorded.map(|advanced: bool| (advanced, record.size));
         match recorded {
             Ok((true, size)) => {
                 self.release(guard, staged);
@@ -679,11 +693,14 @@ fn claim_blocking(
             _ => Err(unknown()),
         }
     };
-    let (mut staging, mut note, mut fresh) = match cached {
-        Some(staged) => (staged.into_parts().0, None, false),
+    let (mut staging, mut lane, mut note, mut fresh) = match cached {
+        Some(staged) => {
+            let (staging, lane) = staged.into_parts();
+            (staging, lane, None, false)
+        }
         None => {
             let (s, n) = reopen()?;
-            (s, n, true)
+            (s, None, n, true)
         }
     };
     loop {
@@ -704,12 +721,30 @@ fn claim_blocking(
             return Err(unknown());
         }
         if staging.adopt(record.size, &record.staging)? {
+            // This server's running hash, unless another server wrote since.
+            if let Some(lane) = lane.take().filter(|lane| lane.fed() == record.size) {
+                return Ok((StagedBlob::from_parts(staging, Some(lane)), record));
+            }
             let algorithm: Algorithm = record.algorithm.parse().map_err(|_| unknown())?;
-            let Some(hasher) = Hasher::resume(algorithm, &record.hash_state) else {
+            let resumed = resume_recorded(algorithm, &record.hash_state, record.size);
+            let Some((hasher, hashed)) = resumed else {
                 staging.unlock();
                 return Err(unknown());
             };
-            return Ok((StagedBlob::from_parts(staging, hasher), record));
+            // A record made before the hash caught up: the rest is read back.
+            let caught_up = match hashed < record.size {
+                true => catch_up(&*staging, hasher, hashed, record.size),
+                false => Ok(hasher),
+            };
+            let hasher = match caught_up {
+                Ok(hasher) => hasher,
+                Err(e) => {
+                    staging.unlock();
+                    return Err(e.into());
+                }
+            };
+            let lane = HashLane::new(hasher, record.size);
+            return Ok((StagedBlob::from_parts(staging, Some(lane)), record));
         }
         staging.unlock();
         if fresh {
@@ -719,7 +754,7 @@ fn claim_blocking(
         // A cached handle behind the record (another server wrote through its
         // own): once more with a fresh one.
         let (s, n) = reopen()?;
-        (staging, note, fresh) = (s, n, true);
+        (staging, lane, note, fresh) = (s, None, n, true);
     }
 }
 
@@ -826,6 +861,7 @@ fn append_frames(
 ) -> Result<(), RegistryError> {
     check_start(staged.size(), range)?;
     check_length(range, length, total(frames))?;
+    staged.settle()?;
     let checkpoint = staged.checkpoint();
     for frame in frames {
         if let Err(e) = staged.append(frame) {
@@ -994,6 +1030,14 @@ fn check_length(
     }
 }
 
+/// Seals `staged` (see [`StagedBlob::seal`]) and puts what it holds into
+/// `record`: the hash state and the staging descriptor.
+fn seal_into(staged: &mut StagedBlob, record: &mut UploadRecord) -> io::Result<()> {
+    record.hash_state = staged.record_hash()?;
+    record.staging = staged.seal()?;
+    Ok(())
+}
+
 /// Ends a single-request upload: its staging area removed if it failed, the
 /// blob linked if it was published; the size.
 fn settle(
@@ -1011,7 +1055,7 @@ fn settle(
 }
 
 /// Checks the staged bytes against `digest` and publishes them; returns the size.
-fn verify_and_publish(staged: StagedBlob, digest: &Digest) -> Result<u64, RegistryError> {
+fn verify_and_publish(mut staged: StagedBlob, digest: &Digest) -> Result<u64, RegistryError> {
     let actual = staged.digest_as(digest.algorithm())?;
     if actual != *digest {
         staged.abandon();
@@ -1038,6 +1082,7 @@ async fn write_chunk<S>(
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
 {
+    let mut staged = staged;
     if let Err(e) = check_start(staged.size(), range) {
         return (staged, Err(e));
     }
@@ -1062,8 +1107,12 @@ async fn write_stream<S>(
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
 {
-    let (staging, hasher) = staged.into_parts();
-    let mut writer = BodyWriter::new(staging, hasher);
+    let (staging, lane) = staged.into_parts();
+    let Some(lane) = lane else {
+        let lost = RegistryError::Internal("an upload's hash was not resumed".into());
+        return (StagedBlob::from_parts(staging, None), Err(lost));
+    };
+    let mut writer = BodyWriter::new(staging, lane);
     let mut read_err = None;
     while let Some(item) = body.next().await {
         match item {
@@ -1089,7 +1138,7 @@ where
         (None, Some(e)) => Err(RegistryError::BodyIncomplete(e.to_string())),
         (None, None) => Ok(out.written),
     };
-    (StagedBlob::from_parts(out.staging, out.hasher), result)
+    (StagedBlob::from_parts(out.staging, Some(out.lane)), result)
 }
 
 /// The grammar of upload session ids (see [`UploadId`]), for schemas.
@@ -1391,6 +1440,121 @@ mod tests {
         s.a.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
             .await
             .expect("the bytes are exactly the winner's");
+    }
+
+    /// `n` bytes of a pattern that differs with `seed`, in frames of 64 KiB
+    /// (so that a body of more than one goes through the hashing thread).
+    fn large(seed: u8, n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i % 251) as u8 ^ seed).collect()
+    }
+
+    fn frames(bytes: &[u8]) -> futures_util::stream::Iter<std::vec::IntoIter<io::Result<Bytes>>> {
+        let v: Vec<_> = bytes
+            .chunks(64 << 10)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        futures_util::stream::iter(v)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn large_chunks_alternating_between_servers_give_the_right_blob() {
+        let s = servers();
+        let chunks: Vec<Vec<u8>> = (0..6u8).map(|i| large(i, 300_000 + i as usize)).collect();
+        let whole = chunks.concat();
+        let digest = Algorithm::Sha256.digest_of(&whole);
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        let mut offset = 0;
+        for (i, c) in chunks.iter().enumerate() {
+            let server = if i % 2 == 0 { &s.b } else { &s.a };
+            let len = c.len() as u64;
+            server
+                .append(&repo(), &id, range(offset, len), None, frames(c))
+                .await
+                .unwrap();
+            offset += len;
+        }
+        let size =
+            s.a.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
+                .await
+                .unwrap();
+        assert_eq!(size, whole.len() as u64);
+        assert_eq!(s.blobs.read_backs(), 0, "never read back from the start");
+        // A record may lag its chunk's hash: the next server hashes the rest
+        // from the staging area, at most what the last chunk left.
+        let last = chunks.last().unwrap().len() as u64;
+        assert!(s.blobs.reread() <= whole.len() as u64 - last);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn chunks_on_one_server_carry_its_running_hash_and_read_nothing_back() {
+        let s = servers();
+        let chunks: Vec<Vec<u8>> = (0..4u8).map(|i| large(i, 250_000)).collect();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        for (i, c) in chunks.iter().enumerate() {
+            let at = i as u64 * 250_000;
+            s.a.append(&repo(), &id, range(at, 250_000), None, frames(c))
+                .await
+                .unwrap();
+        }
+        let digest = Algorithm::Sha256.digest_of(&chunks.concat());
+        s.a.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
+            .await
+            .unwrap();
+        assert_eq!((s.blobs.read_backs(), s.blobs.reread()), (0, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_record_whose_hash_lags_is_caught_up_from_the_staging_area() {
+        let s = servers();
+        let first = large(1, 200_000);
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.a.append(&repo(), &id, range(0, 200_000), None, frames(&first))
+            .await
+            .unwrap();
+        // As if the record had been made while the hash had done 1,000 bytes.
+        let mut record = s.meta.upload(&id).await.unwrap().unwrap();
+        let mut hasher = Algorithm::Sha256.hasher();
+        hasher.update(&first[..1000]);
+        record.hash_state = super::super::staged::hash_record(&hasher, 1000, 200_000);
+        assert!(s.meta.advance_upload(&record, 200_000).await.unwrap());
+        let second = large(2, 100);
+        s.b.append(&repo(), &id, range(200_000, 100), None, body(&second))
+            .await
+            .unwrap();
+        assert_eq!(s.blobs.reread(), 199_000, "exactly the bytes not hashed");
+        let digest = Algorithm::Sha256.digest_of(&[first, second].concat());
+        s.b.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_large_chunk_that_fails_after_one_whose_hash_ran_on_can_be_sent_again() {
+        let s = servers();
+        let first = large(3, 300_000);
+        let second = large(4, 300_000);
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.a.append(&repo(), &id, range(0, 300_000), None, frames(&first))
+            .await
+            .unwrap();
+        // Half the chunk, then the client goes away.
+        let mut broken: Vec<io::Result<Bytes>> = second[..150_000]
+            .chunks(64 << 10)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        broken.push(Err(io::Error::other("client went away")));
+        let broken = futures_util::stream::iter(broken);
+        assert!(s.a.append(&repo(), &id, None, None, broken).await.is_err());
+        assert_eq!(s.a.status(&repo(), &id).await.unwrap(), 300_000);
+        s.a.append(&repo(), &id, range(300_000, 300_000), None, frames(&second))
+            .await
+            .unwrap();
+        let digest = Algorithm::Sha256.digest_of(&[first, second].concat());
+        let size =
+            s.a.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
+                .await
+                .unwrap();
+        assert_eq!(size, 600_000);
     }
 
     #[tokio::test]

@@ -14,7 +14,8 @@
 //! body of one batch is hashed where it arrived and costs one blocking call, an
 //! empty body none. The first batches are small (from 64 KiB, doubling), so
 //! that writing starts while a small body is still arriving. At most
-//! `QUEUED_BATCHES + 2` batches are held.
+//! `QUEUED_BATCHES + 2` batches are held. The body is over once it is written:
+//! the hash may still be running, and goes on across requests (`hash_lane`).
 
 use std::io;
 
@@ -22,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::oci::Hasher;
+use super::hash_lane::{Batch, HashLane, QUEUED_BATCHES};
 use crate::store::Staging;
 
 /// Bytes gathered before they are handed to the writer thread.
@@ -38,14 +39,6 @@ pub(crate) const COPY_BELOW: usize = 64 << 10;
 /// Size of the first buffer small frames are copied into; later ones double, up to
 /// [`WRITE_BATCH`], so a small body takes a small buffer.
 const FIRST_COPY_BUFFER: usize = 16 << 10;
-
-/// Body bytes in order.
-type Batch = Vec<Bytes>;
-
-/// Full batches waiting for the writer thread (and for the hashing thread),
-/// besides the one it is writing: slack for the moments a write stalls. (With
-/// one, large pushes were about 10% slower.)
-const QUEUED_BATCHES: usize = 4;
 
 /// What the writer thread hands back: the staging area, the bytes it appended, and
 /// the error that stopped it.
@@ -89,67 +82,13 @@ impl Stage {
     }
 }
 
-/// The hasher, or the thread that has it and the queue to it.
-enum Hashing {
-    Here(Box<Hasher>),
-    Busy(mpsc::Sender<Batch>, JoinHandle<Box<Hasher>>),
-}
-
-impl Hashing {
-    /// Hashes `batch` here, or hands it to the hashing thread (starting it
-    /// unless `last`: the last batch of a body is hashed here when the thread
-    /// never started). False when the thread is gone (it panicked).
-    async fn feed(&mut self, batch: &Batch, last: bool) -> bool {
-        if let Hashing::Here(hasher) = self {
-            if last {
-                for bytes in batch {
-                    hasher.update(bytes);
-                }
-                return true;
-            }
-            let (tx, mut rx) = mpsc::channel::<Batch>(QUEUED_BATCHES);
-            let placeholder = Hashing::Here(Box::new(crate::oci::Algorithm::Sha256.hasher()));
-            let Hashing::Here(mut hasher) = std::mem::replace(self, placeholder) else {
-                unreachable!("matched above")
-            };
-            let task = tokio::task::spawn_blocking(move || {
-                while let Some(batch) = rx.blocking_recv() {
-                    for bytes in &batch {
-                        hasher.update(bytes);
-                    }
-                }
-                hasher
-            });
-            *self = Hashing::Busy(tx, task);
-        }
-        match self {
-            Hashing::Busy(tx, _) => tx.send(batch.clone()).await.is_ok(),
-            Hashing::Here(_) => true,
-        }
-    }
-
-    /// The hasher, once it has hashed everything it was given.
-    async fn done(self) -> Hasher {
-        match self {
-            Hashing::Here(hasher) => *hasher,
-            Hashing::Busy(tx, task) => {
-                drop(tx);
-                match task.await {
-                    Ok(hasher) => *hasher,
-                    Err(e) => std::panic::resume_unwind(e.into_panic()),
-                }
-            }
-        }
-    }
-}
-
 /// The outcome of a body.
 pub(crate) struct Written {
     /// The staging area, holding the bytes appended.
     pub staging: Box<dyn Staging>,
     /// The hash of every byte handed over (all of them, after
-    /// [`BodyWriter::finish`]), written or not.
-    pub hasher: Hasher,
+    /// [`BodyWriter::finish`]), written or not; possibly still running.
+    pub lane: HashLane,
     /// Bytes appended to the staging area.
     pub written: u64,
     /// The first write error; nothing is written after it.
@@ -159,7 +98,7 @@ pub(crate) struct Written {
 /// Hashes a body frame by frame and writes it batch by batch. Each async method
 /// takes the writer and gives it back, as the staging area moves in and out of it.
 pub(crate) struct BodyWriter {
-    hash: Hashing,
+    hash: HashLane,
     write: Stage,
     /// Frames gathered for the next write.
     batch: Batch,
@@ -177,10 +116,10 @@ pub(crate) struct BodyWriter {
 }
 
 impl BodyWriter {
-    /// A writer appending to `staging` and hashing into `hasher`.
-    pub(crate) fn new(staging: Box<dyn Staging>, hasher: Hasher) -> Self {
+    /// A writer appending to `staging` and hashing into `lane`.
+    pub(crate) fn new(staging: Box<dyn Staging>, lane: HashLane) -> Self {
         BodyWriter {
-            hash: Hashing::Here(Box::new(hasher)),
+            hash: lane,
             write: Stage::Ready(staging),
             batch: Vec::new(),
             batch_len: 0,
@@ -281,14 +220,15 @@ impl BodyWriter {
     /// still gathered (the caller rolls the upload back), and returns the outcome.
     pub(crate) async fn abandon(self) -> Written {
         let (staging, written, result) = self.write.ready().await;
-        let hasher = self.hash.done().await;
+        let mut lane = self.hash;
+        lane.pause();
         let mut error = self.error;
         if let Err(e) = result {
             error.get_or_insert(e);
         }
         Written {
             staging,
-            hasher,
+            lane,
             written: self.written + written,
             error,
         }
@@ -373,7 +313,7 @@ mod tests {
             ] {
                 let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
                 let (staging, bytes) = recorder(None);
-                let w = BodyWriter::new(staging, Algorithm::Sha256.hasher());
+                let w = BodyWriter::new(staging, HashLane::new(Algorithm::Sha256.hasher(), 0));
                 let out = push_all(w, &body, frames).await.finish().await;
                 assert!(out.error.is_none(), "size {size}, frames {frames:?}");
                 assert_eq!(out.written, size as u64, "size {size}, frames {frames:?}");
@@ -382,7 +322,7 @@ mod tests {
                     "size {size}, frames {frames:?}: bytes differ"
                 );
                 assert_eq!(
-                    out.hasher.finish(),
+                    out.lane.hasher().await.unwrap().finish(),
                     Algorithm::Sha256.digest_of(&body),
                     "size {size}, frames {frames:?}"
                 );
@@ -396,7 +336,7 @@ mod tests {
         // several batches; the thirteenth append fails.
         let body = vec![1u8; 5 * WRITE_BATCH];
         let (staging, bytes) = recorder(Some(12));
-        let w = BodyWriter::new(staging, Algorithm::Sha256.hasher());
+        let w = BodyWriter::new(staging, HashLane::new(Algorithm::Sha256.hasher(), 0));
         let w = push_all(w, &body, &[100_000]).await;
         let out = w.finish().await;
         assert_eq!(
@@ -414,7 +354,7 @@ mod tests {
     #[tokio::test]
     async fn the_caller_is_told_to_stop_reading_after_a_failed_write() {
         let (staging, _) = recorder(Some(0));
-        let mut w = BodyWriter::new(staging, Algorithm::Sha256.hasher());
+        let mut w = BodyWriter::new(staging, HashLane::new(Algorithm::Sha256.hasher(), 0));
         // The writer fails on its first batch and takes no more, so once more
         // batches than its queue holds are handed over, a push must see it
         // (sooner when the thread ran first: the failure is seen as soon as
@@ -433,7 +373,7 @@ mod tests {
     async fn abandoning_writes_nothing_more() {
         let body = vec![2u8; 2 * WRITE_BATCH + 10];
         let (staging, bytes) = recorder(None);
-        let w = BodyWriter::new(staging, Algorithm::Sha256.hasher());
+        let w = BodyWriter::new(staging, HashLane::new(Algorithm::Sha256.hasher(), 0));
         let out = push_all(w, &body, &[65_536]).await.abandon().await;
         assert!(out.error.is_none());
         assert!(out.written <= 2 * WRITE_BATCH as u64);

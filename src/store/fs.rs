@@ -220,10 +220,17 @@ impl Staging for FsStaging {
     }
 
     fn read_back(&self) -> io::Result<Box<dyn io::Read + Send>> {
-        Ok(Box::new(io::BufReader::with_capacity(
-            1 << 20,
-            File::open(self.store.staging_path(&self.id))?,
-        )))
+        self.read_from(0)
+    }
+
+    fn read_from(&self, offset: u64) -> io::Result<Box<dyn io::Read + Send>> {
+        let mut file = File::open(self.store.staging_path(&self.id))?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Box::new(io::BufReader::with_capacity(1 << 20, file)))
+    }
+
+    fn in_place(&self) -> bool {
+        true
     }
 
     fn publish(self: Box<Self>, digest: &Digest) -> io::Result<()> {

@@ -17,9 +17,12 @@ use crate::oci::Digest;
 struct State {
     blobs: HashMap<String, Bytes>,
     staging: HashMap<String, StagingEntry>,
-    /// How often staged bytes were read back (tests check that resuming a
-    /// session does not re-hash it).
+    /// How often staged bytes were read back from the start (tests check
+    /// that resuming a session does not re-hash it).
     read_backs: usize,
+    /// Staged bytes read back from an offset (to bring a recorded hash up to
+    /// its upload's size).
+    reread: u64,
 }
 
 struct StagingEntry {
@@ -63,6 +66,12 @@ impl MemoryBlobStore {
     #[cfg(test)]
     pub(crate) fn read_backs(&self) -> usize {
         self.lock().read_backs
+    }
+
+    /// Staged bytes read back from an offset, for tests.
+    #[cfg(test)]
+    pub(crate) fn reread(&self) -> u64 {
+        self.lock().reread
     }
 
     /// `len` bytes of a stored blob from `offset` (fewer at its end), without a copy.
@@ -149,6 +158,21 @@ impl Staging for MemoryStaging {
     fn read_back(&self) -> io::Result<Box<dyn io::Read + Send>> {
         self.store.lock().read_backs += 1;
         Ok(Box::new(io::Cursor::new(self.data().clone())))
+    }
+
+    fn read_from(&self, offset: u64) -> io::Result<Box<dyn io::Read + Send>> {
+        let data = self.data();
+        let from = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let rest = data[from..].to_vec();
+        drop(data);
+        self.store.lock().reread += rest.len() as u64;
+        Ok(Box::new(io::Cursor::new(rest)))
+    }
+
+    fn in_place(&self) -> bool {
+        true
     }
 
     fn publish(self: Box<Self>, digest: &Digest) -> io::Result<()> {

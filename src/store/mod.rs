@@ -78,6 +78,29 @@ pub trait Staging: Send + 'static {
     fn truncate(&mut self, size: u64) -> io::Result<()>;
     /// Reads back everything held, from the start.
     fn read_back(&self) -> io::Result<Box<dyn io::Read + Send>>;
+    /// Reads back what is held from `offset` on: the bytes an upload's
+    /// recorded hash has not covered yet. The default reads from the start
+    /// and skips.
+    fn read_from(&self, offset: u64) -> io::Result<Box<dyn io::Read + Send>> {
+        let mut reader = self.read_back()?;
+        let skipped = io::copy(&mut io::Read::take(&mut reader, offset), &mut io::sink())?;
+        if skipped < offset {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the staging area holds fewer bytes than asked",
+            ));
+        }
+        Ok(reader)
+    }
+    /// Whether the bytes are where every server sharing the store reads them
+    /// as they are written (a file): [`Staging::seal`] then does nothing and
+    /// blocks on nothing, and [`Staging::read_from`] is cheap, so an upload
+    /// may be recorded before its hash has caught up with its bytes (whoever
+    /// resumes it hashes the rest from here). False (the default) makes every
+    /// record wait for the hash, and seals on a blocking thread.
+    fn in_place(&self) -> bool {
+        false
+    }
     /// Keeps other processes from writing this staging area until
     /// [`Staging::unlock`] (or until this handle is dropped), for a store that
     /// several servers share: a writer locks, reads the session's record,
