@@ -44,11 +44,6 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // Savepoint journals in memory: each write runs in a savepoint of a shared
-    // transaction, and on disk the original of every page it changed went to
-    // a temporary file first (nearly half the writer's `pwrite`s of a burst
-    // of small pushes). In memory they are dropped as each write is released.
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
@@ -90,6 +85,14 @@ impl SqliteDb {
         }
         writer.pragma_update(None, "journal_mode", "WAL")?;
         configure(&writer)?;
+        // The writer's savepoint journals in memory: each write runs in a
+        // savepoint of a shared transaction, and on disk the original of every
+        // page it changed went to a temporary file first (nearly half the
+        // writer's `pwrite`s in a burst of small pushes). In memory each is
+        // dropped as its write is released; every write is small (garbage
+        // collection works in batches). Readers keep temporary files on disk,
+        // so a large sort never grows the process.
+        writer.pragma_update(None, "temp_store", "MEMORY")?;
         migrate(&mut writer)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
