@@ -53,23 +53,41 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Writes bytes `offset .. offset + out.len()` of the blob into `out`.
-    pub fn fill(&self, offset: u64, out: &mut [u8]) {
+    /// Hands bytes `offset .. offset + len` of the blob to `put`, in order, as
+    /// slices of the pool and of the block stamps.
+    fn pieces(&self, offset: u64, len: usize, mut put: impl FnMut(&[u8])) {
+        let end = offset + len as u64;
         let mut pos = offset;
-        let mut i = 0;
-        while i < out.len() {
+        while pos < end {
             let in_block = pos % BLOCK;
-            let n = ((BLOCK - in_block) as usize).min(out.len() - i);
+            let n = (BLOCK - in_block).min(end - pos) as usize;
             let p = (pos % POOL as u64) as usize;
-            out[i..i + n].copy_from_slice(&self.pool[p..p + n]);
+            let mut piece = &self.pool[p..p + n];
             if in_block < 8 {
                 let stamp = (self.seed ^ word(self.seed, pos / BLOCK)).to_le_bytes();
                 let k = (8 - in_block as usize).min(n);
-                out[i..i + k].copy_from_slice(&stamp[in_block as usize..in_block as usize + k]);
+                put(&stamp[in_block as usize..in_block as usize + k]);
+                piece = &piece[k..];
             }
-            i += n;
+            put(piece);
             pos += n as u64;
         }
+    }
+
+    /// Writes bytes `offset .. offset + out.len()` of the blob into `out`.
+    pub fn fill(&self, offset: u64, out: &mut [u8]) {
+        let mut at = 0;
+        self.pieces(offset, out.len(), |piece| {
+            out[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
+        });
+    }
+
+    /// Appends bytes `offset .. offset + len` of the blob to `out` (no buffer to
+    /// zero first: the load generator shares the machine with the server).
+    pub fn extend(&self, offset: u64, len: usize, out: &mut Vec<u8>) {
+        out.reserve(len);
+        self.pieces(offset, len, |piece| out.extend_from_slice(piece));
     }
 }
 
@@ -129,8 +147,8 @@ impl BlobSpec {
                     return None;
                 }
                 let n = (end - pos).min(CHUNK as u64) as usize;
-                let mut buf = vec![0u8; n];
-                g.fill(pos, &mut buf);
+                let mut buf = Vec::with_capacity(n);
+                g.extend(pos, n, &mut buf);
                 Some((Ok(Bytes::from(buf)), pos + n as u64))
             }
         })
