@@ -1230,19 +1230,16 @@ mod tests {
         "team/app".parse().unwrap()
     }
 
-    #[tokio::test]
-    async fn chunks_alternating_between_servers_give_the_right_blob_without_rehashing() {
-        let s = servers();
-        let chunks: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 1000 + i as usize]).collect();
-        let whole: Vec<u8> = chunks.concat();
-        let digest = Algorithm::Sha256.digest_of(&whole);
+    /// Sends `chunks` as one upload, the servers taking turns (`b` first),
+    /// each reporting every size recorded; the session and the whole.
+    async fn push_alternating(s: &Servers, chunks: &[Vec<u8>]) -> (String, Vec<u8>) {
         let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
         let mut offset = 0;
         for (i, c) in chunks.iter().enumerate() {
             let server = if i % 2 == 0 { &s.b } else { &s.a };
             let len = c.len() as u64;
             let size = server
-                .append(&repo(), &id, range(offset, len), None, body(c))
+                .append(&repo(), &id, range(offset, len), None, frames(c))
                 .await
                 .unwrap();
             offset += len;
@@ -1251,6 +1248,15 @@ mod tests {
             assert_eq!(s.a.status(&repo(), &id).await.unwrap(), offset);
             assert_eq!(s.b.status(&repo(), &id).await.unwrap(), offset);
         }
+        (id, chunks.concat())
+    }
+
+    #[tokio::test]
+    async fn chunks_alternating_between_servers_give_the_right_blob_without_rehashing() {
+        let s = servers();
+        let chunks: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 1000 + i as usize]).collect();
+        let (id, whole) = push_alternating(&s, &chunks).await;
+        let digest = Algorithm::Sha256.digest_of(&whole);
         let size =
             s.b.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
                 .await
@@ -1460,19 +1466,8 @@ mod tests {
     async fn large_chunks_alternating_between_servers_give_the_right_blob() {
         let s = servers();
         let chunks: Vec<Vec<u8>> = (0..6u8).map(|i| large(i, 300_000 + i as usize)).collect();
-        let whole = chunks.concat();
+        let (id, whole) = push_alternating(&s, &chunks).await;
         let digest = Algorithm::Sha256.digest_of(&whole);
-        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
-        let mut offset = 0;
-        for (i, c) in chunks.iter().enumerate() {
-            let server = if i % 2 == 0 { &s.b } else { &s.a };
-            let len = c.len() as u64;
-            server
-                .append(&repo(), &id, range(offset, len), None, frames(c))
-                .await
-                .unwrap();
-            offset += len;
-        }
         let size =
             s.a.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
                 .await
