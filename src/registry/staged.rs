@@ -109,6 +109,7 @@ impl StagedBlob {
 
     /// Restores a checkpoint: truncates the bytes and restores the hash state.
     pub fn rollback(&mut self, checkpoint: Checkpoint) -> io::Result<()> {
+        // Should the truncation fail, the hash is resumed from the record.
         self.lane = None;
         self.staging.truncate(checkpoint.size)?;
         self.lane = checkpoint
