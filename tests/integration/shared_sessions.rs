@@ -24,8 +24,10 @@ const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
 
 /// Chunks of an upload on the filesystem (whose staging file any server on
-/// the data directory reads).
-const SMALL_CHUNKS: [usize; 6] = [70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 70 * KIB, 3 * KIB];
+/// the data directory reads). A record of a chunk of a few MiB usually holds
+/// a hash still behind its bytes, which the other server then catches up
+/// from the staging file.
+const FILE_CHUNKS: [usize; 6] = [4 * MIB, 70 * KIB, 4 * MIB + 5, 3 * MIB, 70 * KIB, 3 * KIB];
 
 /// A server over `dir` and `stores`.
 async fn server(dir: &std::path::Path, stores: &Stores) -> ServerHandle {
@@ -193,7 +195,7 @@ async fn two_servers_on_one_data_directory_share_upload_sessions() {
         metadata: None,
         blobs: None,
         one_data_dir: true,
-        chunks: SMALL_CHUNKS.to_vec(),
+        chunks: FILE_CHUNKS.to_vec(),
     })
     .await;
 }
@@ -207,7 +209,7 @@ async fn two_servers_on_postgres_share_upload_sessions() {
         metadata: Some(url),
         blobs: None,
         one_data_dir: true,
-        chunks: SMALL_CHUNKS.to_vec(),
+        chunks: FILE_CHUNKS.to_vec(),
     })
     .await;
 }
