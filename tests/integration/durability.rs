@@ -75,6 +75,56 @@ async fn an_upload_session_resumes_after_a_restart() {
     );
 }
 
+/// Chunks of a few MiB: the record of each is usually made before its hash
+/// has caught up, and the restarted server hashes the rest from the staging
+/// file.
+#[tokio::test]
+async fn an_upload_recorded_before_its_hash_caught_up_resumes_after_a_restart() {
+    let s = TestServer::start().await;
+    let r = s
+        .req(Method::POST, "/v2/app/blobs/uploads/")
+        .await
+        .send()
+        .await;
+    let loc = r.header("location").unwrap().to_string();
+    let whole: Vec<u8> = (0..10_000_000u32)
+        .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
+        .collect();
+    let (first, rest) = whole.split_at(6_000_000);
+    for (from, chunk) in [(0, &first[..3_000_000]), (3_000_000, &first[3_000_000..])] {
+        s.req(Method::PATCH, &loc)
+            .await
+            .header(
+                "Content-Range",
+                &format!("{from}-{}", from + chunk.len() - 1),
+            )
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .expect(202, None);
+    }
+    let config = config_for(&s.data_dir());
+    let dir = s.stop().await;
+    let s = TestServer::start_in(dir, config).await;
+    let st = s.get(&loc).await;
+    st.expect(204, None);
+    assert_eq!(st.header("range"), Some("0-5999999"));
+    s.req(Method::PATCH, &loc)
+        .await
+        .header("Content-Range", "6000000-9999999")
+        .body(rest.to_vec())
+        .send()
+        .await
+        .expect(202, None);
+    let d = Algorithm::Sha256.digest_of(&whole);
+    s.req(Method::PUT, &format!("{loc}?digest={d}"))
+        .await
+        .send()
+        .await
+        .expect(201, None);
+    assert!(s.get(&format!("/v2/app/blobs/{d}")).await.body == whole);
+}
+
 #[tokio::test]
 async fn identical_concurrent_pushes_are_safe() {
     let s = std::sync::Arc::new(TestServer::start().await);
