@@ -85,15 +85,16 @@ impl SqliteDb {
         }
         writer.pragma_update(None, "journal_mode", "WAL")?;
         configure(&writer)?;
+        migrate(&mut writer)?;
         // The writer's savepoint journals in memory: each write runs in a
         // savepoint of a shared transaction, and on disk the original of every
         // page it changed went to a temporary file first (nearly half the
         // writer's `pwrite`s in a burst of small pushes). In memory each is
         // dropped as its write is released; every write is small (garbage
-        // collection works in batches). Readers keep temporary files on disk,
-        // so a large sort never grows the process.
+        // collection works in batches). Set after the migrations, which may
+        // rewrite whole tables, and not on the readers, so that neither a
+        // migration nor a large sort grows the process.
         writer.pragma_update(None, "temp_store", "MEMORY")?;
-        migrate(&mut writer)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
