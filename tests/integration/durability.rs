@@ -34,8 +34,9 @@ async fn content_survives_a_restart() {
     );
 }
 
-#[tokio::test]
-async fn an_upload_session_resumes_after_a_restart() {
+/// Sends `before` as chunks of one upload, restarts the server, checks the
+/// session's size, sends `after` and closes it; the blob must be all of them.
+async fn upload_across_a_restart(before: &[&[u8]], after: &[u8]) {
     let s = TestServer::start().await;
     let r = s
         .req(Method::POST, "/v2/app/blobs/uploads/")
@@ -43,79 +44,19 @@ async fn an_upload_session_resumes_after_a_restart() {
         .send()
         .await;
     let loc = r.header("location").unwrap().to_string();
-    s.req(Method::PATCH, &loc)
-        .await
-        .header("Content-Range", "0-4")
-        .body(b"hello".to_vec())
-        .send()
-        .await
-        .expect(202, None);
-    let config = config_for(&s.data_dir());
-    let dir = s.stop().await;
-    let s = TestServer::start_in(dir, config).await;
-    let st = s.get(&loc).await;
-    st.expect(204, None);
-    assert_eq!(st.header("range"), Some("0-4"));
-    s.req(Method::PATCH, &loc)
-        .await
-        .header("Content-Range", "5-10")
-        .body(b" world".to_vec())
-        .send()
-        .await
-        .expect(202, None);
-    let d = Algorithm::Sha256.digest_of(b"hello world");
-    s.req(Method::PUT, &format!("{loc}?digest={d}"))
-        .await
-        .send()
-        .await
-        .expect(201, None);
-    assert_eq!(
-        s.get(&format!("/v2/app/blobs/{d}")).await.body,
-        b"hello world"
-    );
-}
-
-/// Chunks of a few MiB: the record of each is usually made before its hash
-/// has caught up, and the restarted server hashes the rest from the staging
-/// file.
-#[tokio::test]
-async fn an_upload_recorded_before_its_hash_caught_up_resumes_after_a_restart() {
-    let s = TestServer::start().await;
-    let r = s
-        .req(Method::POST, "/v2/app/blobs/uploads/")
-        .await
-        .send()
-        .await;
-    let loc = r.header("location").unwrap().to_string();
-    let whole: Vec<u8> = (0..10_000_000u32)
-        .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
-        .collect();
-    let (first, rest) = whole.split_at(6_000_000);
-    for (from, chunk) in [(0, &first[..3_000_000]), (3_000_000, &first[3_000_000..])] {
-        s.req(Method::PATCH, &loc)
-            .await
-            .header(
-                "Content-Range",
-                &format!("{from}-{}", from + chunk.len() - 1),
-            )
-            .body(chunk.to_vec())
-            .send()
-            .await
-            .expect(202, None);
+    let mut from = 0;
+    for chunk in before {
+        patch(&s, &loc, from, chunk).await;
+        from += chunk.len();
     }
     let config = config_for(&s.data_dir());
     let dir = s.stop().await;
     let s = TestServer::start_in(dir, config).await;
     let st = s.get(&loc).await;
     st.expect(204, None);
-    assert_eq!(st.header("range"), Some("0-5999999"));
-    s.req(Method::PATCH, &loc)
-        .await
-        .header("Content-Range", "6000000-9999999")
-        .body(rest.to_vec())
-        .send()
-        .await
-        .expect(202, None);
+    assert_eq!(st.header("range"), Some(format!("0-{}", from - 1).as_str()));
+    patch(&s, &loc, from, after).await;
+    let whole = [before.concat(), after.to_vec()].concat();
     let d = Algorithm::Sha256.digest_of(&whole);
     s.req(Method::PUT, &format!("{loc}?digest={d}"))
         .await
@@ -123,6 +64,38 @@ async fn an_upload_recorded_before_its_hash_caught_up_resumes_after_a_restart() 
         .await
         .expect(201, None);
     assert!(s.get(&format!("/v2/app/blobs/{d}")).await.body == whole);
+}
+
+/// A `PATCH` of `chunk` at `from`, which must be accepted.
+async fn patch(s: &TestServer, loc: &str, from: usize, chunk: &[u8]) {
+    s.req(Method::PATCH, loc)
+        .await
+        .header(
+            "Content-Range",
+            &format!("{from}-{}", from + chunk.len() - 1),
+        )
+        .body(chunk.to_vec())
+        .send()
+        .await
+        .expect(202, None);
+}
+
+#[tokio::test]
+async fn an_upload_session_resumes_after_a_restart() {
+    upload_across_a_restart(&[b"hello"], b" world").await;
+}
+
+/// Chunks of a few MiB: the record of each is usually made before its hash
+/// has caught up, and the restarted server hashes the rest from the staging
+/// file.
+#[tokio::test]
+async fn an_upload_recorded_before_its_hash_caught_up_resumes_after_a_restart() {
+    let whole: Vec<u8> = (0..10_000_000u32)
+        .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
+        .collect();
+    let (first, rest) = whole.split_at(6_000_000);
+    let (one, two) = first.split_at(3_000_000);
+    upload_across_a_restart(&[one, two], rest).await;
 }
 
 #[tokio::test]
