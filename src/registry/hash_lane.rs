@@ -85,8 +85,8 @@ impl HashLane {
     }
 
     /// The hasher when it is at hand (no thread has it).
-    pub(crate) fn here(&mut self) -> Option<&mut Hasher> {
-        match &mut self.lane {
+    pub(crate) fn here(&self) -> Option<&Hasher> {
+        match &self.lane {
             Lane::Here(hasher) => Some(hasher),
             _ => None,
         }

@@ -97,11 +97,11 @@ impl StagedBlob {
     /// A point to roll back to if the rest of a request fails. It restores
     /// the hash when the hasher is at hand now (as after [`StagedBlob::append`]);
     /// else a rollback leaves it to be resumed from the record.
-    pub fn checkpoint(&mut self) -> Checkpoint {
+    pub fn checkpoint(&self) -> Checkpoint {
         let size = self.size();
         let hasher = self
             .lane
-            .as_mut()
+            .as_ref()
             .filter(|lane| lane.fed() == size)
             .and_then(|lane| lane.here().cloned());
         Checkpoint { size, hasher }

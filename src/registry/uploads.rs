@@ -257,7 +257,6 @@ impl UploadSessions {
             mut record,
         } = self.claim(repo, id).await?;
         let from = record.size;
-        let mut staged = staged;
         let checkpoint = staged.checkpoint();
         let (staged, written) = write_chunk(staged, range, length, body).await;
         match written {
@@ -1082,7 +1081,6 @@ async fn write_chunk<S>(
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
 {
-    let mut staged = staged;
     if let Err(e) = check_start(staged.size(), range) {
         return (staged, Err(e));
     }
