@@ -587,8 +587,13 @@ impl UploadSessions {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let cutoff = self.clock.now_millis().saturating_sub(ttl_ms);
         let mut removed = 0;
+        // Busy sessions stay in the stale list (oldest first), so each batch
+        // asks for as many more rows as it skipped: a list that is all busy
+        // sessions ends the sweep instead of being read again and again.
+        let mut busy = 0;
         loop {
-            let stale = match wait(self.meta.stale_uploads(cutoff, 1000)) {
+            let limit = busy + EXPIRY_BATCH;
+            let stale = match wait(self.meta.stale_uploads(cutoff, limit)) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "upload expiry: cannot list stale sessions");
@@ -596,10 +601,12 @@ impl UploadSessions {
                 }
             };
             let batch = stale.len();
+            busy = 0;
             for id in stale {
                 // A session busy here is not idle.
                 let entry = self.entry(&id);
                 let Ok(mut open) = entry.try_lock() else {
+                    busy += 1;
                     continue;
                 };
                 self.abandon(&id, open.staged.take());
@@ -611,7 +618,7 @@ impl UploadSessions {
                 drop(open);
                 self.forget_if_idle(&id);
             }
-            if batch < 1000 {
+            if batch < limit as usize {
                 break;
             }
         }
@@ -795,6 +802,13 @@ pub type Link = Box<dyn FnOnce(u64) -> Result<(), RegistryError> + Send>;
 /// in one blocking call: each hop to the blocking pool and back costs two thread
 /// switches, more than the write itself.
 const SMALL_BODY: u64 = 64 << 10;
+
+/// Stale sessions [`UploadSessions::expire`] reads at a time (plus as many as
+/// it found busy in the batch before).
+#[cfg(not(test))]
+const EXPIRY_BATCH: u32 = 1000;
+#[cfg(test)]
+const EXPIRY_BATCH: u32 = 3;
 
 /// A request body: whole, when small and declared so, or still a stream.
 enum Gathered {
@@ -1616,6 +1630,47 @@ mod tests {
             s.a.append(&repo(), &id, None, None, body(b"d")).await,
             Err(RegistryError::UploadUnknown(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn expiry_gets_past_a_full_batch_of_busy_sessions() {
+        let s = Arc::new(servers());
+        let mut ids = Vec::new();
+        for _ in 0..=EXPIRY_BATCH {
+            let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+            s.a.append(&repo(), &id, None, None, body(b"abc"))
+                .await
+                .unwrap();
+            s.clock.advance(Duration::from_secs(1));
+            ids.push(id);
+        }
+        s.clock.advance(Duration::from_secs(120));
+        // The oldest stale sessions, a whole batch of them, have a request
+        // running on the server that sweeps.
+        let held: Vec<_> = ids[..EXPIRY_BATCH as usize]
+            .iter()
+            .map(|id| s.b.entry(id).try_lock_owned().unwrap())
+            .collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sweeper = s.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(sweeper.b.expire(Duration::from_secs(60)));
+        });
+        let removed = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the sweep ends");
+        assert_eq!(removed, 1, "only the idle session goes");
+        assert!(s
+            .meta
+            .upload(&ids[EXPIRY_BATCH as usize])
+            .await
+            .unwrap()
+            .is_none());
+        assert!(
+            s.meta.upload(&ids[0]).await.unwrap().is_some(),
+            "busy: kept"
+        );
+        drop(held);
     }
 
     /// Closes session `id` with the whole body `abc`, as one `PUT`.
