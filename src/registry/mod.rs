@@ -9,6 +9,7 @@ mod error;
 mod gc;
 mod hash_lane;
 pub(crate) mod kept;
+mod lane_thread;
 pub(crate) mod listing;
 mod manifests;
 mod proxy;

@@ -3,7 +3,7 @@
 //!
 //! Each frame is kept as it came when it is [`COPY_BELOW`] bytes or more (no
 //! copy); smaller ones are copied together into one buffer. Full batches go
-//! through bounded queues to two blocking threads, one hashing them and one
+//! through bounded queues to two threads (see `lane_thread`), one hashing them and one
 //! appending them (each holds the same buffers, shared), so receiving, hashing
 //! and writing overlap: hashing is most of a large push's CPU, and done on the
 //! task that reads the socket it held up the reads (measured: 256 MiB pushes
@@ -21,9 +21,9 @@ use std::io;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::hash_lane::{Batch, HashLane, QUEUED_BATCHES};
+use super::lane_thread::{self, LaneThread};
 use crate::store::Staging;
 
 /// Bytes gathered before they are handed to the writer thread.
@@ -47,7 +47,7 @@ type Done = (Box<dyn Staging>, u64, io::Result<()>);
 /// The staging area, or the writer thread that has it and the queue to it.
 enum Stage {
     Ready(Box<dyn Staging>),
-    Busy(mpsc::Sender<Batch>, JoinHandle<Done>),
+    Busy(mpsc::Sender<Batch>, LaneThread<Done>),
 }
 
 /// The writer thread: appends batches in order until the queue closes or a write
@@ -73,10 +73,7 @@ impl Stage {
             Stage::Ready(staging) => (staging, 0, Ok(())),
             Stage::Busy(tx, task) => {
                 drop(tx);
-                match task.await {
-                    Ok(done) => done,
-                    Err(e) => std::panic::resume_unwind(e.into_panic()),
-                }
+                task.join().await
             }
         }
     }
@@ -186,7 +183,7 @@ impl BodyWriter {
         self.write = match self.write {
             Stage::Ready(staging) => {
                 let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
-                let task = tokio::task::spawn_blocking(move || write_batches(staging, rx));
+                let task = lane_thread::start("marina-write", move || write_batches(staging, rx));
                 Stage::Busy(tx, task)
             }
             busy => busy,
