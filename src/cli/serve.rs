@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// Seconds SIGTERM or SIGINT waits for in-flight requests before exiting [default: 30].
     #[arg(long, env = env::SHUTDOWN_TIMEOUT_SECS, value_name = "SECS")]
     pub shutdown_timeout_secs: Option<u64>,
+    /// Seconds a connection may go without moving a byte before it is closed
+    /// (idle keep-alives, unfinished headers, stalled bodies); 0: never [default: 60].
+    #[arg(long, env = env::IDLE_TIMEOUT_SECS, value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
     /// Also serve `/metrics`, `/healthz` and `/readyz` on this address, open to all.
     #[arg(long, env = env::METRICS_LISTEN, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
@@ -124,6 +128,7 @@ impl ServeArgs {
         set!(registry.gc_grace_secs = self.gc_grace_secs);
         set!(log_format = self.log_format);
         set!(shutdown_timeout_secs = self.shutdown_timeout_secs);
+        set!(idle_timeout_secs = self.idle_timeout_secs);
         if self.metrics_listen.is_some() {
             c.metrics_listen = self.metrics_listen.clone();
         }

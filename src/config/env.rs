@@ -34,6 +34,8 @@ pub const GC_GRACE_SECS: &str = "MARINA_GC_GRACE_SECS";
 pub const LOG_FORMAT: &str = "MARINA_LOG_FORMAT";
 /// `--shutdown-timeout-secs`.
 pub const SHUTDOWN_TIMEOUT_SECS: &str = "MARINA_SHUTDOWN_TIMEOUT_SECS";
+/// `--idle-timeout-secs`.
+pub const IDLE_TIMEOUT_SECS: &str = "MARINA_IDLE_TIMEOUT_SECS";
 /// `--metrics-listen`.
 pub const METRICS_LISTEN: &str = "MARINA_METRICS_LISTEN";
 /// `--tls-cert`.
@@ -91,6 +93,7 @@ pub const KNOWN: &[&str] = &[
     GC_GRACE_SECS,
     LOG_FORMAT,
     SHUTDOWN_TIMEOUT_SECS,
+    IDLE_TIMEOUT_SECS,
     METRICS_LISTEN,
     TLS_CERT,
     TLS_KEY,

@@ -12,6 +12,7 @@ pub(super) const SERVER: &[&str] = &[
     "log_format",
     "trusted_proxies",
     "shutdown_timeout_secs",
+    "idle_timeout_secs",
     "metrics_listen",
     "auth",
     "tls",

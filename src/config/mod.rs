@@ -82,6 +82,10 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Seconds SIGTERM/SIGINT waits for in-flight requests before exiting.
     pub shutdown_timeout_secs: u64,
+    /// Seconds a connection may go without moving a byte either way before it
+    /// is closed: idle keep-alives, unfinished headers, stalled bodies and
+    /// downloads. 0 never closes one.
+    pub idle_timeout_secs: u64,
     /// A second address serving only `/metrics`, `/healthz` and `/readyz`, open to
     /// all (bind it to a private interface). Without it `/metrics` is on the main
     /// address: open without access control, for signed-in users with it.
@@ -155,6 +159,7 @@ impl Default for Config {
             log_format: "pretty".into(),
             trusted_proxies: Vec::new(),
             shutdown_timeout_secs: 30,
+            idle_timeout_secs: 60,
             metrics_listen: None,
             auth: None,
             tls: None,

@@ -17,6 +17,7 @@ mod auth_tls; // HTTPS with a test CA, certificate reload without restart
 mod bench; // marina bench against in-process servers: every workload, cleanup, compare
 mod clients; // skopeo, buildah, podman against the server (skipped when absent)
 mod conformance;
+mod connections; // connections that stop moving bytes are closed, and free what they held
 mod crash; // SIGKILL during pushes: acknowledged writes survive, no corrupt blob
 mod durability;
 mod gc; // garbage collection: reachability, grace, marina gc, a collector racing writers // restarts, concurrent identical pushes, upload expiry

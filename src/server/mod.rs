@@ -14,6 +14,9 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 
 use crate::config::Config;
 
+mod stall;
+use stall::StallAcceptor;
+
 /// A running server; dropping it without [`ServerHandle::stop`] aborts it.
 pub struct ServerHandle {
     addr: SocketAddr,
@@ -160,6 +163,11 @@ async fn serve_bound(
     let app = registry.endpoint();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let grace = Duration::from_secs(registry.config().shutdown_timeout_secs);
+    let stall = match registry.config().idle_timeout_secs {
+        0 => None,
+        secs => Some(Duration::from_secs(secs)),
+    };
+    let tcp = StallAcceptor::new(tcp, stall);
     // Each acceptor is served as its own type: boxing it would hide the socket's
     // vectored writes from hyper, which then copies every body chunk it sends.
     let (task, tls_watch) = match tls {
@@ -185,7 +193,10 @@ async fn serve_bound(
                 .and_then(|a| a.as_socket_addr().copied())
                 .ok_or_else(|| anyhow::anyhow!("the metrics listener has no socket address"))?;
             let ops = crate::api::operations_app(registry.core().clone(), registry.config());
-            Some((maddr, spawn_server(m, ops, rx, grace)))
+            Some((
+                maddr,
+                spawn_server(StallAcceptor::new(m, stall), ops, rx, grace),
+            ))
         }
         None => None,
     };
