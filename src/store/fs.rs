@@ -115,7 +115,7 @@ impl FsBlobStore {
         fs::create_dir_all(root.join("uploads"))?;
         Ok(FsBlobStore {
             root: root.to_path_buf(),
-            open: Arc::new(OpenBlobs::default()),
+            open: OpenBlobs::swept(),
             small: None,
         })
     }

@@ -8,8 +8,10 @@
 //! the metadata, on every request.
 //!
 //! An entry is dropped when the store removes the blob, and reopened after
-//! [`MAX_AGE`], so a file removed by another process (a replica's garbage
-//! collection on a shared filesystem) gives its disk space back soon.
+//! [`MAX_AGE`]; a thread drops old entries even when no read comes, so a file
+//! removed by another process (`marina gc` beside the server, a replica's
+//! collection on a shared filesystem) gives its disk space back within
+//! `MAX_AGE + SWEEP_EVERY`, however idle the server.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,6 +25,9 @@ const CAPACITY: usize = 128;
 
 /// How long a descriptor is reused before the file is opened again.
 const MAX_AGE: Duration = Duration::from_secs(10);
+
+/// How often the sweeping thread drops entries past [`MAX_AGE`].
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Open blob files by digest (its hex, which differs in length per algorithm).
 #[derive(Debug, Default)]
@@ -59,6 +64,32 @@ impl OpenBlobs {
         Ok(file)
     }
 
+    /// Kept files, with a thread that drops old entries for as long as they
+    /// are in use (it ends within [`SWEEP_EVERY`] of the last user).
+    pub(crate) fn swept() -> Arc<OpenBlobs> {
+        let open = Arc::new(OpenBlobs::default());
+        let weak = Arc::downgrade(&open);
+        let spawned = std::thread::Builder::new()
+            .name("marina-open-blobs".into())
+            .spawn(move || loop {
+                std::thread::sleep(SWEEP_EVERY);
+                match weak.upgrade() {
+                    Some(open) => open.drop_old(Instant::now()),
+                    None => return,
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the thread that closes old blob files");
+        }
+        open
+    }
+
+    /// Drops entries older than [`MAX_AGE`] at `now`.
+    fn drop_old(&self, now: Instant) {
+        self.files()
+            .retain(|_, (_, at)| now.duration_since(*at) < MAX_AGE);
+    }
+
     /// Drops the descriptor of a removed blob.
     pub(crate) fn forget(&self, digest: &str) {
         self.files().remove(digest);
@@ -91,6 +122,20 @@ mod tests {
             .get("sha256:aa", || dir.path().join("missing").into())
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn old_entries_are_dropped_without_a_read_asking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        std::fs::File::create(&path).unwrap();
+        let open = OpenBlobs::default();
+        let file = open.get("sha256:aa", || path.clone().into()).unwrap();
+        open.drop_old(Instant::now());
+        assert_eq!(open.files().len(), 1, "young: kept");
+        open.drop_old(Instant::now() + MAX_AGE);
+        assert!(open.files().is_empty());
+        assert_eq!(Arc::strong_count(&file), 1, "the store holds it no more");
     }
 
     #[test]
