@@ -109,9 +109,7 @@ impl From<StoreError> for RegistryError {
         match e {
             StoreError::MissingReferences(v) => RegistryError::ManifestBlobUnknown(v),
             StoreError::Vanished(d) => RegistryError::Collected(d),
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::DiskFull =>
-            {
+            e if e.is_full() => {
                 RegistryError::StorageFull("the metadata database cannot grow".into())
             }
             other => RegistryError::Internal(other.to_string()),

@@ -65,7 +65,35 @@ struct State {
     /// Every batch up to this one is finished (committed or failed).
     finished: u64,
     /// Recent batches that did not commit, and why.
-    failed: VecDeque<(u64, String)>,
+    failed: VecDeque<(u64, BatchFailure)>,
+}
+
+/// Why a batch did not commit.
+struct BatchFailure {
+    why: String,
+    /// The disk was full: its writes are answered as such (507, not 500).
+    full: bool,
+}
+
+impl BatchFailure {
+    /// The error each write of the batch gets.
+    fn error(&self) -> StoreError {
+        let why = format!("a database commit failed: {}", self.why);
+        if self.full {
+            StoreError::Full(why)
+        } else {
+            StoreError::Schema(why)
+        }
+    }
+}
+
+/// The error a write gets when its batch ended with `e`: the same kind.
+fn shared(e: &StoreError) -> StoreError {
+    if e.is_full() {
+        StoreError::Full(e.to_string())
+    } else {
+        StoreError::Schema(e.to_string())
+    }
 }
 
 /// The log's syncs.
@@ -200,10 +228,8 @@ impl GroupWriter {
         let batch = match begin(&mut state) {
             Ok(b) => b,
             Err(e) => {
-                let why = e.to_string();
                 for q in jobs {
-                    let e = StoreError::Schema(format!("a database write could not begin: {why}"));
-                    let _ = q.reply.send(Err(Failed::Store(e)));
+                    let _ = q.reply.send(Err(Failed::Store(shared(&e))));
                 }
                 return;
             }
@@ -344,9 +370,7 @@ fn begin(state: &mut State) -> Result<u64, StoreError> {
 /// Whether `batch`, finished, committed.
 fn settled(state: &State, batch: u64) -> Result<(), StoreError> {
     match state.failed.iter().find(|(b, _)| *b == batch) {
-        Some((_, why)) => Err(StoreError::Schema(format!(
-            "a database commit failed: {why}"
-        ))),
+        Some((_, failure)) => Err(failure.error()),
         None if state.finished >= batch => Ok(()),
         None => Err(StoreError::Schema(
             "a database commit was not recorded".to_string(),
@@ -359,7 +383,7 @@ fn answer(ran: Vec<RanQueued>, landed: &Result<(), StoreError>) {
     for (outcome, _, reply) in ran {
         let reply_with = match (outcome, landed) {
             (Ran::Value(v), Ok(())) => Ok(v),
-            (Ran::Value(_), Err(e)) => Err(Failed::Store(StoreError::Schema(e.to_string()))),
+            (Ran::Value(_), Err(e)) => Err(Failed::Store(shared(e))),
             (Ran::Failed(e), _) => Err(Failed::Store(e)),
             (Ran::Panicked(p), _) => Err(Failed::Panicked(p)),
         };
@@ -412,10 +436,12 @@ fn run_in_savepoint<T>(
     };
     if state.conn.is_autocommit() {
         // SQLite ended the transaction itself (an I/O error, a full disk).
+        let full = matches!(&ran, Ran::Failed(e) if e.is_full());
         fail(
             state,
             batch,
             "the transaction was rolled back by an error in it",
+            full,
         );
     } else if state
         .conn
@@ -423,7 +449,12 @@ fn run_in_savepoint<T>(
         .is_err()
     {
         let _ = state.conn.execute_batch("ROLLBACK");
-        fail(state, batch, "a failed write could not be undone alone");
+        fail(
+            state,
+            batch,
+            "a failed write could not be undone alone",
+            false,
+        );
     }
     ran
 }
@@ -468,19 +499,22 @@ fn commit(state: &mut State, batch: u64) {
             if !state.conn.is_autocommit() {
                 let _ = state.conn.execute_batch("ROLLBACK");
             }
-            fail(state, batch, &e.to_string());
+            let why = e.to_string();
+            let full = StoreError::Sqlite(e).is_full();
+            fail(state, batch, &why, full);
         }
     }
 }
 
 /// Marks the batch finished and failed.
-fn fail(state: &mut State, batch: u64, why: &str) {
+fn fail(state: &mut State, batch: u64, why: &str, full: bool) {
     state.open = None;
     state.finished = batch;
     if state.failed.len() == FAILED_KEPT {
         state.failed.pop_front();
     }
-    state.failed.push_back((batch, why.to_string()));
+    let why = why.to_string();
+    state.failed.push_back((batch, BatchFailure { why, full }));
 }
 
 #[cfg(test)]
@@ -523,6 +557,32 @@ mod tests {
     fn count(c: &Connection) -> i64 {
         c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap()
+    }
+
+    #[test]
+    fn a_commit_that_found_the_disk_full_says_so_to_every_write_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        let disk_full = || {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                Some("database or disk is full".into()),
+            ))
+        };
+        // The write that ran into it, and the others answered with its batch.
+        let mut state = w.lock();
+        fail(&mut state, 7, &disk_full().to_string(), true);
+        fail(&mut state, 8, "disk I/O error", false);
+        assert!(settled(&state, 7).unwrap_err().is_full());
+        assert!(!settled(&state, 8).unwrap_err().is_full());
+        drop(state);
+        let (tx, rx) = oneshot::channel();
+        let value: Box<dyn Any + Send> = Box::new(());
+        answer(vec![(Ran::Value(value), true, tx)], &Err(disk_full()));
+        match rx.blocking_recv().unwrap() {
+            Err(Failed::Store(e)) => assert!(e.is_full(), "{e}"),
+            _ => panic!("the batch's failure reaches its writes"),
+        }
     }
 
     #[test]

@@ -37,6 +37,23 @@ pub enum StoreError {
     /// PostgreSQL (or the connection to it) reported an error.
     #[error("PostgreSQL: {0}")]
     Postgres(String),
+    /// The database could not grow: its disk is full (a write that shared a
+    /// commit with the one that hit the limit fails with it).
+    #[error("the database's disk is full: {0}")]
+    Full(String),
+}
+
+impl StoreError {
+    /// Whether this says the database's disk is full (SQLite's `SQLITE_FULL`).
+    pub(crate) fn is_full(&self) -> bool {
+        match self {
+            StoreError::Full(_) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+                f.code == rusqlite::ErrorCode::DiskFull
+            }
+            _ => false,
+        }
+    }
 }
 
 /// One page of a keyset-paginated list.

@@ -40,8 +40,15 @@ impl std::fmt::Debug for SmallBlobs {
     }
 }
 
+/// The blob store's error for a database one: a full disk stays one (so it is
+/// answered 507, like a full disk under a blob file).
 fn io_error(e: StoreError) -> io::Error {
-    io::Error::other(format!("small-blob database: {e}"))
+    let kind = if e.is_full() {
+        io::ErrorKind::StorageFull
+    } else {
+        io::ErrorKind::Other
+    };
+    io::Error::new(kind, format!("small-blob database: {e}"))
 }
 
 impl SmallBlobs {
