@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Seconds before an idle upload session and its staging file are removed [default: 3600].
     #[arg(long, env = env::UPLOAD_EXPIRY_SECS, value_name = "SECS")]
     pub upload_expiry_secs: Option<u64>,
+    /// MiB kept free on the data directory's filesystem: pushes that would leave
+    /// less get 507, so deletes and gc still have room [default: 64; 0: none].
+    #[arg(long, env = env::MIN_FREE_MIB, value_name = "MIB")]
+    pub min_free_mib: Option<u64>,
     /// Seconds between garbage collections of blobs no repository links; 0 = never [default: 600].
     #[arg(long, env = env::GC_INTERVAL_SECS, value_name = "SECS")]
     pub gc_interval_secs: Option<u64>,
@@ -124,6 +128,7 @@ impl ServeArgs {
         set!(registry.referrers_page_size = self.referrers_page_size);
         set!(registry.max_list_page = self.max_list_page);
         set!(registry.upload_expiry_secs = self.upload_expiry_secs);
+        set!(registry.min_free_mib = self.min_free_mib);
         set!(registry.gc_interval_secs = self.gc_interval_secs);
         set!(registry.gc_grace_secs = self.gc_grace_secs);
         set!(log_format = self.log_format);

@@ -26,6 +26,8 @@ pub const REFERRERS_PAGE_SIZE: &str = "MARINA_REFERRERS_PAGE_SIZE";
 pub const MAX_LIST_PAGE: &str = "MARINA_MAX_LIST_PAGE";
 /// `--upload-expiry-secs`.
 pub const UPLOAD_EXPIRY_SECS: &str = "MARINA_UPLOAD_EXPIRY_SECS";
+/// `--min-free-mib`.
+pub const MIN_FREE_MIB: &str = "MARINA_MIN_FREE_MIB";
 /// `--gc-interval-secs`.
 pub const GC_INTERVAL_SECS: &str = "MARINA_GC_INTERVAL_SECS";
 /// `--gc-grace-secs`.
@@ -89,6 +91,7 @@ pub const KNOWN: &[&str] = &[
     REFERRERS_PAGE_SIZE,
     MAX_LIST_PAGE,
     UPLOAD_EXPIRY_SECS,
+    MIN_FREE_MIB,
     GC_INTERVAL_SECS,
     GC_GRACE_SECS,
     LOG_FORMAT,

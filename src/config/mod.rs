@@ -135,6 +135,10 @@ pub struct RegistryConfig {
     pub max_list_page: u32,
     /// Seconds an idle upload session lives before its staging file is removed.
     pub upload_expiry_secs: u64,
+    /// MiB kept free on the data directory's filesystem: pushes that would
+    /// leave less are refused (507), so deletes and garbage collection still
+    /// have room when the disk fills. 0: none kept.
+    pub min_free_mib: u64,
     /// Seconds between garbage collections; 0 turns them off.
     pub gc_interval_secs: u64,
     /// Seconds a blob link lives without a manifest referencing it (a push
@@ -184,6 +188,7 @@ impl Default for RegistryConfig {
             referrers_page_size: 500,
             max_list_page: 1000,
             upload_expiry_secs: 3600,
+            min_free_mib: 64,
             gc_interval_secs: 600,
             gc_grace_secs: 3600,
             warnings: Vec::new(),

@@ -115,7 +115,8 @@ pub(crate) fn open_stores(
     }
     std::fs::create_dir_all(&config.data_dir)?;
     let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?.with_clock(clock);
-    let blobs = FsBlobStore::with_small_blobs(&config.data_dir, &meta)?;
+    let blobs = FsBlobStore::with_small_blobs(&config.data_dir, &meta)?
+        .with_min_free(config.min_free_mib.saturating_mul(1 << 20));
     Ok((Arc::new(meta), Arc::new(blobs)))
 }
 
@@ -135,7 +136,10 @@ pub(crate) fn open_blobs(config: &RegistryConfig) -> Result<Arc<dyn BlobStore>, 
                     RegistryError::Internal(format!("cannot open the blob store {url}: {e}"))
                 })
         }
-        None => Ok(Arc::new(FsBlobStore::open(&config.data_dir)?)),
+        None => Ok(Arc::new(
+            FsBlobStore::open(&config.data_dir)?
+                .with_min_free(config.min_free_mib.saturating_mul(1 << 20)),
+        )),
     }
 }
 

@@ -29,6 +29,7 @@ use tokio::io::AsyncReadExt;
 use super::file_chunks::FileChunks;
 use super::open_blobs::OpenBlobs;
 use super::small_blobs::{SmallBlobs, SMALL_BLOB_MAX};
+use super::space::SpaceFloor;
 use super::{
     BlobChunks, BlobReader, BlobStore, ResumedStaging, SqliteMetaStore, Staging, Together,
 };
@@ -42,6 +43,8 @@ pub struct FsBlobStore {
     open: Arc<OpenBlobs>,
     /// Where small blobs are published; `None` when they are files too.
     small: Option<Arc<SmallBlobs>>,
+    /// Free space that writes adding bytes leave alone.
+    floor: Arc<SpaceFloor>,
 }
 
 /// A staging file of an upload session.
@@ -117,7 +120,16 @@ impl FsBlobStore {
             root: root.to_path_buf(),
             open: OpenBlobs::swept(),
             small: None,
+            floor: Arc::new(SpaceFloor::new(root, 0)),
         })
+    }
+
+    /// Refuses (as a full disk, 507) writes that would leave fewer than
+    /// `bytes` free on the store's filesystem, so deletes and garbage
+    /// collection still find room when pushes have filled it.
+    pub fn with_min_free(mut self, bytes: u64) -> Self {
+        self.floor = Arc::new(SpaceFloor::new(&self.root, bytes));
+        self
     }
 
     /// A blob store under `root` that keeps small blobs in `meta`'s database.
@@ -186,6 +198,7 @@ impl Staging for FsStaging {
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.store.floor.admit(bytes.len() as u64)?;
         self.file.write_all(bytes)?;
         self.size += bytes.len() as u64;
         if self.size - self.writeback_from >= WRITEBACK_EVERY {
@@ -348,6 +361,7 @@ impl BlobStore for FsBlobStore {
 
     /// A small blob goes straight into its table, with no staging file.
     fn publish_bytes(&self, id: &str, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
+        self.floor.admit(bytes.len() as u64)?;
         match self.small_for(bytes.len() as u64) {
             Some(small) if !self.path_of(digest).is_file() => small.put(digest, bytes),
             Some(_) => Ok(()),

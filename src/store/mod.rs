@@ -24,6 +24,7 @@ mod read_cache;
 pub(crate) mod s3;
 mod schema;
 mod small_blobs;
+mod space;
 mod sqlite_db;
 mod uploads;
 

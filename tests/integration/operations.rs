@@ -254,6 +254,58 @@ async fn a_full_disk_is_answered_507_in_the_error_envelope_and_counted() {
     handle.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_free_space_floor_pushes_get_507_and_deletes_and_gc_still_free_space() {
+    let s = TestServer::start().await;
+    let layer = vec![3u8; 200_000];
+    let l = s.push_blob("org/full", &layer).await;
+    let m = crate::support::image_manifest(&l, layer.len(), &[(&l, layer.len())], None, None);
+    let md = Algorithm::Sha256.digest_of(&m);
+    s.push_manifest("org/full", "v1", crate::support::OCI_MANIFEST, &m)
+        .await;
+    let dir = s.stop().await;
+    // The same data, with a floor no disk here can stay above.
+    let mut config = marina::config::Config::ephemeral(dir.path());
+    config.registry.min_free_mib = 1 << 40;
+    let s = TestServer::start_in(dir, config).await;
+    let small = vec![1u8; 4096];
+    let d = Algorithm::Sha256.digest_of(&small);
+    s.req(
+        Method::POST,
+        &format!("/v2/org/full/blobs/uploads/?digest={d}"),
+    )
+    .await
+    .body(small)
+    .send()
+    .await
+    .expect(507, Some("UNSUPPORTED"));
+    let r = s
+        .req(Method::POST, "/v2/org/full/blobs/uploads/")
+        .await
+        .send()
+        .await;
+    let loc = r.header("location").expect("location").to_string();
+    s.req(Method::PATCH, &loc)
+        .await
+        .header("Content-Type", "application/octet-stream")
+        .body(vec![2u8; 150_000])
+        .send()
+        .await
+        .expect(507, Some("UNSUPPORTED"));
+    // Deleting and collecting need no room beyond the floor's.
+    s.delete(&format!("/v2/org/full/manifests/{md}"))
+        .await
+        .expect(202, None);
+    assert!(!crate::support::stored_blobs(&s.data_dir()).is_empty());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_marina"))
+        .args(["gc", "--gc-grace-secs", "0", "--data-dir"])
+        .arg(s.data_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(crate::support::stored_blobs(&s.data_dir()), Vec::new());
+}
+
 /// `marina serve` as a child process, its stderr collected.
 struct Served {
     child: Child,
