@@ -116,6 +116,10 @@ impl Registry {
                 break;
             }
         }
+        let (n, bytes) = self.collect_unrecorded_bytes().await?;
+        report.blobs += n;
+        report.bytes += bytes;
+        progress("blobs", report.blobs);
         report.repositories = self.meta.prune_repositories().await?;
         self.meta.compact().await?;
         report.duration = started.elapsed();
@@ -126,6 +130,44 @@ impl Registry {
             bytes: report.bytes,
         });
         Ok(report)
+    }
+
+    /// Removes stored bytes that no blob record names and that are older
+    /// than the grace period: left by a crash between a blob's publish
+    /// (its bytes renamed into place) and its record's commit. Each removal
+    /// re-checks, inside a metadata write, that no record appeared. Returns
+    /// how many blobs and bytes went.
+    async fn collect_unrecorded_bytes(&self) -> Result<(u64, u64), RegistryError> {
+        let grace = Duration::from_secs(self.config.gc_grace_secs);
+        let before = std::time::SystemTime::now() - grace;
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for prefix in 0..=u8::MAX {
+            let blobs = self.blobs.clone();
+            let found =
+                tokio::task::spawn_blocking(move || blobs.blobs_written_before(prefix, before))
+                    .await
+                    .map_err(|e| RegistryError::Internal(format!("listing blob files: {e}")))?;
+            for (digest, size) in found {
+                let remove = || -> BoxFuture<'_, std::io::Result<()>> {
+                    Box::pin(async {
+                        match self.blobs.remove(&digest).await {
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                            other => other,
+                        }
+                    })
+                };
+                if self
+                    .meta
+                    .collect_unrecorded(&digest.to_string(), &remove)
+                    .await?
+                {
+                    tracing::info!(%digest, size, "removed blob bytes no record named");
+                    n += 1;
+                    bytes += size;
+                }
+            }
+        }
+        Ok((n, bytes))
     }
 
     /// [`Registry::collect_garbage_with`] without progress reports.

@@ -309,6 +309,24 @@ pub async fn check_metadata_store(make: MetaFactory<'_>) {
         "collect_blob: a refused blob's bytes stay"
     );
     assert!(
+        !s.collect_unrecorded(&d(1), &count).await.unwrap(),
+        "collect_unrecorded: refuses a recorded blob"
+    );
+    assert_eq!(
+        removed.load(Ordering::SeqCst),
+        0,
+        "collect_unrecorded: a recorded blob's bytes stay"
+    );
+    assert!(
+        s.collect_unrecorded(&d(900), &count).await.unwrap(),
+        "collect_unrecorded: removes bytes no record names"
+    );
+    assert_eq!(
+        removed.swap(0, Ordering::SeqCst),
+        1,
+        "collect_unrecorded: removes them once"
+    );
+    assert!(
         s.unlink_blob("a", &d(1)).await.unwrap(),
         "unlink_blob: true when linked"
     );

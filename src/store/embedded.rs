@@ -233,6 +233,14 @@ macro_rules! metadata_store {
                 offload(|| SqliteMetaStore::collect_blob(self, digest, &mut || wait(remove())))
             }
 
+            async fn collect_unrecorded(
+                &self,
+                digest: &str,
+                remove: Probe<'_, std::io::Result<()>>,
+            ) -> Result<bool, StoreError> {
+                offload(|| SqliteMetaStore::collect_unrecorded(self, digest, &mut || wait(remove())))
+            }
+
             async fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
                 let (repo, digest) = (repo.to_string(), digest.to_string());
                 apart(self, DURABLE, move |s| s.unlink_blob(&repo, &digest)).await

@@ -359,6 +359,29 @@ impl BlobStore for FsBlobStore {
         Ok(Some((Box::new(staging), note)))
     }
 
+    fn blobs_written_before(&self, prefix: u8, before: SystemTime) -> Vec<(Digest, u64)> {
+        let mut found = Vec::new();
+        let Ok(algorithms) = fs::read_dir(self.root.join("blobs")) else {
+            return found;
+        };
+        for algorithm in algorithms.flatten() {
+            let algorithm_name = algorithm.file_name().to_string_lossy().into_owned();
+            let Ok(files) = fs::read_dir(algorithm.path().join(format!("{prefix:02x}"))) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let name = format!("{algorithm_name}:{}", file.file_name().to_string_lossy());
+                let (Ok(digest), Ok(meta)) = (name.parse::<Digest>(), file.metadata()) else {
+                    continue;
+                };
+                if meta.is_file() && meta.modified().is_ok_and(|t| t < before) {
+                    found.push((digest, meta.len()));
+                }
+            }
+        }
+        found
+    }
+
     /// A small blob goes straight into its table, with no staging file.
     fn publish_bytes(&self, id: &str, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
         self.floor.admit(bytes.len() as u64)?;

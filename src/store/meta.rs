@@ -343,6 +343,30 @@ impl SqliteMetaStore {
         })
     }
 
+    pub(crate) fn collect_unrecorded(
+        &self,
+        digest: &str,
+        remove: &mut dyn FnMut() -> std::io::Result<()>,
+    ) -> Result<bool, StoreError> {
+        let recorded = |c: &rusqlite::Connection| -> rusqlite::Result<bool> {
+            c.prepare_cached("SELECT 1 FROM blobs WHERE digest = ?1")?
+                .exists(params![digest])
+        };
+        // Most blobs are recorded: a read says so without taking the writer.
+        if self.read(recorded)? {
+            return Ok(false);
+        }
+        self.write(|tx| {
+            if recorded(tx)? {
+                return Ok(false);
+            }
+            remove().map_err(|e| {
+                StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+            })?;
+            Ok(true)
+        })
+    }
+
     pub(crate) fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError> {
         self.read(|c| {
             let mut q = c.prepare_cached(

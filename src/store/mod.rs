@@ -167,6 +167,16 @@ pub trait BlobStore: Send + Sync + 'static {
     fn discard_staging(&self, id: &str);
     /// Sessions whose staging area was last written before `before`.
     fn stale_staging(&self, before: SystemTime) -> Vec<String>;
+    /// Stored blobs whose hex digest begins with the two hex digits of
+    /// `prefix` and whose bytes were last written before `before`, with their
+    /// sizes: the garbage collector's candidates for bytes that no metadata
+    /// record names (a crash between publishing a blob and recording it).
+    /// Asked for one prefix at a time, so no listing holds every blob. The
+    /// default (a store that cannot list cheaply) finds none.
+    fn blobs_written_before(&self, prefix: u8, before: SystemTime) -> Vec<(Digest, u64)> {
+        let _ = (prefix, before);
+        Vec::new()
+    }
     /// Publishes a whole blob held in memory (a small single-request upload),
     /// as [`Staging::publish`] would; the caller has verified `bytes` against
     /// `digest`. The default stages the bytes first (under a staging area
@@ -287,6 +297,17 @@ pub trait MetadataStore: listing::ListingStore + UploadStore + Send + Sync + 'st
     /// `remove`, when a link or a reference appeared meanwhile; an error of
     /// `remove` leaves the blob recorded.
     async fn collect_blob(
+        &self,
+        digest: &str,
+        remove: Probe<'_, std::io::Result<()>>,
+    ) -> Result<bool, StoreError>;
+    /// Garbage collection of bytes no record names: calls `remove` inside a
+    /// write transaction in which `digest` has no blob record, and returns
+    /// true. Returns false, without calling `remove`, when the blob is
+    /// recorded (a publish that got its record meanwhile keeps its bytes; one
+    /// that records it later finds them gone and fails, as against
+    /// [`MetadataStore::collect_blob`]).
+    async fn collect_unrecorded(
         &self,
         digest: &str,
         remove: Probe<'_, std::io::Result<()>>,

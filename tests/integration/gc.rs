@@ -245,6 +245,34 @@ async fn deleting_an_image_gives_back_exactly_its_unique_blobs() {
 }
 
 #[tokio::test]
+async fn bytes_a_crash_left_without_a_record_are_collected() {
+    let (reg, data) = registry(Duration::ZERO).await;
+    let http = Http::new(&reg);
+    // A blob file published just before a kill, its record never committed.
+    let lost = vec![4u8; 100_000];
+    let lost_digest = Algorithm::Sha256.digest_of(&lost);
+    let hex = lost_digest.hex();
+    let path = data.join("blobs/sha256").join(&hex[..2]).join(hex);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &lost).unwrap();
+    // A blob pushed and kept by a manifest.
+    let kept = vec![5u8; 100_000];
+    let (kept_digest, status) = http.push_blob("team/app", &kept).await;
+    assert_eq!(status, 201);
+    let m = manifest((&kept_digest, kept.len()), &[]);
+    assert_eq!(
+        http.put_manifest("team/app", "v1", OCI_MANIFEST, &m)
+            .await
+            .0,
+        201
+    );
+    let report = reg.registry().collect_garbage().await.unwrap();
+    assert_eq!((report.blobs, report.bytes), (1, 100_000), "{report:?}");
+    assert!(!path.exists(), "the unrecorded file is gone");
+    assert_eq!(http.blob("team/app", &kept_digest).await, Some(kept));
+}
+
+#[tokio::test]
 async fn an_index_keeps_its_children_and_their_blobs() {
     let (reg, _data) = registry(Duration::ZERO).await;
     let http = Http::new(&reg);

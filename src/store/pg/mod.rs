@@ -713,6 +713,41 @@ impl MetadataStore for PgMetaStore {
         )
     }
 
+    async fn collect_unrecorded(
+        &self,
+        digest: &str,
+        remove: super::Probe<'_, std::io::Result<()>>,
+    ) -> Result<bool, StoreError> {
+        let recorded = read_conn!(self, |c| {
+            let rows = c
+                .cq("SELECT 1 FROM blobs WHERE digest = $1", &[&digest])
+                .await?;
+            Ok(!rows.is_empty())
+        })?;
+        if recorded {
+            return Ok(false);
+        }
+        // As in `collect_blob`: the exclusive lock on the digest fences the
+        // writer that would record it.
+        write_tx!(
+            self,
+            IsolationLevel::ReadCommitted,
+            vec![(digest.to_string(), false)],
+            |tx| {
+                let rows = tx
+                    .cq("SELECT 1 FROM blobs WHERE digest = $1", &[&digest])
+                    .await?;
+                if !rows.is_empty() {
+                    return Ok(false);
+                }
+                remove()
+                    .await
+                    .map_err(|e| StoreError::Postgres(format!("removing blob {digest}: {e}")))?;
+                Ok(true)
+            }
+        )
+    }
+
     async fn tags_by_age(&self, repo: &str) -> Result<Vec<(String, i64)>, StoreError> {
         read_conn!(self, |c| {
             let rows = c
