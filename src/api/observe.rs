@@ -120,7 +120,7 @@ impl Observer {
         if let Some(reason) = verdict.refusal {
             metrics.refusal(reason);
         }
-        self.note_storage(status, method);
+        self.note_storage(status, route);
         if tracing::enabled!(target: "marina::access", tracing::Level::INFO) {
             let line = AccessLine {
                 request_id: &id,
@@ -141,7 +141,10 @@ impl Observer {
     }
 
     /// Counts a 507 and logs the start and end of a storage-full episode once.
-    fn note_storage(&self, status: StatusCode, method: &str) {
+    /// The episode ends when a blob is stored again (201 on an upload route):
+    /// writes that add little (a manifest, a session opened) still pass while
+    /// blobs do not, and would end it at every request.
+    fn note_storage(&self, status: StatusCode, route: &str) {
         if status == StatusCode::INSUFFICIENT_STORAGE {
             self.registry.metrics().storage_full();
             if !self.storage_full.swap(true, Ordering::Relaxed) {
@@ -149,8 +152,8 @@ impl Observer {
                     "storage is full: writes are answered 507 until space is freed; stored content is intact"
                 );
             }
-        } else if status.is_success()
-            && matches!(method, "PUT" | "POST" | "PATCH")
+        } else if status == StatusCode::CREATED
+            && route.contains("/blobs/uploads")
             && self.storage_full.swap(false, Ordering::Relaxed)
         {
             tracing::warn!("storage accepts writes again");
