@@ -37,6 +37,11 @@ pub enum StoreError {
     /// PostgreSQL (or the connection to it) reported an error.
     #[error("PostgreSQL: {0}")]
     Postgres(String),
+    /// The database cannot be reached or did not answer in time (refused,
+    /// reset or timed-out connections, a server shutting down): nothing is
+    /// wrong with the request, and it may succeed once the database is back.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// One page of a keyset-paginated list.
