@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::support::{postgres_metadata_url, TestServer};
+use crate::support::{postgres_metadata_url, s3_url, TestServer};
 
 /// A TCP relay to one upstream address that can be frozen.
 struct Relay {
@@ -163,4 +163,32 @@ async fn a_frozen_database_makes_readiness_and_requests_answer_503() {
     relay.thaw();
     ready_again(&http, &s.url).await;
     assert_eq!(http.get(&tags).send().await.unwrap().status(), 404);
+}
+
+/// A frozen bucket: `/readyz` answers 503 naming the blob store, and 200 again
+/// once the bucket answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_bucket_makes_readiness_answer_503() {
+    let Some(blobs) = s3_url() else {
+        return;
+    };
+    let (_, query) = blobs.split_once("endpoint=").expect("an endpoint");
+    let endpoint = query.split('&').next().unwrap();
+    let (_, upstream) = through(endpoint, "127.0.0.1:1".parse().unwrap());
+    let relay = Relay::start(&upstream).await;
+    let (relayed, _) = through(endpoint, relay.addr);
+    let url = blobs.replace(endpoint, &relayed);
+    let s = TestServer::start_with(|c| c.registry.blob_url = Some(url)).await;
+    let http = patient_client(60);
+    let ready = format!("{}/readyz", s.url);
+    assert_eq!(http.get(&ready).send().await.unwrap().status(), 200);
+
+    relay.freeze();
+    let r = http.get(&ready).send().await.expect("/readyz answers");
+    assert_eq!(r.status(), 503);
+    let why = r.text().await.unwrap();
+    assert!(why.contains("blob store"), "{why}");
+
+    relay.thaw();
+    ready_again(&http, &s.url).await;
 }
