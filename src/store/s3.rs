@@ -241,20 +241,6 @@ impl S3BlobStore {
             .await
             .unwrap_or_else(|e| Err(io::Error::other(format!("the S3 request failed: {e}"))))
     }
-
-    /// Runs `fut` on the store's runtime and waits for it.
-    fn run<T: Send + 'static>(
-        &self,
-        fut: impl Future<Output = io::Result<T>> + Send + 'static,
-    ) -> io::Result<T> {
-        run_on(
-            self.runtime
-                .as_ref()
-                .expect("runtime lives until drop")
-                .handle(),
-            fut,
-        )
-    }
 }
 
 /// Runs `fut` as a task of `runtime` and waits for it with a plain blocking
@@ -407,6 +393,29 @@ impl S3Handle {
         fut: impl Future<Output = io::Result<T>> + Send + 'static,
     ) -> io::Result<T> {
         run_on(&self.runtime, fut)
+    }
+
+    /// Deletes everything under the session's prefix, whichever server put
+    /// it there (sealed chunks, the multipart upload's object, chunks whose
+    /// record lost a race), and the local staging file.
+    fn discard(&self, id: &str) -> io::Result<()> {
+        self.staging.discard_staging(id);
+        let (bucket, prefix) = (self.bucket.clone(), session_prefix(&self.location, id));
+        self.run(async move {
+            let keys: Vec<Key> = bucket
+                .list(Some(&prefix))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .map_err(io_error)?;
+            for key in keys {
+                match bucket.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(io_error(e)),
+                }
+            }
+            Ok(())
+        })
     }
 
     /// The key of a session's multipart upload.
@@ -659,7 +668,11 @@ impl Staging for S3Staging {
             async move { Ok(bucket.head(&probe).await.is_ok()) },
         )?;
         let mut sealed = self.sealed().clone();
-        let had_upload = sealed.upload.is_some();
+        // Nothing recorded was ever sealed: then no server sealed a chunk of
+        // this session (a chunk that lost its offset's race means another
+        // server's chunk won it and was sealed), and there is nothing in the
+        // bucket to delete.
+        let in_bucket = sealed.upload.is_some() || !sealed.pieces.is_empty();
         // Content-addressed: an object already there holds these very bytes.
         if !exists {
             let pending = self.inner.size();
@@ -690,18 +703,11 @@ impl Staging for S3Staging {
             let (bucket, k) = (h.bucket.clone(), h.data_key(&self.id));
             let _ = h.run(async move { bucket.abort_multipart(&k, &u).await.map_err(io_error) });
         }
-        let mut leftovers: Vec<Key> = sealed
-            .pieces
-            .iter()
-            .map(|p| Key::from(p.key.as_str()))
-            .collect();
-        if had_upload {
-            leftovers.push(h.data_key(&self.id));
+        if !in_bucket {
+            h.staging.discard_staging(&self.id);
+        } else if let Err(e) = h.discard(&self.id) {
+            tracing::warn!(session = %self.id, error = %e, "cannot remove a finished upload's chunks");
         }
-        if !leftovers.is_empty() {
-            let _ = h.delete(leftovers);
-        }
-        h.staging.discard_staging(&self.id);
         Ok(())
     }
 
@@ -866,25 +872,8 @@ impl BlobStore for S3BlobStore {
     }
 
     fn discard_staging(&self, id: &str) {
-        self.staging.discard_staging(id);
         // The session's sealed chunks, whichever server sealed them.
-        let (bucket, prefix) = (self.bucket.clone(), session_prefix(&self.location, id));
-        let removed = self.run(async move {
-            let keys: Vec<Key> = bucket
-                .list(Some(&prefix))
-                .map_ok(|m| m.location)
-                .try_collect()
-                .await
-                .map_err(io_error)?;
-            for key in keys {
-                match bucket.delete(&key).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(io_error(e)),
-                }
-            }
-            Ok(())
-        });
-        if let Err(e) = removed {
+        if let Err(e) = self.handle().discard(id) {
             tracing::warn!(session = id, error = %e, "cannot remove an upload's sealed chunks");
         }
     }
