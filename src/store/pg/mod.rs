@@ -546,8 +546,9 @@ async fn migrate(client: &deadpool_postgres::Client) -> Result<(), StoreError> {
     // setting goes back to the connection's own at the end).
     client.batch_execute("SET statement_timeout = 0").await?;
     let migrated = migrate_steps(client).await;
-    client.batch_execute("RESET statement_timeout").await?;
-    migrated
+    let reset = client.batch_execute("RESET statement_timeout").await;
+    migrated?;
+    Ok(reset?)
 }
 
 async fn migrate_steps(client: &deadpool_postgres::Client) -> Result<(), StoreError> {
