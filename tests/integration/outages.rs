@@ -2,7 +2,8 @@
 //! through a relay that can be frozen (connections stay open, no byte
 //! passes, as with a server stopped by SIGSTOP or a network partition).
 //! `/readyz` answers 503 with the reason instead of waiting, requests get a
-//! 503 with `Retry-After`, and everything works again once the backend does.
+//! 503 with `Retry-After`, `/metrics` leaves out what it cannot count, and
+//! everything works again once the backend does.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -139,12 +140,29 @@ async fn a_frozen_database_makes_readiness_and_requests_answer_503() {
     assert_eq!(http.get(&tags).send().await.unwrap().status(), 404);
     let ready = format!("{}/readyz", s.url);
     assert_eq!(http.get(&ready).send().await.unwrap().status(), 200);
+    let metrics = format!("{}/metrics", s.url);
+    let stored = |text: &str| text.lines().any(|l| l.starts_with("marina_stored{"));
+    let text = http
+        .get(&metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(stored(&text), "{text}");
 
     relay.freeze();
     let r = http.get(&ready).send().await.expect("/readyz answers");
     assert_eq!(r.status(), 503);
     let why = r.text().await.unwrap();
     assert!(why.contains("metadata store"), "{why}");
+    // What the stores hold cannot be counted: not shown, rather than the last count.
+    let r = http.get(&metrics).send().await.expect("/metrics answers");
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(!stored(&text), "{text}");
+    assert!(text.contains("marina_build_info"), "{text}");
 
     let r = http
         .get(&tags)

@@ -63,6 +63,10 @@ pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 /// How long the readiness check ([`MetadataStore::ping`]) waits for an answer.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a `/metrics` scrape's count ([`MetadataStore::totals`]) waits:
+/// less than Prometheus's default scrape timeout (10 s), so that a scrape
+/// while the database does not answer still gets the other metrics.
+const COUNT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// [`MetadataStore`] on PostgreSQL.
 pub struct PgMetaStore {
@@ -1027,7 +1031,7 @@ impl MetadataStore for PgMetaStore {
     }
 
     async fn totals(&self) -> Result<Option<StoreTotals>, StoreError> {
-        read_conn!(self, |c| {
+        read_conn!(self, pool, Some(COUNT_TIMEOUT), |c| {
             let b = c
                 .cq_one(
                     "SELECT COUNT(*), COALESCE(SUM(size), 0)::BIGINT FROM blobs",
