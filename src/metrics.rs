@@ -81,6 +81,9 @@ pub struct GcRun {
 /// Every metric family Marina exports.
 pub struct Metrics {
     registry: PromRegistry,
+    /// The families counted at scrape time (what the stores hold), encoded
+    /// only when the count succeeds.
+    storage: PromRegistry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     received: Counter,
@@ -124,6 +127,7 @@ impl Metrics {
     /// Registers every family, at zero.
     pub fn new() -> Self {
         let mut registry = PromRegistry::with_prefix("marina");
+        let mut storage = PromRegistry::with_prefix("marina");
         let m = Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
@@ -143,6 +147,7 @@ impl Metrics {
             cache: Family::default(),
             upstream_bytes: Counter::default(),
             registry: PromRegistry::default(),
+            storage: PromRegistry::default(),
         };
         registry.register(
             "http_requests",
@@ -211,23 +216,23 @@ impl Metrics {
             Unit::Bytes,
             m.gc_bytes.clone(),
         );
-        registry.register(
+        storage.register(
             "stored",
             "Objects held in the stores, by kind (blob, manifest)",
             m.stored.clone(),
         );
-        registry.register_with_unit(
+        storage.register_with_unit(
             "stored_blobs",
             "Bytes of the blobs held",
             Unit::Bytes,
             m.stored_bytes.clone(),
         );
-        registry.register(
+        storage.register(
             "uploads_in_progress",
             "Upload sessions open",
             m.uploads.clone(),
         );
-        registry.register_with_unit(
+        storage.register_with_unit(
             "uploads_in_progress",
             "Bytes held by open upload sessions",
             Unit::Bytes,
@@ -242,7 +247,11 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "The running Marina's version", build);
-        Metrics { registry, ..m }
+        Metrics {
+            registry,
+            storage,
+            ..m
+        }
     }
 
     /// Counts one answered request.
@@ -308,8 +317,13 @@ impl Metrics {
         self.gc_bytes.inc_by(run.bytes);
     }
 
-    /// The text a scrape answers, with the storage gauges set from `totals`.
+    /// The text a scrape answers, with the storage gauges set from `totals`;
+    /// without totals (the stores could not be counted) those gauges are left
+    /// out rather than showing the last count as current.
     pub fn encode(&self, totals: Option<StorageTotals>) -> String {
+        let mut out = String::with_capacity(8 << 10);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         if let Some(t) = totals {
             let set = |g: &Gauge, v: u64| {
                 g.set(i64::try_from(v).unwrap_or(i64::MAX));
@@ -325,10 +339,8 @@ impl Metrics {
             set(&self.stored_bytes, t.blob_bytes);
             set(&self.uploads, t.uploads);
             set(&self.upload_bytes, t.upload_bytes);
+            let _ = prometheus_client::encoding::text::encode(&mut out, &self.storage);
         }
-        let mut out = String::with_capacity(8 << 10);
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         classic_text(&out)
     }
 }
@@ -418,6 +430,33 @@ mod tests {
             text.contains("marina_uploads_in_progress_bytes 10"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn storage_gauges_are_left_out_of_a_scrape_that_could_not_count() {
+        let m = Metrics::new();
+        m.encode(Some(StorageTotals {
+            blobs: 3,
+            blob_bytes: 4096,
+            manifests: 2,
+            uploads: 1,
+            upload_bytes: 10,
+        }));
+        let text = m.encode(None);
+        for family in ["marina_stored", "marina_uploads_in_progress"] {
+            assert!(
+                !text.lines().any(|l| l.starts_with(family)),
+                "{family} in {text}"
+            );
+        }
+        assert!(text.contains("marina_build_info"), "{text}");
+        // Counted again, they are back with the new values.
+        let text = m.encode(Some(StorageTotals {
+            blobs: 5,
+            ..StorageTotals::default()
+        }));
+        assert!(text.contains(r#"marina_stored{kind="blob"} 5"#), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 0, "{text}");
     }
 
     #[test]

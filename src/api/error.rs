@@ -174,6 +174,15 @@ impl From<RegistryError> for ApiError {
                 tracing::warn!(%msg, "pull-through: refused bad upstream content");
                 ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::DigestInvalid, msg)
             }
+            E::Unavailable(cause) => {
+                tracing::warn!(%cause, "storage unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unsupported,
+                    "storage unavailable: a storage backend does not answer; retry later",
+                )
+                .with_header("Retry-After", UNAVAILABLE_RETRY_AFTER.into())
+            }
             E::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::new(
@@ -185,6 +194,10 @@ impl From<RegistryError> for ApiError {
         }
     }
 }
+
+/// Seconds a client is asked to wait (`Retry-After`) when a storage backend
+/// does not answer.
+const UNAVAILABLE_RETRY_AFTER: &str = "5";
 
 /// The answer for an upstream that could not supply something: 504 when it
 /// timed out, 429 (with its `Retry-After`) when it throttles, else 502. The
@@ -269,7 +282,7 @@ const DOCUMENTED: [(u16, &str); 11] = [
     (416, "Chunk out of order; `Range` gives what the upload holds (`BLOB_UPLOAD_INVALID`)"),
     (429, "Too many requests (`TOOMANYREQUESTS`)"),
     (500, "An internal error; nothing was stored, and the server log says why (`UNSUPPORTED`)"),
-    (503, "A blob was garbage-collected while the same content was being stored; push it again (`BLOB_UPLOAD_INVALID`, with `Retry-After`)"),
+    (503, "A blob was garbage-collected while the same content was being stored; push it again (`BLOB_UPLOAD_INVALID`, with `Retry-After`). Or a storage backend does not answer; retry later (`UNSUPPORTED`, with `Retry-After`)"),
     (507, "The registry's storage is full; nothing was stored (`UNSUPPORTED`)"),
 ];
 
@@ -375,6 +388,39 @@ mod tests {
         ] {
             let resp = framework_error(err);
             assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        }
+    }
+
+    #[test]
+    fn an_unreachable_backend_is_a_503_with_retry_after_and_other_failures_stay_500() {
+        use crate::store::StoreError;
+        use std::io;
+        let retry_after = |e: &ApiError| {
+            e.headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
+                .map(|(_, v)| v.clone())
+        };
+        for unavailable in [
+            RegistryError::from(StoreError::Unavailable("connection refused".into())),
+            RegistryError::from(io::Error::new(io::ErrorKind::TimedOut, "no answer")),
+            RegistryError::from(io::Error::new(io::ErrorKind::ConnectionRefused, "refused")),
+        ] {
+            let e = ApiError::from(unavailable);
+            assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(e.code, ErrorCode::Unsupported);
+            let after: u32 = retry_after(&e).expect("Retry-After").parse().unwrap();
+            assert!(after > 0);
+            let resp = e.into_response();
+            assert!(resp.headers().contains_key("retry-after"));
+        }
+        for internal in [
+            RegistryError::from(StoreError::Postgres("42P01: relation missing".into())),
+            RegistryError::from(io::Error::other("bad descriptor")),
+        ] {
+            let e = ApiError::from(internal);
+            assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(retry_after(&e), None);
         }
     }
 

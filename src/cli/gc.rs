@@ -20,7 +20,8 @@ pub struct GcArgs {
     /// grace period apply).
     #[arg(long, env = env::CONFIG, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Directory of the registry's metadata and blobs [default: ./marina-data].
+    /// Directory of the registry's metadata and blobs [default: ./marina-data];
+    /// not used (nor created) when both --metadata-url and --blob-url are given.
     #[arg(long, env = env::DATA_DIR, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// The stores `marina serve` uses.
@@ -67,6 +68,23 @@ pub fn run(args: GcArgs) -> ExitCode {
             eprintln!("marina gc: {e}");
             return ExitCode::from(2);
         }
+    };
+    let mut config = config;
+    // With both stores remote nothing of the registry is in the data
+    // directory; the S3 store's staging area (which a collection never uses)
+    // goes to a temporary directory instead of creating one here.
+    let _scratch = match (&config.metadata_url, &config.blob_url) {
+        (Some(_), Some(_)) => match tempfile::Builder::new().prefix("marina-gc-").tempdir() {
+            Ok(dir) => {
+                config.data_dir = dir.path().to_path_buf();
+                Some(dir)
+            }
+            Err(e) => {
+                eprintln!("marina gc: cannot create a temporary directory: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
     };
     let grace = config.gc_grace_secs;
     let registry = match Registry::open(config) {

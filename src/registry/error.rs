@@ -102,6 +102,10 @@ pub enum RegistryError {
     /// Storage failed; the cause is logged, the client gets a 500.
     #[error("storage failure: {0}")]
     Internal(String),
+    /// A storage backend (the database, the bucket) cannot be reached or did
+    /// not answer in time; the client gets a 503 and may retry.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for RegistryError {
@@ -109,6 +113,7 @@ impl From<StoreError> for RegistryError {
         match e {
             StoreError::MissingReferences(v) => RegistryError::ManifestBlobUnknown(v),
             StoreError::Vanished(d) => RegistryError::Collected(d),
+            StoreError::Unavailable(why) => RegistryError::Unavailable(why),
             e if e.is_full() => {
                 RegistryError::StorageFull("the metadata database cannot grow".into())
             }
@@ -121,6 +126,8 @@ impl From<std::io::Error> for RegistryError {
     fn from(e: std::io::Error) -> Self {
         if is_storage_full(&e) {
             RegistryError::StorageFull(e.to_string())
+        } else if crate::store::is_unavailable(&e) {
+            RegistryError::Unavailable(e.to_string())
         } else {
             RegistryError::Internal(e.to_string())
         }

@@ -143,6 +143,9 @@ pub(crate) fn open_blobs(config: &RegistryConfig) -> Result<Arc<dyn BlobStore>, 
     }
 }
 
+/// How long [`Registry::ready`] waits for each store to answer.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How long a presigned blob URL of [`Registry::blob_redirect`] is valid.
 pub const REDIRECT_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -251,17 +254,20 @@ impl Registry {
         })
     }
 
-    /// Whether both stores answer and the schema is current; the error says which
-    /// does not.
+    /// Whether both stores answer, each within [`READY_TIMEOUT`], and the
+    /// schema is current; the error says which does not.
     pub async fn ready(&self) -> Result<(), String> {
-        self.meta
-            .ping()
-            .await
-            .map_err(|e| format!("metadata store: {e}"))?;
-        self.blobs
-            .ping()
-            .await
-            .map_err(|e| format!("blob store: {e}"))
+        let late = || format!("no answer within {} s", READY_TIMEOUT.as_secs_f32());
+        match tokio::time::timeout(READY_TIMEOUT, self.meta.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("metadata store: {e}")),
+            Err(_) => return Err(format!("metadata store: {}", late())),
+        }
+        match tokio::time::timeout(READY_TIMEOUT, self.blobs.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("blob store: {e}")),
+            Err(_) => Err(format!("blob store: {}", late())),
+        }
     }
 
     /// Removes idle upload sessions; called periodically by the server.

@@ -41,6 +41,11 @@ pub enum StoreError {
     /// commit with the one that hit the limit fails with it).
     #[error("the database's disk is full: {0}")]
     Full(String),
+    /// The database cannot be reached or did not answer in time (refused,
+    /// reset or timed-out connections, a server shutting down): nothing is
+    /// wrong with the request, and it may succeed once the database is back.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {

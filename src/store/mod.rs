@@ -51,6 +51,24 @@ pub use pg::PgMetaStore;
 pub use s3::{S3BlobStore, S3Location};
 pub use uploads::{UploadRecord, UploadStore};
 
+/// Whether an I/O error of a store says that its backend cannot be reached
+/// or did not answer in time (refused, reset or timed-out connections), as
+/// opposed to a failure of the operation itself. The S3 store reports an
+/// endpoint that does not answer this way.
+pub fn is_unavailable(e: &io::Error) -> bool {
+    use io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::TimedOut
+            | K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+    )
+}
+
 /// A staging area reopened after a restart, with the note it was created with.
 pub type ResumedStaging = (Box<dyn Staging>, Vec<u8>);
 

@@ -24,7 +24,7 @@
 use std::future::Future;
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -114,11 +114,53 @@ impl Drop for S3BlobStore {
     }
 }
 
+/// How long one attempt of a request may take, bytes included (a part is
+/// [`PART_BYTES`]).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting to the endpoint may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// After how long from a request's first attempt no new attempt starts (so
+/// a call gives up within about this plus [`REQUEST_TIMEOUT`]).
+pub const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts after the first.
+const MAX_RETRIES: usize = 3;
+/// How long the readiness check ([`BlobStore::ping`]) waits for the bucket.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 fn io_error(e: object_store::Error) -> io::Error {
     match e {
         object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
-        other => io::Error::other(other.to_string()),
+        other => match unreachable_kind(&other) {
+            Some(kind) => io::Error::new(kind, other.to_string()),
+            None => io::Error::other(other.to_string()),
+        },
     }
+}
+
+/// The kind of I/O error to report when `e` says the endpoint could not be
+/// reached or did not answer in time (which the registry tells apart from
+/// other failures): the socket's own error when there is one, else
+/// `TimedOut` or `NotConnected`.
+fn unreachable_kind(e: &object_store::Error) -> Option<io::ErrorKind> {
+    use io::ErrorKind as K;
+    let mut found = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            if crate::store::is_unavailable(io) {
+                return Some(io.kind());
+            }
+        }
+        if let Some(r) = s.downcast_ref::<reqwest::Error>() {
+            if r.is_timeout() {
+                found = Some(K::TimedOut);
+            } else if r.is_connect() || r.is_request() {
+                found = found.or(Some(K::NotConnected));
+            }
+        }
+        source = s.source();
+    }
+    found
 }
 
 impl S3BlobStore {
@@ -144,6 +186,31 @@ impl S3BlobStore {
                 .with_access_key_id(id)
                 .with_secret_access_key(secret);
         }
+        // A server that stops answering fails a call within about
+        // RETRY_TIMEOUT + REQUEST_TIMEOUT, not after the client's default
+        // budget of ten retries over three minutes.
+        // (Set key by key: a whole `ClientOptions` would replace the others,
+        // such as `allow_http`.)
+        let client = |key| object_store::aws::AmazonS3ConfigKey::Client(key);
+        let secs = |d: Duration| format!("{}s", d.as_secs());
+        builder = builder
+            .with_config(
+                client(object_store::ClientConfigKey::ConnectTimeout),
+                secs(CONNECT_TIMEOUT),
+            )
+            .with_config(
+                client(object_store::ClientConfigKey::Timeout),
+                secs(REQUEST_TIMEOUT),
+            )
+            .with_retry(object_store::RetryConfig {
+                backoff: object_store::BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(2),
+                    base: 2.0,
+                },
+                max_retries: MAX_RETRIES,
+                retry_timeout: RETRY_TIMEOUT,
+            });
         let bucket = builder.build().map_err(io_error)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -174,20 +241,6 @@ impl S3BlobStore {
             .await
             .unwrap_or_else(|e| Err(io::Error::other(format!("the S3 request failed: {e}"))))
     }
-
-    /// Runs `fut` on the store's runtime and waits for it.
-    fn run<T: Send + 'static>(
-        &self,
-        fut: impl Future<Output = io::Result<T>> + Send + 'static,
-    ) -> io::Result<T> {
-        run_on(
-            self.runtime
-                .as_ref()
-                .expect("runtime lives until drop")
-                .handle(),
-            fut,
-        )
-    }
 }
 
 /// Runs `fut` as a task of `runtime` and waits for it with a plain blocking
@@ -204,6 +257,14 @@ fn run_on<T: Send + 'static>(
     });
     rx.recv()
         .unwrap_or_else(|_| Err(io::Error::other("the S3 request ended without an answer")))
+}
+
+/// The kind [`io_error`] gives `e`.
+fn io_error_kind(e: &object_store::Error) -> io::ErrorKind {
+    match e {
+        object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
+        other => unreachable_kind(other).unwrap_or(io::ErrorKind::Other),
+    }
 }
 
 /// An S3 error in a few words: the server's `<Code>` and `<Message>` when it
@@ -332,6 +393,29 @@ impl S3Handle {
         fut: impl Future<Output = io::Result<T>> + Send + 'static,
     ) -> io::Result<T> {
         run_on(&self.runtime, fut)
+    }
+
+    /// Deletes everything under the session's prefix, whichever server put
+    /// it there (sealed chunks, the multipart upload's object, chunks whose
+    /// record lost a race), and the local staging file.
+    fn discard(&self, id: &str) -> io::Result<()> {
+        self.staging.discard_staging(id);
+        let (bucket, prefix) = (self.bucket.clone(), session_prefix(&self.location, id));
+        self.run(async move {
+            let keys: Vec<Key> = bucket
+                .list(Some(&prefix))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .map_err(io_error)?;
+            for key in keys {
+                match bucket.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(io_error(e)),
+                }
+            }
+            Ok(())
+        })
     }
 
     /// The key of a session's multipart upload.
@@ -584,7 +668,11 @@ impl Staging for S3Staging {
             async move { Ok(bucket.head(&probe).await.is_ok()) },
         )?;
         let mut sealed = self.sealed().clone();
-        let had_upload = sealed.upload.is_some();
+        // Nothing recorded was ever sealed: then no server sealed a chunk of
+        // this session (a chunk that lost its offset's race means another
+        // server's chunk won it and was sealed), and there is nothing in the
+        // bucket to delete.
+        let in_bucket = sealed.upload.is_some() || !sealed.pieces.is_empty();
         // Content-addressed: an object already there holds these very bytes.
         if !exists {
             let pending = self.inner.size();
@@ -615,18 +703,11 @@ impl Staging for S3Staging {
             let (bucket, k) = (h.bucket.clone(), h.data_key(&self.id));
             let _ = h.run(async move { bucket.abort_multipart(&k, &u).await.map_err(io_error) });
         }
-        let mut leftovers: Vec<Key> = sealed
-            .pieces
-            .iter()
-            .map(|p| Key::from(p.key.as_str()))
-            .collect();
-        if had_upload {
-            leftovers.push(h.data_key(&self.id));
+        if !in_bucket {
+            h.staging.discard_staging(&self.id);
+        } else if let Err(e) = h.discard(&self.id) {
+            tracing::warn!(session = %self.id, error = %e, "cannot remove a finished upload's chunks");
         }
-        if !leftovers.is_empty() {
-            let _ = h.delete(leftovers);
-        }
-        h.staging.discard_staging(&self.id);
         Ok(())
     }
 
@@ -791,25 +872,8 @@ impl BlobStore for S3BlobStore {
     }
 
     fn discard_staging(&self, id: &str) {
-        self.staging.discard_staging(id);
         // The session's sealed chunks, whichever server sealed them.
-        let (bucket, prefix) = (self.bucket.clone(), session_prefix(&self.location, id));
-        let removed = self.run(async move {
-            let keys: Vec<Key> = bucket
-                .list(Some(&prefix))
-                .map_ok(|m| m.location)
-                .try_collect()
-                .await
-                .map_err(io_error)?;
-            for key in keys {
-                match bucket.delete(&key).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(io_error(e)),
-                }
-            }
-            Ok(())
-        });
-        if let Err(e) = removed {
+        if let Err(e) = self.handle().discard(id) {
             tracing::warn!(session = id, error = %e, "cannot remove an upload's sealed chunks");
         }
     }
@@ -889,11 +953,23 @@ impl BlobStore for S3BlobStore {
             (!self.location.prefix.is_empty()).then(|| Key::from(self.location.prefix.as_str()));
         let (bucket, name) = (self.bucket.clone(), self.location.bucket.clone());
         self.spawn(async move {
-            bucket
-                .list_with_delimiter(prefix.as_ref())
-                .await
-                .map(|_| ())
-                .map_err(|e| io::Error::other(format!("s3://{name}: {}", s3_reason(&e))))
+            let listed =
+                tokio::time::timeout(PING_TIMEOUT, bucket.list_with_delimiter(prefix.as_ref()))
+                    .await;
+            match listed {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(io::Error::new(
+                    io_error_kind(&e),
+                    format!("s3://{name}: {}", s3_reason(&e)),
+                )),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "s3://{name}: no answer within {} s",
+                        PING_TIMEOUT.as_secs_f32()
+                    ),
+                )),
+            }
         })
         .await
     }

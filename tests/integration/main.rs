@@ -31,6 +31,7 @@ mod listing_client;
 mod listing_fixture; // the listing extension's scenario registry
 mod openapi; // the generated document, spec/openapi.json, /docs
 mod operations; // /metrics, access log, SIGTERM draining, health, 507, start-up failures
+mod outages; // a frozen database or bucket: /readyz and requests answer 503, then recover
 mod postgres; // the registry on PostgreSQL metadata (MARINA_TEST_POSTGRES_URL)
 mod properties;
 mod pull_through; // the pull-through cache: upstreams by prefix and ns, faults, shared downloads, real clients

@@ -255,6 +255,32 @@ async fn a_bucket_that_is_missing_or_refuses_stops_the_start_with_one_line() {
     }
 }
 
+/// `marina gc` on PostgreSQL and S3 without `--data-dir` collects and
+/// leaves no `./marina-data` behind (nothing of the registry goes there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marina_gc_on_postgres_and_s3_creates_no_data_directory() {
+    let (Some(meta), Some(blobs)) = (postgres_metadata_url(), crate::support::s3_url()) else {
+        return;
+    };
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_marina"));
+    cmd.current_dir(cwd.path())
+        .env_remove("MARINA_DATA_DIR")
+        .args(["gc", "--metadata-url", meta.expose(), "--blob-url", &blobs]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let left: Vec<_> = std::fs::read_dir(cwd.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "created in the working directory: {left:?}"
+    );
+}
+
 /// `--blob-redirect`: a blob GET answers 307 to a presigned URL of the bucket,
 /// which serves the bytes (and ranges); HEAD stays with the registry; skopeo,
 /// buildah and podman push and pull through it.

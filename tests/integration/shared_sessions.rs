@@ -232,6 +232,88 @@ async fn two_servers_on_postgres_and_s3_with_a_disk_each_share_upload_sessions()
     .await;
 }
 
+/// A client of the bucket `url` names, and the key prefix it gives.
+fn bucket_of(url: &str) -> (object_store::aws::AmazonS3, String) {
+    let loc = marina::store::S3Location::parse(url).unwrap();
+    let mut builder = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(&loc.bucket)
+        .with_region(&loc.region)
+        .with_virtual_hosted_style_request(false);
+    if let Some(endpoint) = &loc.endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    (builder.build().unwrap(), loc.prefix)
+}
+
+/// The objects under `under` (below the key prefix) in the bucket `url` names.
+async fn objects_under(url: &str, under: &str) -> Vec<String> {
+    use futures_util::TryStreamExt;
+    use object_store::ObjectStore;
+    let (bucket, prefix) = bucket_of(url);
+    let prefix = object_store::path::Path::from(format!("{prefix}/{under}"));
+    bucket
+        .list(Some(&prefix))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// A chunk sealed into the session's prefix whose record lost the race for
+/// its offset (here put there by hand, as the losing server would) is
+/// deleted with the rest of the session when another server finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finishing_a_session_on_s3_deletes_a_chunk_that_lost_its_race() {
+    let (Some(metadata), Some(blobs)) = (postgres_metadata_url(), s3_url()) else {
+        return;
+    };
+    let stores = Stores {
+        metadata: Some(metadata),
+        blobs: Some(blobs.clone()),
+        one_data_dir: false,
+        chunks: Vec::new(),
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = server(dir_a.path(), &stores).await;
+    let b = server(dir_b.path(), &stores).await;
+    let http = reqwest::Client::new();
+    let (first, last) = (vec![7u8; 200_000], b"the end".to_vec());
+    let digest = Algorithm::Sha256.digest_of(&[first.clone(), last.clone()].concat());
+    let location = start_upload(&http, &a.url()).await;
+    let url = format!("{}{location}", a.url());
+    assert_eq!(
+        patch(&http, url, Some((0, first.len() - 1)), first.clone()).await,
+        StatusCode::ACCEPTED
+    );
+    let sealed = objects_under(&blobs, "uploads").await;
+    assert_eq!(
+        sealed.len(),
+        1,
+        "the chunk is sealed into the bucket: {sealed:?}"
+    );
+    let session = sealed[0].rsplit_once('/').unwrap().0.to_string();
+    // The losing server's chunk for the same offset.
+    let stray = object_store::path::Path::from(format!(
+        "{session}/piece-{:020}-{}",
+        0,
+        uuid::Uuid::new_v4().simple()
+    ));
+    object_store::ObjectStore::put(&bucket_of(&blobs).0, &stray, first.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(objects_under(&blobs, "uploads").await.len(), 2);
+    assert_eq!(
+        close(&http, &b.url(), &location, &digest, last).await,
+        StatusCode::CREATED
+    );
+    let left = objects_under(&blobs, "uploads").await;
+    assert!(left.is_empty(), "left in the bucket: {left:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
 /// Two `marina serve` processes over one data directory: what one of them
 /// answers from its kept reads (a tag, a blob's link) follows every write of
 /// the other at once, including a miss that was kept.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rusqlite::types::Value;
 use tokio_postgres::types::ToSql;
 
-use super::{pool_error, read_conn, Cached, PgMetaStore};
+use super::{read_conn, Cached, PgMetaStore};
 use crate::store::listing::{
     manifests_query, namespaces_of, repositories_query, tags_query, AnnotationFilter, ListingStore,
     ManifestFilter, ManifestSummary, PageRequest, RepositoryRecord, TagRecord,

@@ -54,6 +54,20 @@ const WRITE_ATTEMPTS: u32 = 20;
 /// Key of the advisory lock migrations run under.
 const MIGRATION_LOCK: i64 = 0x6d61_7269_6e61;
 
+/// The server's `statement_timeout` for Marina's connections, unless the URL's
+/// `options` set one (`?options=-c%20statement_timeout%3D2min`).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than the statement timeout a store call waits for the
+/// database before it gives up on the connection (the server cancels a slow
+/// statement itself; a server that does not answer at all cannot).
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+/// How long the readiness check ([`MetadataStore::ping`]) waits for an answer.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a `/metrics` scrape's count ([`MetadataStore::totals`]) waits:
+/// less than Prometheus's default scrape timeout (10 s), so that a scrape
+/// while the database does not answer still gets the other metrics.
+const COUNT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// [`MetadataStore`] on PostgreSQL.
 pub struct PgMetaStore {
     pool: Pool,
@@ -65,6 +79,9 @@ pub struct PgMetaStore {
     uploads_pool: Pool,
     runtime: Option<tokio::runtime::Runtime>,
     clock: Arc<dyn Clock>,
+    /// How long one store call waits for the database (`None`: as long as
+    /// it takes, when the statement timeout is off).
+    limit: Option<Duration>,
 }
 
 impl std::fmt::Debug for PgMetaStore {
@@ -84,8 +101,51 @@ impl Drop for PgMetaStore {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        StoreError::Postgres(describe(&e))
+        if unavailable(&e) {
+            StoreError::Unavailable(describe(&e))
+        } else {
+            StoreError::Postgres(describe(&e))
+        }
     }
+}
+
+/// Whether an error says the database is out of reach rather than that the
+/// request was wrong: the connection closed, failed or timed out (any I/O
+/// error), or the server refused or cancelled the work (connection exceptions,
+/// too many connections, shutting down or starting up, statement timeout).
+fn unavailable(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let c = code.code();
+        return c.starts_with("08") || c.starts_with("57P") || c == "53300" || c == "57014";
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// `fut`'s output, or `None` once `deadline` passes first (no deadline: it
+/// waits as long as `fut` takes).
+async fn within<F: Future>(deadline: Option<tokio::time::Instant>, fut: F) -> Option<F::Output> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+/// The error of a store call the database did not answer within `limit`.
+fn timed_out(limit: Duration) -> StoreError {
+    StoreError::Unavailable(format!(
+        "no answer from the database within {} s",
+        limit.as_secs_f32()
+    ))
 }
 
 /// The server's own message when there is one (the driver's Display says only
@@ -106,6 +166,9 @@ fn describe(e: &tokio_postgres::Error) -> String {
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => e.into(),
+        e @ deadpool_postgres::PoolError::Timeout(_) => {
+            StoreError::Unavailable(format!("no database connection: {e}"))
+        }
         other => StoreError::Postgres(other.to_string()),
     }
 }
@@ -143,7 +206,8 @@ macro_rules! write_tx {
                 true
             }
         });
-        async {
+        let limit = store.limit;
+        let call = async {
             let mut held = Held::new(store.pool.get().await.map_err(pool_error)?);
             let client = held.client();
             // One statement per kind, each taking its keys in order.
@@ -193,8 +257,11 @@ macro_rules! write_tx {
             }
             held.release();
             result
-        }
-        .await
+        };
+        // A connection given up on is closed, not pooled (`Held`).
+        within(limit.map(|l| tokio::time::Instant::now() + l), call)
+            .await
+            .unwrap_or_else(|| Err(timed_out(limit.unwrap_or_default())))
     }};
 }
 
@@ -234,18 +301,38 @@ fn repo_lock(repo: &str) -> (String, bool) {
 }
 
 /// Runs `$body` (which may use the pooled connection `$c` and `?` on driver
-/// errors) and waits for its result.
+/// errors) and waits for its result, at most the store's limit (or `$limit`):
+/// after that the call fails as [`StoreError::Unavailable`] and the
+/// connection, which may still be waiting for an answer, is closed rather than
+/// pooled.
 macro_rules! read_conn {
     ($store:expr, |$c:ident| $body:block) => {
         read_conn!($store, pool, |$c| $body)
     };
     ($store:expr, $pool:ident, |$c:ident| $body:block) => {{
         let store: &PgMetaStore = $store;
+        read_conn!(store, $pool, store.limit, |$c| $body)
+    }};
+    ($store:expr, $pool:ident, $limit:expr, |$c:ident| $body:block) => {{
+        let store: &PgMetaStore = $store;
+        let limit: Option<std::time::Duration> = $limit;
         async {
-            let client = store.$pool.get().await.map_err(pool_error)?;
+            let deadline = limit.map(|l| tokio::time::Instant::now() + l);
+            let late = || $crate::store::pg::timed_out(limit.unwrap_or_default());
+            let client = $crate::store::pg::within(deadline, store.$pool.get())
+                .await
+                .ok_or_else(late)?
+                .map_err($crate::store::pg::pool_error)?;
             let $c = &client;
-            let result: Result<_, tokio_postgres::Error> = async { $body }.await;
-            Ok::<_, StoreError>(result?)
+            let result: Option<Result<_, tokio_postgres::Error>> =
+                $crate::store::pg::within(deadline, async { $body }).await;
+            match result {
+                Some(r) => Ok::<_, StoreError>(r?),
+                None => {
+                    drop(deadpool_postgres::Object::take(client));
+                    Err(late())
+                }
+            }
         }
         .await
     }};
@@ -299,6 +386,20 @@ impl PgMetaStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        // A connection whose peer went silent (a host gone, a partition) is
+        // noticed within about a minute instead of the kernel's ~15.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(STATEMENT_TIMEOUT);
+        }
+        if config.get_keepalives_idle() == tokio_postgres::Config::new().get_keepalives_idle() {
+            config.keepalives_idle(Duration::from_secs(30));
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(Duration::from_secs(10));
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(3);
+        }
         if let Some(s) = schema {
             if !s
                 .bytes()
@@ -308,6 +409,19 @@ impl PgMetaStore {
             }
             config.options(format!("-c search_path={s}"));
         }
+        // The statement timeout the URL's options set, else ours.
+        let statement_timeout = match config.get_options().and_then(statement_timeout) {
+            Some(given) => given,
+            None => {
+                let options = format!(
+                    "{} -c statement_timeout={}ms",
+                    config.get_options().unwrap_or(""),
+                    STATEMENT_TIMEOUT.as_millis()
+                );
+                config.options(options.trim());
+                Some(STATEMENT_TIMEOUT)
+            }
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("marina-pg")
@@ -341,6 +455,9 @@ impl PgMetaStore {
             uploads_pool: pool(uploads_config, UPLOADS_POOL_SIZE)?,
             runtime: Some(runtime),
             clock: Arc::new(SystemClock),
+            limit: statement_timeout
+                .filter(|t| !t.is_zero())
+                .map(|t| t + ANSWER_MARGIN),
         };
         store.run(async {
             let client = store.pool.get().await.map_err(pool_error)?;
@@ -400,7 +517,45 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+/// The `statement_timeout` that libpq-style `options` (`-c
+/// statement_timeout=5s`, `--statement_timeout=5000`) set: `Some(None)` when
+/// it is there but not understood, `None` when it is not there.
+fn statement_timeout(options: &str) -> Option<Option<Duration>> {
+    let at = options.rfind("statement_timeout=")?;
+    let value = options[at + "statement_timeout=".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_matches(['\'', '"']);
+    let digits = value.len() - value.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = value.split_at(digits);
+    let Ok(n) = number.parse::<u64>() else {
+        return Some(None);
+    };
+    // PostgreSQL's units for time settings; a bare number is milliseconds.
+    let millis = match unit.trim() {
+        "" | "ms" => Some(n),
+        "us" => Some(n / 1000),
+        "s" => n.checked_mul(1000),
+        "min" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        _ => None,
+    };
+    Some(millis.map(Duration::from_millis))
+}
+
 async fn migrate(client: &deadpool_postgres::Client) -> Result<(), StoreError> {
+    // A migration may rewrite big tables: no statement timeout for it (the
+    // setting goes back to the connection's own at the end).
+    client.batch_execute("SET statement_timeout = 0").await?;
+    let migrated = migrate_steps(client).await;
+    let reset = client.batch_execute("RESET statement_timeout").await;
+    migrated?;
+    Ok(reset?)
+}
+
+async fn migrate_steps(client: &deadpool_postgres::Client) -> Result<(), StoreError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -911,7 +1066,7 @@ impl MetadataStore for PgMetaStore {
     }
 
     async fn totals(&self) -> Result<Option<StoreTotals>, StoreError> {
-        read_conn!(self, |c| {
+        read_conn!(self, pool, Some(COUNT_TIMEOUT), |c| {
             let b = c
                 .cq_one(
                     "SELECT COUNT(*), COALESCE(SUM(size), 0)::BIGINT FROM blobs",
@@ -928,7 +1083,7 @@ impl MetadataStore for PgMetaStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let version: i32 = read_conn!(self, |c| {
+        let version: i32 = read_conn!(self, pool, Some(PING_TIMEOUT), |c| {
             Ok(c.cq_one("SELECT version FROM marina_schema", &[])
                 .await?
                 .get(0))
@@ -1155,5 +1310,29 @@ impl MetadataStore for PgMetaStore {
                     .await?;
             Ok(page(rows.iter().map(|r| r.get(0)).collect(), n))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_statement_timeout_of_the_url_options_is_read_with_postgres_units() {
+        let secs = |s: u64| Some(Some(Duration::from_secs(s)));
+        assert_eq!(statement_timeout("-c statement_timeout=5s"), secs(5));
+        assert_eq!(statement_timeout("-c statement_timeout=2min"), secs(120));
+        assert_eq!(
+            statement_timeout("--statement_timeout=1500"),
+            Some(Some(Duration::from_millis(1500)))
+        );
+        assert_eq!(
+            statement_timeout("-c search_path=x -c statement_timeout=1h -c work_mem=4MB"),
+            secs(3600)
+        );
+        assert_eq!(statement_timeout("-c statement_timeout=0"), secs(0));
+        // There, but not a duration this store understands.
+        assert_eq!(statement_timeout("-c statement_timeout=soon"), Some(None));
+        assert_eq!(statement_timeout("-c search_path=x"), None);
     }
 }

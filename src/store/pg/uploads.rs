@@ -5,7 +5,7 @@
 
 use tokio_postgres::Row;
 
-use super::{pool_error, read_conn, Cached, PgMetaStore};
+use super::{read_conn, Cached, PgMetaStore};
 use crate::store::meta::StoreError;
 use crate::store::uploads::{UploadRecord, UploadStore};
 
