@@ -29,6 +29,17 @@ fn connect_to(url: &str) -> TcpStream {
     sock
 }
 
+/// Opens an upload session in `repo`; returns its location.
+async fn open_session(s: &TestServer, repo: &str) -> String {
+    let r = s
+        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+        .await
+        .send()
+        .await;
+    r.expect(202, None);
+    r.header("location").expect("location").to_string()
+}
+
 /// Reads until the server closes the connection; panics if it is still open
 /// after 20 s. Returns what was read.
 fn until_closed(sock: &mut TcpStream) -> Vec<u8> {
@@ -73,13 +84,7 @@ async fn unfinished_headers_and_idle_keep_alives_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_upload_body_lets_go_of_its_session() {
     let s = server().await;
-    let r = s
-        .req(Method::POST, "/v2/org/stall/blobs/uploads/")
-        .await
-        .send()
-        .await;
-    r.expect(202, None);
-    let loc = r.header("location").expect("location").to_string();
+    let loc = open_session(&s, "org/stall").await;
     // Past the first batch, so the body's lanes are running when it stalls.
     let head = format!(
         "PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n\
@@ -124,13 +129,7 @@ async fn a_stalled_upload_body_lets_go_of_its_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_body_that_keeps_moving_is_not_cut() {
     let s = server_with(2).await;
-    let r = s
-        .req(Method::POST, "/v2/org/slow/blobs/uploads/")
-        .await
-        .send()
-        .await;
-    r.expect(202, None);
-    let loc = r.header("location").expect("location").to_string();
+    let loc = open_session(&s, "org/slow").await;
     let body: Vec<u8> = (0..6_000u32).map(|i| (i % 251) as u8).collect();
     let digest = Algorithm::Sha256.digest_of(&body);
     let sep = if loc.contains('?') { '&' } else { '?' };
