@@ -113,7 +113,7 @@ impl From<RegistryError> for ApiError {
             E::UploadUnknown(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, ErrorCode::BlobUploadUnknown, msg)
             }
-            E::RangeNotSatisfiable { size, .. } => ApiError::new(
+            E::RangeNotSatisfiable { size, .. } | E::RangeInverted { size, .. } => ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 ErrorCode::BlobUploadInvalid,
                 msg,

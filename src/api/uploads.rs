@@ -364,6 +364,7 @@ fn with_location(e: crate::registry::RegistryError, repo: &RepoName, session: &s
     let is_416 = matches!(
         e,
         crate::registry::RegistryError::RangeNotSatisfiable { .. }
+            | crate::registry::RegistryError::RangeInverted { .. }
     );
     let err = ApiError::from(e);
     if is_416 {

@@ -41,6 +41,16 @@ pub enum RegistryError {
         /// Where the chunk claimed to start.
         got: u64,
     },
+    /// A chunk's Content-Range ends before it starts.
+    #[error("Content-Range {start}-{end} ends before it starts")]
+    RangeInverted {
+        /// Bytes the session holds.
+        size: u64,
+        /// The range's first byte.
+        start: u64,
+        /// The range's last byte.
+        end: u64,
+    },
     /// Content-Length or Content-Range disagrees with the bytes received.
     #[error("{0}")]
     SizeInvalid(String),

@@ -1021,7 +1021,12 @@ fn total(frames: &[Bytes]) -> u64 {
 /// 416 otherwise.
 fn check_start(size: u64, range: Option<ChunkRange>) -> Result<(), RegistryError> {
     match range {
-        Some(r) if r.start != size || r.end < r.start => {
+        Some(r) if r.end < r.start => Err(RegistryError::RangeInverted {
+            size,
+            start: r.start,
+            end: r.end,
+        }),
+        Some(r) if r.start != size => {
             Err(RegistryError::RangeNotSatisfiable { size, got: r.start })
         }
         _ => Ok(()),
@@ -1035,8 +1040,10 @@ fn check_length(
     length: Option<u64>,
     written: u64,
 ) -> Result<u64, RegistryError> {
-    match range.map(|r| r.end - r.start + 1).or(length) {
-        Some(n) if n != written => Err(RegistryError::SizeInvalid(format!(
+    // In u128: `0-18446744073709551615` declares 2^64 bytes.
+    let declared = range.map(|r| u128::from(r.end.saturating_sub(r.start)) + 1);
+    match declared.or(length.map(u128::from)) {
+        Some(n) if n != u128::from(written) => Err(RegistryError::SizeInvalid(format!(
             "chunk declared {n} bytes but {written} arrived"
         ))),
         _ => Ok(written),
@@ -1630,6 +1637,42 @@ mod tests {
             s.a.append(&repo(), &id, None, None, body(b"d")).await,
             Err(RegistryError::UploadUnknown(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_range_of_two_to_the_64_bytes_or_inverted_is_refused_and_changes_nothing() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        let whole = Some(ChunkRange {
+            start: 0,
+            end: u64::MAX,
+        });
+        for body_bytes in [&b""[..], b"abc"] {
+            match s
+                .a
+                .append(&repo(), &id, whole, None, body(body_bytes))
+                .await
+            {
+                Err(RegistryError::SizeInvalid(why)) => {
+                    assert!(why.contains("18446744073709551616"), "{why}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let inverted = Some(ChunkRange { start: 5, end: 4 });
+        assert!(matches!(
+            s.a.append(&repo(), &id, inverted, None, body(b"")).await,
+            Err(RegistryError::RangeInverted {
+                size: 0,
+                start: 5,
+                end: 4
+            })
+        ));
+        assert_eq!(s.b.status(&repo(), &id).await.unwrap(), 0);
+        s.b.append(&repo(), &id, range(0, 3), None, body(b"abc"))
+            .await
+            .unwrap();
+        assert_eq!(s.a.status(&repo(), &id).await.unwrap(), 3);
     }
 
     #[tokio::test]
