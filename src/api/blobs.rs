@@ -138,15 +138,18 @@ async fn serve(
         ByteRange::Whole => (0, size, false),
         ByteRange::Part { start, end } => (start, end - start + 1, true),
         ByteRange::Unsatisfiable => {
+            // The spec's table has no code for a range past the end; the blob
+            // exists, so not BLOB_UNKNOWN (clients act on that code): the one
+            // that claims nothing about the content, as for a full disk.
             return Err(ApiError::new(
                 poem::http::StatusCode::RANGE_NOT_SATISFIABLE,
-                ErrorCode::BlobUnknown,
+                ErrorCode::Unsupported,
                 format!(
                     "range {} cannot be satisfied for a blob of {size} bytes",
                     range.unwrap_or("")
                 ),
             )
-            .with_header("Content-Range", format!("bytes */{size}")))
+            .with_header("Content-Range", format!("bytes */{size}")));
         }
     };
     let body = if head {

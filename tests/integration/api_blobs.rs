@@ -82,6 +82,8 @@ async fn range_requests_follow_rfc_9110() {
             );
         } else {
             assert_eq!(r.header("content-range"), Some("bytes */2048"));
+            // The blob exists: the error must not say it is unknown.
+            assert_eq!(r.error_code(), "UNSUPPORTED", "{range}: {}", r.describe());
         }
     }
     let r = s
