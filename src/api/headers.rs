@@ -67,6 +67,10 @@ pub fn parse_range(header: Option<&str>, size: u64) -> ByteRange {
     }
 }
 
+/// What [`parse_content_range`] reads, for schemas: blank (no range), or
+/// `<start>-<end>`, optionally after `bytes=` or `bytes ` and before `/<total>`.
+pub const CONTENT_RANGE_PATTERN: &str = r"^\s*((bytes=\s*)?(bytes \s*)?[0-9]+-[0-9]+(/.*)?)?\s*$";
+
 /// Parses a chunk's `Content-Range`. The spec's form is `<start>-<end>`; the
 /// RFC-style `bytes <start>-<end>/<total>` that some clients send is accepted too.
 /// `Err` means the header is present but unreadable.

@@ -14,9 +14,10 @@ use super::error::ApiError;
 use crate::oci::digest::DIGEST_PATTERN;
 use crate::oci::name::{MAX_NAME_LEN, MAX_TAG_LEN, NAME_PATTERN, TAG_PATTERN};
 use crate::oci::reference::{ReferenceError, REFERENCE_PATTERN};
+use crate::oci::Algorithm;
 use crate::oci::{Digest, ErrorCode, Reference, RepoName, Tag};
 use crate::registry::uploads::UPLOAD_ID_PATTERN;
-use crate::registry::UploadId;
+use crate::registry::{ChunkRange, UploadId};
 
 /// Separates the OCI code from the message in a parse error's text.
 const CODE_SEPARATOR: &str = " :: ";
@@ -85,6 +86,17 @@ macro_rules! typed_parameter {
                 let parse: fn(&str) -> Result<$ty, ApiError> = $parse;
                 parse(value).map_err(|e| ParseError::custom(encode(e)))
             }
+
+            /// A required parameter left out answers the type's own error,
+            /// as an empty value does (not the framework's generic one).
+            fn parse_from_parameters<I: IntoIterator<Item = A>, A: AsRef<str>>(
+                values: I,
+            ) -> ParseResult<Self> {
+                match values.into_iter().next() {
+                    Some(value) => Self::parse_from_parameter(value.as_ref()),
+                    None => Self::parse_from_parameter(""),
+                }
+            }
         }
     };
 }
@@ -125,6 +137,38 @@ typed_parameter!(Lookup, "Reference", REFERENCE_PATTERN, None, |s| s
 typed_parameter!(UploadId, "UploadId", UPLOAD_ID_PATTERN, Some(64), |s| s
     .parse::<UploadId>()
     .map_err(ApiError::from));
+
+/// A chunk's `Content-Range` (see [`super::headers::parse_content_range`]);
+/// blank is none.
+pub(crate) struct ContentRange(pub Option<ChunkRange>);
+
+typed_parameter!(
+    ContentRange,
+    "ContentRange",
+    super::headers::CONTENT_RANGE_PATTERN,
+    None,
+    |s| super::headers::parse_content_range(Some(s))
+        .map(ContentRange)
+        .map_err(|m| ApiError::bad_request(ErrorCode::BlobUploadInvalid, m))
+);
+
+/// The hash algorithm a chunked upload is opened for (`digest-algorithm`);
+/// blank is the default, sha256.
+pub(crate) struct DigestAlgorithm(pub Algorithm);
+
+typed_parameter!(
+    DigestAlgorithm,
+    "DigestAlgorithm",
+    "^(sha256|sha512)?$",
+    None,
+    |s| match s {
+        "" => Ok(DigestAlgorithm(Algorithm::Sha256)),
+        s => s
+            .parse::<Algorithm>()
+            .map(DigestAlgorithm)
+            .map_err(ApiError::from),
+    }
+);
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::body::{ByteStream, RawBody};
 use super::error::{upload_range, ApiError};
 use super::headers::parse_content_range;
+use super::params::{ContentRange, DigestAlgorithm};
 use super::ApiTags;
 use crate::oci::{Algorithm, Digest, ErrorCode, RepoName};
 use crate::registry::{MountOutcome, Registry, UploadId};
@@ -183,15 +184,14 @@ impl UploadsApi {
         from: Query<Option<String>>,
         /// Hash algorithm of the coming chunked upload (`sha256` or `sha512`).
         #[oai(name = "digest-algorithm")]
-        digest_algorithm: Query<Option<String>>,
+        digest_algorithm: Query<Option<DigestAlgorithm>>,
         /// The blob, for a single-request upload.
         body: RawBody,
     ) -> Result<UploadResponse, ApiError> {
         let repo = name.0;
-        let algorithm = match digest_algorithm.as_deref() {
-            None | Some("") => Algorithm::Sha256,
-            Some(a) => a.parse::<Algorithm>()?,
-        };
+        let algorithm = digest_algorithm
+            .0
+            .map_or(Algorithm::Sha256, |DigestAlgorithm(a)| a);
         if let Some(d) = mount.0 {
             let from = from.as_deref().and_then(|f| f.parse::<RepoName>().ok());
             // With access control on, the source must be one the caller may pull.
@@ -272,12 +272,12 @@ impl UploadsApi {
         session: Path<UploadId>,
         /// Position of the chunk, inclusive.
         #[oai(name = "Content-Range")]
-        content_range: Header<Option<String>>,
+        content_range: Header<Option<ContentRange>>,
         /// The chunk.
         body: RawBody,
     ) -> Result<UploadResponse, ApiError> {
         let repo = name.0;
-        let range = chunk_range(content_range.as_deref())?;
+        let range = content_range.0.and_then(|ContentRange(r)| r);
         let size = self
             .0
             .upload_chunk(&repo, session.as_str(), range, None, body.into_stream())
@@ -303,22 +303,17 @@ impl UploadsApi {
         name: Path<RepoName>,
         /// Upload session id.
         session: Path<UploadId>,
-        /// Digest of the whole blob.
-        digest: Query<Option<Digest>>,
+        /// Digest of the whole blob (required).
+        digest: Query<Digest>,
         /// Position of the last chunk, if the body carries one.
         #[oai(name = "Content-Range")]
-        content_range: Header<Option<String>>,
+        content_range: Header<Option<ContentRange>>,
         /// Optional last chunk.
         body: RawBody,
     ) -> Result<UploadResponse, ApiError> {
         let repo = name.0;
-        let d = digest.0.ok_or_else(|| {
-            ApiError::bad_request(
-                ErrorCode::DigestInvalid,
-                "the digest query parameter is required",
-            )
-        })?;
-        let range = chunk_range(content_range.as_deref())?;
+        let d = digest.0;
+        let range = content_range.0.and_then(|ContentRange(r)| r);
         self.0
             .finish_upload(
                 &repo,

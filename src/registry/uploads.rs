@@ -1161,7 +1161,7 @@ where
 }
 
 /// The grammar of upload session ids (see [`UploadId`]), for schemas.
-pub const UPLOAD_ID_PATTERN: &str = "^([0-9a-fA-F]{32}){1,2}$";
+pub const UPLOAD_ID_PATTERN: &str = "^([0-9a-f]{32}){1,2}$";
 
 /// An upload session's id, as its `Location` carries it: 64 hex digits (a
 /// signed id, see `session_ids`), or 32 (a session recorded by an earlier
@@ -1180,7 +1180,9 @@ impl std::str::FromStr for UploadId {
     type Err = RegistryError;
 
     fn from_str(s: &str) -> Result<Self, RegistryError> {
-        if matches!(s.len(), 32 | SIGNED_LEN) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        // Ids are made in lowercase; an upper-cased one names no session.
+        let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if matches!(s.len(), 32 | SIGNED_LEN) && s.bytes().all(hex) {
             Ok(UploadId(s.to_string()))
         } else {
             Err(RegistryError::UploadUnknown(s.to_string()))

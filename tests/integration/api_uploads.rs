@@ -617,3 +617,37 @@ async fn a_small_push_is_answered_alike_straight_and_through_the_generated_route
         );
     }
 }
+
+#[tokio::test]
+async fn an_unreadable_content_range_is_400_and_an_upper_cased_session_unknown() {
+    let s = TestServer::start().await;
+    let (_, loc) = open(&s, "app", "").await;
+    for bad in ["'mdIgs)7", "5", "a-b", "-3", "1-"] {
+        patch(&s, &loc, Some(bad), b"abc")
+            .await
+            .expect(400, Some("BLOB_UPLOAD_INVALID"));
+    }
+    // The forms the server reads: plain, and RFC style with a prefix and a total.
+    patch(&s, &loc, Some("0-2"), b"abc").await.expect(202, None);
+    patch(&s, &loc, Some("bytes 3-5/6"), b"def")
+        .await
+        .expect(202, None);
+    let d = Algorithm::Sha256.digest_of(b"abcdef");
+    s.req(Method::PUT, &with_digest(&loc, &d))
+        .await
+        .header("Content-Range", "not a range")
+        .send()
+        .await
+        .expect(400, Some("BLOB_UPLOAD_INVALID"));
+    let (_, other) = open(&s, "app", "").await;
+    let (path, id) = other.rsplit_once('/').unwrap();
+    let id = id.split('?').next().unwrap();
+    s.get(&format!("{path}/{}", id.to_ascii_uppercase()))
+        .await
+        .expect(404, Some("BLOB_UPLOAD_UNKNOWN"));
+    s.req(Method::PUT, &with_digest(&loc, &d))
+        .await
+        .send()
+        .await
+        .expect(201, None);
+}
