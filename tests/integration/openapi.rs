@@ -145,7 +145,9 @@ async fn percent_encoded_names_work_like_raw_ones() {
 /// accepted request that the document says is invalid. Its check that every
 /// schema-valid request is accepted is left out: digests that do not match their
 /// content, cursors this registry did not issue and filter syntax are rejected
-/// with the spec's 4xx, and no schema can say so.
+/// with the spec's 4xx, and no schema can say so. So is its check that a
+/// session just opened can still be deleted: its own steps close it between
+/// (a closing `PUT` whose digest does not match ends the session, as documented).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_nothing_the_document_does_not_describe() {
     schemathesis_against(&TestServer::start().await).await;
@@ -178,7 +180,10 @@ pub(crate) async fn schemathesis_against(server: &TestServer) {
                 "1",
                 "--no-color",
             ])
-            .args(["--exclude-checks", "positive_data_acceptance"])
+            .args([
+                "--exclude-checks",
+                "positive_data_acceptance,ensure_resource_availability",
+            ])
             .output()
             .unwrap()
     })
