@@ -34,7 +34,7 @@ use object_store::{GetOptions, GetRange, ObjectStore};
 
 use super::fs::FsBlobStore;
 use super::{BlobReader, BlobStore, ResumedStaging, Staging};
-use crate::oci::Digest;
+use crate::oci::{Algorithm, Digest};
 
 /// Size of each uploaded part but the last (S3 wants at least 5 MiB).
 pub const PART_BYTES: usize = 8 << 20;
@@ -880,6 +880,45 @@ impl BlobStore for S3BlobStore {
 
     fn stale_staging(&self, before: SystemTime) -> Vec<String> {
         self.staging.stale_staging(before)
+    }
+
+    fn blobs_written_before(&self, prefix: u8, before: SystemTime) -> Vec<(Digest, u64)> {
+        let (bucket, location) = (self.bucket.clone(), self.location.clone());
+        let before_secs = before
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let listed = self.handle().run(async move {
+            let mut found = Vec::new();
+            for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+                let name = algorithm.as_str();
+                let dir = format!("blobs/{name}/{prefix:02x}/");
+                let dir = match location.prefix.as_str() {
+                    "" => Key::from(dir),
+                    p => Key::from(format!("{p}/{dir}")),
+                };
+                let objects: Vec<object_store::ObjectMeta> = bucket
+                    .list(Some(&dir))
+                    .try_collect()
+                    .await
+                    .map_err(io_error)?;
+                for object in objects {
+                    let Some(hex) = object.location.filename() else {
+                        continue;
+                    };
+                    let Ok(digest) = format!("{name}:{hex}").parse::<Digest>() else {
+                        continue;
+                    };
+                    if object.last_modified.timestamp() < before_secs {
+                        found.push((digest, object.size));
+                    }
+                }
+            }
+            Ok(found)
+        });
+        listed.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list blob objects for the garbage collector");
+            Vec::new()
+        })
     }
 
     async fn size_of(&self, digest: &Digest) -> io::Result<Option<u64>> {

@@ -424,3 +424,38 @@ async fn two_processes_on_one_data_directory_never_serve_each_other_stale_reads(
         let _ = child.wait();
     }
 }
+
+/// A blob object a crash left without its record (put, then killed before
+/// the record's commit) is collected once past the grace; a recorded one stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_blob_objects_no_record_names() {
+    let Some(blobs) = s3_url() else {
+        return;
+    };
+    let (reg, _dir) = crate::gc::registry_with(std::time::Duration::ZERO, None, Some(&blobs)).await;
+    let http = crate::gc::Http::new(&reg);
+    let lost = vec![6u8; 50_000];
+    let lost_digest = Algorithm::Sha256.digest_of(&lost);
+    let hex = lost_digest.hex();
+    let (bucket, prefix) = bucket_of(&blobs);
+    let under = format!("blobs/sha256/{}/", &hex[..2]);
+    let key = object_store::path::Path::from(format!("{prefix}/{under}{hex}"));
+    object_store::ObjectStore::put(&bucket, &key, lost.into())
+        .await
+        .unwrap();
+    let kept = vec![7u8; 50_000];
+    let (kept_digest, status) = http.push_blob("team/app", &kept).await;
+    assert_eq!(status, 201);
+    let m = crate::gc::manifest((&kept_digest, kept.len()), &[]);
+    let put = http
+        .put_manifest("team/app", "v1", crate::support::OCI_MANIFEST, &m)
+        .await;
+    assert_eq!(put.0, 201);
+    // Object times are in whole seconds: let the grace of 0 s pass them.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let report = reg.registry().collect_garbage().await.unwrap();
+    assert_eq!((report.blobs, report.bytes), (1, 50_000), "{report:?}");
+    let left = objects_under(&blobs, &under).await;
+    assert!(!left.iter().any(|k| k.ends_with(hex)), "{left:?}");
+    assert_eq!(http.blob("team/app", &kept_digest).await, Some(kept));
+}
