@@ -7,7 +7,8 @@ use reqwest::Method;
 use crate::assert_transcript;
 use crate::support::{Resp, TestServer};
 
-async fn open(s: &TestServer, repo: &str, query: &str) -> (Resp, String) {
+/// Opens an upload session in `repo` (with `query`); the answer and its location.
+pub(crate) async fn open(s: &TestServer, repo: &str, query: &str) -> (Resp, String) {
     let r = s
         .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/{query}"))
         .await

@@ -31,13 +31,7 @@ fn connect_to(url: &str) -> TcpStream {
 
 /// Opens an upload session in `repo`; returns its location.
 async fn open_session(s: &TestServer, repo: &str) -> String {
-    let r = s
-        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
-        .await
-        .send()
-        .await;
-    r.expect(202, None);
-    r.header("location").expect("location").to_string()
+    crate::api_uploads::open(s, repo, "").await.1
 }
 
 /// Reads until the server closes the connection; panics if it is still open
