@@ -622,6 +622,24 @@ impl UploadSessions {
                 break;
             }
         }
+        // Sessions another server finished or cancelled: this one may still
+        // hold their staging handles, and count them as in progress.
+        let held: Vec<String> = self.open_map().keys().cloned().collect();
+        for id in held {
+            if !matches!(wait(self.meta.upload_closed(&id)), Ok(true)) {
+                continue;
+            }
+            let entry = self.entry(&id);
+            let Ok(mut open) = entry.try_lock() else {
+                continue;
+            };
+            if let Some(staged) = open.staged.take() {
+                staged.abandon();
+                self.blobs.discard_staging(&id);
+            }
+            drop(open);
+            self.forget_if_idle(&id);
+        }
         // Ids closed before the cutoff were opened before it too: expired,
         // whether or not they are remembered as closed.
         if let Err(e) = wait(self.meta.forget_closed_uploads(cutoff)) {
@@ -1675,6 +1693,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.a.status(&repo(), &id).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_session_finished_elsewhere_is_let_go_of_by_the_next_sweep() {
+        let s = servers();
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.a.append(&repo(), &id, None, None, body(&[1u8; 70_000]))
+            .await
+            .unwrap();
+        assert_eq!(s.a.in_progress(), (1, 70_000));
+        let digest = Algorithm::Sha256.digest_of(&[1u8; 70_000]);
+        s.b.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
+            .await
+            .unwrap();
+        assert_eq!(s.a.in_progress().0, 1, "not told yet");
+        s.a.expire(Duration::from_secs(3600));
+        assert_eq!(s.a.in_progress(), (0, 0));
+        assert_eq!(
+            s.blobs.size_of(&digest).await.unwrap(),
+            Some(70_000),
+            "the blob stays"
+        );
     }
 
     #[tokio::test]
