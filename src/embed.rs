@@ -121,6 +121,14 @@ impl Registry {
                         ),
                         Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
                     }
+                    let step = crate::registry::UNRECORDED_PREFIXES_PER_RUN;
+                    match core.collect_unrecorded_bytes(step).await {
+                        Ok((0, _)) => {}
+                        Ok((blobs, bytes)) => {
+                            tracing::info!(blobs, bytes, "removed blob bytes no record named")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "collecting unrecorded bytes failed"),
+                    }
                 }
                 tokio::time::sleep(period).await;
             }
@@ -137,6 +145,14 @@ impl Registry {
     /// grace period that no manifest references, then blobs nothing holds.
     pub async fn collect_garbage(&self) -> Result<GcReport, RegistryError> {
         self.core.collect_garbage().await
+    }
+
+    /// Removes stored blob bytes that no record names, older than the grace
+    /// period: a crash between a blob's bytes landing and its record's commit
+    /// leaves them. Looks at the whole store (the periodic collection looks
+    /// at a sixteenth of it each time). Returns how many blobs and bytes went.
+    pub async fn collect_unrecorded_bytes(&self) -> Result<(u64, u64), RegistryError> {
+        self.core.collect_unrecorded_bytes(256).await
     }
 
     /// What [`Registry::collect_garbage`] would remove now, removing nothing.

@@ -154,7 +154,14 @@ pub fn run(args: GcArgs) -> ExitCode {
             b.set_message(format!("{step}: {n}"));
         }
     };
-    let result = rt.block_on(registry.collect_garbage_with(&progress));
+    let result = rt.block_on(async {
+        let mut report = registry.collect_garbage_with(&progress).await?;
+        // A one-off run looks at every stored blob for bytes no record names.
+        let (blobs, bytes) = registry.collect_unrecorded_bytes(256).await?;
+        report.blobs += blobs;
+        report.bytes += bytes;
+        Ok::<_, crate::RegistryError>(report)
+    });
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -43,6 +43,11 @@ use crate::store::GarbagePreview;
 const BATCH: u32 = 500;
 /// Most batches of one step in one run (bounds a run on a huge backlog).
 const MAX_BATCHES: usize = 10_000;
+/// Digest prefixes (of 256) the server's periodic collection lists for bytes
+/// no record names: a listing per prefix (a LIST request on S3) is too much
+/// to repeat for all at every run, and such bytes come only from crashes; a
+/// full pass takes 256 / this many collections.
+pub(crate) const UNRECORDED_PREFIXES_PER_RUN: usize = 16;
 
 /// What a collection removed (or, in a dry run, would remove).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -116,10 +121,6 @@ impl Registry {
                 break;
             }
         }
-        let (n, bytes) = self.collect_unrecorded_bytes().await?;
-        report.blobs += n;
-        report.bytes += bytes;
-        progress("blobs", report.blobs);
         report.repositories = self.meta.prune_repositories().await?;
         self.meta.compact().await?;
         report.duration = started.elapsed();
@@ -135,13 +136,22 @@ impl Registry {
     /// Removes stored bytes that no blob record names and that are older
     /// than the grace period: left by a crash between a blob's publish
     /// (its bytes renamed into place) and its record's commit. Each removal
-    /// re-checks, inside a metadata write, that no record appeared. Returns
+    /// re-checks, inside a metadata write, that no record appeared. Looks at
+    /// `prefixes` digest prefixes (of 256), after the last call's. Returns
     /// how many blobs and bytes went.
-    async fn collect_unrecorded_bytes(&self) -> Result<(u64, u64), RegistryError> {
+    pub async fn collect_unrecorded_bytes(
+        &self,
+        prefixes: usize,
+    ) -> Result<(u64, u64), RegistryError> {
         let grace = Duration::from_secs(self.config.gc_grace_secs);
         let before = std::time::SystemTime::now() - grace;
         let (mut n, mut bytes) = (0u64, 0u64);
-        for prefix in 0..=u8::MAX {
+        let prefixes = prefixes.min(256);
+        let from = self
+            .unrecorded_from
+            .fetch_add(prefixes, std::sync::atomic::Ordering::Relaxed);
+        for step in 0..prefixes {
+            let prefix = ((from + step) % 256) as u8;
             let blobs = self.blobs.clone();
             let found =
                 tokio::task::spawn_blocking(move || blobs.blobs_written_before(prefix, before))

@@ -33,6 +33,7 @@ use globset::GlobMatcher;
 
 pub use crate::upstream::UpstreamError;
 pub use error::RegistryError;
+pub(crate) use gc::UNRECORDED_PREFIXES_PER_RUN;
 pub use gc::{GcReport, RetentionItem};
 pub use proxy::{BlobWant, CacheStatus, Namespace, PulledBlob};
 
@@ -66,6 +67,9 @@ pub struct Registry {
     clock: Arc<dyn Clock>,
     /// Request and storage counters, for `/metrics`.
     metrics: Metrics,
+    /// The digest prefix the collector's next look for unrecorded bytes
+    /// starts at (each collection looks at a few, see `gc`).
+    unrecorded_from: std::sync::atomic::AtomicUsize,
 }
 
 /// How a mount request ended.
@@ -200,6 +204,7 @@ impl Registry {
             warnings,
             clock: Arc::new(SystemClock),
             metrics: Metrics::new(),
+            unrecorded_from: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
