@@ -147,9 +147,7 @@ typed_parameter!(
     "ContentRange",
     super::headers::CONTENT_RANGE_PATTERN,
     None,
-    |s| super::headers::parse_content_range(Some(s))
-        .map(ContentRange)
-        .map_err(|m| ApiError::bad_request(ErrorCode::BlobUploadInvalid, m))
+    |s| super::uploads::chunk_range(Some(s)).map(ContentRange)
 );
 
 /// The hash algorithm a chunked upload is opened for (`digest-algorithm`);

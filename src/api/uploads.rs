@@ -68,7 +68,9 @@ fn accepted(repo: &RepoName, id: String, size: u64) -> UploadResponse {
     UploadResponse::Accepted(session_location(repo, &id), upload_range(size), id)
 }
 
-fn chunk_range(h: Option<&str>) -> Result<Option<crate::registry::ChunkRange>, ApiError> {
+pub(super) fn chunk_range(
+    h: Option<&str>,
+) -> Result<Option<crate::registry::ChunkRange>, ApiError> {
     parse_content_range(h).map_err(|m| ApiError::bad_request(ErrorCode::BlobUploadInvalid, m))
 }
 

@@ -102,12 +102,7 @@ impl Registry {
                     continue;
                 };
                 let remove = || -> BoxFuture<'_, std::io::Result<()>> {
-                    Box::pin(async {
-                        match self.blobs.remove(&digest).await {
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                            other => other,
-                        }
-                    })
+                    Box::pin(self.remove_bytes(&digest))
                 };
                 if self.meta.collect_blob(&d, &remove).await? {
                     n += 1;
@@ -159,12 +154,7 @@ impl Registry {
                     .map_err(|e| RegistryError::Internal(format!("listing blob files: {e}")))?;
             for (digest, size) in found {
                 let remove = || -> BoxFuture<'_, std::io::Result<()>> {
-                    Box::pin(async {
-                        match self.blobs.remove(&digest).await {
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                            other => other,
-                        }
-                    })
+                    Box::pin(self.remove_bytes(&digest))
                 };
                 if self
                     .meta
@@ -178,6 +168,15 @@ impl Registry {
             }
         }
         Ok((n, bytes))
+    }
+
+    /// Removes a blob's bytes; bytes already gone are fine (another
+    /// collector, or a crash after the removal).
+    async fn remove_bytes(&self, digest: &Digest) -> std::io::Result<()> {
+        match self.blobs.remove(digest).await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
     }
 
     /// [`Registry::collect_garbage_with`] without progress reports.

@@ -283,15 +283,8 @@ fn s3_reason(e: &object_store::Error) -> String {
     }
 }
 
-/// The object key of a blob.
-fn key_of(location: &S3Location, digest: &Digest) -> Key {
-    let hex = digest.hex();
-    let name = format!(
-        "blobs/{}/{}/{}",
-        digest.algorithm().as_str(),
-        &hex[..2],
-        hex
-    );
+/// The object key of `name` under the location's key prefix.
+fn key_in(location: &S3Location, name: &str) -> Key {
     if location.prefix.is_empty() {
         Key::from(name)
     } else {
@@ -299,13 +292,23 @@ fn key_of(location: &S3Location, digest: &Digest) -> Key {
     }
 }
 
+/// The object key of a blob.
+fn key_of(location: &S3Location, digest: &Digest) -> Key {
+    let hex = digest.hex();
+    key_in(
+        location,
+        &format!(
+            "blobs/{}/{}/{}",
+            digest.algorithm().as_str(),
+            &hex[..2],
+            hex
+        ),
+    )
+}
+
 /// The objects of an upload session: `PREFIX/uploads/<id>/`.
 fn session_prefix(location: &S3Location, id: &str) -> Key {
-    if location.prefix.is_empty() {
-        Key::from(format!("uploads/{id}"))
-    } else {
-        Key::from(format!("{}/uploads/{id}", location.prefix))
-    }
+    key_in(location, &format!("uploads/{id}"))
 }
 
 /// A small chunk of an upload kept as an object of its own (under the
@@ -891,11 +894,7 @@ impl BlobStore for S3BlobStore {
             let mut found = Vec::new();
             for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
                 let name = algorithm.as_str();
-                let dir = format!("blobs/{name}/{prefix:02x}/");
-                let dir = match location.prefix.as_str() {
-                    "" => Key::from(dir),
-                    p => Key::from(format!("{p}/{dir}")),
-                };
+                let dir = key_in(&location, &format!("blobs/{name}/{prefix:02x}/"));
                 let objects: Vec<object_store::ObjectMeta> = bucket
                     .list(Some(&dir))
                     .try_collect()
