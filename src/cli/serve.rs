@@ -89,8 +89,9 @@ pub struct ServeArgs {
     /// Seconds SIGTERM or SIGINT waits for in-flight requests before exiting [default: 30].
     #[arg(long, env = env::SHUTDOWN_TIMEOUT_SECS, value_name = "SECS")]
     pub shutdown_timeout_secs: Option<u64>,
-    /// Seconds a connection may go without moving a byte before it is closed
-    /// (idle keep-alives, unfinished headers, stalled bodies); 0: never [default: 60].
+    /// Seconds a connection may go without moving a byte, or take to send a
+    /// request's head, before it is closed (idle keep-alives, unfinished or
+    /// trickled headers, stalled bodies); 0: never [default: 60].
     #[arg(long, env = env::IDLE_TIMEOUT_SECS, value_name = "SECS")]
     pub idle_timeout_secs: Option<u64>,
     /// Also serve `/metrics`, `/healthz` and `/readyz` on this address, open to all.

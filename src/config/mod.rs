@@ -83,8 +83,9 @@ pub struct Config {
     /// Seconds SIGTERM/SIGINT waits for in-flight requests before exiting.
     pub shutdown_timeout_secs: u64,
     /// Seconds a connection may go without moving a byte either way before it
-    /// is closed: idle keep-alives, unfinished headers, stalled bodies and
-    /// downloads. 0 never closes one.
+    /// is closed (idle keep-alives, unfinished headers, stalled bodies and
+    /// downloads), and may take to send an HTTP/1 request's head however its
+    /// bytes trickle in. 0 never closes one.
     pub idle_timeout_secs: u64,
     /// A second address serving only `/metrics`, `/healthz` and `/readyz`, open to
     /// all (bind it to a private interface). Without it `/metrics` is on the main

@@ -14,6 +14,7 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 
 use crate::config::Config;
 
+mod serve;
 mod stall;
 use stall::StallAcceptor;
 
@@ -179,11 +180,12 @@ async fn serve_bound(
                     app,
                     rx.clone(),
                     grace,
+                    stall,
                 ),
                 Some(cert.spawn_watch(period)),
             )
         }
-        None => (spawn_server(tcp, app, rx.clone(), grace), None),
+        None => (spawn_server(tcp, app, rx.clone(), grace, stall), None),
     };
     let metrics_task = match metrics_tcp {
         Some(m) => {
@@ -195,7 +197,7 @@ async fn serve_bound(
             let ops = crate::api::operations_app(registry.core().clone(), registry.config());
             Some((
                 maddr,
-                spawn_server(StallAcceptor::new(m, stall), ops, rx, grace),
+                spawn_server(StallAcceptor::new(m, stall), ops, rx, grace, stall),
             ))
         }
         None => None,
@@ -213,29 +215,23 @@ async fn serve_bound(
 }
 
 /// Serves `app` on `acceptor` in a background task until `stop` turns true, then
-/// gives in-flight requests up to `grace`.
+/// gives in-flight requests up to `grace`; `head_limit` bounds the wait for a
+/// request's head (see [`serve`]).
 fn spawn_server<A>(
     acceptor: A,
     app: impl poem::Endpoint + 'static,
     mut stop: tokio::sync::watch::Receiver<bool>,
     grace: Duration,
+    head_limit: Option<Duration>,
 ) -> tokio::task::JoinHandle<()>
 where
     A: Acceptor + 'static,
 {
     tokio::spawn(async move {
-        let result = poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                },
-                Some(grace),
-            )
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        serve::serve(acceptor, app, stopped, grace, head_limit).await;
     })
 }
 

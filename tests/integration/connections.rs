@@ -148,3 +148,48 @@ async fn a_slow_body_that_keeps_moving_is_not_cut() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_trickled_in_is_cut_at_the_limit() {
+    let s = server_with(2).await;
+    let mut sock = connect(&s);
+    let (sent, closed_after) = tokio::task::spawn_blocking(move || {
+        sock.set_write_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        sock.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .unwrap();
+        // One header byte every 300 ms, for up to 20 s: the stall limit (2 s)
+        // never runs out, so only a deadline on the head as a whole ends it.
+        let started = Instant::now();
+        let mut sent = 0;
+        while started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(300));
+            if sock.write_all(b"a").is_err() {
+                break;
+            }
+            sent += 1;
+            let mut probe = [0u8; 256];
+            sock.set_nonblocking(true).unwrap();
+            let read = sock.read(&mut probe);
+            sock.set_nonblocking(false).unwrap();
+            match read {
+                // Closed, perhaps after a 408.
+                Ok(0) => break,
+                Ok(n) => {
+                    let answer = String::from_utf8_lossy(&probe[..n]).to_string();
+                    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+        }
+        (sent, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed_after < Duration::from_secs(20),
+        "the trickled head was still being read after {closed_after:?} ({sent} bytes)"
+    );
+}

@@ -1,0 +1,112 @@
+//! Serving connections: poem's endpoint on hyper's connection builder.
+//!
+//! poem's own server gives hyper no timer, so hyper's deadline for a request's
+//! head never runs: a client that sends one header byte a minute keeps its
+//! connection (the stall limit of [`super::stall`] counts bytes, and each byte
+//! resets it). Here HTTP/1 connections get the timer and a head deadline: a
+//! request's head (its line and headers) must be whole within the limit of the
+//! moment the server starts waiting for it, so a head trickled in, and an idle
+//! keep-alive, both end there. HTTP/2 has no such head (its frames keep the
+//! stall limit). Stopping is as before: the listener closes, connections finish
+//! the request in flight and close, and those still open after the grace period
+//! are dropped.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use poem::listener::Acceptor;
+use poem::{Endpoint, EndpointExt};
+
+/// How long to wait before accepting again after the listener failed (out of
+/// descriptors, say), so a failing listener is not spun on.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// The connection settings: `head_limit` for HTTP/1 heads (`None`: none), and
+/// the HTTP/2 limits poem's server used.
+fn builder(head_limit: Option<Duration>) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_limit)
+        // Body chunks are sent as they are, not copied into one buffer first:
+        // ranged reads of 1 MiB cost 15% more CPU flattened.
+        .writev(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_pending_accept_reset_streams(Some(20))
+        .max_header_list_size(16384);
+    builder
+}
+
+/// Serves `app` on `acceptor` until `stop` completes, then lets open
+/// connections finish for up to `grace` (see the module documentation).
+pub(crate) async fn serve<A, E>(
+    mut acceptor: A,
+    app: E,
+    stop: impl Future<Output = ()>,
+    grace: Duration,
+    head_limit: Option<Duration>,
+) where
+    A: Acceptor + 'static,
+    E: Endpoint + 'static,
+{
+    let app = Arc::new(app.map_to_response());
+    let builder = builder(head_limit);
+    let graceful = GracefulShutdown::new();
+    // Turns true when the grace period is over: every connection is dropped.
+    let (cut, cut_watch) = tokio::sync::watch::channel(false);
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stop => break,
+            accepted = acceptor.accept() => accepted,
+        };
+        let (io, local, remote, scheme) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::debug!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req: poem::http::Request<Incoming>| {
+            let app = app.clone();
+            let request = poem::Request::from((req, local.clone(), remote.clone(), scheme.clone()));
+            async move {
+                let response = app.get_response(request).await;
+                Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, std::io::Error>>::from(
+                    response,
+                ))
+            }
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        let mut cut_watch = cut_watch.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = connection => {}
+                _ = cut_watch.wait_for(|cut| *cut) => {}
+            }
+        });
+    }
+    drop(acceptor);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(grace) => {
+            let _ = cut.send(true);
+        }
+    }
+}
