@@ -155,6 +155,12 @@ impl Registry {
         self.core.collect_unrecorded_bytes(256).await
     }
 
+    /// What [`Registry::collect_unrecorded_bytes`] would remove now (blobs
+    /// and bytes), removing nothing.
+    pub async fn unrecorded_bytes_preview(&self) -> Result<(u64, u64), RegistryError> {
+        self.core.unrecorded_bytes_preview().await
+    }
+
     /// What [`Registry::collect_garbage`] would remove now, removing nothing.
     pub async fn garbage_preview(&self) -> Result<GarbagePreview, RegistryError> {
         self.core.garbage_preview().await

@@ -123,8 +123,14 @@ pub fn run(args: GcArgs) -> ExitCode {
                 );
             }
         }
-        return match rt.block_on(registry.garbage_preview()) {
-            Ok(p) => {
+        let preview = rt.block_on(async {
+            Ok::<_, crate::RegistryError>((
+                registry.garbage_preview().await?,
+                registry.unrecorded_bytes_preview().await?,
+            ))
+        });
+        return match preview {
+            Ok((p, (unrecorded, unrecorded_bytes))) => {
                 println!(
                     "would remove {} unreferenced blob links older than {grace} s, then {} blobs ({}){}",
                     p.links,
@@ -136,6 +142,12 @@ pub fn run(args: GcArgs) -> ExitCode {
                         ", besides what the retention rules release"
                     }
                 );
+                if unrecorded > 0 {
+                    println!(
+                        "would remove {unrecorded} stored blobs ({}) that no record names",
+                        human_bytes(unrecorded_bytes)
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -138,6 +138,22 @@ impl Registry {
         &self,
         prefixes: usize,
     ) -> Result<(u64, u64), RegistryError> {
+        self.unrecorded_bytes(prefixes, true).await
+    }
+
+    /// What [`Registry::collect_unrecorded_bytes`] would remove over the
+    /// whole store now (blobs and bytes), removing nothing.
+    pub async fn unrecorded_bytes_preview(&self) -> Result<(u64, u64), RegistryError> {
+        self.unrecorded_bytes(256, false).await
+    }
+
+    /// Finds unrecorded bytes in `prefixes` digest prefixes and, with
+    /// `remove`, removes them; counts them either way.
+    async fn unrecorded_bytes(
+        &self,
+        prefixes: usize,
+        remove: bool,
+    ) -> Result<(u64, u64), RegistryError> {
         let grace = Duration::from_secs(self.config.gc_grace_secs);
         let before = std::time::SystemTime::now() - grace;
         let (mut n, mut bytes) = (0u64, 0u64);
@@ -153,15 +169,21 @@ impl Registry {
                     .await
                     .map_err(|e| RegistryError::Internal(format!("listing blob files: {e}")))?;
             for (digest, size) in found {
-                let remove = || -> BoxFuture<'_, std::io::Result<()>> {
-                    Box::pin(self.remove_bytes(&digest))
+                let removal = || -> BoxFuture<'_, std::io::Result<()>> {
+                    if remove {
+                        Box::pin(self.remove_bytes(&digest))
+                    } else {
+                        Box::pin(std::future::ready(Ok(())))
+                    }
                 };
                 if self
                     .meta
-                    .collect_unrecorded(&digest.to_string(), &remove)
+                    .collect_unrecorded(&digest.to_string(), &removal)
                     .await?
                 {
-                    tracing::info!(%digest, size, "removed blob bytes no record named");
+                    if remove {
+                        tracing::info!(%digest, size, "removed blob bytes no record named");
+                    }
                     n += 1;
                     bytes += size;
                 }

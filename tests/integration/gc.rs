@@ -271,6 +271,9 @@ async fn bytes_a_crash_left_without_a_record_are_collected() {
         report.blobs, 0,
         "reachability alone does not see it: {report:?}"
     );
+    let preview = reg.registry().unrecorded_bytes_preview().await.unwrap();
+    assert_eq!(preview, (1, 100_000));
+    assert!(path.exists(), "a preview removes nothing");
     let collected = reg.registry().collect_unrecorded_bytes().await.unwrap();
     assert_eq!(collected, (1, 100_000));
     assert!(!path.exists(), "the unrecorded file is gone");
@@ -374,6 +377,12 @@ async fn marina_gc_collects_beside_a_running_server() {
         http.put_manifest("app", "v1", OCI_MANIFEST, &m).await.0,
         201
     );
+    // Bytes a kill left without a record.
+    let lost = vec![6u8; 100_000];
+    let hex = Algorithm::Sha256.digest_of(&lost).hex().to_string();
+    let lost_path = data.join("blobs/sha256").join(&hex[..2]).join(&hex);
+    std::fs::create_dir_all(lost_path.parent().unwrap()).unwrap();
+    std::fs::write(&lost_path, &lost).unwrap();
     let bin = env!("CARGO_BIN_EXE_marina");
     let dir = data.clone();
     let run = move |dry: bool| {
@@ -393,9 +402,15 @@ async fn marina_gc_collects_beside_a_running_server() {
     let dry_text = String::from_utf8_lossy(&dry.stdout);
     assert!(dry.status.success(), "{dry:?}");
     assert!(dry_text.contains("then 1 blobs (7 B)"), "{dry_text}");
+    assert!(
+        dry_text.contains("would remove 1 stored blobs (") && dry_text.contains("no record names"),
+        "{dry_text}"
+    );
     let real_text = String::from_utf8_lossy(&real.stdout);
     assert!(real.status.success(), "{real:?}");
-    assert!(real_text.contains("1 blobs (7 B)"), "{real_text}");
+    // The unreferenced blob and the unrecorded bytes.
+    assert!(real_text.contains("2 blobs ("), "{real_text}");
+    assert!(!lost_path.exists(), "the unrecorded bytes are gone");
     assert_eq!(http.blob("app", &drop_me).await, None);
     assert_eq!(http.blob("app", &keep).await.as_deref(), Some(&b"kept"[..]));
 
