@@ -29,8 +29,9 @@ use poem::{Endpoint, EndpointExt};
 /// descriptors, say), so a failing listener is not spun on.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
-/// The connection settings: `head_limit` for HTTP/1 heads (`None`: none), and
-/// the HTTP/2 limits poem's server used.
+/// The connection settings: `head_limit` for HTTP/1 heads (`None`: none);
+/// for HTTP/2 poem's limits on reset streams and header lists, and hyper's
+/// default of 200 streams at once (poem's server set no such cap).
 fn builder(head_limit: Option<Duration>) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
