@@ -76,7 +76,16 @@ pub(crate) async fn serve<A, E>(
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::debug!(error = %e, "accepting a connection failed");
-                tokio::time::sleep(ACCEPT_RETRY).await;
+                // One client's failure is no reason to make the next wait.
+                let one_client = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::Interrupted
+                );
+                if !one_client {
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                }
                 continue;
             }
         };
