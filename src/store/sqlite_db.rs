@@ -19,8 +19,8 @@ pub(crate) const READERS: usize = 4;
 /// between (the last leaf of a table appended to, an interior page, the
 /// pointer map) is copied once per checkpoint, so rarer checkpoints copy and
 /// sync less: 20,000 pages (a log of about 80 MiB) gave 1.18–1.32× more small
-/// uploads a second than 1,000, side by side, and a lower p99 (3.5 ms against
-/// 7–9), but a checkpoint stalls the writes behind it longer: the slowest of
+/// uploads a second than 1,000, side by side, and a lower p99 (3.2–3.7 ms
+/// against 6.8–9.6), but a checkpoint stalls the writes behind it longer: the slowest of
 /// 40,000 uploads took 48 ms against 14. The log file keeps its largest size
 /// between checkpoints; garbage collection empties it.
 const CHECKPOINT_PAGES: i64 = 20_000;
