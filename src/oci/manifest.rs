@@ -42,6 +42,17 @@ pub enum ManifestError {
     /// a media type can be (RFC 6838: 127 characters for type and subtype each).
     #[error("the manifest's artifact type is {0} characters long; a media type has at most 255")]
     ArtifactTypeLength(usize),
+    /// A descriptor's size differs from that of the content it names, which
+    /// the registry holds: clients that check sizes would fail to pull it.
+    #[error("descriptor of {digest} says {declared} bytes, but that content is {held} bytes")]
+    SizeMismatch {
+        /// The descriptor's digest.
+        digest: String,
+        /// The size the descriptor gives.
+        declared: i64,
+        /// The size of the content the registry holds under that digest.
+        held: u64,
+    },
     /// Neither an image manifest nor an index could be recognised.
     #[error("document is neither an image manifest nor an index")]
     UnknownShape,
@@ -117,6 +128,10 @@ pub struct ManifestView {
 impl ManifestView {
     /// Parses `body` pushed with `content_type` (parameters already removed, may be empty).
     pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Self, ManifestError> {
+        // JSON is UTF-8 throughout; the parser checks only the strings it keeps.
+        if let Err(e) = std::str::from_utf8(body) {
+            return Err(ManifestError::NotJson(format!("not UTF-8: {e}")));
+        }
         let raw: RawManifest = serde_json::from_slice(body).map_err(|e| {
             let msg = e.to_string();
             if msg.contains("digest") {

@@ -3,7 +3,9 @@
 
 use super::{Registry, RegistryError};
 use crate::oci::manifest::bare_content_type;
-use crate::oci::{Algorithm, Digest, ManifestView, Reference, RepoName, Tag};
+use crate::oci::{
+    Algorithm, Descriptor, Digest, ManifestError, ManifestView, Reference, RepoName, Tag,
+};
 use crate::store::{ManifestRecord, NewManifest};
 
 /// What a successful manifest PUT reports back.
@@ -85,6 +87,7 @@ impl Registry {
                     .collect(),
             )
         };
+        self.check_sizes(repo, &view).await?;
         // What keeps blobs and child manifests alive for the garbage collector,
         // whether or not sparse manifests let them be missing now.
         let references: Vec<String> = view
@@ -120,6 +123,38 @@ impl Registry {
             tags: all_tags,
             subject: subject.filter(|_| self.config.referrers),
         })
+    }
+
+    /// Refuses a manifest whose blob or child descriptors give sizes other
+    /// than those of the content this repository holds under their digests.
+    /// Content not held is left to the presence check (or to sparse mode).
+    async fn check_sizes(&self, repo: &RepoName, view: &ManifestView) -> Result<(), RegistryError> {
+        let mismatch = |d: &Descriptor, held: u64| {
+            RegistryError::ManifestInvalid(ManifestError::SizeMismatch {
+                digest: d.digest.to_string(),
+                declared: d.size,
+                held,
+            })
+        };
+        for d in view.required_blobs() {
+            let held = self
+                .meta
+                .blob_in_repo(repo.as_str(), &d.digest.to_string())
+                .await?;
+            if let Some(held) = held.filter(|&h| h as i64 != d.size) {
+                return Err(mismatch(d, held));
+            }
+        }
+        for d in &view.manifests {
+            let reference = d.digest.to_string();
+            if let Some(child) = self.meta.get_manifest(repo.as_str(), &reference).await? {
+                let held = child.bytes.len() as u64;
+                if held as i64 != d.size {
+                    return Err(mismatch(d, held));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A manifest by tag or digest.

@@ -237,6 +237,68 @@ async fn missing_references_give_manifest_blob_unknown() {
 }
 
 #[tokio::test]
+async fn descriptor_sizes_must_match_the_content_held() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("app", b"{}").await;
+    let l = s.push_blob("app", b"fourteen bytes").await;
+    let put = |path: &'static str, media: &'static str, body: Vec<u8>| {
+        let s = &s;
+        async move {
+            s.req(Method::PUT, path)
+                .await
+                .header("Content-Type", media)
+                .body(body)
+                .send()
+                .await
+        }
+    };
+    for (config_size, layer_size) in [(2, 999_999), (2, 0), (3, 14)] {
+        let m = image_manifest(&c, config_size, &[(&l, layer_size)], None, None);
+        put("/v2/app/manifests/bad", OCI_MANIFEST, m)
+            .await
+            .expect(400, Some("MANIFEST_INVALID"));
+    }
+    s.get("/v2/app/manifests/bad")
+        .await
+        .expect(404, Some("MANIFEST_UNKNOWN"));
+    let good = image_manifest(&c, 2, &[(&l, 14)], None, None);
+    let good_digest = Algorithm::Sha256.digest_of(&good);
+    let good_len = good.len();
+    put("/v2/app/manifests/good", OCI_MANIFEST, good)
+        .await
+        .expect(201, None);
+    // An index's child descriptors are checked against the child's bytes.
+    let index = |size: usize| {
+        serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":OCI_INDEX,
+            "manifests":[{"mediaType":OCI_MANIFEST,"digest":good_digest.to_string(),"size":size}]}))
+        .unwrap()
+    };
+    put("/v2/app/manifests/i", OCI_INDEX, index(good_len + 1))
+        .await
+        .expect(400, Some("MANIFEST_INVALID"));
+    put("/v2/app/manifests/i", OCI_INDEX, index(good_len))
+        .await
+        .expect(201, None);
+}
+
+#[tokio::test]
+async fn a_manifest_that_is_not_utf8_is_refused() {
+    let s = TestServer::start().await;
+    let c = s.push_blob("app", b"{}").await;
+    let mut m = image_manifest(&c, 2, &[], None, None);
+    // An unknown field whose string holds bytes that are not UTF-8.
+    let end = m.iter().rposition(|&b| b == b'}').unwrap();
+    m.splice(end..end, b",\"x\":\"\xff\xfe\"".iter().copied());
+    s.req(Method::PUT, "/v2/app/manifests/v1")
+        .await
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m)
+        .send()
+        .await
+        .expect(400, Some("MANIFEST_INVALID"));
+}
+
+#[tokio::test]
 async fn non_distributable_layers_need_not_be_pushed() {
     let s = TestServer::start().await;
     let c = s.push_blob("app", b"{}").await;
@@ -267,7 +329,7 @@ async fn docker_schema2_manifests_and_lists() {
     let l = s.push_blob("app", b"docker layer").await;
     let m = serde_json::to_vec(&json!({
         "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": c.to_string(), "size": 25},
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": c.to_string(), "size": 24},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": l.to_string(), "size": 12}]
     })).unwrap();
     s.push_manifest("app", "docker", DOCKER_MANIFEST, &m).await;

@@ -111,6 +111,19 @@ impl Http {
         (status, r.text().await.unwrap())
     }
 
+    /// The length of a manifest held (a descriptor of it must give it).
+    pub(crate) async fn manifest_len(&self, repo: &str, d: &Digest) -> usize {
+        let r = self
+            .client
+            .get(format!("{}/v2/{repo}/manifests/{d}", self.base))
+            .header("Accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "GET manifest {d}");
+        r.bytes().await.unwrap().len()
+    }
+
     pub(crate) async fn blob(&self, repo: &str, d: &Digest) -> Option<Vec<u8>> {
         let r = self
             .client
@@ -752,10 +765,11 @@ async fn retention_never_breaks_an_index_nor_orphans_a_live_subject_s_referrers(
             .await,
         202
     );
+    let child_len = http.manifest_len("multi", &child).await;
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
-        "manifests": [{"mediaType": OCI_MANIFEST, "digest": child.to_string(), "size": 1}],
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": child.to_string(), "size": child_len}],
     }))
     .unwrap();
     assert_eq!(
