@@ -78,10 +78,38 @@ pub(super) async fn serve_direct(
         (Some(one), None) => Some(one.to_str().ok()?),
         (Some(_), Some(_)) => return None,
     };
+    let mut validators = headers.get_all(poem::http::header::IF_RANGE).iter();
+    let if_range = match (validators.next(), validators.next()) {
+        (None, _) => None,
+        (Some(one), None) => Some(one.to_str().ok()?),
+        (Some(_), Some(_)) => return None,
+    };
+    let range = range_to_serve(range, if_range, &digest);
     Some(match serve(registry, &repo, &digest, range, head).await {
         Ok(found) => found.into_response(),
         Err(e) => e.into_response(),
     })
+}
+
+/// The `Range` to honour given the request's `If-Range` (RFC 9110, 13.1.5): a
+/// blob never changes, so its validator is its digest as an entity tag; any
+/// other validator (another tag, a date: no `Last-Modified` is sent) does not
+/// match, and then the range is ignored and the whole blob sent.
+fn range_to_serve<'a>(
+    range: Option<&'a str>,
+    if_range: Option<&str>,
+    digest: &Digest,
+) -> Option<&'a str> {
+    match if_range {
+        None => range,
+        Some(v)
+            if v.trim().strip_prefix('"').and_then(|v| v.strip_suffix('"'))
+                == Some(digest.to_string().as_str()) =>
+        {
+            range
+        }
+        Some(_) => None,
+    }
 }
 
 /// A blob's answer: whole, a range of it, or a redirect to the object store.
@@ -193,13 +221,18 @@ impl BlobsApi {
         /// Optional single byte range.
         #[oai(name = "Range")]
         range: Header<Option<String>>,
+        /// Send the range only if the blob is still this one (`"<digest>"`);
+        /// otherwise the whole blob.
+        #[oai(name = "If-Range")]
+        if_range: Header<Option<String>>,
         /// The upstream host a pull-through cache should serve this name from
         /// (containerd's mirrors send it); answered with `OCI-Namespace`. Handled
         /// before routing: the name is served from that upstream's local prefix.
         #[oai(name = "ns")]
         _ns: Query<Option<String>>,
     ) -> Result<BlobResponse, ApiError> {
-        serve(&self.0, &name, &digest, range.as_deref(), false).await
+        let range = range_to_serve(range.as_deref(), if_range.as_deref(), &digest);
+        serve(&self.0, &name, &digest, range, false).await
     }
 
     /// Check that a blob exists
@@ -221,13 +254,18 @@ impl BlobsApi {
         /// Optional single byte range.
         #[oai(name = "Range")]
         range: Header<Option<String>>,
+        /// Send the range only if the blob is still this one (`"<digest>"`);
+        /// otherwise the whole blob.
+        #[oai(name = "If-Range")]
+        if_range: Header<Option<String>>,
         /// The upstream host a pull-through cache should serve this name from
         /// (containerd's mirrors send it); answered with `OCI-Namespace`. Handled
         /// before routing: the name is served from that upstream's local prefix.
         #[oai(name = "ns")]
         _ns: Query<Option<String>>,
     ) -> Result<BlobResponse, ApiError> {
-        serve(&self.0, &name, &digest, range.as_deref(), true).await
+        let range = range_to_serve(range.as_deref(), if_range.as_deref(), &digest);
+        serve(&self.0, &name, &digest, range, true).await
     }
 
     /// Delete a blob

@@ -95,6 +95,33 @@ async fn range_requests_follow_rfc_9110() {
     assert_transcript!("blob_range", r.transcript());
 }
 
+/// `If-Range` (RFC 9110, 13.1.5): the range is sent only when the validator is
+/// the blob's digest as an entity tag; any other validator gets the whole blob.
+#[tokio::test]
+async fn if_range_with_another_validator_gets_the_whole_blob() {
+    let s = TestServer::start().await;
+    let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    let d = s.push_blob("r", &data).await;
+    let path = format!("/v2/r/blobs/{d}");
+    let matching = format!("\"{d}\"");
+    let cases = [
+        (matching.as_str(), 206, &data[10..20]),
+        ("\"wrong\"", 200, &data[..]),
+        ("Sat, 05 Dec 2026 10:00:00 GMT", 200, &data[..]),
+    ];
+    for (validator, status, want) in cases {
+        let r = s
+            .req(reqwest::Method::GET, &path)
+            .await
+            .header("Range", "bytes=10-19")
+            .header("If-Range", validator)
+            .send()
+            .await;
+        assert_eq!(r.status.as_u16(), status, "{validator}: {}", r.describe());
+        assert_eq!(r.body, want, "{validator}");
+    }
+}
+
 /// Blobs are read from disk in 1 MiB chunks: whole blobs and ranges that start,
 /// end or straddle a chunk boundary come back exactly.
 #[tokio::test]
