@@ -435,8 +435,9 @@ impl Registry {
     }
 
     /// A blob the proxied `repo` does not link yet: linked from the store when
-    /// another repository brought it, else sized by the upstream (`Head`) or
-    /// downloaded through the cache.
+    /// another repository brought it and the upstream confirms that its own
+    /// repository holds it, else sized by the upstream (`Head`) or downloaded
+    /// through the cache.
     pub async fn pull_blob(
         self: &Arc<Self>,
         repo: &RepoName,
@@ -446,12 +447,24 @@ impl Registry {
         let Some((route, remote)) = self.proxies.route(repo) else {
             return Err(RegistryError::BlobUnknown(digest.to_string()));
         };
-        if let Some(size) = self.blobs.size_of(digest).await? {
-            self.metrics.pull_through("blob", "hit");
-            self.link(repo, digest, size).await?;
-            return Ok(PulledBlob::Stored(size));
-        }
         let url = route.upstream.url().to_string();
+        if let Some(size) = self.blobs.size_of(digest).await? {
+            // Held, but brought by another repository, perhaps a private one
+            // or another upstream's: only the upstream's word that this name
+            // holds the blob lets the cache serve the copy (without a download).
+            self.metrics.pull_through("blob", "revalidated");
+            return match route.upstream.blob_size(&remote, &digest.to_string()).await {
+                Ok(upstream) if upstream == size => {
+                    self.link(repo, digest, size).await?;
+                    Ok(PulledBlob::Stored(size))
+                }
+                Ok(upstream) => Err(RegistryError::UpstreamCorrupt {
+                    url,
+                    why: format!("it says {digest} is {upstream} bytes; that content is {size}"),
+                }),
+                Err(e) => Err(Failure::Upstream(e).into_error(digest, &url)),
+            };
+        }
         if want == BlobWant::Head {
             self.metrics.pull_through("blob", "head");
             return match route.upstream.blob_size(&remote, &digest.to_string()).await {

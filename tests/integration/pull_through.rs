@@ -869,6 +869,36 @@ async fn access_control_governs_the_local_names() {
         .expect(401, Some("UNAUTHORIZED"));
 }
 
+/// A blob the cache holds because another of its repositories brought it (a
+/// private one here) is served through a cached name only when the upstream
+/// says that name holds it: knowing a digest is not a right to its bytes.
+#[tokio::test]
+async fn a_blob_held_for_another_repository_needs_the_upstreams_word() {
+    let up = TestServer::start().await;
+    let cache = cache_of(upstream(&up.url)).await;
+    let private = cache.push_blob("private/app", b"private layer").await;
+    let path = format!("/v2/cache/up/team/app/blobs/{private}");
+    // The upstream does not hold it under that name (nor at all).
+    cache.get(&path).await.expect(404, Some("BLOB_UNKNOWN"));
+    cache
+        .req(Method::HEAD, &path)
+        .await
+        .send()
+        .await
+        .expect(404, None);
+    // Once it does, the cache serves its own copy, linked to the cached name.
+    let pushed = up.push_blob("team/app", b"private layer").await;
+    assert_eq!(pushed, private);
+    let r = cache.get(&path).await;
+    r.expect(200, None);
+    assert_eq!(r.body, b"private layer");
+    // A different name of the upstream, which does not hold it, still gets 404.
+    cache
+        .get(&format!("/v2/cache/up/team/other/blobs/{private}"))
+        .await
+        .expect(404, Some("BLOB_UNKNOWN"));
+}
+
 /// Both official suites (when `MARINA_CONFORMANCE_BIN` /
 /// `MARINA_CONFORMANCE_V111_BIN` name builds of them) against a cache: its
 /// own, non-proxied names behave like any registry's.
