@@ -329,7 +329,11 @@ impl Registry {
                         CacheStatus::Miss,
                     ),
                     Err(UpstreamError::NotFound) => {
-                        return Err(RegistryError::ManifestUnknown(reference.to_string()))
+                        // Gone upstream: the tag goes from the cache too, so
+                        // its tag list stops naming it (the manifest stays,
+                        // under its digest).
+                        self.meta.delete_tag(repo.as_str(), t.as_str()).await?;
+                        return Err(RegistryError::ManifestUnknown(reference.to_string()));
                     }
                     Err(e) => {
                         tracing::warn!(upstream = route.upstream.url(), %repo, tag = %t, error = %e, "serving a cached tag the upstream could not confirm");

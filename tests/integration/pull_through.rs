@@ -232,6 +232,11 @@ async fn a_tag_is_revalidated_and_served_stale_when_the_upstream_is_gone() {
         .get("/v2/cache/up/team/app/manifests/v2")
         .await
         .expect(404, Some("MANIFEST_UNKNOWN"));
+    // ... and the cache's tag list no longer names it.
+    let r = cache.get("/v2/cache/up/team/app/tags/list").await;
+    r.expect(200, None);
+    let list: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(list["tags"], serde_json::json!(["v1"]), "{list}");
     cache
         .get(&format!("/v2/cache/up/team/app/manifests/{third}"))
         .await
