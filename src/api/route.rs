@@ -247,7 +247,7 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Routed {
             Endpoint::MethodNotAllowed {
                 template,
                 name: None,
-                allow: "GET",
+                allow: "GET, HEAD",
             }
         }
     };
@@ -267,7 +267,7 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Routed {
             _ => Endpoint::MethodNotAllowed {
                 template: "/token",
                 name: None,
-                allow: "GET, POST",
+                allow: "GET, HEAD, POST",
             },
         },
         "/v2" => only_get(Endpoint::Base, "/v2/"),
@@ -341,20 +341,20 @@ fn repository_route(method: &str, path: &str, query: Option<&str>) -> Routed {
                 "PATCH" => Endpoint::PatchUpload { name, session },
                 "PUT" => Endpoint::PutUpload { name, session },
                 "DELETE" => Endpoint::DeleteUpload { name, session },
-                _ => not_allowed(UPLOAD, "GET, PATCH, PUT, DELETE"),
+                _ => not_allowed(UPLOAD, "GET, HEAD, PATCH, PUT, DELETE"),
             }
         }
         Resource::Tags if get => Endpoint::ListTags { name },
-        Resource::Tags => not_allowed(TAGS, "GET"),
+        Resource::Tags => not_allowed(TAGS, "GET, HEAD"),
         Resource::Referrers(d) if get => Endpoint::ListReferrers {
             name,
             digest: decode(d),
         },
-        Resource::Referrers(_) => not_allowed(REFERRERS, "GET"),
+        Resource::Referrers(_) => not_allowed(REFERRERS, "GET, HEAD"),
         Resource::Discover if get => Endpoint::RepositoryDiscover { name },
-        Resource::Discover => not_allowed(REPOSITORY_DISCOVER, "GET"),
+        Resource::Discover => not_allowed(REPOSITORY_DISCOVER, "GET, HEAD"),
         Resource::Extension if get => Endpoint::RepositoryExtension { name },
-        Resource::Extension => not_allowed(REPOSITORY_EXTENSION, "GET"),
+        Resource::Extension => not_allowed(REPOSITORY_EXTENSION, "GET, HEAD"),
         Resource::Unknown => Endpoint::NotFound {
             v2: true,
             name: Some(name),

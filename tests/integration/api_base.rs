@@ -25,7 +25,7 @@ async fn unknown_routes_and_methods_get_the_json_envelope() {
     r.expect(404, Some("UNSUPPORTED"));
     let r = s.req(Method::POST, "/v2/a/tags/list").await.send().await;
     r.expect(405, Some("UNSUPPORTED"));
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
     assert_transcript!("base_method_not_allowed", r.transcript());
 }
 

@@ -236,7 +236,7 @@ fn every_request_parses_to_its_endpoint() {
             E::MethodNotAllowed {
                 template: "/v2/{name}/tags/list",
                 name: Some(s("a")),
-                allow: "GET",
+                allow: "GET, HEAD",
             },
         ),
         (
@@ -245,7 +245,7 @@ fn every_request_parses_to_its_endpoint() {
             E::MethodNotAllowed {
                 template: "/v2/_catalog",
                 name: None,
-                allow: "GET",
+                allow: "GET, HEAD",
             },
         ),
         (
@@ -439,19 +439,19 @@ fn templates_never_hold_what_the_request_names() {
 #[test]
 fn allow_lists_the_methods_of_the_path() {
     let table: &[(&str, &str, Option<&str>)] = &[
-        ("POST", "/v2/", Some("GET")),
-        ("POST", "/v2/_catalog", Some("GET")),
-        ("POST", "/v2/a/tags/list", Some("GET")),
-        ("POST", "/v2/a/referrers/sha256:x", Some("GET")),
+        ("POST", "/v2/", Some("GET, HEAD")),
+        ("POST", "/v2/_catalog", Some("GET, HEAD")),
+        ("POST", "/v2/a/tags/list", Some("GET, HEAD")),
+        ("POST", "/v2/a/referrers/sha256:x", Some("GET, HEAD")),
         ("GET", "/v2/a/blobs/uploads/", Some("POST")),
         (
             "POST",
             "/v2/a/blobs/uploads/id",
-            Some("GET, PATCH, PUT, DELETE"),
+            Some("GET, HEAD, PATCH, PUT, DELETE"),
         ),
         ("PUT", "/v2/a/blobs/sha256:x", Some("GET, HEAD, DELETE")),
         ("POST", "/v2/a/manifests/v1", Some("GET, HEAD, PUT, DELETE")),
-        ("PUT", "/token", Some("GET, POST")),
+        ("PUT", "/token", Some("GET, HEAD, POST")),
         ("GET", "/docs", None),
         ("GET", "/v2/a/other", None),
     ];
