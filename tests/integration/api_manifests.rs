@@ -132,19 +132,15 @@ async fn digest_mismatch_and_malformed_bodies_are_rejected() {
     let mut tampered = m.clone();
     tampered.extend_from_slice(b"  ");
     let r = s
-        .req(Method::PUT, &format!("/v2/app/manifests/{d}"))
-        .await
-        .header("Content-Type", OCI_MANIFEST)
-        .body(tampered)
-        .send()
+        .put_manifest(&format!("/v2/app/manifests/{d}"), OCI_MANIFEST, tampered)
         .await;
     r.expect(400, Some("DIGEST_INVALID"));
     let r = s
-        .req(Method::PUT, "/v2/app/manifests/sha256:baddigeststring")
-        .await
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m.clone())
-        .send()
+        .put_manifest(
+            "/v2/app/manifests/sha256:baddigeststring",
+            OCI_MANIFEST,
+            m.clone(),
+        )
         .await;
     r.expect(400, Some("DIGEST_INVALID"));
     s.get("/v2/app/manifests/sha256:baddigeststring")
@@ -157,30 +153,18 @@ async fn digest_mismatch_and_malformed_bodies_are_rejected() {
         b"{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:x\",\"size\":1}}",
     ] {
         let r = s
-            .req(Method::PUT, "/v2/app/manifests/bad")
-            .await
-            .header("Content-Type", OCI_MANIFEST)
-            .body(body.to_vec())
-            .send()
+            .put_manifest("/v2/app/manifests/bad", OCI_MANIFEST, body.to_vec())
             .await;
         r.expect(400, Some("MANIFEST_INVALID"));
     }
     // Content-Type that contradicts mediaType.
     let r = s
-        .req(Method::PUT, "/v2/app/manifests/bad")
-        .await
-        .header("Content-Type", OCI_INDEX)
-        .body(m.clone())
-        .send()
+        .put_manifest("/v2/app/manifests/bad", OCI_INDEX, m.clone())
         .await;
     r.expect(400, Some("MANIFEST_INVALID"));
     assert_transcript!("manifest_media_type_mismatch", r.transcript());
     // Invalid tags: 400 on PUT, 404 on GET (no such tag can exist).
-    s.req(Method::PUT, "/v2/app/manifests/.bad")
-        .await
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m.clone())
-        .send()
+    s.put_manifest("/v2/app/manifests/.bad", OCI_MANIFEST, m.clone())
         .await
         .expect(400, None);
     s.get("/v2/app/manifests/.INVALID_MANIFEST_NAME")
@@ -195,11 +179,7 @@ async fn missing_references_give_manifest_blob_unknown() {
     let missing = Algorithm::Sha256.digest_of(b"missing layer");
     let m = image_manifest(&c, 2, &[(&missing, 13)], None, None);
     let r = s
-        .req(Method::PUT, "/v2/app/manifests/v1")
-        .await
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m)
-        .send()
+        .put_manifest("/v2/app/manifests/v1", OCI_MANIFEST, m)
         .await;
     r.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
     assert_transcript!("manifest_blob_unknown", r.transcript());
@@ -208,30 +188,18 @@ async fn missing_references_give_manifest_blob_unknown() {
         .expect(404, Some("MANIFEST_UNKNOWN"));
     // A missing config is refused the same way.
     let m = image_manifest(&missing, 13, &[], None, None);
-    s.req(Method::PUT, "/v2/app/manifests/v1")
-        .await
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m)
-        .send()
+    s.put_manifest("/v2/app/manifests/v1", OCI_MANIFEST, m)
         .await
         .expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
     // An index whose child is missing.
     let idx = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[{"mediaType":OCI_MANIFEST,"digest":missing.to_string(),"size":13}]})).unwrap();
-    s.req(Method::PUT, "/v2/app/manifests/i")
-        .await
-        .header("Content-Type", OCI_INDEX)
-        .body(idx)
-        .send()
+    s.put_manifest("/v2/app/manifests/i", OCI_INDEX, idx)
         .await
         .expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
     // A blob from another repository does not count.
     let other = s.push_blob("other", b"layer elsewhere").await;
     let m = image_manifest(&c, 2, &[(&other, 15)], None, None);
-    s.req(Method::PUT, "/v2/app/manifests/v1")
-        .await
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m)
-        .send()
+    s.put_manifest("/v2/app/manifests/v1", OCI_MANIFEST, m)
         .await
         .expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
 }
@@ -241,20 +209,9 @@ async fn descriptor_sizes_must_match_the_content_held() {
     let s = TestServer::start().await;
     let c = s.push_blob("app", b"{}").await;
     let l = s.push_blob("app", b"fourteen bytes").await;
-    let put = |path: &'static str, media: &'static str, body: Vec<u8>| {
-        let s = &s;
-        async move {
-            s.req(Method::PUT, path)
-                .await
-                .header("Content-Type", media)
-                .body(body)
-                .send()
-                .await
-        }
-    };
     for (config_size, layer_size) in [(2, 999_999), (2, 0), (3, 14)] {
         let m = image_manifest(&c, config_size, &[(&l, layer_size)], None, None);
-        put("/v2/app/manifests/bad", OCI_MANIFEST, m)
+        s.put_manifest("/v2/app/manifests/bad", OCI_MANIFEST, m)
             .await
             .expect(400, Some("MANIFEST_INVALID"));
     }
@@ -264,7 +221,7 @@ async fn descriptor_sizes_must_match_the_content_held() {
     let good = image_manifest(&c, 2, &[(&l, 14)], None, None);
     let good_digest = Algorithm::Sha256.digest_of(&good);
     let good_len = good.len();
-    put("/v2/app/manifests/good", OCI_MANIFEST, good)
+    s.put_manifest("/v2/app/manifests/good", OCI_MANIFEST, good)
         .await
         .expect(201, None);
     // An index's child descriptors are checked against the child's bytes.
@@ -273,10 +230,10 @@ async fn descriptor_sizes_must_match_the_content_held() {
             "manifests":[{"mediaType":OCI_MANIFEST,"digest":good_digest.to_string(),"size":size}]}))
         .unwrap()
     };
-    put("/v2/app/manifests/i", OCI_INDEX, index(good_len + 1))
+    s.put_manifest("/v2/app/manifests/i", OCI_INDEX, index(good_len + 1))
         .await
         .expect(400, Some("MANIFEST_INVALID"));
-    put("/v2/app/manifests/i", OCI_INDEX, index(good_len))
+    s.put_manifest("/v2/app/manifests/i", OCI_INDEX, index(good_len))
         .await
         .expect(201, None);
 }
@@ -289,11 +246,7 @@ async fn a_manifest_that_is_not_utf8_is_refused() {
     // An unknown field whose string holds bytes that are not UTF-8.
     let end = m.iter().rposition(|&b| b == b'}').unwrap();
     m.splice(end..end, b",\"x\":\"\xff\xfe\"".iter().copied());
-    s.req(Method::PUT, "/v2/app/manifests/v1")
-        .await
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m)
-        .send()
+    s.put_manifest("/v2/app/manifests/v1", OCI_MANIFEST, m)
         .await
         .expect(400, Some("MANIFEST_INVALID"));
 }
@@ -350,11 +303,11 @@ async fn content_type_parameters_on_put_are_ignored() {
     let c = s.push_blob("app", b"{}").await;
     let m = image_manifest(&c, 2, &[], None, None);
     let r = s
-        .req(Method::PUT, "/v2/app/manifests/p")
-        .await
-        .header("Content-Type", &format!("{OCI_MANIFEST}; charset=utf-8"))
-        .body(m.clone())
-        .send()
+        .put_manifest(
+            "/v2/app/manifests/p",
+            &format!("{OCI_MANIFEST}; charset=utf-8"),
+            m.clone(),
+        )
         .await;
     r.expect(201, None);
     assert_eq!(
@@ -376,11 +329,11 @@ async fn size_limit_gives_413_and_4mb_manifests_fit() {
     s.push_manifest("app", "big", OCI_MANIFEST, &body).await;
     m["annotations"] = json!({"big": "y".repeat(4 * 1024 * 1024 + 10)});
     let r = s
-        .req(Method::PUT, "/v2/app/manifests/huge")
-        .await
-        .header("Content-Type", OCI_MANIFEST)
-        .body(serde_json::to_vec(&m).unwrap())
-        .send()
+        .put_manifest(
+            "/v2/app/manifests/huge",
+            OCI_MANIFEST,
+            serde_json::to_vec(&m).unwrap(),
+        )
         .await;
     r.expect(413, Some("SIZE_INVALID"));
     s.get("/v2/app/manifests/huge").await.expect(404, None);
@@ -467,11 +420,7 @@ async fn a_manifest_pushed_with_a_non_manifest_content_type_is_refused_and_not_s
     let m = image_manifest(&c, 2, &[], None, None);
     for content_type in ["text/plain", "application/json", "application/octet-stream"] {
         let r = s
-            .req(Method::PUT, "/v2/ct/app/manifests/v1")
-            .await
-            .header("Content-Type", content_type)
-            .body(m.clone())
-            .send()
+            .put_manifest("/v2/ct/app/manifests/v1", content_type, m.clone())
             .await;
         r.expect(400, Some("MANIFEST_INVALID"));
         assert!(
@@ -499,11 +448,7 @@ async fn missing_blob_errors_are_bounded_by_a_few_digests_and_a_count() {
     let refs: Vec<(&marina::oci::Digest, usize)> = layers.iter().map(|(d, n)| (d, *n)).collect();
     let m = image_manifest(&c, 2, &refs, None, None);
     let r = s
-        .req(Method::PUT, "/v2/many/app/manifests/v1")
-        .await
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m.clone())
-        .send()
+        .put_manifest("/v2/many/app/manifests/v1", OCI_MANIFEST, m.clone())
         .await;
     r.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
     assert!(

@@ -119,6 +119,16 @@ impl TestServer {
         d
     }
 
+    /// PUTs `body` to `path` as `media_type`, whatever the answer.
+    pub async fn put_manifest(&self, path: &str, media_type: &str, body: Vec<u8>) -> Resp {
+        self.req(Method::PUT, path)
+            .await
+            .header("Content-Type", media_type)
+            .body(body)
+            .send()
+            .await
+    }
+
     /// Pushes a manifest; asserts 201 and returns the response.
     pub async fn push_manifest(
         &self,
@@ -127,13 +137,8 @@ impl TestServer {
         media_type: &str,
         body: &[u8],
     ) -> Resp {
-        let r = self
-            .req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
-            .await
-            .header("Content-Type", media_type)
-            .body(body.to_vec())
-            .send()
-            .await;
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let r = self.put_manifest(&path, media_type, body.to_vec()).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.describe());
         r
     }
