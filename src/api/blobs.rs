@@ -60,8 +60,9 @@ pub enum BlobDeleted {
 }
 
 /// A blob GET or HEAD answered straight from the route table's values, without the
-/// generated routes. `None` when a value does not parse or the `Range` header is
-/// not one valid string: the generated routes then answer with the parameter's error.
+/// generated routes. `None` when a value does not parse or the `Range` or
+/// `If-Range` header is not one valid string: the generated routes then answer
+/// with the parameter's error.
 pub(super) async fn serve_direct(
     registry: &Arc<Registry>,
     name: &str,
@@ -72,23 +73,27 @@ pub(super) async fn serve_direct(
     use poem::IntoResponse;
     let repo: RepoName = name.parse().ok()?;
     let digest: Digest = digest.parse().ok()?;
-    let mut ranges = headers.get_all(poem::http::header::RANGE).iter();
-    let range = match (ranges.next(), ranges.next()) {
-        (None, _) => None,
-        (Some(one), None) => Some(one.to_str().ok()?),
-        (Some(_), Some(_)) => return None,
-    };
-    let mut validators = headers.get_all(poem::http::header::IF_RANGE).iter();
-    let if_range = match (validators.next(), validators.next()) {
-        (None, _) => None,
-        (Some(one), None) => Some(one.to_str().ok()?),
-        (Some(_), Some(_)) => return None,
-    };
+    let range = single_header(headers, poem::http::header::RANGE)?;
+    let if_range = single_header(headers, poem::http::header::IF_RANGE)?;
     let range = range_to_serve(range, if_range, &digest);
     Some(match serve(registry, &repo, &digest, range, head).await {
         Ok(found) => found.into_response(),
         Err(e) => e.into_response(),
     })
+}
+
+/// A header that may be absent (`Some(None)`) or given once as text;
+/// `None` when it is repeated or not text.
+fn single_header(
+    headers: &poem::http::HeaderMap,
+    name: poem::http::header::HeaderName,
+) -> Option<Option<&str>> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Some(None),
+        (Some(one), None) => Some(Some(one.to_str().ok()?)),
+        (Some(_), Some(_)) => None,
+    }
 }
 
 /// The `Range` to honour given the request's `If-Range` (RFC 9110, 13.1.5): a
