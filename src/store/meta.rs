@@ -233,13 +233,17 @@ impl SqliteMetaStore {
             }
             let repo_id = ensure_repo(tx, repo)?;
             let now = self.clock.now_millis();
+            // The next number is the last one's successor: the writer is alone,
+            // and the number's index answers `max` at its end.
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?1, ?2, ?3)",
+                "INSERT OR IGNORE INTO blobs (digest, id, size, created_at) \
+                 VALUES (?1, (SELECT COALESCE(MAX(id), 0) + 1 FROM blobs), ?2, ?3)",
             )?
             .execute(params![digest, size as i64, now])?;
             tx.prepare_cached(
-                "INSERT INTO repo_blobs (repo_id, digest, linked_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (repo_id, digest) DO UPDATE SET linked_at = excluded.linked_at",
+                "INSERT INTO blob_links (repo_id, blob_id, linked_at) \
+                 SELECT ?1, id, ?3 FROM blobs WHERE digest = ?2 \
+                 ON CONFLICT (repo_id, blob_id) DO UPDATE SET linked_at = excluded.linked_at",
             )?
             .execute(params![repo_id, digest, now])?;
             Ok(())
@@ -255,8 +259,8 @@ impl SqliteMetaStore {
         };
         let answer = self.read(|c| {
             c.prepare_cached(
-                "SELECT b.size FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id \
-                 JOIN blobs b ON b.digest = rb.digest WHERE r.name = ?1 AND rb.digest = ?2",
+                "SELECT b.size FROM blobs b JOIN blob_links l ON l.blob_id = b.id \
+                 JOIN repos r ON r.id = l.repo_id WHERE r.name = ?1 AND b.digest = ?2",
             )?
             .query_row(params![repo, digest], |row| row.get::<_, i64>(0))
             .optional()
@@ -273,7 +277,7 @@ impl SqliteMetaStore {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT b.size FROM blobs b WHERE b.digest = ?1 \
-                 AND EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest)",
+                 AND EXISTS (SELECT 1 FROM blob_links l WHERE l.blob_id = b.id)",
             )?
             .query_row(params![digest], |row| row.get::<_, i64>(0))
             .optional()
@@ -286,7 +290,7 @@ impl SqliteMetaStore {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
-                    "DELETE FROM repo_blobs WHERE digest = ?2 \
+                    "DELETE FROM blob_links WHERE blob_id = (SELECT id FROM blobs WHERE digest = ?2) \
                      AND repo_id = (SELECT id FROM repos WHERE name = ?1)",
                 )?
                 .execute(params![repo, digest])?;
@@ -298,10 +302,10 @@ impl SqliteMetaStore {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
-                    "DELETE FROM repo_blobs WHERE (repo_id, digest) IN ( \
-                       SELECT rb.repo_id, rb.digest FROM repo_blobs rb \
-                       WHERE rb.linked_at <= ?1 AND NOT EXISTS ( \
-                         SELECT 1 FROM manifest_refs r WHERE r.ref = rb.digest AND r.repo_id = rb.repo_id) \
+                    "DELETE FROM blob_links WHERE (repo_id, blob_id) IN ( \
+                       SELECT l.repo_id, l.blob_id FROM blob_links l JOIN blobs b ON b.id = l.blob_id \
+                       WHERE l.linked_at <= ?1 AND NOT EXISTS ( \
+                         SELECT 1 FROM manifest_refs r WHERE r.ref = b.digest AND r.repo_id = l.repo_id) \
                        LIMIT ?2)",
                 )?
                 .execute(params![cutoff, limit as i64])?;
@@ -313,7 +317,7 @@ impl SqliteMetaStore {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT b.digest, b.size FROM blobs b \
-                 WHERE NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest) \
+                 WHERE NOT EXISTS (SELECT 1 FROM blob_links l WHERE l.blob_id = b.id) \
                  AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = b.digest) LIMIT ?1",
             )?;
             let rows = stmt.query_map(params![limit as i64], |r| {
@@ -331,8 +335,8 @@ impl SqliteMetaStore {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
-                    "DELETE FROM blobs WHERE digest = ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = ?1) \
+                    "DELETE FROM blobs AS b WHERE b.digest = ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM blob_links l WHERE l.blob_id = b.id) \
                      AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = ?1)",
                 )?
                 .execute(params![digest])?;
@@ -442,11 +446,12 @@ impl SqliteMetaStore {
         self.read(|c| {
             c.prepare_cached(
                 "WITH me AS (SELECT id FROM repos WHERE name = ?1), \
-                 held AS (SELECT digest FROM repo_blobs WHERE repo_id = (SELECT id FROM me) \
+                 held AS (SELECT b.digest FROM blob_links l JOIN blobs b ON b.id = l.blob_id \
+                          WHERE l.repo_id = (SELECT id FROM me) \
                           UNION SELECT ref FROM manifest_refs WHERE repo_id = (SELECT id FROM me)) \
                  SELECT COALESCE(SUM(b.size), 0), \
-                        COALESCE(SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM repo_blobs o \
-                              WHERE o.digest = b.digest AND o.repo_id != (SELECT id FROM me)) \
+                        COALESCE(SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM blob_links o \
+                              WHERE o.blob_id = b.id AND o.repo_id != (SELECT id FROM me)) \
                           AND NOT EXISTS (SELECT 1 FROM manifest_refs x \
                               WHERE x.ref = b.digest AND x.repo_id != (SELECT id FROM me)) \
                         THEN b.size ELSE 0 END), 0) \
@@ -469,10 +474,11 @@ impl SqliteMetaStore {
             c.prepare_cached(
                 "WITH under AS (SELECT id FROM repos \
                      WHERE ?1 = '' OR substr(name, 1, length(?1) + 1) = ?1 || '/'), \
-                 held AS (SELECT digest FROM repo_blobs WHERE repo_id IN (SELECT id FROM under) \
+                 held AS (SELECT b.digest FROM blob_links l JOIN blobs b ON b.id = l.blob_id \
+                          WHERE l.repo_id IN (SELECT id FROM under) \
                           UNION SELECT ref FROM manifest_refs WHERE repo_id IN (SELECT id FROM under)) \
                  SELECT (SELECT COUNT(*) FROM under u WHERE EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = u.id) \
-                            OR EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.repo_id = u.id)), \
+                            OR EXISTS (SELECT 1 FROM blob_links l WHERE l.repo_id = u.id)), \
                         COUNT(*), COALESCE(SUM(b.size), 0) \
                  FROM blobs b WHERE b.digest IN (SELECT digest FROM held)",
             )?
@@ -489,7 +495,7 @@ impl SqliteMetaStore {
     pub(crate) fn prune_repositories(&self) -> Result<u64, StoreError> {
         self.write(|tx| {
             let empty = "SELECT id FROM repos r WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) \
-                         AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.repo_id = r.id)";
+                         AND NOT EXISTS (SELECT 1 FROM blob_links l WHERE l.repo_id = r.id)";
             tx.execute(
                 &format!("DELETE FROM repo_namespaces WHERE repo_id IN ({empty})"),
                 [],
@@ -503,8 +509,9 @@ impl SqliteMetaStore {
         self.read(|c| {
             let links: i64 = c
                 .prepare_cached(
-                    "SELECT COUNT(*) FROM repo_blobs rb WHERE rb.linked_at <= ?1 AND NOT EXISTS ( \
-                       SELECT 1 FROM manifest_refs r WHERE r.ref = rb.digest AND r.repo_id = rb.repo_id)",
+                    "SELECT COUNT(*) FROM blob_links l JOIN blobs b ON b.id = l.blob_id \
+                     WHERE l.linked_at <= ?1 AND NOT EXISTS ( \
+                       SELECT 1 FROM manifest_refs r WHERE r.ref = b.digest AND r.repo_id = l.repo_id)",
                 )?
                 .query_row(params![cutoff], |r| r.get(0))?;
             // Blobs referenced by no manifest whose every link is old: once those
@@ -513,7 +520,7 @@ impl SqliteMetaStore {
                 .prepare_cached(
                     "SELECT COUNT(*), COALESCE(SUM(b.size), 0) FROM blobs b \
                      WHERE NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.ref = b.digest) \
-                     AND NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.digest = b.digest AND rb.linked_at > ?1)",
+                     AND NOT EXISTS (SELECT 1 FROM blob_links l WHERE l.blob_id = b.id AND l.linked_at > ?1)",
                 )?
                 .query_row(params![cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(super::GarbagePreview {
@@ -572,7 +579,10 @@ impl SqliteMetaStore {
             let mut missing = Vec::new();
             {
                 let mut blob_q =
-                    tx.prepare_cached("SELECT 1 FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2")?;
+                    tx.prepare_cached(
+                        "SELECT 1 FROM blob_links l JOIN blobs b ON b.id = l.blob_id \
+                         WHERE l.repo_id = ?1 AND b.digest = ?2",
+                    )?;
                 for d in &m.required_blobs {
                     if !blob_q.exists(params![repo_id, d])? {
                         missing.push(d.clone());
@@ -1231,6 +1241,66 @@ mod tests {
         assert_eq!(s.blob_in_repo("app", config).unwrap(), Some(1));
         assert_eq!(s.blob_in_repo("app", layer).unwrap(), Some(1));
         assert_eq!(s.blob_in_repo("app", loose).unwrap(), None);
+    }
+
+    /// Links made by version 9 (keyed by digest) are kept by the move to
+    /// numbered blobs: every repository serves what it served, a blob shared
+    /// by two stays shared, and the blobs pushed next get the next numbers.
+    #[test]
+    fn upgrading_numbers_the_blobs_and_keeps_every_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        let (shared, own, loose) = ("sha256:s", "sha256:o", "sha256:l");
+        {
+            let conn = database_at(&path, 9);
+            conn.execute_batch(&format!(
+                "INSERT INTO repos (id, name) VALUES (1, 'a'), (2, 'b');
+                 INSERT INTO blobs (digest, size, created_at) VALUES
+                     ('{shared}', 10, 5), ('{own}', 20, 3), ('{loose}', 30, 4);
+                 INSERT INTO repo_blobs (repo_id, digest, linked_at) VALUES
+                     (1, '{shared}', 7), (2, '{shared}', 8), (2, '{own}', 9);"
+            ))
+            .unwrap();
+        }
+        let s = SqliteMetaStore::open(&path).unwrap();
+        assert_eq!(s.blob_in_repo("a", shared).unwrap(), Some(10));
+        assert_eq!(s.blob_in_repo("b", shared).unwrap(), Some(10));
+        assert_eq!(s.blob_in_repo("b", own).unwrap(), Some(20));
+        assert_eq!(s.blob_in_repo("a", own).unwrap(), None);
+        assert_eq!(s.blob_anywhere(loose).unwrap(), None);
+        assert_eq!(s.unreferenced_blobs(10).unwrap(), [(loose.to_string(), 30)]);
+        assert!(s.unlink_blob("a", shared).unwrap());
+        assert_eq!(s.blob_in_repo("b", shared).unwrap(), Some(10));
+        assert_eq!(s.blob_in_repo("a", shared).unwrap(), None);
+
+        s.link_blob("a", "sha256:new", 1, &|| true).unwrap();
+        s.link_blob("b", "sha256:newer", 2, &|| true).unwrap();
+        let numbers: Vec<(String, i64)> = s
+            .read(|c| {
+                let mut q = c.prepare("SELECT digest, id FROM blobs ORDER BY id")?;
+                let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect()
+            })
+            .unwrap();
+        // Numbered by age at the upgrade, then in the order pushed.
+        let want: Vec<(String, i64)> = [own, loose, shared, "sha256:new", "sha256:newer"]
+            .iter()
+            .zip(1..)
+            .map(|(d, n)| (d.to_string(), n))
+            .collect();
+        assert_eq!(numbers, want);
+        assert_eq!(s.blob_in_repo("b", "sha256:newer").unwrap(), Some(2));
+        let dangling = s.db.write(
+            |c| {
+                c.execute(
+                    "INSERT INTO blob_links (repo_id, blob_id, linked_at) VALUES (1, 99, 0)",
+                    [],
+                )?;
+                Ok(())
+            },
+            true,
+        );
+        assert!(dangling.is_err(), "a link to no blob was accepted");
     }
 
     #[test]

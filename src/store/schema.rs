@@ -239,4 +239,35 @@ CREATE TABLE closed_uploads (
 -- The expiry sweep forgets them by time; appended to, as time only grows.
 CREATE INDEX closed_uploads_by_time ON closed_uploads (closed_at);
 "#,
+    // 10: blobs numbered in the order they arrive, and links naming blobs by
+    // number. A digest falls anywhere in a tree keyed by digest, so each link
+    // made a page dirty at random in two trees (the links, and the links by
+    // blob); a new number goes at the end of both. Only `blobs` itself stays
+    // keyed by digest (where lookups by digest start); its number is unique so
+    // that a link can find it and the next number is one step away.
+    r#"
+CREATE TABLE blobs_numbered (
+    digest     TEXT PRIMARY KEY,
+    id         INTEGER NOT NULL UNIQUE,
+    size       INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO blobs_numbered (digest, id, size, created_at)
+SELECT digest, row_number() OVER (ORDER BY created_at, digest), size, created_at FROM blobs;
+
+CREATE TABLE blob_links (
+    repo_id   INTEGER NOT NULL REFERENCES repos(id),
+    blob_id   INTEGER NOT NULL REFERENCES blobs_numbered(id),
+    linked_at INTEGER NOT NULL,
+    PRIMARY KEY (repo_id, blob_id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO blob_links (repo_id, blob_id, linked_at)
+SELECT rb.repo_id, b.id, rb.linked_at FROM repo_blobs rb JOIN blobs_numbered b ON b.digest = rb.digest;
+
+DROP TABLE repo_blobs;
+DROP TABLE blobs;
+ALTER TABLE blobs_numbered RENAME TO blobs;
+CREATE INDEX blob_links_by_blob ON blob_links (blob_id);
+CREATE INDEX blob_links_by_linked ON blob_links (linked_at);
+"#,
 ];

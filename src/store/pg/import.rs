@@ -38,7 +38,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "repo_blobs",
-        select: "SELECT repo_id, digest, linked_at FROM repo_blobs",
+        select: "SELECT l.repo_id, b.digest, l.linked_at FROM blob_links l JOIN blobs b ON b.id = l.blob_id",
         insert: "INSERT INTO repo_blobs (repo_id, digest, linked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         repo_id: Some(0),
         annotation: None,
