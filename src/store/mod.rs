@@ -27,6 +27,7 @@ mod small_blobs;
 mod space;
 mod sqlite_db;
 mod uploads;
+mod wal_frames;
 
 use std::io;
 use std::pin::Pin;

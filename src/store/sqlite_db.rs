@@ -8,6 +8,8 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use super::wal_frames;
+
 use super::group_commit::{GroupWriter, IdleConnection};
 use super::StoreError;
 
@@ -86,7 +88,12 @@ impl SqliteDb {
         path: &Path,
         migrate: impl FnOnce(&mut Connection) -> Result<(), StoreError>,
     ) -> Result<Self, StoreError> {
-        let mut writer = Connection::open(path)?;
+        // The writer's log frames go down in one write each (`wal_frames`).
+        let mut writer = if wal_frames::registered() {
+            Connection::open_with_flags_and_vfs(path, OpenFlags::default(), wal_frames::VFS_NAME)?
+        } else {
+            Connection::open(path)?
+        };
         // Deletions give pages back (`PRAGMA incremental_vacuum`); a database
         // made before this setting is rewritten once to take it.
         let auto_vacuum: i64 = writer.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
