@@ -1,12 +1,17 @@
 //! Manifest push, pull and delete: validation against the spec, then one store
 //! transaction.
 
+use futures_util::{stream, StreamExt, TryStreamExt};
+
 use super::{Registry, RegistryError};
 use crate::oci::manifest::bare_content_type;
 use crate::oci::{
     Algorithm, Descriptor, Digest, ManifestError, ManifestView, Reference, RepoName, Tag,
 };
 use crate::store::{ManifestRecord, NewManifest};
+
+/// Size lookups a manifest push keeps in flight at once.
+const SIZE_LOOKUPS_AT_ONCE: usize = 8;
 
 /// What a successful manifest PUT reports back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,30 +133,34 @@ impl Registry {
     /// Refuses a manifest whose blob or child descriptors give sizes other
     /// than those of the content this repository holds under their digests.
     /// Content not held is left to the presence check (or to sparse mode).
+    /// The lookups run a few at a time: on PostgreSQL each is a round trip.
     async fn check_sizes(&self, repo: &RepoName, view: &ManifestView) -> Result<(), RegistryError> {
-        let mismatch = |d: &Descriptor, held: u64| {
-            RegistryError::ManifestInvalid(ManifestError::SizeMismatch {
-                digest: d.digest.to_string(),
-                declared: d.size,
-                held,
-            })
-        };
-        for d in view.required_blobs() {
-            let held = self
-                .meta
-                .blob_in_repo(repo.as_str(), &d.digest.to_string())
-                .await?;
-            if let Some(held) = held.filter(|&h| h as i64 != d.size) {
-                return Err(mismatch(d, held));
-            }
-        }
-        for d in &view.manifests {
-            let reference = d.digest.to_string();
-            if let Some(child) = self.meta.get_manifest(repo.as_str(), &reference).await? {
-                let held = child.bytes.len() as u64;
-                if held as i64 != d.size {
-                    return Err(mismatch(d, held));
+        let described: Vec<&Descriptor> = view.required_blobs().chain(&view.manifests).collect();
+        let children = view.manifests.len();
+        let mut lookups = Vec::with_capacity(described.len());
+        for (i, d) in described.iter().enumerate() {
+            let (meta, name) = (self.meta.clone(), repo.to_string());
+            let (digest, child) = (d.digest.to_string(), i >= described.len() - children);
+            lookups.push(async move {
+                if child {
+                    let m = meta.get_manifest(&name, &digest).await?;
+                    Ok::<_, RegistryError>((i, m.map(|m| m.bytes.len() as u64)))
+                } else {
+                    Ok((i, meta.blob_in_repo(&name, &digest).await?))
                 }
+            });
+        }
+        let mut held = stream::iter(lookups).buffered(SIZE_LOOKUPS_AT_ONCE);
+        while let Some((i, size)) = held.try_next().await? {
+            let d = described[i];
+            if let Some(size) = size.filter(|&s| s as i64 != d.size) {
+                return Err(RegistryError::ManifestInvalid(
+                    ManifestError::SizeMismatch {
+                        digest: d.digest.to_string(),
+                        declared: d.size,
+                        held: size,
+                    },
+                ));
             }
         }
         Ok(())
