@@ -86,6 +86,28 @@ pub fn run(args: GcArgs) -> ExitCode {
         },
         _ => None,
     };
+    if config.metadata_url.is_none() {
+        // A collection runs beside a server, perhaps of the release before:
+        // converting the database under it would break it.
+        let path = config.data_dir.join("meta.db");
+        match crate::store::SqliteMetaStore::schema_behind(&path) {
+            Ok(None) => {}
+            Ok(Some((found, needed))) => {
+                eprintln!(
+                    "marina gc: {} is at schema version {found}, and this build needs {needed}. \
+                     A collection does not convert the database, since a server of the earlier \
+                     release may be using it: start `marina serve` of this release on it first \
+                     (it converts the database as it starts).",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("marina gc: cannot read {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let grace = config.gc_grace_secs;
     let registry = match Registry::open(config) {
         Ok(r) => r,

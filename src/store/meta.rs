@@ -807,13 +807,40 @@ pub(crate) fn ensure_repo(tx: &Connection, name: &str) -> Result<i64, StoreError
         .query_row(params![name], |r| r.get(0))?)
 }
 
+impl SqliteMetaStore {
+    /// The schema version of the database at `path` and the version this
+    /// build needs, when the database exists and is older: what a command
+    /// that runs beside a server (which may be of the older release) must not
+    /// convert. Opens the file read-only and writes nothing.
+    pub(crate) fn schema_behind(path: &Path) -> Result<Option<(i64, i64)>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let current = MIGRATIONS.len() as i64;
+        Ok((version < current).then_some((version, current)))
+    }
+}
+
 /// Brings the schema up to date, one step per transaction. A step may rebuild
 /// a table others reference (SQLite's way to change a table's kind), so
 /// references are checked after each step rather than during it: a step that
 /// leaves more broken references than it found is rolled back.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version as usize >= MIGRATIONS.len() {
+    let current = MIGRATIONS.len() as i64;
+    if version > current {
+        // A later release converted it: this build's statements would fail
+        // on tables it does not know, one request at a time.
+        return Err(StoreError::Schema(format!(
+            "the database schema is at version {version}, newer than this build's {current}"
+        )));
+    }
+    if version == current {
         return Ok(());
     }
     conn.pragma_update(None, "foreign_keys", "OFF")?;
@@ -1301,6 +1328,45 @@ mod tests {
             true,
         );
         assert!(dangling.is_err(), "a link to no blob was accepted");
+    }
+
+    /// A database a later release converted is refused at open, naming both
+    /// versions, rather than served with statements for tables it lacks; one
+    /// of an earlier release is reported as behind without being written.
+    #[test]
+    fn a_newer_schema_is_refused_and_an_older_one_is_only_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let newer = dir.path().join("newer.db");
+        let current = MIGRATIONS.len() as i64;
+        database_at(&newer, MIGRATIONS.len())
+            .pragma_update(None, "user_version", current + 1)
+            .unwrap();
+        let e = SqliteMetaStore::open(&newer).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "version {}, newer than this build's {current}",
+                current + 1
+            )),
+            "{e}"
+        );
+
+        let older = dir.path().join("older.db");
+        drop(database_at(&older, 9));
+        let before = std::fs::read(&older).unwrap();
+        assert_eq!(
+            SqliteMetaStore::schema_behind(&older).unwrap(),
+            Some((9, current))
+        );
+        assert_eq!(
+            std::fs::read(&older).unwrap(),
+            before,
+            "the file was written"
+        );
+        assert_eq!(SqliteMetaStore::schema_behind(&newer).unwrap(), None);
+        assert_eq!(
+            SqliteMetaStore::schema_behind(&dir.path().join("absent.db")).unwrap(),
+            None
+        );
     }
 
     #[test]

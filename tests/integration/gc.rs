@@ -435,6 +435,61 @@ async fn marina_gc_collects_beside_a_running_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no registry"));
 }
 
+/// `marina gc` runs beside a server, perhaps of the release before: it
+/// leaves a database of an earlier schema as it is (converting it would break
+/// that server) and says how to convert it; a database of a later release is
+/// refused too.
+#[tokio::test]
+async fn marina_gc_converts_no_database_and_refuses_a_newer_one() {
+    let data = tempfile::tempdir().unwrap();
+    drop(
+        marina::Registry::builder()
+            .data_dir(data.path())
+            .build()
+            .unwrap(),
+    );
+    let db = data.path().join("meta.db");
+    let version = |set: Option<i64>| {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        if let Some(v) = set {
+            c.pragma_update(None, "user_version", v).unwrap();
+        }
+        c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    let current = version(None);
+    let gc = |dry: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_marina"));
+        cmd.args(["gc", "--data-dir"]).arg(data.path());
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    version(Some(current - 1));
+    for dry in [true, false] {
+        let (ok, err) = gc(dry);
+        assert!(!ok, "gc ran on an older schema (dry run: {dry})");
+        assert!(
+            err.contains(&format!(
+                "schema version {}, and this build needs {current}",
+                current - 1
+            )) && err.contains("start `marina serve`"),
+            "{err}"
+        );
+        assert_eq!(version(None), current - 1, "gc converted the database");
+    }
+    version(Some(current + 1));
+    let (ok, err) = gc(true);
+    assert!(!ok && err.contains("newer than this build's"), "{err}");
+    version(Some(current));
+    assert!(gc(true).0, "gc refused a database of its own schema");
+}
+
 /// Writers reuse a pool of layers as real clients do (HEAD; upload only when
 /// missing; PUT the manifest; on MANIFEST_BLOB_UNKNOWN upload again), a deleter
 /// deletes acknowledged manifests by digest as they come, and the collector runs
