@@ -260,6 +260,14 @@ impl RegistryBuilder {
         self
     }
 
+    /// Write SQLite's log out to its full size at start and keep it there
+    /// (on by default; see [`crate::config::RegistryConfig::preallocate_log`]):
+    /// faster syncs, for about 79 MiB of disk.
+    pub fn preallocate_log(mut self, on: bool) -> Self {
+        self.config.registry.preallocate_log = on;
+        self
+    }
+
     /// Largest manifest accepted, in bytes.
     pub fn max_manifest_bytes(mut self, bytes: u64) -> Self {
         self.config.registry.max_manifest_bytes = bytes;

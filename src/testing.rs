@@ -54,7 +54,9 @@ impl TestRegistry {
     /// A registry on disk in a temporary directory, every deletion allowed.
     pub async fn start() -> TestRegistry {
         let dir = tempfile::tempdir().expect("a temporary directory for the test registry");
-        let builder = Registry::builder().data_dir(dir.path());
+        let builder = Registry::builder()
+            .data_dir(dir.path())
+            .preallocate_log(false);
         Self::start_with(builder, Some(dir)).await
     }
 

@@ -108,6 +108,9 @@ pub fn run(args: GcArgs) -> ExitCode {
             }
         }
     }
+    // The server writes the log out; a collection (and its dry run) does
+    // not write more than it must.
+    config.preallocate_log = false;
     let grace = config.gc_grace_secs;
     let registry = match Registry::open(config) {
         Ok(r) => r,

@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// less get 507, so deletes and gc still have room [default: 64; 0: none].
     #[arg(long, env = env::MIN_FREE_MIB, value_name = "MIB")]
     pub min_free_mib: Option<u64>,
+    /// Write SQLite's log (meta.db-wal) out to its full size, about 79 MiB, at
+    /// start and keep it there, so its syncs overwrite instead of growing the
+    /// file [default: true].
+    #[arg(long, env = env::PREALLOCATE_LOG, value_name = "BOOL")]
+    pub preallocate_log: Option<bool>,
     /// Seconds between garbage collections of blobs no repository links; 0 = never [default: 600].
     #[arg(long, env = env::GC_INTERVAL_SECS, value_name = "SECS")]
     pub gc_interval_secs: Option<u64>,
@@ -130,6 +135,7 @@ impl ServeArgs {
         set!(registry.max_list_page = self.max_list_page);
         set!(registry.upload_expiry_secs = self.upload_expiry_secs);
         set!(registry.min_free_mib = self.min_free_mib);
+        set!(registry.preallocate_log = self.preallocate_log);
         set!(registry.gc_interval_secs = self.gc_interval_secs);
         set!(registry.gc_grace_secs = self.gc_grace_secs);
         set!(log_format = self.log_format);

@@ -28,6 +28,8 @@ pub const MAX_LIST_PAGE: &str = "MARINA_MAX_LIST_PAGE";
 pub const UPLOAD_EXPIRY_SECS: &str = "MARINA_UPLOAD_EXPIRY_SECS";
 /// `--min-free-mib`.
 pub const MIN_FREE_MIB: &str = "MARINA_MIN_FREE_MIB";
+/// `--preallocate-log`.
+pub const PREALLOCATE_LOG: &str = "MARINA_PREALLOCATE_LOG";
 /// `--gc-interval-secs`.
 pub const GC_INTERVAL_SECS: &str = "MARINA_GC_INTERVAL_SECS";
 /// `--gc-grace-secs`.
@@ -92,6 +94,7 @@ pub const KNOWN: &[&str] = &[
     MAX_LIST_PAGE,
     UPLOAD_EXPIRY_SECS,
     MIN_FREE_MIB,
+    PREALLOCATE_LOG,
     GC_INTERVAL_SECS,
     GC_GRACE_SECS,
     LOG_FORMAT,

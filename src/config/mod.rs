@@ -140,6 +140,13 @@ pub struct RegistryConfig {
     /// leave less are refused (507), so deletes and garbage collection still
     /// have room when the disk fills. 0: none kept.
     pub min_free_mib: u64,
+    /// Write SQLite's log (`meta.db-wal`) out with zeros to the size it
+    /// reaches between checkpoints (about 79 MiB) when the registry opens, and
+    /// keep it there: its syncs then overwrite blocks the file has instead of
+    /// growing it, which also commits the filesystem's metadata. Costs that
+    /// much disk and a write of it at each start; off for throwaway
+    /// registries ([`Config::ephemeral`]).
+    pub preallocate_log: bool,
     /// Seconds between garbage collections; 0 turns them off.
     pub gc_interval_secs: u64,
     /// Seconds a blob link lives without a manifest referencing it (a push
@@ -190,6 +197,7 @@ impl Default for RegistryConfig {
             max_list_page: 1000,
             upload_expiry_secs: 3600,
             min_free_mib: 64,
+            preallocate_log: true,
             gc_interval_secs: 600,
             gc_grace_secs: 3600,
             warnings: Vec::new(),
@@ -384,6 +392,7 @@ impl Config {
             registry: RegistryConfig {
                 data_dir: data_dir.to_path_buf(),
                 sparse_manifests: true,
+                preallocate_log: false,
                 ..RegistryConfig::default()
             },
             ..Config::default()

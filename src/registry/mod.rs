@@ -96,11 +96,23 @@ pub(crate) fn open_metadata(
         },
         None => {
             std::fs::create_dir_all(&config.data_dir)?;
-            Ok(Arc::new(
-                SqliteMetaStore::open(&config.data_dir.join("meta.db"))?.with_clock(clock),
-            ))
+            Ok(Arc::new(open_sqlite(config)?.with_clock(clock)))
         }
     }
+}
+
+/// The SQLite metadata store in `config.data_dir`, its log written out when
+/// `config.preallocate_log` asks (a full disk only leaves it growing, with a
+/// warning).
+fn open_sqlite(config: &RegistryConfig) -> Result<SqliteMetaStore, RegistryError> {
+    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?;
+    if config.preallocate_log && !meta.preallocate_log()? {
+        tracing::warn!(
+            data_dir = %config.data_dir.display(),
+            "no room to write out the SQLite log in advance; it grows as it is written"
+        );
+    }
+    Ok(meta)
 }
 
 /// A metadata store and a blob store, as a registry composes them.
@@ -118,7 +130,7 @@ pub(crate) fn open_stores(
         return Ok((open_metadata(config, clock)?, open_blobs(config)?));
     }
     std::fs::create_dir_all(&config.data_dir)?;
-    let meta = SqliteMetaStore::open(&config.data_dir.join("meta.db"))?.with_clock(clock);
+    let meta = open_sqlite(config)?.with_clock(clock);
     let blobs = FsBlobStore::with_small_blobs(&config.data_dir, &meta)?
         .with_min_free(config.min_free_mib.saturating_mul(1 << 20));
     Ok((Arc::new(meta), Arc::new(blobs)))

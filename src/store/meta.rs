@@ -153,6 +153,13 @@ impl SqliteMetaStore {
         })
     }
 
+    /// Writes the SQLite log out to its full size and keeps it there (see
+    /// `RegistryConfig::preallocate_log`); false when there was no room, and
+    /// the log then grows as it did.
+    pub(crate) fn preallocate_log(&self) -> Result<bool, StoreError> {
+        self.db.preallocate_log()
+    }
+
     /// A private in-memory database (tests, throwaway registries): one connection
     /// serves reads and writes, since in-memory databases are per connection.
     pub fn in_memory() -> Result<Self, StoreError> {

@@ -889,53 +889,73 @@ async fn retention_never_breaks_an_index_nor_orphans_a_live_subject_s_referrers(
 }
 
 /// After a large deletion, the collector gives the metadata's freed pages back:
-/// `meta.db` (with its WAL) shrinks.
+/// `meta.db` shrinks, and so does its log, unless the log is written out in
+/// advance (then it keeps exactly that size).
 #[tokio::test]
 async fn the_metadata_file_shrinks_after_a_large_deletion() {
-    let (reg, data) = registry(Duration::ZERO).await;
-    let http = Http::new(&reg);
-    let (c, _) = http.push_blob("big", b"{}").await;
-    let filler = "x".repeat(20_000);
-    let mut digests = Vec::new();
-    for i in 0..150 {
-        let m = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": c.to_string(), "size": 2},
-            "layers": [],
-            "annotations": {"filler": filler, "i": i.to_string()},
-        }))
-        .unwrap();
-        let (s, body) = http
-            .put_manifest("big", &format!("t{i}"), OCI_MANIFEST, &m)
-            .await;
-        assert_eq!(s, 201, "{body}");
-        digests.push(Algorithm::Sha256.digest_of(&m));
-    }
-    let size = || {
-        ["meta.db", "meta.db-wal"]
-            .iter()
-            .map(|f| {
-                std::fs::metadata(data.join(f))
-                    .map(|m| m.len())
-                    .unwrap_or(0)
-            })
-            .sum::<u64>()
-    };
-    reg.registry().collect_garbage().await.unwrap();
-    let full = size();
-    assert!(full > 3_000_000, "the manifests take room: {full} bytes");
-    for d in &digests {
-        assert_eq!(
-            http.status(reqwest::Method::DELETE, &format!("/v2/big/manifests/{d}"))
-                .await,
-            202
+    for preallocated in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_path_buf();
+        let builder = Registry::builder()
+            .data_dir(&data)
+            .gc_interval(None)
+            .gc_grace(Duration::ZERO)
+            .preallocate_log(preallocated);
+        let reg = TestRegistry::start_with(builder, Some(dir)).await;
+        let http = Http::new(&reg);
+        let (c, _) = http.push_blob("big", b"{}").await;
+        let filler = "x".repeat(20_000);
+        let mut digests = Vec::new();
+        for i in 0..150 {
+            let m = serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": c.to_string(), "size": 2},
+                "layers": [],
+                "annotations": {"filler": filler, "i": i.to_string()},
+            }))
+            .unwrap();
+            let (s, body) = http
+                .put_manifest("big", &format!("t{i}"), OCI_MANIFEST, &m)
+                .await;
+            assert_eq!(s, 201, "{body}");
+            digests.push(Algorithm::Sha256.digest_of(&m));
+        }
+        let size = |f: &str| {
+            std::fs::metadata(data.join(f))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let log_written_out = size("meta.db-wal");
+        reg.registry().collect_garbage().await.unwrap();
+        let (db, log) = (size("meta.db"), size("meta.db-wal"));
+        assert!(
+            db + log > 3_000_000,
+            "the manifests take room: {db} + {log} bytes"
         );
+        for d in &digests {
+            assert_eq!(
+                http.status(reqwest::Method::DELETE, &format!("/v2/big/manifests/{d}"))
+                    .await,
+                202
+            );
+        }
+        reg.registry().collect_garbage().await.unwrap();
+        let (db_after, log_after) = (size("meta.db"), size("meta.db-wal"));
+        if preallocated {
+            assert!(log_written_out > 80_000_000, "{log_written_out}");
+            assert_eq!((log, log_after), (log_written_out, log_written_out));
+            assert!(
+                db_after < db / 4,
+                "meta.db went from {db} to {db_after} bytes"
+            );
+        } else {
+            assert!(
+                db_after + log_after < (db + log) / 4,
+                "meta.db and its WAL went from {} to {} bytes",
+                db + log,
+                db_after + log_after
+            );
+        }
     }
-    reg.registry().collect_garbage().await.unwrap();
-    let after = size();
-    assert!(
-        after < full / 4,
-        "meta.db and its WAL went from {full} to {after} bytes"
-    );
 }
