@@ -370,20 +370,8 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        // 3 writes of 1,000 rows of 3,000 bytes: one page each.
         for _ in 0..3 {
-            db.write(
-                |c| {
-                    c.execute(
-                        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
-                         INSERT INTO b SELECT zeroblob(3000) FROM n",
-                        [],
-                    )?;
-                    Ok(())
-                },
-                true,
-            )
-            .unwrap();
+            thousand_rows(&db);
         }
         let wal = beside(&path, "-wal");
         let logged = std::fs::metadata(&wal).unwrap().len();
