@@ -10,9 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::wal_frames;
-
 use super::group_commit::{GroupWriter, IdleConnection};
+use super::wal_frames::{self, FRAME_HEADER, LOG_HEADER};
 use super::StoreError;
 
 /// Read-only connections per database.
@@ -29,12 +28,6 @@ pub(crate) const READERS: usize = 4;
 /// between checkpoints; garbage collection empties it, unless it is written out
 /// in advance ([`SqliteDb::preallocate_log`]), when it stays at that size.
 const CHECKPOINT_PAGES: i64 = 20_000;
-
-/// Bytes of the log's own header, before its first frame.
-const LOG_HEADER: u64 = 32;
-
-/// Bytes of a frame's header, before its page.
-const FRAME_HEADER: u64 = 24;
 
 /// Extends the file at `path` with zeros up to `target` bytes and syncs it; a
 /// longer file is left as it is. On failure the file is cut back to its
@@ -293,7 +286,8 @@ impl SqliteDb {
         };
         let conn = self.idle();
         let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-        let target = LOG_HEADER + CHECKPOINT_PAGES as u64 * (page as u64 + FRAME_HEADER);
+        let target =
+            LOG_HEADER as u64 + CHECKPOINT_PAGES as u64 * (page as u64 + FRAME_HEADER as u64);
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let written = zero_fill(path, target);
         conn.execute_batch("COMMIT")?;

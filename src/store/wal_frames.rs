@@ -31,10 +31,10 @@ use rusqlite::ffi;
 pub(crate) const VFS_NAME: &CStr = c"marina-joined-frames";
 
 /// Bytes of a log frame's header (SQLite's `WAL_FRAME_HDRSIZE`).
-const FRAME_HEADER: usize = 24;
+pub(super) const FRAME_HEADER: usize = 24;
 
 /// Bytes of the log's own header (`WAL_HDRSIZE`): frames start after it.
-const LOG_HEADER: i64 = 32;
+pub(super) const LOG_HEADER: i64 = 32;
 
 /// Registers the VFS (once per process); false if SQLite refused it, and
 /// then connections open with SQLite's default.
