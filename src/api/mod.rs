@@ -279,6 +279,15 @@ async fn direct(
     }
 }
 
+/// The methods of `allow` (comma-separated) other than `method`.
+fn allow_without(allow: &str, method: &str) -> String {
+    allow
+        .split(", ")
+        .filter(|m| *m != method)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Answers [`direct`] endpoints itself, rewrites the path and calls the generated
 /// routes for the others, and adds the operator's `Warning` headers to both.
 async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry>) -> Response {
@@ -296,6 +305,7 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry
         Some(r) => r,
         None => route::route(req.method().as_str(), req.uri().path(), req.uri().query()),
     };
+    let method = req.method().clone();
     let mut resp = match direct(&routed.endpoint, &mut req, registry).await {
         Some(resp) => resp,
         None => {
@@ -313,8 +323,12 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry
         && !resp.headers().contains_key("allow")
     {
         if let Some(allow) = routed.endpoint.allow() {
-            resp.headers_mut()
-                .insert("allow", HeaderValue::from_static(allow));
+            // The method refused is not one the resource allows, even where
+            // the route has it (a deletion the operator turned off).
+            let allow = allow_without(allow, method.as_str());
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                resp.headers_mut().insert("allow", v);
+            }
         }
     }
     if !prefix.is_empty() {

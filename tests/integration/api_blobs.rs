@@ -210,5 +210,6 @@ async fn blob_delete_can_be_disabled() {
     let d = s.push_blob("a", b"keep").await;
     let r = s.delete(&format!("/v2/a/blobs/{d}")).await;
     r.expect(405, Some("UNSUPPORTED"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD"), "{}", r.describe());
     s.get(&format!("/v2/a/blobs/{d}")).await.expect(200, None);
 }

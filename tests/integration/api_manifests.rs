@@ -402,12 +402,21 @@ async fn deletion_switches_answer_405() {
     })
     .await;
     let (_, d) = s.push_image("app", "keep", "x").await;
-    s.delete("/v2/app/manifests/keep")
-        .await
-        .expect(405, Some("UNSUPPORTED"));
-    s.delete(&format!("/v2/app/manifests/{d}"))
-        .await
-        .expect(405, Some("UNSUPPORTED"));
+    for path in [
+        "/v2/app/manifests/keep".to_string(),
+        format!("/v2/app/manifests/{d}"),
+    ] {
+        let r = s.delete(&path).await;
+        r.expect(405, Some("UNSUPPORTED"));
+        // RFC 9110 §15.5.6: `Allow` lists what the resource supports now,
+        // and the method just refused is not among them.
+        assert_eq!(
+            r.header("allow"),
+            Some("GET, HEAD, PUT"),
+            "{}",
+            r.describe()
+        );
+    }
     s.get("/v2/app/manifests/keep").await.expect(200, None);
 }
 
