@@ -165,6 +165,9 @@ impl From<RegistryError> for ApiError {
                 ErrorCode::Unsupported,
                 "insufficient storage: the registry's storage is full; nothing was stored, retry once space is freed",
             ),
+            E::ReserveKept(_) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::Unsupported, msg)
+            }
             E::Denied(_) => ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Denied, msg),
             E::NamespaceUnknown(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NameUnknown, msg)

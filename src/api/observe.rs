@@ -149,7 +149,7 @@ impl Observer {
             self.registry.metrics().storage_full();
             if !self.storage_full.swap(true, Ordering::Relaxed) {
                 tracing::error!(
-                    "storage is full: writes are answered 507 until space is freed; stored content is intact"
+                    "storage is full, or pushes reached the space kept free (--min-free-mib): writes are answered 507 until space is freed; stored content is intact"
                 );
             }
         } else if status == StatusCode::CREATED

@@ -81,6 +81,11 @@ pub enum RegistryError {
     /// client gets a 507 and may retry once space is freed.
     #[error("insufficient storage: {0}")]
     StorageFull(String),
+    /// A push would have eaten into the free space kept for deletes and
+    /// collection (`min_free_mib`); nothing was stored. Answered as a full
+    /// disk is, saying which of the two it is.
+    #[error("insufficient storage: {0}")]
+    ReserveKept(String),
     /// The garbage collector removed a blob's bytes while an upload or mount of
     /// the same content was being linked (it had been unreferenced past its grace
     /// period); nothing was linked, and the client should push it again.
@@ -134,7 +139,9 @@ impl From<StoreError> for RegistryError {
 
 impl From<std::io::Error> for RegistryError {
     fn from(e: std::io::Error) -> Self {
-        if is_storage_full(&e) {
+        if let Some(reserve) = crate::store::reserve_kept(&e) {
+            RegistryError::ReserveKept(reserve.to_string())
+        } else if is_storage_full(&e) {
             RegistryError::StorageFull(e.to_string())
         } else if crate::store::is_unavailable(&e) {
             RegistryError::Unavailable(e.to_string())

@@ -25,6 +25,7 @@ pub(crate) mod s3;
 mod schema;
 mod small_blobs;
 mod space;
+pub(crate) use space::reserve_kept;
 mod sqlite_db;
 mod uploads;
 mod wal_frames;

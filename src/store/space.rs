@@ -46,7 +46,8 @@ impl SpaceFloor {
     /// Refuses, with a storage-full error, a write of `more` bytes that would
     /// leave fewer than the floor's bytes free.
     pub(crate) fn admit(&self, more: u64) -> io::Result<()> {
-        if self.floor == 0 {
+        // A write of nothing (the empty blob) adds no bytes.
+        if self.floor == 0 || more == 0 {
             return Ok(());
         }
         let now = self.epoch.elapsed().as_millis() as u64 + 1;
@@ -61,16 +62,40 @@ impl SpaceFloor {
         if free.saturating_sub(more) < self.floor {
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
-                format!(
-                    "fewer than {} MiB would be left free under {}; that space is kept for \
-                     deletes and garbage collection",
-                    self.floor >> 20,
-                    self.dir.display()
-                ),
+                ReserveKept {
+                    mib: self.floor >> 20,
+                },
             ));
         }
         Ok(())
     }
+}
+
+/// Why a write was refused with room still on the disk: it would have eaten
+/// into the space kept free. Carried inside the `io::Error`, so that the
+/// client is told this rather than that the disk is full.
+#[derive(Debug)]
+pub(crate) struct ReserveKept {
+    mib: u64,
+}
+
+impl std::fmt::Display for ReserveKept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "fewer than {} MiB would be left free on the registry's storage; that space is \
+             kept for deletes and garbage collection",
+            self.mib
+        )
+    }
+}
+
+impl std::error::Error for ReserveKept {}
+
+/// The reserve's refusal inside `e`, if that is what `e` is.
+pub(crate) fn reserve_kept(e: &io::Error) -> Option<&ReserveKept> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<ReserveKept>())
 }
 
 /// Bytes free to unprivileged writers on `dir`'s filesystem.

@@ -270,15 +270,37 @@ async fn past_the_free_space_floor_pushes_get_507_and_deletes_and_gc_still_free_
     let s = TestServer::start_in(dir, config).await;
     let small = vec![1u8; 4096];
     let d = Algorithm::Sha256.digest_of(&small);
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/v2/org/full/blobs/uploads/?digest={d}"),
+        )
+        .await
+        .body(small)
+        .send()
+        .await;
+    r.expect(507, Some("UNSUPPORTED"));
+    // The client is told it is the reserve, not a full disk, and not where
+    // the data directory is.
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(
+        body.contains("MiB would be left free") && !body.contains("storage is full"),
+        "{body}"
+    );
+    assert!(!body.contains(&*s.data_dir().to_string_lossy()), "{body}");
+    // The empty blob adds no bytes, and is stored.
+    let empty = Algorithm::Sha256.digest_of(b"");
     s.req(
         Method::POST,
-        &format!("/v2/org/full/blobs/uploads/?digest={d}"),
+        &format!("/v2/org/full/blobs/uploads/?digest={empty}"),
     )
     .await
-    .body(small)
     .send()
     .await
-    .expect(507, Some("UNSUPPORTED"));
+    .expect(201, None);
+    s.head(&format!("/v2/org/full/blobs/{empty}"))
+        .await
+        .expect(200, None);
     let r = s
         .req(Method::POST, "/v2/org/full/blobs/uploads/")
         .await
