@@ -182,13 +182,21 @@ impl Auth {
         match creds {
             Credentials::None => Ok(Caller::Anonymous),
             Credentials::Malformed => Err(Rejected::Credentials),
-            Credentials::Bearer(t) => match &self.verifier {
-                Some(v) => v
-                    .verify(t.expose())
-                    .map(|c| Caller::Token(Box::new(c)))
-                    .map_err(|_| Rejected::Credentials),
-                None => Err(Rejected::Credentials),
-            },
+            Credentials::Bearer(t) => {
+                let claims = match &self.verifier {
+                    Some(v) => v.verify(t.expose()).map_err(|_| Rejected::Credentials)?,
+                    None => return Err(Rejected::Credentials),
+                };
+                // An own token names a user of the htpasswd file: once that
+                // user is removed, the token proves nothing any more.
+                if self.issuer.is_some()
+                    && !claims.sub.is_empty()
+                    && !self.users.exists(&claims.sub).await
+                {
+                    return Err(Rejected::Credentials);
+                }
+                Ok(Caller::Token(Box::new(claims)))
+            }
             Credentials::Basic { user, password } => {
                 if let Some(ip) = ip {
                     self.throttle

@@ -147,6 +147,13 @@ impl Users {
         h.finalize().into()
     }
 
+    /// Whether `user` is in the file as it is now (re-read if it changed).
+    pub async fn exists(&self, user: &str) -> bool {
+        self.refresh().await;
+        let l = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        l.file.get(user).is_some()
+    }
+
     /// Whether `password` is `user`'s. Takes bcrypt time for unknown users too.
     pub async fn verify(&self, user: &str, password: &Secret) -> bool {
         self.refresh().await;

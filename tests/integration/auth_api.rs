@@ -814,6 +814,53 @@ async fn a_changed_htpasswd_file_takes_effect_without_restart() {
     .expect(401, None);
 }
 
+/// Regression: a token of Marina's own kept working after its user was removed
+/// from the htpasswd file, until it expired.
+#[tokio::test]
+async fn a_removed_users_tokens_stop_working_and_others_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_secure(standard_auth(dir.path(), AuthScheme::Token), None, |_| {}).await;
+    let scope = ["repository:team/app:pull"];
+    let writer = bearer(&s, Some(("writer", "writer-pw")), &scope).await;
+    let reader = bearer(&s, Some(("reader", "reader-pw")), &scope).await;
+    for t in [&writer, &reader] {
+        send(&s, Method::GET, "/v2/team/app/tags/list", Some(t), None)
+            .await
+            .expect(404, Some("NAME_UNKNOWN"));
+    }
+    write_htpasswd(
+        dir.path(),
+        &[("admin", "admin-pw"), ("reader", "reader-pw")],
+    );
+    let mut refused = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let r = send(
+            &s,
+            Method::GET,
+            "/v2/team/app/tags/list",
+            Some(&writer),
+            None,
+        )
+        .await;
+        if r.status == 401 {
+            r.expect(401, Some("UNAUTHORIZED"));
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the removed user's token was never refused");
+    send(
+        &s,
+        Method::GET,
+        "/v2/team/app/tags/list",
+        Some(&reader),
+        None,
+    )
+    .await
+    .expect(404, Some("NAME_UNKNOWN"));
+}
+
 /// Embedded under a path prefix with access control on, what the guard and the
 /// catalog write into headers carries the prefix: the challenge's realm names the
 /// token endpoint under the prefix, and the catalog's `Link` the next page there.
