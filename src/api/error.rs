@@ -125,7 +125,10 @@ impl From<RegistryError> for ApiError {
                 ApiError::bad_request(ErrorCode::ManifestInvalid, msg)
             }
             E::ManifestInvalid(_) => ApiError::bad_request(ErrorCode::ManifestInvalid, msg),
-            E::ManifestBlobUnknown(missing) => {
+            E::ManifestBlobUnknown(mut missing) => {
+                // A digest referenced twice (config and layer) is missing once.
+                let mut seen = std::collections::HashSet::new();
+                missing.retain(|d| seen.insert(d.clone()));
                 // Bounded: an error is never larger than the request that caused it.
                 const SHOWN: usize = 10;
                 let count = missing.len();

@@ -12,6 +12,14 @@ use super::Digest;
 /// Longest media type (RFC 6838: type and subtype of at most 127 characters).
 pub const MAX_MEDIA_TYPE_LEN: usize = 255;
 
+/// What a manifest said its `schemaVersion` was, for an error message.
+fn schema_version_found(v: &Option<i64>) -> String {
+    match v {
+        Some(v) => format!("unsupported schemaVersion {v}"),
+        None => "schemaVersion is missing".to_string(),
+    }
+}
+
 /// Why a manifest body is rejected before its references are even looked at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
@@ -19,7 +27,7 @@ pub enum ManifestError {
     #[error("manifest is not valid JSON: {0}")]
     NotJson(String),
     /// `schemaVersion` is missing or not 2.
-    #[error("unsupported schemaVersion {0:?}; only 2 is accepted")]
+    #[error("{}; only 2 is accepted", schema_version_found(.0))]
     SchemaVersion(Option<i64>),
     /// The Content-Type of the request disagrees with the `mediaType` field.
     #[error(
@@ -185,13 +193,21 @@ impl ManifestView {
                 bad.digest
             )));
         }
-        let artifact_type = raw.artifact_type.clone().or_else(|| {
-            if is_index {
-                None
-            } else {
-                raw.config.as_ref().map(|c| c.media_type.clone())
-            }
-        });
+        // Empty counts as missing: an image manifest's artifact type is then
+        // its config's media type, an index has none (spec, "Listing
+        // referrers").
+        let artifact_type = raw
+            .artifact_type
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| {
+                if is_index {
+                    None
+                } else {
+                    raw.config.as_ref().map(|c| c.media_type.clone())
+                }
+            })
+            .filter(|t| !t.is_empty());
         // Stored and indexed as text by the metadata stores (PostgreSQL refuses
         // NUL in text): refused here, the same on every backend.
         if let Some(t) = &artifact_type {
@@ -303,6 +319,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v.artifact_type.as_deref(), Some("application/x-sbom"));
+    }
+
+    /// Regression: `"artifactType": ""` was listed by the referrers API as
+    /// `""` instead of the config's media type (image) or nothing (index).
+    #[test]
+    fn an_empty_artifact_type_counts_as_missing() {
+        let v = ManifestView::parse(image(r#","artifactType":"""#).as_bytes(), None).unwrap();
+        assert_eq!(
+            v.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","artifactType":"","manifests":[]}}"#,
+            media_types::OCI_INDEX
+        );
+        let v = ManifestView::parse(body.as_bytes(), None).unwrap();
+        assert_eq!(v.artifact_type, None);
+    }
+
+    #[test]
+    fn schema_version_errors_read_as_text() {
+        for (body, said) in [
+            (
+                r#"{"schemaVersion":1}"#,
+                "unsupported schemaVersion 1; only 2 is accepted",
+            ),
+            (
+                r#"{"layers":[]}"#,
+                "schemaVersion is missing; only 2 is accepted",
+            ),
+        ] {
+            let e = ManifestView::parse(body.as_bytes(), None).unwrap_err();
+            assert_eq!(e.to_string(), said);
+        }
     }
 
     #[test]

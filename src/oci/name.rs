@@ -34,6 +34,20 @@ pub enum NameError {
     InvalidTag(String),
 }
 
+/// `s` as an error message quotes it: whole up to a little past the longest
+/// valid name, cut short beyond (an error stays small whatever was sent).
+fn shown(s: &str) -> String {
+    const KEPT: usize = 300;
+    if s.len() <= KEPT {
+        return s.to_string();
+    }
+    let mut end = KEPT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len())
+}
+
 /// A repository name (`<name>` in the spec).
 ///
 /// Grammar: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`,
@@ -91,7 +105,7 @@ impl FromStr for RepoName {
     type Err = NameError;
     fn from_str(s: &str) -> Result<Self, NameError> {
         if s.is_empty() || s.len() > MAX_NAME_LEN || !s.split('/').all(is_path_component) {
-            return Err(NameError::InvalidName(s.to_string()));
+            return Err(NameError::InvalidName(shown(s)));
         }
         Ok(RepoName(s.to_string()))
     }
@@ -127,7 +141,7 @@ impl FromStr for Tag {
         if ok {
             Ok(Tag(s.to_string()))
         } else {
-            Err(NameError::InvalidTag(s.to_string()))
+            Err(NameError::InvalidTag(shown(s)))
         }
     }
 }
@@ -176,6 +190,21 @@ mod tests {
         }
         assert!("a".repeat(MAX_NAME_LEN).parse::<RepoName>().is_ok());
         assert!("a".repeat(MAX_NAME_LEN + 1).parse::<RepoName>().is_err());
+    }
+
+    /// Regression: a 5 KB name was quoted whole in its `NAME_INVALID` message.
+    #[test]
+    fn errors_quote_a_long_input_cut_short() {
+        let long = "a".repeat(5000);
+        let e = long.parse::<RepoName>().unwrap_err().to_string();
+        assert!(e.len() < 600 && e.contains("(5000 bytes)"), "{e}");
+        let e = format!("{}é", "t".repeat(299))
+            .parse::<Tag>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(301 bytes)"), "{e}");
+        let e = "Bad".parse::<RepoName>().unwrap_err().to_string();
+        assert!(e.contains("\"Bad\""), "{e}");
     }
 
     #[test]

@@ -445,6 +445,27 @@ async fn a_manifest_pushed_with_a_non_manifest_content_type_is_refused_and_not_s
     s.push_manifest("ct/app", "v1", OCI_MANIFEST, &m).await;
 }
 
+/// Regression: a digest missing as both config and layer was listed twice,
+/// with a count of 2.
+#[tokio::test]
+async fn a_missing_digest_referenced_twice_is_reported_once() {
+    let s = TestServer::start().await;
+    let gone = Algorithm::Sha256.digest_of(b"never pushed");
+    let m = image_manifest(&gone, 12, &[(&gone, 12)], None, None);
+    let r = s
+        .put_manifest("/v2/twice/app/manifests/v1", OCI_MANIFEST, m)
+        .await;
+    r.expect(400, Some("MANIFEST_BLOB_UNKNOWN"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let detail = &v["errors"][0]["detail"];
+    assert_eq!(detail["count"], 1, "{v}");
+    assert_eq!(
+        detail["missing"],
+        serde_json::json!([gone.to_string()]),
+        "{v}"
+    );
+}
+
 /// Regression: a manifest naming 20,000 missing layers got a 2.9 MB
 /// `MANIFEST_BLOB_UNKNOWN` body listing every digest twice.
 #[tokio::test]
