@@ -99,7 +99,8 @@ pub(crate) async fn push_referrer(
     let desc = Desc::of(mt, &body);
     cx.push_manifest(repo, &desc.digest.to_string(), &body, mt)
         .await?;
-    let derived = match (artifact_type, index) {
+    // An empty artifactType counts as missing (spec, "Listing Referrers").
+    let derived = match (artifact_type.filter(|a| !a.is_empty()), index) {
         (Some(a), _) => Some(a.to_string()),
         (None, false) => Some(config.media_type.clone()),
         (None, true) => None,
@@ -342,6 +343,8 @@ async fn exact_set(cx: &Ctx) -> Step<Verdict> {
             true,
         )
         .await?,
+        push_referrer(cx, &repo, &subject, &config, Some(""), false).await?,
+        push_referrer(cx, &repo, &subject, &config, Some(""), true).await?,
     ];
     let (listed, _, _) = list_referrers(cx, &repo, &subject.digest, None).await?;
     judge(&listed, &pushed).map_err(|(r, why)| cx.fail(r, why))?;
