@@ -69,7 +69,8 @@ pub fn parse_range(header: Option<&str>, size: u64) -> ByteRange {
 
 /// What [`parse_content_range`] reads, for schemas: blank (no range), or
 /// `<start>-<end>`, optionally after `bytes=` or `bytes ` and before `/<total>`.
-pub const CONTENT_RANGE_PATTERN: &str = r"^\s*((bytes=\s*)?(bytes \s*)?[0-9]+-[0-9]+(/.*)?)?\s*$";
+pub const CONTENT_RANGE_PATTERN: &str =
+    r"^\s*((bytes=\s*)?(bytes \s*)?[0-9]+-[0-9]+(/(\*|[0-9]+))?)?\s*$";
 
 /// Parses a chunk's `Content-Range`. The spec's form is `<start>-<end>`; the
 /// RFC-style `bytes <start>-<end>/<total>` that some clients send is accepted too.
@@ -84,10 +85,14 @@ pub fn parse_content_range(header: Option<&str>) -> Result<Option<ChunkRange>, S
             v = rest.trim();
         }
     }
-    if let Some((range, _total)) = v.split_once('/') {
+    let bad = || format!("invalid Content-Range {raw:?}: expected <start>-<end>");
+    if let Some((range, total)) = v.split_once('/') {
+        // RFC 9110's complete length: digits, or `*` for unknown.
+        if total != "*" && (total.is_empty() || !total.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(bad());
+        }
         v = range;
     }
-    let bad = || format!("invalid Content-Range {raw:?}: expected <start>-<end>");
     let (s, e) = v.split_once('-').ok_or_else(bad)?;
     let parse = |x: &str| -> Result<u64, String> {
         if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
@@ -211,8 +216,44 @@ mod tests {
         );
         assert_eq!(parse_content_range(None).unwrap(), None);
         assert_eq!(parse_content_range(Some(" ")).unwrap(), None);
-        for bad in ["5", "a-b", "-5", "5-", "1-2-3"] {
+        assert_eq!(
+            parse_content_range(Some("bytes 0-3/*")).unwrap(),
+            Some(ChunkRange { start: 0, end: 3 })
+        );
+        // Regression: anything after a `/` was taken for a length.
+        for bad in [
+            "5", "a-b", "-5", "5-", "1-2-3", "0-3/]gBh", "0-3/", "0-3/1/2",
+        ] {
             assert!(parse_content_range(Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The schema's pattern takes what the parser takes (schemathesis found
+    /// them apart).
+    #[test]
+    fn the_pattern_agrees_with_the_parser() {
+        let pattern = regex::Regex::new(CONTENT_RANGE_PATTERN).unwrap();
+        for h in [
+            "0-99",
+            "bytes 5-9/10",
+            "bytes 0-3/*",
+            "bytes=0-3",
+            " 1-2 ",
+            "",
+            "5",
+            "a-b",
+            "-5",
+            "5-",
+            "1-2-3",
+            "0-3/]gBh",
+            "0-3/",
+            "0-3/1/2",
+        ] {
+            assert_eq!(
+                pattern.is_match(h),
+                parse_content_range(Some(h)).is_ok(),
+                "{h:?}"
+            );
         }
     }
 
