@@ -72,8 +72,12 @@ impl Auth {
             return Err(LoginRefused::Credentials);
         }
         let access = self.grants_of(who, scopes);
+        let entry = match subject.as_deref() {
+            Some(u) => self.users.entry_tag(u).await.unwrap_or_default(),
+            None => String::new(),
+        };
         issuer
-            .issue(subject.as_deref(), access, now())
+            .issue(subject.as_deref(), &entry, access, now())
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot sign a token");
                 LoginRefused::Signing

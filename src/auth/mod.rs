@@ -187,13 +187,18 @@ impl Auth {
                     Some(v) => v.verify(t.expose()).map_err(|_| Rejected::Credentials)?,
                     None => return Err(Rejected::Credentials),
                 };
-                // An own token names a user of the htpasswd file: once that
-                // user is removed, the token proves nothing any more.
-                if self.issuer.is_some()
-                    && !claims.sub.is_empty()
-                    && !self.users.exists(&claims.sub).await
-                {
-                    return Err(Rejected::Credentials);
+                // An own token names a user of the htpasswd file, as the
+                // file was when it was issued: once that user is removed or
+                // their password changed, it proves nothing any more. (Tokens
+                // of builds before the tag carry none, and end at expiry.)
+                if self.issuer.is_some() && !claims.sub.is_empty() {
+                    match self.users.entry_tag(&claims.sub).await {
+                        None => return Err(Rejected::Credentials),
+                        Some(tag) if !claims.entry.is_empty() && tag != claims.entry => {
+                            return Err(Rejected::Credentials)
+                        }
+                        Some(_) => {}
+                    }
                 }
                 Ok(Caller::Token(Box::new(claims)))
             }

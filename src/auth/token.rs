@@ -58,6 +58,10 @@ pub struct Claims {
     /// What the token grants.
     #[serde(default)]
     pub access: Vec<Access>,
+    /// Marina's own tokens: the tag of the user's htpasswd entry when it was
+    /// issued (see `Users::entry_tag`); empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub entry: String,
 }
 
 impl Claims {
@@ -125,14 +129,18 @@ pub fn now() -> u64 {
 }
 
 impl Issuer {
-    /// Signs a token for `subject` (None: anonymous) granting `access`.
+    /// Signs a token for `subject` (None: anonymous) granting `access`, bound
+    /// to `entry`, the tag of the subject's htpasswd entry (`Users::entry_tag`;
+    /// empty for none).
     pub fn issue(
         &self,
         subject: Option<&str>,
+        entry: &str,
         access: Vec<Access>,
         now: u64,
     ) -> Result<Issued, String> {
         let claims = Claims {
+            entry: entry.to_string(),
             iss: self.issuer.clone(),
             sub: subject.unwrap_or("").to_string(),
             aud: Audience::One(self.service.clone()),
@@ -265,12 +273,14 @@ mod tests {
         let t = issuer
             .issue(
                 Some("alice"),
+                "0123456789abcdef",
                 vec![repo_access("org/app", &["pull", "push"])],
                 now(),
             )
             .unwrap();
         let c = verifier.verify(&t.token).unwrap();
         assert_eq!(c.sub, "alice");
+        assert_eq!(c.entry, "0123456789abcdef");
         assert_eq!(c.grants("org/app").to_string(), "pull,push");
         assert!(c.grants("org/other").is_empty());
     }
@@ -279,10 +289,10 @@ mod tests {
     fn expired_forged_and_foreign_tokens_are_refused() {
         let config = TokenConfig::default();
         let (issuer, verifier) = own(&config).unwrap();
-        let old = issuer.issue(Some("a"), vec![], now() - 3600).unwrap();
+        let old = issuer.issue(Some("a"), "", vec![], now() - 3600).unwrap();
         assert!(verifier.verify(&old.token).unwrap_err().contains("Expired"));
         let (other, _) = own(&config).unwrap();
-        let forged = other.issue(Some("a"), vec![], now()).unwrap();
+        let forged = other.issue(Some("a"), "", vec![], now()).unwrap();
         assert!(verifier
             .verify(&forged.token)
             .unwrap_err()
@@ -292,9 +302,9 @@ mod tests {
             ..TokenConfig::default()
         })
         .unwrap();
-        let foreign = elsewhere.issue(Some("a"), vec![], now()).unwrap();
+        let foreign = elsewhere.issue(Some("a"), "", vec![], now()).unwrap();
         assert!(verifier.verify(&foreign.token).is_err());
-        let good = issuer.issue(Some("a"), vec![], now()).unwrap();
+        let good = issuer.issue(Some("a"), "", vec![], now()).unwrap();
         let mut tampered = good.token.clone();
         tampered.insert(tampered.find('.').unwrap() + 3, 'x');
         assert!(verifier.verify(&tampered).is_err());
@@ -314,7 +324,7 @@ mod tests {
         };
         let (first, _) = own(&config).unwrap();
         let (_, second) = own(&config).unwrap();
-        let t = first.issue(None, vec![], now()).unwrap();
+        let t = first.issue(None, "", vec![], now()).unwrap();
         assert_eq!(second.verify(&t.token).unwrap().sub, "");
         let public = dir.path().join("pub.pem");
         std::fs::write(
@@ -343,7 +353,7 @@ mod tests {
     #[test]
     fn debug_hides_tokens() {
         let (issuer, _) = own(&TokenConfig::default()).unwrap();
-        let t = issuer.issue(None, vec![], now()).unwrap();
+        let t = issuer.issue(None, "", vec![], now()).unwrap();
         assert!(!format!("{t:?}").contains(&t.token[..10]));
     }
 }
