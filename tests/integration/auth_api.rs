@@ -838,7 +838,8 @@ async fn tokens_end_when_their_user_is_removed_or_their_password_changes() {
     for t in [&writer, &reader, &admin] {
         assert_eq!(status(t.clone()).await, 404);
     }
-    // writer removed, reader's password changed, admin's entry kept.
+    // writer removed, reader's password changed (admin's entry is hashed
+    // again, with a new salt).
     write_htpasswd(
         dir.path(),
         &[("admin", "admin-pw"), ("reader", "new-reader-pw")],
