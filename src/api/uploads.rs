@@ -195,7 +195,19 @@ impl UploadsApi {
             .0
             .map_or(Algorithm::Sha256, |DigestAlgorithm(a)| a);
         if let Some(d) = mount.0 {
-            let from = from.as_deref().and_then(|f| f.parse::<RepoName>().ok());
+            // An empty `from` is no `from`; one that names no repository has
+            // nothing to mount from, so the client gets a session (202), as
+            // for any mount that cannot be made.
+            let from = match from.as_deref().filter(|f| !f.is_empty()) {
+                None => None,
+                Some(f) => match f.parse::<RepoName>() {
+                    Ok(name) => Some(name),
+                    Err(_) => {
+                        let id = self.0.start_upload(&repo, algorithm).await?;
+                        return Ok(accepted(&repo, id, 0));
+                    }
+                },
+            };
             // With access control on, the source must be one the caller may pull.
             let access = req
                 .extensions()

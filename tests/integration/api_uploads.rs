@@ -404,6 +404,30 @@ async fn mounts_from_a_repository_anonymously_and_of_missing_blobs() {
     .send()
     .await
     .expect(202, None);
+    // Regression: a `from` naming no repository was ignored, and the blob
+    // mounted from wherever it was. Nothing can come from there: 202.
+    for bad in ["A%2FB", "source%2F", "..", "%FF"] {
+        s.req(
+            Method::POST,
+            &format!("/v2/badfrom/blobs/uploads/?mount={d}&from={bad}"),
+        )
+        .await
+        .send()
+        .await
+        .expect(202, None);
+    }
+    s.head(&format!("/v2/badfrom/blobs/{d}"))
+        .await
+        .expect(404, None);
+    // An empty `from` is no `from` (an anonymous mount).
+    s.req(
+        Method::POST,
+        &format!("/v2/emptyfrom/blobs/uploads/?mount={d}&from="),
+    )
+    .await
+    .send()
+    .await
+    .expect(201, None);
 }
 
 /// Bodies are written in batches of about 1 MiB, small frames copied together and
