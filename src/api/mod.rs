@@ -288,6 +288,25 @@ fn allow_without(allow: &str, method: &str) -> String {
         .join(", ")
 }
 
+/// The answer to a HEAD made from the GET's: the same head, no body, and a
+/// `Content-Length` saying how long the GET's body is (RFC 9110 §9.3.2). The
+/// GETs answered this way send small JSON documents (lists, errors); a
+/// response with no body of its own kind (204, 304) gets no length.
+async fn head_of(resp: Response) -> Response {
+    use poem::http::{header::CONTENT_LENGTH, StatusCode};
+    let (mut parts, body) = resp.into_parts();
+    let no_body = matches!(
+        parts.status,
+        StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+    );
+    if !no_body && !parts.headers.contains_key(CONTENT_LENGTH) {
+        if let Ok(bytes) = body.into_bytes().await {
+            parts.headers.insert(CONTENT_LENGTH, bytes.len().into());
+        }
+    }
+    Response::from_parts(parts, poem::Body::empty())
+}
+
 /// Answers [`direct`] endpoints itself, rewrites the path and calls the generated
 /// routes for the others, and adds the operator's `Warning` headers to both.
 async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry>) -> Response {
@@ -306,6 +325,16 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry
         None => route::route(req.method().as_str(), req.uri().path(), req.uri().query()),
     };
     let method = req.method().clone();
+    // A HEAD the table has no handler of its own for is answered as the GET,
+    // its body then dropped and its length kept (see `head_of`).
+    let head = method == poem::http::Method::HEAD
+        && !matches!(
+            routed.endpoint,
+            route::Endpoint::HeadManifest { .. } | route::Endpoint::HeadBlob { .. }
+        );
+    if head {
+        req.set_method(poem::http::Method::GET);
+    }
     let mut resp = match direct(&routed.endpoint, &mut req, registry).await {
         Some(resp) => resp,
         None => {
@@ -319,6 +348,9 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry
             }
         }
     };
+    if head {
+        resp = head_of(resp).await;
+    }
     if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
         && !resp.headers().contains_key("allow")
     {

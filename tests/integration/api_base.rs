@@ -165,3 +165,34 @@ async fn a_warning_rules_star_matches_one_path_segment_only() {
     let deeper = s.get("/v2/legacy/team/app/tags/list").await;
     assert_eq!(deeper.header("warning"), None, "{}", deeper.describe());
 }
+
+/// Regression: a HEAD of a JSON endpoint (the base, lists, referrers, health,
+/// metrics) came without `Content-Length`, where the GET sends one; RFC 9110
+/// §9.3.2 has HEAD send the GET's header fields.
+#[tokio::test]
+async fn head_answers_carry_the_length_the_get_would_send() {
+    let s = TestServer::start().await;
+    let (_, d) = s.push_image("heads/app", "v1", "x").await;
+    for path in [
+        "/v2/".to_string(),
+        "/v2/_catalog".to_string(),
+        "/v2/heads/app/tags/list".to_string(),
+        "/v2/heads/app/tags/list?n=0".to_string(),
+        format!("/v2/heads/app/referrers/{d}"),
+        "/v2/nothing/here/tags/list".to_string(),
+        "/v2/_marina/list/repositories".to_string(),
+        "/healthz".to_string(),
+        "/readyz".to_string(),
+    ] {
+        let get = s.get(&path).await;
+        let head = s.head(&path).await;
+        assert_eq!(head.status, get.status, "{path}: {}", head.describe());
+        assert!(head.body.is_empty(), "{path}: {}", head.describe());
+        assert_eq!(
+            head.header("content-length"),
+            Some(get.body.len().to_string().as_str()),
+            "{path}: {}",
+            head.describe()
+        );
+    }
+}
