@@ -313,6 +313,21 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry
     // Mounted under a prefix (poem's `nest`), the URI we see lacks it; the
     // `Location` and `Link` headers we send must carry it.
     let prefix = mount_prefix(req.original_uri().path(), req.uri().path());
+    // RFC 9112 §3.2: a request with more than one Host line is answered 400
+    // (two servers could each take a different one for the target).
+    if req
+        .headers()
+        .get_all(poem::http::header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return ApiError::bad_request(
+            crate::oci::ErrorCode::Unsupported,
+            "a request carries at most one Host header (RFC 9112 §3.2)",
+        )
+        .into_response();
+    }
     if req.uri().path() == "/" {
         // People who open the registry's address in a browser get the API docs.
         return Response::builder()

@@ -80,10 +80,19 @@ async fn invalid_repository_names_are_rejected_before_storage() {
 
 /// Sends a request line exactly as written (HTTP clients normalise `..` away).
 async fn raw_get(s: &TestServer, path: &str) -> String {
+    let addr = s.url.trim_start_matches("http://");
+    raw(
+        s,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+/// Sends `req` as it is and returns the whole answer.
+async fn raw(s: &TestServer, req: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = s.url.trim_start_matches("http://");
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     conn.write_all(req.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     conn.read_to_end(&mut out).await.unwrap();
@@ -195,4 +204,26 @@ async fn head_answers_carry_the_length_the_get_would_send() {
             head.describe()
         );
     }
+}
+
+/// Regression: a request with two `Host` lines was served (RFC 9112 §3.2 says
+/// 400: two servers in a chain could each take a different one).
+#[tokio::test]
+async fn a_request_with_two_host_lines_is_refused() {
+    let s = TestServer::start().await;
+    let addr = s.url.trim_start_matches("http://");
+    let answer = raw(
+        &s,
+        &format!(
+            "GET /v2/ HTTP/1.1\r\nHost: {addr}\r\nHost: elsewhere\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains(r#"{"errors":[{"code":"UNSUPPORTED""#),
+        "{answer}"
+    );
+    // One Host line is served as before.
+    assert!(raw_get(&s, "/v2/").await.starts_with("HTTP/1.1 200"));
 }
