@@ -134,6 +134,16 @@ pub fn operations_app(registry: Arc<Registry>, server: &Config) -> impl Endpoint
     );
     Route::new()
         .nest("/", ops)
+        // As on the main address (see `dispatch`): a HEAD is the GET without
+        // its body, with its length.
+        .around(|ep, mut req| async move {
+            let head = req.method() == poem::http::Method::HEAD;
+            if head {
+                req.set_method(poem::http::Method::GET);
+            }
+            let resp = ep.call(req).await?;
+            Ok(if head { head_of(resp).await } else { resp })
+        })
         .with(observe::Observer::new(registry, server))
 }
 
@@ -401,4 +411,46 @@ async fn dispatch<E: Endpoint>(ep: &E, mut req: Request, registry: &Arc<Registry
         }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: on the operations address (`metrics_listen`) a HEAD went
+    /// through poem's GET-for-HEAD and lost the GET's `Content-Length`.
+    #[tokio::test]
+    async fn the_operations_address_answers_head_with_the_length_of_its_get() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::ephemeral(dir.path());
+        let registry = Arc::new(Registry::open(config.registry.clone()).unwrap());
+        let app = operations_app(registry, &config);
+        let ask = |method: poem::http::Method| {
+            Request::builder()
+                .method(method)
+                .uri(Uri::from_static("/healthz"))
+                .finish()
+        };
+        let get = app
+            .call(ask(poem::http::Method::GET))
+            .await
+            .unwrap()
+            .into_response();
+        assert_eq!(get.status(), poem::http::StatusCode::OK);
+        let body = get.into_body().into_bytes().await.unwrap();
+        assert!(!body.is_empty());
+        let head = app
+            .call(ask(poem::http::Method::HEAD))
+            .await
+            .unwrap()
+            .into_response();
+        assert_eq!(head.status(), poem::http::StatusCode::OK);
+        assert_eq!(
+            head.headers()
+                .get(poem::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()),
+            Some(body.len().to_string().as_str())
+        );
+        assert!(head.into_body().into_bytes().await.unwrap().is_empty());
+    }
 }
