@@ -424,26 +424,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::Config::ephemeral(dir.path());
         let registry = Arc::new(Registry::open(config.registry.clone()).unwrap());
-        let app = operations_app(registry, &config);
-        let ask = |method: poem::http::Method| {
-            Request::builder()
+        let app = &operations_app(registry, &config);
+        let ask = |method: poem::http::Method| async move {
+            let req = Request::builder()
                 .method(method)
                 .uri(Uri::from_static("/healthz"))
-                .finish()
+                .finish();
+            app.call(req).await.unwrap().into_response()
         };
-        let get = app
-            .call(ask(poem::http::Method::GET))
-            .await
-            .unwrap()
-            .into_response();
+        let get = ask(poem::http::Method::GET).await;
         assert_eq!(get.status(), poem::http::StatusCode::OK);
         let body = get.into_body().into_bytes().await.unwrap();
         assert!(!body.is_empty());
-        let head = app
-            .call(ask(poem::http::Method::HEAD))
-            .await
-            .unwrap()
-            .into_response();
+        let head = ask(poem::http::Method::HEAD).await;
         assert_eq!(head.status(), poem::http::StatusCode::OK);
         assert_eq!(
             head.headers()
