@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use sha2::{Digest as _, Sha256};
+
 /// A bcrypt hash; its `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BcryptHash(String);
@@ -31,6 +33,8 @@ impl fmt::Debug for BcryptHash {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Htpasswd {
     entries: HashMap<String, BcryptHash>,
+    /// Each entry's tag (see [`Htpasswd::tag`]), made once per read of the file.
+    tags: HashMap<String, String>,
 }
 
 const BCRYPT_PREFIXES: [&str; 4] = ["$2y$", "$2b$", "$2a$", "$2x$"];
@@ -66,7 +70,21 @@ impl Htpasswd {
                 return Err(format!("line {n}: user {user:?} appears twice"));
             }
         }
-        Ok(Htpasswd { entries })
+        let tags = entries
+            .iter()
+            .map(|(user, hash)| {
+                let digest = Sha256::digest(hash.as_str().as_bytes());
+                (user.clone(), hex::encode(&digest[..8]))
+            })
+            .collect();
+        Ok(Htpasswd { entries, tags })
+    }
+
+    /// A short tag of `user`'s entry: 64 bits of a SHA-256 of its bcrypt hash,
+    /// which tells nothing about the password but changes with it (tokens
+    /// carry it, see `Users::entry_tag`).
+    pub fn tag(&self, user: &str) -> Option<&str> {
+        self.tags.get(user).map(String::as_str)
     }
 
     /// The hash of `user`, if present.

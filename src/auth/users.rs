@@ -147,16 +147,13 @@ impl Users {
         h.finalize().into()
     }
 
-    /// A short tag of `user`'s entry in the file as it is now (re-read if it
-    /// changed), `None` when the user is not there. Tokens carry it, so that
-    /// a changed password or a removed user ends them. A hash of the bcrypt
-    /// hash, cut to 64 bits: it tells nothing about the password.
+    /// The tag of `user`'s entry in the file as it is now (re-read if it
+    /// changed; see [`Htpasswd::tag`]), `None` when the user is not there.
+    /// Tokens carry it, so that a changed password or a removed user ends them.
     pub async fn entry_tag(&self, user: &str) -> Option<String> {
         self.refresh().await;
         let l = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-        let hash = l.file.get(user)?;
-        let digest = Sha256::digest(hash.as_str().as_bytes());
-        Some(hex::encode(&digest[..8]))
+        l.file.tag(user).map(str::to_string)
     }
 
     /// Whether `password` is `user`'s. Takes bcrypt time for unknown users too.
