@@ -178,7 +178,7 @@ fn spawn(start: Start, from: u64, reached: Arc<Mutex<(u64, Hasher)>>) -> Lane {
     let (tx, mut rx) = mpsc::channel::<Batch>(QUEUED_BATCHES);
     let (done, handed) = oneshot::channel();
     // Detached: the hasher comes back through `done`.
-    let _ = super::lane_thread::start("marina-hash", move || {
+    let _ = super::lane_thread::start(move || {
         let mut hasher = match start {
             Start::Have(hasher) => hasher,
             // The thread before stopped (it panicked): so does this one.

@@ -183,7 +183,7 @@ impl BodyWriter {
         self.write = match self.write {
             Stage::Ready(staging) => {
                 let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
-                let task = lane_thread::start("marina-write", move || write_batches(staging, rx));
+                let task = lane_thread::start(move || write_batches(staging, rx));
                 Stage::Busy(tx, task)
             }
             busy => busy,
