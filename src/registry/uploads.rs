@@ -64,6 +64,10 @@ struct Open {
 
 type OpenMap = HashMap<String, Arc<tokio::sync::Mutex<Open>>>;
 
+fn lock_map(open: &Mutex<OpenMap>) -> std::sync::MutexGuard<'_, OpenMap> {
+    open.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The upload sessions of one registry.
 pub struct UploadSessions {
     blobs: Arc<dyn BlobStore>,
@@ -74,7 +78,8 @@ pub struct UploadSessions {
     ttl: Duration,
     /// Signs and reads session ids, with the store's key once read.
     ids: tokio::sync::OnceCell<Arc<SessionIds>>,
-    open: Mutex<OpenMap>,
+    /// Sessions with a request in progress or a staging area kept open here.
+    open: Arc<Mutex<OpenMap>>,
 }
 
 /// A chunk's claimed position, from `Content-Range: <start>-<end>`.
@@ -109,7 +114,7 @@ impl UploadSessions {
             clock,
             ttl,
             ids: tokio::sync::OnceCell::new(),
-            open: Mutex::new(HashMap::new()),
+            open: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -154,7 +159,7 @@ impl UploadSessions {
     }
 
     fn open_map(&self) -> std::sync::MutexGuard<'_, OpenMap> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
+        lock_map(&self.open)
     }
 
     fn entry(&self, id: &str) -> Arc<tokio::sync::Mutex<Open>> {
@@ -372,24 +377,34 @@ impl UploadSessions {
             self.release(guard, staged);
             return Err(e);
         }
-        let expected = digest.clone();
-        let outcome = blocking(move || verify_and_publish(staged, &expected)).await;
-        // Finished either way: a mismatch removes the session too.
-        let removed = self.meta.remove_upload(&record.id).await;
-        if outcome.is_err() {
-            let blobs = self.blobs.clone();
-            let _ = blocking(move || {
-                blobs.discard_staging(&record.id);
-                Ok(())
-            })
-            .await;
-        }
-        let result = removed.map_err(RegistryError::from).and(outcome);
-        drop(guard);
-        self.open_map().remove(id);
-        let size = result?;
-        blocking(move || link(size)).await?;
-        Ok(size)
+        // With the whole body in, the close runs to its end on a task of its
+        // own, even if the client goes away meanwhile: cut short between
+        // publishing and removing the record, it left a session whose status
+        // still showed its bytes but that no request could finish, and a
+        // blob not linked to the repository.
+        let (blobs, meta, open) = (self.blobs.clone(), self.meta.clone(), self.open.clone());
+        let (id, expected) = (id.to_string(), digest.clone());
+        let closing = tokio::spawn(async move {
+            let outcome = blocking(move || verify_and_publish(staged, &expected)).await;
+            // Finished either way: a mismatch removes the session too.
+            let removed = meta.remove_upload(&record.id).await;
+            if outcome.is_err() {
+                let _ = blocking(move || {
+                    blobs.discard_staging(&record.id);
+                    Ok(())
+                })
+                .await;
+            }
+            let result = removed.map_err(RegistryError::from).and(outcome);
+            drop(guard);
+            lock_map(&open).remove(&id);
+            let size = result?;
+            blocking(move || link(size)).await?;
+            Ok(size)
+        });
+        closing
+            .await
+            .map_err(|e| RegistryError::Internal(format!("an upload's close failed: {e}")))?
     }
 
     /// [`UploadSessions::finish`] with the whole (small) last chunk at hand:
@@ -1499,6 +1514,75 @@ mod tests {
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
         futures_util::stream::iter(v)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_close_cut_short_after_its_body_still_removes_the_session_and_links_the_blob() {
+        let s = servers();
+        let ttl = Duration::from_secs(60);
+        let blobs: Arc<dyn BlobStore> = Arc::new(s.blobs.clone());
+        let sessions = Arc::new(UploadSessions::new(
+            blobs,
+            s.meta.clone(),
+            s.clock.clone(),
+            ttl,
+        ));
+        let whole = large(5, 3 << 20);
+        let digest = Algorithm::Sha256.digest_of(&whole);
+        let id = sessions.create(&repo(), Algorithm::Sha256).await.unwrap();
+        let first = 1 << 20;
+        sessions
+            .append(
+                &repo(),
+                &id,
+                range(0, first as u64),
+                None,
+                frames(&whole[..first]),
+            )
+            .await
+            .unwrap();
+        let linked = Arc::new(Mutex::new(Vec::new()));
+        let request = {
+            let (sessions, id, digest) = (sessions.clone(), id.clone(), digest.clone());
+            let (rest, link) = (whole[first..].to_vec(), counting_link(&linked));
+            let at = range(first as u64, rest.len() as u64);
+            tokio::spawn(async move {
+                let body = frames(&rest);
+                sessions
+                    .finish(&repo(), &id, &digest, at, None, body, link)
+                    .await
+            })
+        };
+        // The client goes away as soon as the blob is published (watched
+        // without sleeping, so that the close is caught midway).
+        for _ in 0..1_000_000 {
+            if s.blobs.size_of(&digest).await.unwrap().is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        request.abort();
+        for _ in 0..5000 {
+            let closed = s.meta.upload(&id).await.unwrap().is_none();
+            if closed && !linked.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(
+            s.meta.upload(&id).await.unwrap(),
+            None,
+            "the record is gone"
+        );
+        assert_eq!(
+            *linked.lock().unwrap(),
+            vec![whole.len() as u64],
+            "linked once"
+        );
+        assert!(matches!(
+            sessions.status(&repo(), &id).await,
+            Err(RegistryError::UploadUnknown(_))
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread")]
