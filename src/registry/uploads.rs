@@ -60,12 +60,48 @@ struct SessionInfo {
 #[derive(Default)]
 struct Open {
     staged: Option<StagedBlob>,
+    /// When the last request let go of it.
+    released: Option<std::time::Instant>,
 }
+
+/// Most sessions this process keeps a staging area open for between their
+/// requests. Each holds a file (or an object store's upload) open, and a
+/// session a client abandons is kept until it expires (an hour by default):
+/// without a bound, enough abandoned sessions ran the process out of file
+/// descriptors, and every request that opens a file failed. Past the bound,
+/// the sessions idle longest let go of theirs; their next request reopens it
+/// and resumes the hash from the record, as another server would.
+const OPEN_KEPT: usize = 1024;
 
 type OpenMap = HashMap<String, Arc<tokio::sync::Mutex<Open>>>;
 
 fn lock_map(open: &Mutex<OpenMap>) -> std::sync::MutexGuard<'_, OpenMap> {
     open.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Forgets the sessions idle longest (no request holds them) until at most
+/// `keep` are left, or none is idle; returns their staging areas, to be
+/// closed once the map is unlocked.
+fn trim(map: &mut OpenMap, keep: usize) -> Vec<StagedBlob> {
+    let mut idle: Vec<(Option<std::time::Instant>, String)> = map
+        .iter()
+        .filter_map(|(id, open)| Some((open.try_lock().ok()?.released, id.clone())))
+        .collect();
+    idle.sort_unstable();
+    let excess = map.len().saturating_sub(keep);
+    let mut dropped = Vec::new();
+    for (_, id) in idle.into_iter().take(excess) {
+        let Some(open) = map.remove(&id) else {
+            continue;
+        };
+        // Claimed since it was listed: it stays.
+        let Ok(mut held) = open.try_lock() else {
+            map.insert(id, open.clone());
+            continue;
+        };
+        dropped.extend(held.staged.take());
+    }
+    dropped
 }
 
 /// The upload sessions of one registry.
@@ -209,6 +245,14 @@ impl UploadSessions {
     fn release(&self, mut guard: tokio::sync::OwnedMutexGuard<Open>, staged: StagedBlob) {
         staged.staging().unlock();
         guard.staged = Some(staged);
+        guard.released = Some(std::time::Instant::now());
+        drop(guard);
+        let mut map = self.open_map();
+        if map.len() > OPEN_KEPT {
+            let dropped = trim(&mut map, OPEN_KEPT * 3 / 4);
+            drop(map);
+            drop(dropped);
+        }
     }
 
     /// Drops this process's handle on a session no longer open here.
@@ -1514,6 +1558,40 @@ mod tests {
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
         futures_util::stream::iter(v)
+    }
+
+    #[tokio::test]
+    async fn abandoned_sessions_keep_a_bounded_number_of_staging_areas_open() {
+        let s = servers();
+        let mut ids = Vec::new();
+        for i in 0..OPEN_KEPT + 50 {
+            let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+            let chunk = format!("chunk {i}");
+            s.a.append(
+                &repo(),
+                &id,
+                range(0, chunk.len() as u64),
+                None,
+                body(chunk.as_bytes()),
+            )
+            .await
+            .unwrap();
+            ids.push((id, chunk));
+        }
+        let (open, _) = s.a.in_progress();
+        assert!(open <= OPEN_KEPT as u64, "{open} sessions held open");
+        // The first session let go of its staging area; it still finishes.
+        let (id, chunk) = &ids[0];
+        let whole = format!("{chunk} and the rest");
+        let digest = Algorithm::Sha256.digest_of(whole.as_bytes());
+        let rest = &whole.as_bytes()[chunk.len()..];
+        let at = range(chunk.len() as u64, rest.len() as u64);
+        let size =
+            s.a.finish(&repo(), id, &digest, at, None, body(rest), unlinked())
+                .await
+                .unwrap();
+        assert_eq!(size, whole.len() as u64);
+        assert_eq!(s.blobs.size_of(&digest).await.unwrap(), Some(size));
     }
 
     #[tokio::test(flavor = "multi_thread")]
