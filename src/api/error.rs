@@ -189,6 +189,15 @@ impl From<RegistryError> for ApiError {
                 )
                 .with_header("Retry-After", UNAVAILABLE_RETRY_AFTER.into())
             }
+            E::OutOfHandles(cause) => {
+                tracing::error!(%cause, "out of file descriptors: raise the limit (ulimit -n) or lower the load");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unsupported,
+                    "the registry is out of file handles; nothing was stored, retry later",
+                )
+                .with_header("Retry-After", UNAVAILABLE_RETRY_AFTER.into())
+            }
             E::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::new(
@@ -398,7 +407,8 @@ mod tests {
     }
 
     #[test]
-    fn an_unreachable_backend_is_a_503_with_retry_after_and_other_failures_stay_500() {
+    fn an_unreachable_backend_or_no_file_handles_is_a_503_with_retry_after_and_other_failures_stay_500(
+    ) {
         use crate::store::StoreError;
         use std::io;
         let retry_after = |e: &ApiError| {
@@ -411,6 +421,8 @@ mod tests {
             RegistryError::from(StoreError::Unavailable("connection refused".into())),
             RegistryError::from(io::Error::new(io::ErrorKind::TimedOut, "no answer")),
             RegistryError::from(io::Error::new(io::ErrorKind::ConnectionRefused, "refused")),
+            RegistryError::from(io::Error::from_raw_os_error(libc::EMFILE)),
+            RegistryError::from(io::Error::from_raw_os_error(libc::ENFILE)),
         ] {
             let e = ApiError::from(unavailable);
             assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);

@@ -121,6 +121,10 @@ pub enum RegistryError {
     /// not answer in time; the client gets a 503 and may retry.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The process or the system ran out of file descriptors; nothing was
+    /// stored. The client gets a 503 and may retry once load falls.
+    #[error("out of file handles: {0}")]
+    OutOfHandles(String),
 }
 
 impl From<StoreError> for RegistryError {
@@ -143,6 +147,8 @@ impl From<std::io::Error> for RegistryError {
             RegistryError::ReserveKept(reserve.to_string())
         } else if is_storage_full(&e) {
             RegistryError::StorageFull(e.to_string())
+        } else if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+            RegistryError::OutOfHandles(e.to_string())
         } else if crate::store::is_unavailable(&e) {
             RegistryError::Unavailable(e.to_string())
         } else {
