@@ -182,21 +182,11 @@ impl From<RegistryError> for ApiError {
             }
             E::Unavailable(cause) => {
                 tracing::warn!(%cause, "storage unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::Unsupported,
-                    "storage unavailable: a storage backend does not answer; retry later",
-                )
-                .with_header("Retry-After", UNAVAILABLE_RETRY_AFTER.into())
+                retry_later("storage unavailable: a storage backend does not answer; retry later")
             }
             E::OutOfHandles(cause) => {
                 tracing::error!(%cause, "out of file descriptors: raise the limit (ulimit -n) or lower the load");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::Unsupported,
-                    "the registry is out of file handles; nothing was stored, retry later",
-                )
-                .with_header("Retry-After", UNAVAILABLE_RETRY_AFTER.into())
+                retry_later("the registry is out of file handles; nothing was stored, retry later")
             }
             E::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
@@ -213,6 +203,12 @@ impl From<RegistryError> for ApiError {
 /// Seconds a client is asked to wait (`Retry-After`) when a storage backend
 /// does not answer.
 const UNAVAILABLE_RETRY_AFTER: &str = "5";
+
+/// A 503 that asks the client to come back after [`UNAVAILABLE_RETRY_AFTER`].
+fn retry_later(msg: &str) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unsupported, msg)
+        .with_header("Retry-After", UNAVAILABLE_RETRY_AFTER.into())
+}
 
 /// The answer for an upstream that could not supply something: 504 when it
 /// timed out, 429 (with its `Retry-After`) when it throttles, else 502. The
