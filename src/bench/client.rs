@@ -244,6 +244,7 @@ impl BenchClient {
         chunk: u64,
     ) -> Result<()> {
         let mut session = self.start_upload(repo).await?;
+        let source = blob.source();
         let mut offset = 0u64;
         while offset < blob.size {
             let len = chunk.max(1).min(blob.size - offset);
@@ -253,7 +254,7 @@ impl BenchClient {
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(CONTENT_LENGTH, len)
                 .header(CONTENT_RANGE, format!("{}-{}", offset, offset + len - 1))
-                .body(reqwest::Body::wrap_stream(blob.stream(offset, len)))
+                .body(reqwest::Body::wrap_stream(source.stream(offset, len)))
                 .send()
                 .await?;
             if resp.status() != StatusCode::ACCEPTED {
