@@ -55,6 +55,63 @@ fn memory(meminfo: &str) -> String {
     }
 }
 
+/// What [`settle`] found unwritten, and how long writing it out took.
+#[derive(Debug, Clone, Copy)]
+pub struct Settled {
+    /// MiB of file data in the page cache not yet on disk, before the sync.
+    pub unwritten_mib: f64,
+    /// Seconds the sync took.
+    pub seconds: f64,
+}
+
+impl Settled {
+    /// A note for the phase that left at least 16 MiB unwritten.
+    pub fn note(&self) -> Option<String> {
+        (self.unwritten_mib >= 16.0).then(|| {
+            format!(
+                "left {:.0} MiB of writes unwritten in the page cache (written out in {:.2} s before the next phase)",
+                self.unwritten_mib, self.seconds
+            )
+        })
+    }
+}
+
+/// Writes every dirty page of the machine to disk (`sync(2)`) before a timed
+/// phase. A server that leaves its writes in the page cache (olareg does not
+/// `fsync`) would otherwise have them written out during the next phase,
+/// which may be another server's, slowing it instead.
+pub async fn settle() -> Settled {
+    let unwritten = || {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| unwritten_mib(&m))
+            .unwrap_or(0.0)
+    };
+    let unwritten_mib = unwritten();
+    let started = std::time::Instant::now();
+    #[cfg(unix)]
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    let _ = tokio::task::spawn_blocking(|| unsafe { libc::sync() }).await;
+    Settled {
+        unwritten_mib,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// `Dirty` plus `Writeback` of the text of `/proc/meminfo`, in MiB.
+fn unwritten_mib(meminfo: &str) -> Option<f64> {
+    let kib = |name: &str| -> Option<f64> {
+        let line = meminfo.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((kib("Dirty:")? + kib("Writeback:")?) / 1024.0)
+}
+
 /// Now as RFC 3339 UTC, to the second.
 pub fn now_rfc3339() -> String {
     let secs = SystemTime::now()
@@ -104,6 +161,76 @@ mod tests {
                        Cached:         21180416 kB\nSwapCached:            0 kB\n";
         assert_eq!(memory(meminfo), "2.1 GiB free, 20.2 GiB cached of 23.5 GiB");
         assert_eq!(memory("MemTotal: 1 kB\n"), "");
+    }
+
+    #[test]
+    fn unwritten_is_dirty_plus_writeback() {
+        let meminfo = "MemTotal:       24683520 kB\nDirty:             65536 kB\n\
+                       Writeback:         32768 kB\nWritebackTmp:          0 kB\n";
+        assert_eq!(unwritten_mib(meminfo), Some(96.0));
+        assert_eq!(unwritten_mib("Dirty: 1 kB\n"), None);
+        let left = Settled {
+            unwritten_mib: 96.0,
+            seconds: 0.25,
+        };
+        assert!(left.note().expect("noted").contains("96 MiB"));
+        let clean = Settled {
+            unwritten_mib: 3.0,
+            seconds: 0.0,
+        };
+        assert_eq!(clean.note(), None);
+    }
+
+    /// Pages of `f` dirty or under writeback, from `cachestat(2)` (Linux 6.5).
+    #[cfg(target_os = "linux")]
+    fn unwritten_pages(f: &std::fs::File) -> u64 {
+        use std::os::fd::AsRawFd;
+        #[repr(C)]
+        struct Range {
+            off: u64,
+            len: u64,
+        }
+        #[repr(C)]
+        #[derive(Default)]
+        struct Stat {
+            cache: u64,
+            dirty: u64,
+            writeback: u64,
+            evicted: u64,
+            recently_evicted: u64,
+        }
+        let range = Range { off: 0, len: 0 };
+        let mut stat = Stat::default();
+        // SAFETY: both structs are laid out as the kernel's; it reads `range`
+        // and writes `stat` only.
+        let r = unsafe {
+            libc::syscall(
+                451, // cachestat
+                f.as_raw_fd(),
+                &range as *const Range,
+                &mut stat as *mut Stat,
+                0,
+            )
+        };
+        assert_eq!(r, 0, "cachestat: {}", std::io::Error::last_os_error());
+        stat.dirty + stat.writeback
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn settling_writes_out_a_file_left_dirty() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut f = std::fs::File::create(dir.path().join("dirty")).expect("created");
+        f.write_all(&vec![7u8; 8 << 20]).expect("written");
+        assert!(unwritten_pages(&f) > 0, "the file's pages start dirty");
+        let s = settle().await;
+        assert!(s.unwritten_mib >= 0.0 && s.seconds >= 0.0);
+        assert_eq!(
+            unwritten_pages(&f),
+            0,
+            "pages left unwritten after settling"
+        );
     }
 
     #[test]

@@ -8,13 +8,14 @@ use anyhow::{ensure, Result};
 
 use super::client::BenchClient;
 use super::compare::{order, ratios};
+use super::machine::settle;
 use super::plan::plan;
 use super::procstat::{own_cpu_seconds, Monitor};
 use super::progress::Progress;
 use super::report::{PhaseResult, Report, TargetReport};
 use super::settings::Settings;
 use super::target::Target;
-use super::workloads::{execute, Ctx};
+use super::workloads::{execute, note, Ctx};
 
 /// A registry to measure.
 #[derive(Debug, Clone)]
@@ -25,6 +26,16 @@ pub struct TargetSpec {
     pub pid: Option<u32>,
     /// Credentials, used when the registry asks for them.
     pub credentials: Option<crate::client::Credentials>,
+}
+
+/// Writes out what the machine left unwritten ([`settle`]), noting it on the
+/// last phase of target `last` when it is much.
+async fn settle_after(results: &mut [Vec<PhaseResult>], last: Option<usize>) {
+    let settled = settle().await;
+    let phase = last.and_then(|ti| results[ti].last_mut());
+    if let (Some(r), Some(text)) = (phase, settled.note()) {
+        note(r, text);
+    }
 }
 
 /// Runs every phase of `settings` against one registry, or two compared.
@@ -56,8 +67,12 @@ pub async fn run(
         seed: rand::random(),
     };
     let mut results: Vec<Vec<PhaseResult>> = vec![Vec::new(); ts.len()];
+    // The target whose phase ran last: what it left unwritten is noted on it.
+    let mut last: Option<usize> = None;
     for (i, phase) in plan(&settings).into_iter().enumerate() {
         for ti in order(i, ts.len()) {
+            settle_after(&mut results, last).await;
+            last = Some(ti);
             let t = &mut ts[ti];
             let bar = progress.bar(&format!("[{}] {}", t.label, phase.id()));
             let monitor = t.pid.and_then(Monitor::start);
@@ -76,6 +91,7 @@ pub async fn run(
             results[ti].push(r);
         }
     }
+    settle_after(&mut results, last).await;
     let reports: Vec<TargetReport> = ts
         .into_iter()
         .zip(results)

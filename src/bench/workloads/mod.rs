@@ -160,7 +160,7 @@ fn finish(
 }
 
 /// Appends a note to a result's detail.
-fn note(r: &mut PhaseResult, text: impl AsRef<str>) {
+pub(super) fn note(r: &mut PhaseResult, text: impl AsRef<str>) {
     r.detail = Some(match r.detail.take() {
         Some(d) => format!("{d}; {}", text.as_ref()),
         None => text.as_ref().to_string(),
