@@ -79,18 +79,28 @@ impl Observer {
                 count: received.clone(),
             }));
         }
+        let mut pending = Pending {
+            observer: self.clone(),
+            started,
+            id,
+            method,
+            route,
+            repo,
+            client,
+            received,
+            recorded: false,
+        };
         let mut resp = match ep.call(req).await {
             Ok(r) => r.into_response(),
             Err(e) => super::error::framework_error(e),
         };
-        if let Ok(v) = HeaderValue::from_str(&id) {
+        if let Ok(v) = HeaderValue::from_str(&pending.id) {
             resp.headers_mut().insert(REQUEST_ID, v);
         }
         // An `ns` request was served from the upstream's local name.
-        let repo = match resp.extensions().get::<super::namespace::Rescoped>() {
-            Some(r) => Some(r.0.clone()),
-            None => repo,
-        };
+        if let Some(r) = resp.extensions().get::<super::namespace::Rescoped>() {
+            pending.repo = Some(r.0.clone());
+        }
         let status = resp.status();
         let sent = if method == "HEAD" {
             0
@@ -108,35 +118,21 @@ impl Observer {
                 n
             })
         };
-        let received = received.load(Ordering::Relaxed);
-        let elapsed = started.elapsed();
-        let metrics = self.registry.metrics();
-        metrics.request(route, method, status.as_u16(), elapsed, received, sent);
         let verdict = resp
             .extensions()
             .get::<Verdict>()
             .cloned()
             .unwrap_or_default();
         if let Some(reason) = verdict.refusal {
-            metrics.refusal(reason);
+            self.registry.metrics().refusal(reason);
         }
         self.note_storage(status, route);
-        if tracing::enabled!(target: "marina::access", tracing::Level::INFO) {
-            let line = AccessLine {
-                request_id: &id,
-                method,
-                route,
-                repository: repo.as_ref().map(|r| r.as_str()),
-                status: status.as_u16(),
-                bytes_in: received,
-                bytes_out: sent,
-                duration: elapsed,
-                client,
-                user: verdict.user.as_deref().unwrap_or("anonymous"),
-                refusal: verdict.refusal.unwrap_or("-"),
-            };
-            log_access(&line);
-        }
+        pending.record(
+            status.as_u16(),
+            sent,
+            verdict.user.as_deref().unwrap_or("anonymous"),
+            verdict.refusal.unwrap_or("-"),
+        );
         resp
     }
 
@@ -158,6 +154,64 @@ impl Observer {
         {
             tracing::warn!("storage accepts writes again");
         }
+    }
+}
+
+/// Status logged and counted for a request whose client went away before its
+/// answer (nginx's "client closed request").
+pub(crate) const CLIENT_GONE: u16 = 499;
+
+/// A request being answered: what its access line and metrics need. A request
+/// whose client goes away is dropped by the server before it is answered; it
+/// is then recorded on drop, as [`CLIENT_GONE`], so that no request goes
+/// unlogged or uncounted.
+struct Pending {
+    observer: Observer,
+    started: Instant,
+    id: String,
+    method: &'static str,
+    route: &'static str,
+    repo: Option<RepoName>,
+    client: Option<IpAddr>,
+    received: Arc<AtomicU64>,
+    recorded: bool,
+}
+
+impl Pending {
+    /// Counts the request and writes its access line, once.
+    fn record(&mut self, status: u16, sent: u64, user: &str, refusal: &str) {
+        if std::mem::replace(&mut self.recorded, true) {
+            return;
+        }
+        let received = self.received.load(Ordering::Relaxed);
+        let elapsed = self.started.elapsed();
+        let (route, method) = (self.route, self.method);
+        self.observer
+            .registry
+            .metrics()
+            .request(route, method, status, elapsed, received, sent);
+        if tracing::enabled!(target: "marina::access", tracing::Level::INFO) {
+            log_access(&AccessLine {
+                request_id: &self.id,
+                method,
+                route,
+                repository: self.repo.as_ref().map(|r| r.as_str()),
+                status,
+                bytes_in: received,
+                bytes_out: sent,
+                duration: elapsed,
+                client: self.client,
+                user,
+                refusal,
+            });
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Who the client was is decided inside, and lost with the answer.
+        self.record(CLIENT_GONE, 0, "-", "-");
     }
 }
 

@@ -254,6 +254,104 @@ async fn a_full_disk_is_answered_507_in_the_error_envelope_and_counted() {
     handle.stop().await;
 }
 
+/// A blob store whose reads never answer: a pull waits until its client goes.
+struct StalledReads(MemoryBlobStore);
+
+#[async_trait::async_trait]
+impl BlobStore for StalledReads {
+    fn create_staging(&self, id: &str, note: &[u8]) -> std::io::Result<Box<dyn Staging>> {
+        self.0.create_staging(id, note)
+    }
+    fn reopen_staging(&self, id: &str) -> std::io::Result<Option<ResumedStaging>> {
+        self.0.reopen_staging(id)
+    }
+    fn discard_staging(&self, id: &str) {
+        self.0.discard_staging(id)
+    }
+    fn stale_staging(&self, before: std::time::SystemTime) -> Vec<String> {
+        self.0.stale_staging(before)
+    }
+    async fn size_of(&self, d: &Digest) -> std::io::Result<Option<u64>> {
+        self.0.size_of(d).await
+    }
+    async fn open(&self, _: &Digest, _: u64, _: u64) -> std::io::Result<BlobReader> {
+        std::future::pending().await
+    }
+    async fn remove(&self, d: &Digest) -> std::io::Result<()> {
+        self.0.remove(d).await
+    }
+}
+
+/// Closes a connection with a reset (`SO_LINGER` of zero), as a client that
+/// gives up does.
+fn reset(conn: std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a `linger` the size we pass.
+    let rc = unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_goes_away_unanswered_is_counted_as_499() {
+    use std::io::Write;
+    let registry = marina::Registry::builder()
+        .in_memory()
+        .blob_store(Arc::new(StalledReads(MemoryBlobStore::new())))
+        .build()
+        .unwrap();
+    let handle = marina::server::serve(&registry, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = handle.url();
+    let client = reqwest::Client::new();
+    let bytes = vec![5u8; 100_000];
+    let d = Algorithm::Sha256.digest_of(&bytes);
+    let r = client
+        .post(format!("{url}/v2/gone/app/blobs/uploads/?digest={d}"))
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // A pull that cannot be answered, then the client resets its connection.
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    let request = format!("GET /v2/gone/app/blobs/{d} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    conn.write_all(request.as_bytes()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    reset(conn);
+    let gone = r#"marina_http_requests_total{route="/v2/{name}/blobs/{digest}",method="GET",status="499"}"#;
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = client
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if sample(&text, gone).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sample(&text, gone), Some(1.0), "{text}");
+    handle.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_free_space_floor_pushes_get_507_and_deletes_and_gc_still_free_space() {
     let s = TestServer::start().await;
