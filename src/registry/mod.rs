@@ -15,6 +15,7 @@ mod manifests;
 mod proxy;
 mod session_ids;
 mod staged;
+mod stoppable;
 pub(crate) mod uploads;
 mod writer;
 

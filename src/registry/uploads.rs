@@ -43,6 +43,7 @@ use serde::Deserialize;
 use super::hash_lane::HashLane;
 use super::session_ids::{SessionIds, Signed, SIGNED_LEN};
 use super::staged::{catch_up, resume_recorded, StagedBlob};
+use super::stoppable::{Readers, Reading};
 use super::writer::BodyWriter;
 use super::{blocking, RegistryError};
 use crate::oci::{Algorithm, Digest, RepoName};
@@ -116,6 +117,8 @@ pub struct UploadSessions {
     ids: tokio::sync::OnceCell<Arc<SessionIds>>,
     /// Sessions with a request in progress or a staging area kept open here.
     open: Arc<Mutex<OpenMap>>,
+    /// Bodies being read into sessions, for a `DELETE` to stop.
+    readers: Readers,
 }
 
 /// A chunk's claimed position, from `Content-Range: <start>-<end>`.
@@ -151,6 +154,7 @@ impl UploadSessions {
             ttl,
             ids: tokio::sync::OnceCell::new(),
             open: Arc::new(Mutex::new(HashMap::new())),
+            readers: Readers::default(),
         }
     }
 
@@ -307,7 +311,8 @@ impl UploadSessions {
         } = self.claim(repo, id).await?;
         let from = record.size;
         let checkpoint = staged.checkpoint();
-        let (staged, written) = write_chunk(staged, range, length, body).await;
+        let reading = self.readers.start(id);
+        let (staged, written) = write_chunk(staged, range, length, reading.watch(body)).await;
         match written {
             Ok(0) => {
                 self.release(guard, staged);
@@ -316,7 +321,7 @@ impl UploadSessions {
             Ok(_) => {}
             Err(e) => {
                 self.release(guard, staged);
-                return Err(e);
+                return Err(stopped_or(&reading, id, e));
             }
         }
         record.size = staged.size();
@@ -416,10 +421,11 @@ impl UploadSessions {
             staged,
             record,
         } = self.claim(repo, id).await?;
-        let (staged, written) = write_chunk(staged, range, length, body).await;
+        let reading = self.readers.start(id);
+        let (staged, written) = write_chunk(staged, range, length, reading.watch(body)).await;
         if let Err(e) = written {
             self.release(guard, staged);
-            return Err(e);
+            return Err(stopped_or(&reading, id, e));
         }
         // With the whole body in, the close runs to its end on a task of its
         // own, even if the client goes away meanwhile: cut short between
@@ -577,6 +583,8 @@ impl UploadSessions {
     /// Cancels a session and removes its staging area.
     pub async fn cancel(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
         let openable = self.openable(self.check_id(repo, id).await?);
+        // A request still receiving a chunk lets go of the session now.
+        self.readers.stop(id);
         // A signed session never written to: closing it is all there is to do.
         if openable.is_some()
             && self.meta.upload(id).await?.is_none()
@@ -1164,6 +1172,16 @@ fn verify_and_publish(mut staged: StagedBlob, digest: &Digest) -> Result<u64, Re
     let size = staged.size();
     staged.publish(digest)?;
     Ok(size)
+}
+
+/// The error of a body that ended early: the session is gone when a `DELETE`
+/// stopped it.
+fn stopped_or(reading: &Reading, id: &str, e: RegistryError) -> RegistryError {
+    if reading.stopped() {
+        RegistryError::UploadUnknown(id.to_string())
+    } else {
+        e
+    }
 }
 
 /// Writes one request's body at the end of `staged`. With `range`, the chunk
@@ -1770,6 +1788,46 @@ mod tests {
         s.a.finish(&repo(), &id, &digest, None, None, body(b""), unlinked())
             .await
             .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delete_stops_a_chunk_still_arriving_and_removes_the_session() {
+        let s = Arc::new(servers());
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        s.a.append(&repo(), &id, range(0, 3), None, body(b"abc"))
+            .await
+            .unwrap();
+        // A chunk whose client sends a little, then nothing.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
+        let stalled = Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let patch = {
+            let (s, id) = (s.clone(), id.clone());
+            tokio::spawn(async move { s.a.append(&repo(), &id, None, None, stalled).await })
+        };
+        tx.send(Ok(Bytes::from_static(b"def"))).await.unwrap();
+        // The chunk holds the session (its first bytes went in) before the DELETE.
+        while s.a.readers.by_id_len() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Bounded: without the stop, the DELETE waits as long as the client stalls.
+        tokio::time::timeout(Duration::from_secs(10), s.a.cancel(&repo(), &id))
+            .await
+            .expect("the DELETE waited for the stalled chunk")
+            .unwrap();
+        let answered = patch.await.unwrap();
+        assert!(
+            matches!(answered, Err(RegistryError::UploadUnknown(_))),
+            "{answered:?}"
+        );
+        drop(tx);
+        assert!(matches!(
+            s.b.status(&repo(), &id).await,
+            Err(RegistryError::UploadUnknown(_))
+        ));
+        assert!(s
+            .blobs
+            .stale_staging(std::time::SystemTime::now())
+            .is_empty());
     }
 
     #[tokio::test]
