@@ -160,6 +160,30 @@ async fn every_answer_carries_a_request_id_and_echoes_the_clients() {
     assert!(r.header("x-request-id").is_some(), "{}", r.describe());
 }
 
+/// An in-memory registry over `blobs`, served on a free port.
+async fn serve_over(blobs: Arc<dyn BlobStore>) -> marina::server::ServerHandle {
+    let registry = marina::Registry::builder()
+        .in_memory()
+        .blob_store(blobs)
+        .build()
+        .unwrap();
+    marina::server::serve(&registry, "127.0.0.1:0")
+        .await
+        .unwrap()
+}
+
+/// The text of a server's `/metrics`.
+async fn metrics_text(client: &reqwest::Client, url: &str) -> String {
+    client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A blob store whose staging areas fail every write with ENOSPC.
 struct FullStore(MemoryBlobStore);
 
@@ -208,14 +232,7 @@ impl BlobStore for FullStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_answered_507_in_the_error_envelope_and_counted() {
-    let registry = marina::Registry::builder()
-        .in_memory()
-        .blob_store(Arc::new(FullStore(MemoryBlobStore::new())))
-        .build()
-        .unwrap();
-    let handle = marina::server::serve(&registry, "127.0.0.1:0")
-        .await
-        .unwrap();
+    let handle = serve_over(Arc::new(FullStore(MemoryBlobStore::new()))).await;
     let url = handle.url();
     let client = reqwest::Client::new();
     let bytes = vec![7u8; 4096];
@@ -231,14 +248,7 @@ async fn a_full_disk_is_answered_507_in_the_error_envelope_and_counted() {
     assert_eq!(body["errors"][0]["code"], "UNSUPPORTED", "{body}");
     let message = body["errors"][0]["message"].as_str().unwrap_or("");
     assert!(message.contains("storage is full"), "{body}");
-    let text = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&client, &url).await;
     assert_eq!(
         sample(&text, "marina_storage_full_errors_total"),
         Some(1.0),
@@ -306,14 +316,7 @@ fn reset(conn: std::net::TcpStream) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_client_goes_away_unanswered_is_counted_as_499() {
     use std::io::Write;
-    let registry = marina::Registry::builder()
-        .in_memory()
-        .blob_store(Arc::new(StalledReads(MemoryBlobStore::new())))
-        .build()
-        .unwrap();
-    let handle = marina::server::serve(&registry, "127.0.0.1:0")
-        .await
-        .unwrap();
+    let handle = serve_over(Arc::new(StalledReads(MemoryBlobStore::new()))).await;
     let url = handle.url();
     let client = reqwest::Client::new();
     let bytes = vec![5u8; 100_000];
@@ -335,14 +338,7 @@ async fn a_request_whose_client_goes_away_unanswered_is_counted_as_499() {
     let gone = r#"marina_http_requests_total{route="/v2/{name}/blobs/{digest}",method="GET",status="499"}"#;
     let mut text = String::new();
     for _ in 0..100 {
-        text = client
-            .get(format!("{url}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        text = metrics_text(&client, &url).await;
         if sample(&text, gone).is_some() {
             break;
         }
