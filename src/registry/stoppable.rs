@@ -19,20 +19,36 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-/// The bodies being read, by session id, each with the number of its reading.
+/// Per session id: the body being read (with the number of its reading), and
+/// how many `DELETE`s of it are in progress.
+#[derive(Default)]
+struct Session {
+    reading: Option<(u64, CancellationToken)>,
+    deleting: usize,
+}
+
+type Sessions = Arc<Mutex<HashMap<String, Session>>>;
+
+/// The bodies being read, and the sessions being deleted.
 #[derive(Default)]
 pub(crate) struct Readers {
-    by_id: Arc<Mutex<HashMap<String, (u64, CancellationToken)>>>,
+    by_id: Sessions,
     next: AtomicU64,
 }
 
 impl Readers {
     /// Registers the body about to be read for session `id` (the caller holds
-    /// the session); it stays registered until the returned reading drops.
+    /// the session); it stays registered until the returned reading drops. It
+    /// starts stopped while a `DELETE` of the session is in progress.
     pub(crate) fn start(&self, id: &str) -> Reading {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let stop = CancellationToken::new();
-        lock(&self.by_id).insert(id.to_string(), (number, stop.clone()));
+        let mut by_id = lock(&self.by_id);
+        let session = by_id.entry(id.to_string()).or_default();
+        if session.deleting > 0 {
+            stop.cancel();
+        }
+        session.reading = Some((number, stop.clone()));
         Reading {
             by_id: self.by_id.clone(),
             id: id.to_string(),
@@ -41,17 +57,29 @@ impl Readers {
         }
     }
 
-    /// How many bodies are registered (for tests).
-    #[cfg(test)]
-    pub(crate) fn by_id_len(&self) -> usize {
-        lock(&self.by_id).len()
-    }
-
-    /// Stops the body being read for session `id`, if any.
-    pub(crate) fn stop(&self, id: &str) {
-        if let Some((_, stop)) = lock(&self.by_id).get(id) {
+    /// Stops the body being read for session `id`, if any, and every body
+    /// registered for it until the returned guard drops (the `DELETE` is
+    /// done): a request waiting for the session behind the one stopped, or
+    /// one that registers a moment after, is stopped too.
+    pub(crate) fn stop(&self, id: &str) -> Deleting {
+        let mut by_id = lock(&self.by_id);
+        let session = by_id.entry(id.to_string()).or_default();
+        session.deleting += 1;
+        if let Some((_, stop)) = &session.reading {
             stop.cancel();
         }
+        Deleting {
+            by_id: self.by_id.clone(),
+            id: id.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Readers {
+    /// How many sessions have a reading or a `DELETE` registered.
+    pub(crate) fn by_id_len(&self) -> usize {
+        lock(&self.by_id).len()
     }
 }
 
@@ -59,9 +87,35 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Forgets session `id` once nothing is registered for it.
+fn forget_if_unused(by_id: &mut HashMap<String, Session>, id: &str) {
+    if by_id
+        .get(id)
+        .is_some_and(|s| s.reading.is_none() && s.deleting == 0)
+    {
+        by_id.remove(id);
+    }
+}
+
+/// A `DELETE` of a session in progress (see [`Readers::stop`]).
+pub(crate) struct Deleting {
+    by_id: Sessions,
+    id: String,
+}
+
+impl Drop for Deleting {
+    fn drop(&mut self) {
+        let mut by_id = lock(&self.by_id);
+        if let Some(session) = by_id.get_mut(&self.id) {
+            session.deleting = session.deleting.saturating_sub(1);
+        }
+        forget_if_unused(&mut by_id, &self.id);
+    }
+}
+
 /// One registered body reading.
 pub(crate) struct Reading {
-    by_id: Arc<Mutex<HashMap<String, (u64, CancellationToken)>>>,
+    by_id: Sessions,
     id: String,
     number: u64,
     stop: CancellationToken,
@@ -86,10 +140,17 @@ impl Reading {
 impl Drop for Reading {
     fn drop(&mut self) {
         let mut by_id = lock(&self.by_id);
-        // A later request on the session may have registered since.
-        if by_id.get(&self.id).is_some_and(|(n, _)| *n == self.number) {
-            by_id.remove(&self.id);
+        if let Some(session) = by_id.get_mut(&self.id) {
+            // A later request on the session may have registered since.
+            if session
+                .reading
+                .as_ref()
+                .is_some_and(|(n, _)| *n == self.number)
+            {
+                session.reading = None;
+            }
         }
+        forget_if_unused(&mut by_id, &self.id);
     }
 }
 
@@ -134,21 +195,25 @@ mod tests {
         tx.send(Ok(Bytes::from_static(b"abc"))).await.unwrap();
         assert_eq!(body.next().await.unwrap().unwrap(), "abc");
         // The client stalls: nothing more comes until the session is deleted.
-        readers.stop("s");
+        let deleting = readers.stop("s");
         assert!(first.stopped());
         assert!(body.next().await.unwrap().is_err());
         assert!(body.next().await.is_none());
-        // A later request registers before the first one's reading drops.
-        let second = readers.start("s");
+        // A request that takes the session while the DELETE is in progress
+        // (queued behind the first, or arriving with the DELETE) is stopped.
+        let queued = readers.start("s");
         drop(first);
-        readers.stop("s");
-        assert!(second.stopped(), "the later reading was forgotten");
-        drop(second);
-        assert!(readers.by_id.lock().unwrap().is_empty());
-        // Another session's body is not stopped.
+        assert!(queued.stopped(), "a reading during the DELETE went on");
+        drop(queued);
+        drop(deleting);
+        assert!(readers.by_id_len() == 0, "a finished session is remembered");
+        // After the DELETE, and on other sessions, readings go on.
+        let later = readers.start("s");
         let other = readers.start("t");
-        readers.stop("s");
-        assert!(!other.stopped());
+        let deleting = readers.stop("t");
+        assert!(!later.stopped() && other.stopped());
+        drop((later, other, deleting));
+        assert!(readers.by_id_len() == 0);
     }
 
     fn tokio_stream_from(

@@ -367,9 +367,24 @@ impl UploadSessions {
             // lock), or the session was finished, cancelled or expired.
             Ok((false, _)) => {
                 staged.staging().unlock();
+                let recorded = self.meta.upload(id).await;
+                if let Ok(None) = recorded {
+                    // Closed meanwhile (cancelled before its first chunk was
+                    // recorded, or expired): nobody can use what it staged.
+                    let (blobs, id2) = (self.blobs.clone(), id.to_string());
+                    let _ = blocking(move || {
+                        staged.abandon();
+                        blobs.discard_staging(&id2);
+                        Ok(())
+                    })
+                    .await;
+                    drop(guard);
+                    self.open_map().remove(id);
+                    return Err(RegistryError::UploadUnknown(id.to_string()));
+                }
                 drop((staged, guard));
                 self.forget_if_idle(id);
-                match self.meta.upload(id).await? {
+                match recorded? {
                     Some(r) => Err(RegistryError::RangeNotSatisfiable {
                         size: r.size,
                         got: from,
@@ -583,14 +598,21 @@ impl UploadSessions {
     /// Cancels a session and removes its staging area.
     pub async fn cancel(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
         let openable = self.openable(self.check_id(repo, id).await?);
-        // A request still receiving a chunk lets go of the session now.
-        self.readers.stop(id);
-        // A signed session never written to: closing it is all there is to do.
-        if openable.is_some()
-            && self.meta.upload(id).await?.is_none()
-            && self.meta.take_empty_upload(id, repo.as_str()).await?
-        {
-            return Ok(());
+        // A request still receiving a chunk lets go of the session now, and
+        // so does any that takes it before this one is done.
+        let _deleting = self.readers.stop(id);
+        // A signed session never written to: closing it is all there is to
+        // do. Only while no request of this server holds it, and none left a
+        // staging area open here: one whose first chunk was just stopped has
+        // made its record and its staging area, which the path below removes.
+        if openable.is_some() {
+            let guard = self.entry(id).lock_owned().await;
+            let empty = guard.staged.is_none() && self.close_if_empty(repo, id).await?;
+            drop(guard);
+            if empty {
+                self.forget_if_idle(id);
+                return Ok(());
+            }
         }
         let c = self.claim(repo, id).await?;
         let Claimed { guard, staged, .. } = c;
@@ -613,6 +635,13 @@ impl UploadSessions {
         drop(guard);
         self.open_map().remove(id);
         result
+    }
+
+    /// Closes session `id` if it has no record (never written to); whether
+    /// it did.
+    async fn close_if_empty(&self, repo: &RepoName, id: &str) -> Result<bool, RegistryError> {
+        Ok(self.meta.upload(id).await?.is_none()
+            && self.meta.take_empty_upload(id, repo.as_str()).await?)
     }
 
     /// Sessions open in this process and the bytes they hold (a session busy
@@ -805,6 +834,13 @@ fn claim_blocking(
         };
         let Some(record) = record else {
             staging.unlock();
+            if note.as_deref().is_none_or(<[u8]>::is_empty) {
+                // Closed meanwhile (cancelled, expired, finished elsewhere):
+                // what it staged is nobody's. (A staging area left by an
+                // earlier version, with a note, is left to the sweep.)
+                staging.abandon();
+                blobs.discard_staging(id);
+            }
             return Err(unknown());
         };
         if record.repo != repo {
@@ -1824,6 +1860,94 @@ mod tests {
             s.b.status(&repo(), &id).await,
             Err(RegistryError::UploadUnknown(_))
         ));
+        assert!(s
+            .blobs
+            .stale_staging(std::time::SystemTime::now())
+            .is_empty());
+    }
+
+    /// A chunk body that sends `first`, then stalls until its sender drops.
+    fn stalled_after(
+        first: &'static [u8],
+    ) -> (
+        tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+        impl Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+    ) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
+        tx.try_send(Ok(Bytes::from_static(first))).unwrap();
+        let body = Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        (tx, body)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delete_also_stops_a_chunk_queued_behind_the_stalled_one_on_a_fresh_session() {
+        let s = Arc::new(servers());
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        // The session's first chunk stalls; a second one waits for the session.
+        let (tx1, stalled) = stalled_after(b"abc");
+        let (tx2, queued) = stalled_after(b"xyz");
+        let patch = |body| {
+            let (s, id) = (s.clone(), id.clone());
+            tokio::spawn(async move { s.a.append(&repo(), &id, None, None, body).await })
+        };
+        let first = patch(stalled);
+        while s.a.readers.by_id_len() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let second = patch(queued);
+        tokio::time::timeout(Duration::from_secs(10), s.a.cancel(&repo(), &id))
+            .await
+            .expect("the DELETE waited for a stalled chunk")
+            .unwrap();
+        for answered in [first.await.unwrap(), second.await.unwrap()] {
+            assert!(
+                matches!(answered, Err(RegistryError::UploadUnknown(_))),
+                "{answered:?}"
+            );
+        }
+        drop((tx1, tx2));
+        assert!(matches!(
+            s.b.status(&repo(), &id).await,
+            Err(RegistryError::UploadUnknown(_))
+        ));
+        // The first chunk had recorded the session and made its staging
+        // area: neither is left.
+        assert!(s.meta.upload(&id).await.unwrap().is_none());
+        assert!(s
+            .blobs
+            .stale_staging(std::time::SystemTime::now())
+            .is_empty());
+        assert_eq!(s.a.readers.by_id_len(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_chunk_whose_session_another_server_closed_meanwhile_leaves_nothing_staged() {
+        let s = Arc::new(servers());
+        let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
+        let (tx, body) = stalled_after(b"abc");
+        let patch = {
+            let (s, id) = (s.clone(), id.clone());
+            tokio::spawn(async move { s.a.append(&repo(), &id, None, None, body).await })
+        };
+        // The chunk has recorded the session (size 0), made its staging area,
+        // and is reading its body.
+        while s.a.readers.by_id_len() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Another server's DELETE, having found no record a moment before,
+        // closes the session as never written to.
+        assert!(s
+            .meta
+            .take_empty_upload(&id, repo().as_str())
+            .await
+            .unwrap());
+        tx.send(Ok(Bytes::from_static(b"def"))).await.unwrap();
+        drop(tx);
+        let answered = patch.await.unwrap();
+        assert!(
+            matches!(answered, Err(RegistryError::UploadUnknown(_))),
+            "{answered:?}"
+        );
         assert!(s
             .blobs
             .stale_staging(std::time::SystemTime::now())
