@@ -157,6 +157,33 @@ impl Observer {
     }
 }
 
+/// Records a request the HTTP layer refused before it reached the application
+/// (a head it could not parse, or one too large): hyper answers it (400, 414
+/// or 431) itself. Logged and counted like any request, with method `OTHER`
+/// and route `-`, since neither could be read.
+pub(crate) fn record_refused(registry: &Registry, client: Option<IpAddr>, status: u16) {
+    let route = "-";
+    let method = "OTHER";
+    registry
+        .metrics()
+        .request(route, method, status, std::time::Duration::ZERO, 0, 0);
+    if tracing::enabled!(target: "marina::access", tracing::Level::INFO) {
+        log_access(&AccessLine {
+            request_id: &format!("{:016x}", rand::random::<u64>()),
+            method,
+            route,
+            repository: None,
+            status,
+            bytes_in: 0,
+            bytes_out: 0,
+            duration: std::time::Duration::ZERO,
+            client,
+            user: "-",
+            refusal: "-",
+        });
+    }
+}
+
 /// Status logged and counted for a request whose client went away before its
 /// answer (nginx's "client closed request").
 pub(crate) const CLIENT_GONE: u16 = 499;

@@ -162,6 +162,10 @@ async fn serve_bound(
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| anyhow::anyhow!("listener on {listen} has no socket address"))?;
     let app = registry.endpoint();
+    let on_refused: serve::OnRefused = {
+        let core = registry.core().clone();
+        Arc::new(move |client, status| crate::api::observe::record_refused(&core, client, status))
+    };
     let (tx, rx) = tokio::sync::watch::channel(false);
     let grace = Duration::from_secs(registry.config().shutdown_timeout_secs);
     let stall = match registry.config().idle_timeout_secs {
@@ -178,6 +182,7 @@ async fn serve_bound(
                 spawn_server(
                     crate::tls::TlsAcceptor::new(tcp, config),
                     app,
+                    on_refused.clone(),
                     rx.clone(),
                     grace,
                     stall,
@@ -185,7 +190,10 @@ async fn serve_bound(
                 Some(cert.spawn_watch(period)),
             )
         }
-        None => (spawn_server(tcp, app, rx.clone(), grace, stall), None),
+        None => (
+            spawn_server(tcp, app, on_refused.clone(), rx.clone(), grace, stall),
+            None,
+        ),
     };
     let metrics_task = match metrics_tcp {
         Some(m) => {
@@ -197,7 +205,14 @@ async fn serve_bound(
             let ops = crate::api::operations_app(registry.core().clone(), registry.config());
             Some((
                 maddr,
-                spawn_server(StallAcceptor::new(m, stall), ops, rx, grace, stall),
+                spawn_server(
+                    StallAcceptor::new(m, stall),
+                    ops,
+                    on_refused,
+                    rx,
+                    grace,
+                    stall,
+                ),
             ))
         }
         None => None,
@@ -220,6 +235,7 @@ async fn serve_bound(
 fn spawn_server<A>(
     acceptor: A,
     app: impl poem::Endpoint + 'static,
+    on_refused: serve::OnRefused,
     mut stop: tokio::sync::watch::Receiver<bool>,
     grace: Duration,
     head_limit: Option<Duration>,
@@ -231,7 +247,7 @@ where
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        serve::serve(acceptor, app, stopped, grace, head_limit).await;
+        serve::serve(acceptor, app, on_refused, stopped, grace, head_limit).await;
     })
 }
 

@@ -49,11 +49,40 @@ fn builder(head_limit: Option<Duration>) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// Told of each request hyper refused itself (the client's address, and the
+/// status hyper answered), so that it is logged and counted.
+pub(crate) type OnRefused = Arc<dyn Fn(Option<std::net::IpAddr>, u16) + Send + Sync>;
+
+/// The status hyper answered a connection's last request with when it ended
+/// on a head it could not parse; `None` for any other end (hyper sends nothing
+/// for the few parse errors not listed here).
+fn refused_status(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    let e = e.downcast_ref::<hyper::Error>()?;
+    if !e.is_parse() {
+        return None;
+    }
+    // hyper names its parse errors only in their messages (see its `on_error`).
+    let message = e.to_string();
+    Some(if e.is_parse_too_large() {
+        if message.contains("URI") {
+            414
+        } else {
+            431
+        }
+    } else if message.contains("HTTP2") || message.contains("internal") {
+        return None;
+    } else {
+        400
+    })
+}
+
 /// Serves `app` on `acceptor` until `stop` completes, then lets open
-/// connections finish for up to `grace` (see the module documentation).
+/// connections finish for up to `grace` (see the module documentation);
+/// requests hyper refuses before `app` sees them go to `on_refused`.
 pub(crate) async fn serve<A, E>(
     mut acceptor: A,
     app: E,
+    on_refused: OnRefused,
     stop: impl Future<Output = ()>,
     grace: Duration,
     head_limit: Option<Duration>,
@@ -89,6 +118,7 @@ pub(crate) async fn serve<A, E>(
                 continue;
             }
         };
+        let peer = remote.as_socket_addr().map(|a| a.ip());
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: poem::http::Request<Incoming>| {
             let app = app.clone();
@@ -105,9 +135,14 @@ pub(crate) async fn serve<A, E>(
             .into_owned();
         let connection = graceful.watch(connection);
         let mut cut_watch = cut_watch.clone();
+        let on_refused = on_refused.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = connection => {}
+                ended = connection => {
+                    if let Some(status) = ended.err().and_then(|e| refused_status(&*e)) {
+                        on_refused(peer, status);
+                    }
+                }
                 _ = cut_watch.wait_for(|cut| *cut) => {}
             }
         });

@@ -349,6 +349,62 @@ async fn a_request_whose_client_goes_away_unanswered_is_counted_as_499() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_http_layer_refuses_unread_are_counted_with_its_status() {
+    use std::io::{Read, Write};
+    let handle = serve_over(Arc::new(MemoryBlobStore::new())).await;
+    let url = handle.url();
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let huge = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(600_000)
+    );
+    for (request, status) in [
+        ("GARBAGE\r\n\r\n".to_string(), "400"),
+        (
+            "GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_string(),
+            "400",
+        ),
+        (huge, "431"),
+    ] {
+        let addr = addr.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            // The server may answer and close before taking all of a huge head.
+            let _ = conn.write_all(request.as_bytes());
+            let mut answer = Vec::new();
+            let _ = conn.read_to_end(&mut answer);
+            String::from_utf8_lossy(&answer).into_owned()
+        })
+        .await
+        .unwrap();
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{status}: {answer}"
+        );
+    }
+    let client = reqwest::Client::new();
+    let refused = |status: &str| {
+        format!(r#"marina_http_requests_total{{route="-",method="OTHER",status="{status}"}}"#)
+    };
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = metrics_text(&client, &url).await;
+        if sample(&text, &refused("431")).is_some() && sample(&text, &refused("400")) == Some(2.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sample(&text, &refused("400")), Some(2.0), "{text}");
+    assert_eq!(sample(&text, &refused("431")), Some(1.0), "{text}");
+    handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_free_space_floor_pushes_get_507_and_deletes_and_gc_still_free_space() {
     let s = TestServer::start().await;
     let layer = vec![3u8; 200_000];
