@@ -1834,13 +1834,11 @@ mod tests {
             .await
             .unwrap();
         // A chunk whose client sends a little, then nothing.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
-        let stalled = Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let (tx, stalled) = stalled_after(b"def");
         let patch = {
             let (s, id) = (s.clone(), id.clone());
             tokio::spawn(async move { s.a.append(&repo(), &id, None, None, stalled).await })
         };
-        tx.send(Ok(Bytes::from_static(b"def"))).await.unwrap();
         // The chunk holds the session (its first bytes went in) before the DELETE.
         while s.a.readers.by_id_len() == 0 {
             tokio::task::yield_now().await;
