@@ -80,7 +80,7 @@ impl Observer {
             }));
         }
         let mut pending = Pending {
-            observer: self.clone(),
+            registry: self.registry.clone(),
             started,
             id,
             method,
@@ -161,27 +161,19 @@ impl Observer {
 /// (a head it could not parse, or one too large): hyper answers it (400, 414
 /// or 431) itself. Logged and counted like any request, with method `OTHER`
 /// and route `-`, since neither could be read.
-pub(crate) fn record_refused(registry: &Registry, client: Option<IpAddr>, status: u16) {
-    let route = "-";
-    let method = "OTHER";
-    registry
-        .metrics()
-        .request(route, method, status, std::time::Duration::ZERO, 0, 0);
-    if tracing::enabled!(target: "marina::access", tracing::Level::INFO) {
-        log_access(&AccessLine {
-            request_id: &format!("{:016x}", rand::random::<u64>()),
-            method,
-            route,
-            repository: None,
-            status,
-            bytes_in: 0,
-            bytes_out: 0,
-            duration: std::time::Duration::ZERO,
-            client,
-            user: "-",
-            refusal: "-",
-        });
+pub(crate) fn record_refused(registry: &Arc<Registry>, client: Option<IpAddr>, status: u16) {
+    Pending {
+        registry: registry.clone(),
+        started: Instant::now(),
+        id: format!("{:016x}", rand::random::<u64>()),
+        method: "OTHER",
+        route: "-",
+        repo: None,
+        client,
+        received: Arc::default(),
+        recorded: false,
     }
+    .record(status, 0, "-", "-");
 }
 
 /// Status logged and counted for a request whose client went away before its
@@ -193,7 +185,7 @@ pub(crate) const CLIENT_GONE: u16 = 499;
 /// is then recorded on drop, as [`CLIENT_GONE`], so that no request goes
 /// unlogged or uncounted.
 struct Pending {
-    observer: Observer,
+    registry: Arc<Registry>,
     started: Instant,
     id: String,
     method: &'static str,
@@ -213,8 +205,7 @@ impl Pending {
         let received = self.received.load(Ordering::Relaxed);
         let elapsed = self.started.elapsed();
         let (route, method) = (self.route, self.method);
-        self.observer
-            .registry
+        self.registry
             .metrics()
             .request(route, method, status, elapsed, received, sent);
         if tracing::enabled!(target: "marina::access", tracing::Level::INFO) {

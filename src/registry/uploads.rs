@@ -371,13 +371,7 @@ impl UploadSessions {
                 if let Ok(None) = recorded {
                     // Closed meanwhile (cancelled before its first chunk was
                     // recorded, or expired): nobody can use what it staged.
-                    let (blobs, id2) = (self.blobs.clone(), id.to_string());
-                    let _ = blocking(move || {
-                        staged.abandon();
-                        blobs.discard_staging(&id2);
-                        Ok(())
-                    })
-                    .await;
+                    let _ = self.discard(id, staged).await;
                     drop(guard);
                     self.open_map().remove(id);
                     return Err(RegistryError::UploadUnknown(id.to_string()));
@@ -617,16 +611,7 @@ impl UploadSessions {
         let c = self.claim(repo, id).await?;
         let Claimed { guard, staged, .. } = c;
         let result = match self.meta.remove_upload(id).await {
-            Ok(_) => {
-                let blobs = self.blobs.clone();
-                let id2 = id.to_string();
-                blocking(move || {
-                    staged.abandon();
-                    blobs.discard_staging(&id2);
-                    Ok(())
-                })
-                .await
-            }
+            Ok(_) => self.discard(id, staged).await,
             Err(e) => {
                 self.release(guard, staged);
                 return Err(e.into());
@@ -635,6 +620,18 @@ impl UploadSessions {
         drop(guard);
         self.open_map().remove(id);
         result
+    }
+
+    /// Lets go of session `id`'s staging area and removes it (the session is
+    /// closed).
+    async fn discard(&self, id: &str, staged: StagedBlob) -> Result<(), RegistryError> {
+        let (blobs, id) = (self.blobs.clone(), id.to_string());
+        blocking(move || {
+            staged.abandon();
+            blobs.discard_staging(&id);
+            Ok(())
+        })
+        .await
     }
 
     /// Closes session `id` if it has no record (never written to); whether
@@ -1835,14 +1832,9 @@ mod tests {
             .unwrap();
         // A chunk whose client sends a little, then nothing.
         let (tx, stalled) = stalled_after(b"def");
-        let patch = {
-            let (s, id) = (s.clone(), id.clone());
-            tokio::spawn(async move { s.a.append(&repo(), &id, None, None, stalled).await })
-        };
+        let patch = spawn_append(&s, &id, stalled);
         // The chunk holds the session (its first bytes went in) before the DELETE.
-        while s.a.readers.by_id_len() == 0 {
-            tokio::task::yield_now().await;
-        }
+        until_reading(&s).await;
         // Bounded: without the stop, the DELETE waits as long as the client stalls.
         tokio::time::timeout(Duration::from_secs(10), s.a.cancel(&repo(), &id))
             .await
@@ -1862,6 +1854,23 @@ mod tests {
             .blobs
             .stale_staging(std::time::SystemTime::now())
             .is_empty());
+    }
+
+    /// Appends `body` to session `id` on server `a`, on a task of its own.
+    fn spawn_append(
+        s: &Arc<Servers>,
+        id: &str,
+        body: impl Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+    ) -> tokio::task::JoinHandle<Result<u64, RegistryError>> {
+        let (s, id) = (s.clone(), id.to_string());
+        tokio::spawn(async move { s.a.append(&repo(), &id, None, None, body).await })
+    }
+
+    /// Waits until a chunk on server `a` holds its session and reads its body.
+    async fn until_reading(s: &Servers) {
+        while s.a.readers.by_id_len() == 0 {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// A chunk body that sends `first`, then stalls until its sender drops.
@@ -1884,15 +1893,9 @@ mod tests {
         // The session's first chunk stalls; a second one waits for the session.
         let (tx1, stalled) = stalled_after(b"abc");
         let (tx2, queued) = stalled_after(b"xyz");
-        let patch = |body| {
-            let (s, id) = (s.clone(), id.clone());
-            tokio::spawn(async move { s.a.append(&repo(), &id, None, None, body).await })
-        };
-        let first = patch(stalled);
-        while s.a.readers.by_id_len() == 0 {
-            tokio::task::yield_now().await;
-        }
-        let second = patch(queued);
+        let first = spawn_append(&s, &id, stalled);
+        until_reading(&s).await;
+        let second = spawn_append(&s, &id, queued);
         tokio::time::timeout(Duration::from_secs(10), s.a.cancel(&repo(), &id))
             .await
             .expect("the DELETE waited for a stalled chunk")
@@ -1923,15 +1926,10 @@ mod tests {
         let s = Arc::new(servers());
         let id = s.a.create(&repo(), Algorithm::Sha256).await.unwrap();
         let (tx, body) = stalled_after(b"abc");
-        let patch = {
-            let (s, id) = (s.clone(), id.clone());
-            tokio::spawn(async move { s.a.append(&repo(), &id, None, None, body).await })
-        };
+        let patch = spawn_append(&s, &id, body);
         // The chunk has recorded the session (size 0), made its staging area,
         // and is reading its body.
-        while s.a.readers.by_id_len() == 0 {
-            tokio::task::yield_now().await;
-        }
+        until_reading(&s).await;
         // Another server's DELETE, having found no record a moment before,
         // closes the session as never written to.
         assert!(s
